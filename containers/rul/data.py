@@ -104,7 +104,8 @@ def check_trajectory_order(
         raise DataFormatError(
             source,
             lines[row],
-            f"cycles of unit {units[row]} must increase by one: cycle {cycles[row]} follows {cycles[row - 1]}",
+            f"cycles of unit {units[row]} must increase by one: "
+            f"cycle {cycles[row]} follows {cycles[row - 1]}",
         )
 
 
@@ -126,7 +127,9 @@ def read_rul(path: str | Path, test: pd.DataFrame | None = None) -> pd.DataFrame
             except ValueError:
                 raise DataFormatError(path, number, f"RUL is not numeric: {fields[0]!r}") from None
             if not math.isfinite(value) or value != int(value) or value < 0:
-                raise DataFormatError(path, number, f"RUL must be a non-negative integer, found {fields[0]!r}")
+                raise DataFormatError(
+                    path, number, f"RUL must be a non-negative integer, found {fields[0]!r}"
+                )
             values.append(int(value))
     if not values:
         raise DataFormatError(path, None, "the file is empty")
@@ -143,7 +146,9 @@ def read_rul(path: str | Path, test: pd.DataFrame | None = None) -> pd.DataFrame
 def load_subset(directory: str | Path, name: str) -> Subset:
     """Load train_<name>.txt and, when both are present, test_<name>.txt with RUL_<name>.txt."""
     if name not in SUBSETS:
-        raise DataFormatError(directory, None, f"unknown subset {name!r}; expected one of {', '.join(SUBSETS)}")
+        raise DataFormatError(
+            directory, None, f"unknown subset {name!r}; expected one of {', '.join(SUBSETS)}"
+        )
     directory = Path(directory)
     train = read_trajectories(directory / f"train_{name}.txt")
     test_path, rul_path = directory / f"test_{name}.txt", directory / f"RUL_{name}.txt"

@@ -1,0 +1,55 @@
+# Two commands set everything up on a fresh machine:
+#   make run    creates .venv, installs the runtime set, runs the main job on the embedded synthetic default
+#   make test   installs the dev set and the CDK CLI, then runs lint, format check and the whole test suite
+# DATA_DIR=../shared/data/cmapss SUBSET=FD004 make run   runs the main job on real C-MAPSS files instead.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export npm_config_update_notifier := false
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export SAGEMAKER_SUPPRESS_V2_WARNING := 1
+
+.PHONY: run test lint format bench synth clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/python -m local_runner run $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SUBSET),--subset $(SUBSET))
+
+test: $(VENV)/.dev node_modules/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.runtime
+	$(BIN)/python bench/bench_models.py $(BENCH_ARGS)
+
+synth: $(VENV)/.runtime node_modules/.installed
+	node_modules/.bin/cdk synth --quiet
+
+clean:
+	rm -rf .work cdk.out .pytest_cache .ruff_cache

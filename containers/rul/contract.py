@@ -1,0 +1,132 @@
+"""The SageMaker container contract, in one place.
+
+Processing jobs read inputs from and write outputs to folders under `/opt/ml/processing`; training jobs
+read `SM_*` variables and the JSON files under `/opt/ml/input/config`, write the model to `SM_MODEL_DIR`
+and report a failure reason in `/opt/ml/output/failure`. The root `/opt/ml` can be moved with the
+`SAGEMAKER_BASE_DIR` environment variable, which is how the local runner and the tests run the same
+scripts in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rul.errors import ConfigurationError, RulError
+
+BASE_DIR_VARIABLE = "SAGEMAKER_BASE_DIR"
+DEFAULT_BASE_DIR = "/opt/ml"
+# Hyperparameters the SageMaker SDK and tuner add for their own use.
+_RESERVED_PREFIXES = ("sagemaker_", "_tuning_objective_metric")
+
+
+def base_dir(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(BASE_DIR_VARIABLE, DEFAULT_BASE_DIR))
+
+
+def processing_dir(*parts: str, environ: Mapping[str, str] | None = None) -> Path:
+    """A folder under `<base>/processing`, the default place of processing inputs and outputs."""
+    return base_dir(environ).joinpath("processing", *parts)
+
+
+def failure_file(environ: Mapping[str, str] | None = None) -> Path:
+    return base_dir(environ) / "output" / "failure"
+
+
+def decode_hyperparameter(value: object) -> object:
+    """SageMaker passes hyperparameters as strings, JSON-encoded by the SDK; decode when possible."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{path} is not valid JSON: {error}") from None
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    """Where a training job finds its inputs and puts its outputs, and the hyperparameters it was given."""
+
+    model_dir: Path
+    output_data_dir: Path
+    checkpoint_dir: Path
+    channels: dict[str, Path]
+    hyperparameters: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> TrainingContext:
+        environ = os.environ if environ is None else environ
+        base = base_dir(environ)
+        config_dir = base / "input" / "config"
+        channel_names = set(_read_json(config_dir / "inputdataconfig.json"))
+        channel_names |= {
+            name[len("SM_CHANNEL_") :].lower() for name in environ if name.startswith("SM_CHANNEL_")
+        }
+        channels = {
+            name: Path(environ.get(f"SM_CHANNEL_{name.upper()}", base / "input" / "data" / name))
+            for name in sorted(channel_names)
+        }
+        if "SM_HPS" in environ:
+            try:
+                raw = json.loads(environ["SM_HPS"])
+            except json.JSONDecodeError as error:
+                raise ConfigurationError(f"SM_HPS is not valid JSON: {error}") from None
+        else:
+            raw = _read_json(config_dir / "hyperparameters.json")
+        hyperparameters = {
+            key: decode_hyperparameter(value)
+            for key, value in raw.items()
+            if not key.startswith(_RESERVED_PREFIXES)
+        }
+        return cls(
+            model_dir=Path(environ.get("SM_MODEL_DIR", base / "model")),
+            output_data_dir=Path(environ.get("SM_OUTPUT_DATA_DIR", base / "output" / "data")),
+            checkpoint_dir=Path(environ.get("SM_CHECKPOINT_DIR", base / "checkpoints")),
+            channels=channels,
+            hyperparameters=hyperparameters,
+        )
+
+    def channel(self, name: str) -> Path:
+        if name not in self.channels:
+            known = ", ".join(self.channels) or "none"
+            raise ConfigurationError(f"training channel {name!r} was not provided (channels: {known})")
+        return self.channels[name]
+
+
+def run_entrypoint(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a script's main; a `RulError` exits 1 with its message, a bug exits 2 with its traceback.
+
+    Either way the reason is also written to the failure file, which SageMaker shows as the job's
+    FailureReason.
+    """
+    try:
+        return main(argv)
+    except RulError as error:
+        message = f"{type(error).__name__}: {error}"
+        code = 1
+    except Exception:
+        message = traceback.format_exc()
+        code = 2
+    print(message, file=sys.stderr, flush=True)
+    try:
+        path = failure_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(message[-1024:])
+    except OSError:
+        pass
+    return code

@@ -1,0 +1,221 @@
+"""Labels and features: capped RUL, sensor selection, per-condition normalisation, windows.
+
+Everything fitted (the near-constant sensors dropped, the operating-condition clusters, the per-condition
+means and standard deviations) is learned from training units only by `FeatureTransformer.fit` and saved
+with the model, so evaluation and serving apply the very same transform.
+
+Windows look back over the last `window` cycles of a unit. A unit observed for fewer cycles than the
+window is front-padded by repeating its first cycle (deep models) or summarised over the cycles it has
+(tabular features); `padded` tells which predictions saw fewer cycles than the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.preprocessing import StandardScaler
+
+from rul.data import SENSOR_COLUMNS, SETTING_COLUMNS
+from rul.errors import ConfigurationError, DataFormatError
+
+FEATURE_SETS = ("rich", "stats")
+# Grid on which operating settings are rounded to count the distinct flight conditions
+# (altitude in kft, Mach number, throttle resolver angle).
+_CONDITION_GRID = np.array([1.0, 0.01, 1.0])
+_MIN_CONDITION_SHARE = 0.01
+
+
+def remaining_cycles(frame: pd.DataFrame) -> pd.Series:
+    """Cycles left until the unit's last recorded cycle (its failure, for run-to-failure data)."""
+    return frame.groupby("unit")["cycle"].transform("max") - frame["cycle"]
+
+
+def capped_rul(frame: pd.DataFrame, cap: float) -> np.ndarray:
+    """The piecewise-linear RUL label: remaining cycles, flat at `cap` early in life."""
+    return np.minimum(remaining_cycles(frame).to_numpy(dtype=np.float64), cap)
+
+
+def detect_condition_count(settings: np.ndarray) -> int:
+    """Number of distinct operating conditions: setting triples that recur in at least 1% of rows."""
+    rounded = np.round(np.asarray(settings, dtype=np.float64) / _CONDITION_GRID) + 0.0
+    _, counts = np.unique(rounded, axis=0, return_counts=True)
+    return int(max(1, (counts >= _MIN_CONDITION_SHARE * len(rounded)).sum()))
+
+
+@dataclass
+class ConditionNormalizer:
+    """Assigns rows to operating conditions (KMeans on the scaled settings) and z-scores per condition."""
+
+    n_conditions: int
+    scaler: StandardScaler | None = None
+    clusters: KMeans | None = None
+    means: np.ndarray | None = None
+    stds: np.ndarray | None = None
+
+    def conditions(self, settings: np.ndarray) -> np.ndarray:
+        if self.n_conditions == 1:
+            return np.zeros(len(settings), dtype=np.int64)
+        return self.clusters.predict(self.scaler.transform(settings)).astype(np.int64)
+
+    def fit(self, settings: np.ndarray, sensors: np.ndarray) -> ConditionNormalizer:
+        if self.n_conditions > 1:
+            self.scaler = StandardScaler().fit(settings)
+            self.clusters = KMeans(self.n_conditions, n_init=10, random_state=0).fit(
+                self.scaler.transform(settings)
+            )
+        labels = self.conditions(settings)
+        self.means = np.zeros((self.n_conditions, sensors.shape[1]))
+        self.stds = np.ones((self.n_conditions, sensors.shape[1]))
+        for condition in range(self.n_conditions):
+            rows = sensors[labels == condition]
+            if len(rows):
+                self.means[condition] = rows.mean(axis=0)
+                self.stds[condition] = np.maximum(rows.std(axis=0), 1e-6)
+        return self
+
+    def transform(self, settings: np.ndarray, sensors: np.ndarray) -> np.ndarray:
+        labels = self.conditions(settings)
+        return (sensors - self.means[labels]) / self.stds[labels]
+
+
+def near_constant_sensors(
+    sensors: pd.DataFrame, conditions: np.ndarray, threshold: float = 0.95
+) -> list[str]:
+    """Sensors whose value equals its condition's most common value in at least `threshold` of rows."""
+    constant = []
+    for name in sensors.columns:
+        values = sensors[name].round(6)
+        share = values.groupby(conditions).agg(lambda column: column.value_counts().iloc[0] / len(column))
+        weights = pd.Series(conditions).value_counts().reindex(share.index)
+        if float((share * weights).sum() / weights.sum()) >= threshold:
+            constant.append(name)
+    return constant
+
+
+def _unit_positions(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted by unit: the row index where each row's unit starts, and the position within it."""
+    starts = np.r_[True, units[1:] != units[:-1]]
+    start_rows = np.maximum.accumulate(np.where(starts, np.arange(len(units)), 0))
+    return start_rows, np.arange(len(units)) - start_rows
+
+
+def _rolling(values: np.ndarray, start_rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing sums over at most `width` rows of the same unit, and the number of rows summed."""
+    cumulative = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    rows = np.arange(len(values))
+    first = np.maximum(rows - width + 1, start_rows)
+    return cumulative[rows + 1] - cumulative[first], (rows - first + 1)[:, None].astype(np.float64)
+
+
+def window_statistics(values: np.ndarray, units: np.ndarray, width: int) -> dict[str, np.ndarray]:
+    """Trailing mean, standard deviation and least-squares slope (per cycle) over `width` cycles."""
+    start_rows, positions = _unit_positions(units)
+    t = positions[:, None].astype(np.float64)
+    sum_x, n = _rolling(values, start_rows, width)
+    sum_xx, _ = _rolling(values**2, start_rows, width)
+    sum_tx, _ = _rolling(values * t, start_rows, width)
+    sum_t, _ = _rolling(t, start_rows, width)
+    sum_tt, _ = _rolling(t**2, start_rows, width)
+    mean = sum_x / n
+    std = np.sqrt(np.maximum(sum_xx / n - mean**2, 0.0))
+    denominator = n * sum_tt - sum_t**2
+    slope = np.divide(
+        n * sum_tx - sum_t * sum_x, denominator, out=np.zeros_like(sum_x), where=denominator > 0
+    )
+    return {"mean": mean, "std": std, "slope": slope}
+
+
+def _ewm(values: np.ndarray, units: np.ndarray, alpha: float) -> np.ndarray:
+    frame = pd.DataFrame(values)
+    return (
+        frame.groupby(units, sort=False)
+        .transform(lambda s: s.ewm(alpha=alpha, adjust=False).mean())
+        .to_numpy()
+    )
+
+
+@dataclass
+class FeatureTransformer:
+    """Fitted on training units; turns raw C-MAPSS rows into normalised sensors, tables or windows."""
+
+    window: int = 30
+    feature_set: str = "rich"
+    n_conditions: int = 0
+    sensors: list[str] = field(default_factory=list)
+    dropped_sensors: list[str] = field(default_factory=list)
+    normalizer: ConditionNormalizer | None = None
+
+    def __post_init__(self):
+        if self.feature_set not in FEATURE_SETS:
+            raise ConfigurationError(f"feature_set must be one of {FEATURE_SETS}, got {self.feature_set!r}")
+        if self.window < 1:
+            raise ConfigurationError(f"window must be at least 1, got {self.window}")
+
+    def fit(self, train: pd.DataFrame) -> FeatureTransformer:
+        settings = train[SETTING_COLUMNS].to_numpy(dtype=np.float64)
+        if self.n_conditions <= 0:
+            self.n_conditions = detect_condition_count(settings)
+        probe = ConditionNormalizer(self.n_conditions).fit(settings, train[SENSOR_COLUMNS].to_numpy())
+        self.dropped_sensors = near_constant_sensors(train[SENSOR_COLUMNS], probe.conditions(settings))
+        self.sensors = [name for name in SENSOR_COLUMNS if name not in self.dropped_sensors]
+        if not self.sensors:
+            raise DataFormatError("training data", None, "every sensor is constant; nothing to learn from")
+        self.normalizer = ConditionNormalizer(self.n_conditions).fit(settings, train[self.sensors].to_numpy())
+        return self
+
+    def normalized(self, frame: pd.DataFrame) -> np.ndarray:
+        """The kept sensors, z-scored per operating condition; rows in the frame's order."""
+        if self.normalizer is None:
+            raise ConfigurationError("the feature transformer is not fitted")
+        return self.normalizer.transform(
+            frame[SETTING_COLUMNS].to_numpy(dtype=np.float64), frame[self.sensors].to_numpy(dtype=np.float64)
+        )
+
+    @property
+    def feature_names(self) -> list[str]:
+        if self.feature_set == "stats":
+            kinds = ["last", f"mean{self.window}", f"std{self.window}", f"slope{self.window}"]
+        else:
+            kinds = ["last", "mean5", "mean10", "mean20", "mean30", "std10", "std30"]
+            kinds += ["slope10", "slope30", "slope60", "ewm0.05", "ewm0.1", "ewm0.3"]
+        return ["cycle"] + [f"{sensor}:{kind}" for kind in kinds for sensor in self.sensors]
+
+    def tabular(self, frame: pd.DataFrame) -> np.ndarray:
+        """One feature row per input row, summarising the unit's trailing cycles (frame sorted by unit)."""
+        values = self.normalized(frame)
+        units = frame["unit"].to_numpy()
+        columns = [frame["cycle"].to_numpy(dtype=np.float64)[:, None], values]
+        if self.feature_set == "stats":
+            stats = window_statistics(values, units, self.window)
+            columns += [stats["mean"], stats["std"], stats["slope"]]
+        else:
+            for width in (5, 10, 20, 30):
+                columns.append(window_statistics(values, units, width)["mean"])
+            for width in (10, 30):
+                columns.append(window_statistics(values, units, width)["std"])
+            for width in (10, 30, 60):
+                columns.append(window_statistics(values, units, width)["slope"])
+            for alpha in (0.05, 0.1, 0.3):
+                columns.append(_ewm(values, units, alpha))
+        return np.hstack(columns).astype(np.float32)
+
+    def windows(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """A (rows, window, sensors) array ending at each row, and whether each window was padded."""
+        return sliding_windows(self.normalized(frame), frame["unit"].to_numpy(), self.window)
+
+
+def sliding_windows(values: np.ndarray, units: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows ending at every row, front-padded with the unit's first row when it is too short."""
+    start_rows, positions = _unit_positions(units)
+    offsets = np.arange(window) - (window - 1)
+    indices = np.maximum(np.arange(len(values))[:, None] + offsets[None, :], start_rows[:, None])
+    return values[indices].astype(np.float32), positions + 1 < window
+
+
+def last_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of each unit's last observed row."""
+    units = frame["unit"].to_numpy()
+    return np.r_[units[1:] != units[:-1], True]

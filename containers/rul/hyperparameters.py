@@ -1,0 +1,110 @@
+"""The training hyperparameters: one typed, bounded object built from SageMaker's string dictionary.
+
+A tuner searches these names; unknown names and out-of-range values stop the job with an error that
+names the hyperparameter and the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from rul.errors import ConfigurationError
+
+MODEL_FAMILIES = ("gbm", "cnn", "lstm")
+
+# Inclusive bounds of the numeric hyperparameters.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "window": (5, 200),
+    "rul_cap": (50, 400),
+    "n_conditions": (0, 20),
+    "validation_draws": (1, 50),
+    "seed": (0, 2**31 - 1),
+    "learning_rate": (1e-5, 1.0),
+    "max_iter": (10, 5000),
+    "max_leaf_nodes": (2, 512),
+    "min_samples_leaf": (1, 5000),
+    "l2_regularization": (0.0, 100.0),
+    "max_features": (0.05, 1.0),
+    "ensemble_size": (1, 20),
+    "epochs": (1, 500),
+    "batch_size": (8, 4096),
+    "filters": (4, 256),
+    "units": (4, 512),
+    "dropout": (0.0, 0.9),
+    "patience": (1, 100),
+}
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    model_family: str = "gbm"
+    feature_set: str = "rich"
+    window: int = 30
+    rul_cap: float = 125.0
+    n_conditions: int = 0  # 0: detect the number of operating conditions from the settings
+    validation_draws: int = 5  # cuts per validation unit when scoring at official-style cut points
+    seed: int = 0
+    learning_rate: float | None = None  # None: 0.05 for gbm, 1e-3 for the deep families
+    max_iter: int = 400
+    max_leaf_nodes: int = 15
+    min_samples_leaf: int = 50
+    l2_regularization: float = 1.0
+    max_features: float = 0.5
+    ensemble_size: int = 3
+    epochs: int = 40
+    batch_size: int = 256
+    filters: int = 32
+    units: int = 64
+    dropout: float = 0.2
+    patience: int = 6
+
+    def __post_init__(self):
+        if self.model_family not in MODEL_FAMILIES:
+            raise ConfigurationError(
+                f"hyperparameter model_family must be one of {MODEL_FAMILIES}, got {self.model_family!r}"
+            )
+        if self.feature_set not in ("rich", "stats"):
+            raise ConfigurationError(
+                f"hyperparameter feature_set must be rich or stats, got {self.feature_set!r}"
+            )
+        for name, (low, high) in BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                raise ConfigurationError(f"hyperparameter {name}={value} is outside [{low}, {high}]")
+
+    @property
+    def effective_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 0.05 if self.model_family == "gbm" else 1e-3
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> Hyperparameters:
+        """Build from SageMaker-style values (strings or decoded JSON); unknown names are an error."""
+        known = {item.name: item for item in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigurationError(f"unknown hyperparameter(s): {', '.join(unknown)}")
+        converted = {}
+        for name, value in values.items():
+            kind = known[name].type
+            try:
+                if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+                    converted[name] = None
+                elif kind.startswith("int"):
+                    number = float(value)
+                    if number != int(number):
+                        raise ValueError("not an integer")
+                    converted[name] = int(number)
+                elif kind.startswith("float"):
+                    converted[name] = float(value)
+                else:
+                    converted[name] = str(value)
+            except (TypeError, ValueError):
+                raise ConfigurationError(f"hyperparameter {name}={value!r} is not a valid {kind}") from None
+            if converted[name] is None and name != "learning_rate":
+                raise ConfigurationError(f"hyperparameter {name} must have a value")
+        return cls(**converted)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)

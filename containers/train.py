@@ -1,0 +1,49 @@
+"""Training-job entry point: fit the model family named by the hyperparameters and score it.
+
+Channels: `train` and `validation`, each holding trajectories-*.csv of whole run-to-failure units (the
+preprocess step's outputs). The validation units are cut like the official test set (several seeded cuts
+per unit) and scored at the cut against the uncapped truth; the figures are printed as
+`validation:<metric>=<value>` lines for the tuner's metric regexes and saved to validation_metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from rul.contract import TrainingContext, run_entrypoint
+from rul.hyperparameters import Hyperparameters
+from rul.metrics import evaluation_report, flat_metrics, format_metrics
+from rul.models import fit_predictor, log
+from rul.splits import CutProtocol, cut_units
+from rul.tables import read_trajectory_table
+
+
+def main(argv: list[str] | None = None) -> int:
+    context = TrainingContext.from_environment()
+    hyperparameters = Hyperparameters.from_dict(context.hyperparameters)
+    log(f"hyperparameters: {json.dumps(hyperparameters.as_dict(), sort_keys=True)}")
+    train = read_trajectory_table(context.channel("train"), "trajectories")
+    validation = read_trajectory_table(context.channel("validation"), "trajectories")
+    started = time.perf_counter()
+    predictor = fit_predictor(train, validation, hyperparameters)
+    fit_seconds = time.perf_counter() - started
+    protocol = CutProtocol(min_cycles=hyperparameters.window)
+    cut, truth = cut_units(validation, hyperparameters.seed, protocol, draws=hyperparameters.validation_draws)
+    predicted = predictor.predict_last(cut).merge(truth, on="unit")
+    report = evaluation_report(
+        predicted["rul"].to_numpy(), predicted["predicted_rul"].to_numpy(), cap=hyperparameters.rul_cap
+    )
+    metrics = {**flat_metrics(report), "fit_seconds": fit_seconds}
+    for line in format_metrics("validation", metrics):
+        print(line, flush=True)
+    predictor.metadata["validation_metrics"] = metrics
+    predictor.save(context.model_dir)
+    context.output_data_dir.mkdir(parents=True, exist_ok=True)
+    (context.output_data_dir / "validation_metrics.json").write_text(json.dumps(report, indent=2))
+    log(f"model saved to {context.model_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_entrypoint(main))

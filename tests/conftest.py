@@ -1,0 +1,38 @@
+"""Shared fixtures: small synthetic subsets (session-scoped, generated once) and the real-data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rul.synthetic import SyntheticSpec, generate, write_subset
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REAL_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "cmapss"
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    if not (REAL_DATA_DIR / "train_FD001.txt").is_file():
+        pytest.skip(f"real C-MAPSS data not found at {REAL_DATA_DIR}")
+    return REAL_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def small_subset():
+    """40 training and 20 test units, one condition, one fault mode."""
+    return generate(SyntheticSpec(n_train_units=40, n_test_units=20, seed=7))
+
+
+@pytest.fixture(scope="session")
+def multi_condition_subset():
+    return generate(SyntheticSpec(n_train_units=30, n_test_units=10, n_conditions=6, n_fault_modes=2, seed=3))
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory, small_subset) -> Path:
+    """A folder holding train/test/RUL_FD001.txt files of the small synthetic subset."""
+    directory = tmp_path_factory.mktemp("synthetic")
+    write_subset(small_subset, directory, "FD001")
+    return directory

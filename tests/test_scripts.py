@@ -1,0 +1,107 @@
+"""Each container script end to end in a temporary /opt/ml, as SageMaker would run it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+import evaluate
+import preprocess
+import train
+from rul.contract import run_entrypoint
+from rul.data import COLUMNS
+
+FAST_HPS = {"feature_set": '"stats"', "ensemble_size": "1", "max_iter": "60", "validation_draws": "2"}
+
+
+@pytest.fixture
+def opt_ml(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path / "opt_ml"))
+    return tmp_path / "opt_ml"
+
+
+@pytest.fixture
+def preprocessed(opt_ml, synthetic_dir):
+    raw = opt_ml / "processing" / "input"
+    raw.mkdir(parents=True)
+    shutil.copy(synthetic_dir / "train_FD001.txt", raw)
+    assert run_entrypoint(preprocess.main, ["--seed", "1"]) == 0
+    return opt_ml / "processing"
+
+
+def test_preprocess_splits_whole_units_and_cuts_test_units(preprocessed):
+    parts = {
+        name: pd.read_csv(preprocessed / name / "trajectories-algo-1.csv")
+        for name in ("train", "validation", "test")
+    }
+    unit_sets = [set(frame["unit"]) for frame in parts.values()]
+    assert all(not (a & b) for i, a in enumerate(unit_sets) for b in unit_sets[i + 1 :])
+    assert sum(len(units) for units in unit_sets) == 40
+    assert list(parts["train"].columns) == COLUMNS
+    truth = pd.read_csv(preprocessed / "test" / "truth-algo-1.csv")
+    assert set(truth["unit"]) == unit_sets[2] and (truth["rul"] >= 6).all()
+    assert (parts["test"].groupby("unit").size() >= 30).all()
+    metadata = json.loads((preprocessed / "metadata" / "metadata-algo-1.json").read_text())
+    assert metadata["units"] == {name: len(units) for name, units in zip(parts, unit_sets, strict=True)}
+    baseline = pd.read_csv(preprocessed / "baseline" / "baseline-algo-1.csv")
+    assert len(baseline) == len(parts["train"]) and "unit" not in baseline.columns
+
+
+def test_preprocess_names_the_bad_line_and_writes_the_failure_file(opt_ml, capsys):
+    raw = opt_ml / "processing" / "input"
+    raw.mkdir(parents=True)
+    (raw / "train_FD001.txt").write_text("1 1 " + " ".join(["0.5"] * 24) + "\n1 2 0.1 oops\n")
+    assert run_entrypoint(preprocess.main, []) == 1
+    message = (opt_ml / "output" / "failure").read_text()
+    assert "train_FD001.txt, line 2: expected 26 columns, found 4" in message
+    assert "line 2" in capsys.readouterr().err
+
+
+def train_in(opt_ml, preprocessed, hyperparameters):
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (config / "inputdataconfig.json").write_text(json.dumps({"train": {}, "validation": {}}))
+    for channel in ("train", "validation"):
+        shutil.copytree(preprocessed / channel, opt_ml / "input" / "data" / channel)
+    return run_entrypoint(train.main, [])
+
+
+def test_train_prints_tuner_metrics_and_saves_the_model(opt_ml, preprocessed, capsys):
+    assert train_in(opt_ml, preprocessed, FAST_HPS) == 0
+    output = capsys.readouterr().out
+    rmse_line = next(line for line in output.splitlines() if line.startswith("validation:rmse="))
+    assert float(rmse_line.split("=")[1]) > 0
+    metadata = json.loads((opt_ml / "model" / "metadata.json").read_text())
+    assert metadata["hyperparameters"]["feature_set"] == "stats"
+    assert (opt_ml / "output" / "data" / "validation_metrics.json").is_file()
+
+    assert (
+        run_entrypoint(
+            evaluate.main, ["--model-dir", str(opt_ml / "model"), "--test-dir", str(preprocessed / "test")]
+        )
+        == 0
+    )
+    report = json.loads((preprocessed / "evaluation" / "evaluation.json").read_text())
+    assert report["regression_metrics"]["rmse"]["value"] > 0
+    assert report["model"]["model_family"] == "gbm"
+    assert sorted(path.name for path in (preprocessed / "evaluation" / "plots").iterdir()) == [
+        "error_by_bucket.png",
+        "error_histogram.png",
+        "predicted_vs_true.png",
+        "unit_trajectory.png",
+    ]
+    assert "test:phm08_score=" in capsys.readouterr().out
+
+
+def test_train_rejects_an_unknown_hyperparameter(opt_ml, preprocessed):
+    assert train_in(opt_ml, preprocessed, {"depth": "3"}) == 1
+    assert "unknown hyperparameter(s): depth" in (opt_ml / "output" / "failure").read_text()
+
+
+def test_evaluate_without_a_model_fails_clearly(opt_ml, preprocessed):
+    assert run_entrypoint(evaluate.main, ["--model-dir", str(opt_ml / "nothing")]) == 1
+    assert "neither model.tar.gz nor a model folder" in (opt_ml / "output" / "failure").read_text()
