@@ -186,7 +186,7 @@ def test_empty_or_whitespace_file(tmp_path, text):
 
 def test_missing_trajectory_file(tmp_path):
     path = tmp_path / "nope.txt"
-    with pytest.raises(DataFormatError, match="nope.txt: file not found"):
+    with pytest.raises(DataFormatError, match=r"nope\.txt: file not found"):
         read_trajectories(path)
 
 
@@ -439,3 +439,11 @@ def test_real_load_subset_fd001_train_only(real_data_dir):
     assert first["unit"] == 1 and first["cycle"] == 1
     assert first["setting_1"] == -0.0007
     assert first["sensor_21"] == 23.4190
+
+
+def test_the_first_repeated_unit_block_is_reported(tmp_path):
+    rows = [(3, 1), (1, 1), (3, 2), (1, 2)]
+    path = tmp_path / "train_FD001.txt"
+    path.write_text("".join(f"{unit} {cycle} " + " ".join(["0.5"] * 24) + "\n" for unit, cycle in rows))
+    with pytest.raises(DataFormatError, match="line 3: unit 3 appears again"):
+        read_trajectories(path)

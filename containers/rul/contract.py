@@ -53,9 +53,12 @@ def _read_json(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        content = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ConfigurationError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(content, dict):
+        raise ConfigurationError(f"{path} must hold a JSON object, found {type(content).__name__}")
+    return content
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class TrainingContext:
                 raw = json.loads(environ["SM_HPS"])
             except json.JSONDecodeError as error:
                 raise ConfigurationError(f"SM_HPS is not valid JSON: {error}") from None
+            if not isinstance(raw, dict):
+                raise ConfigurationError(f"SM_HPS must hold a JSON object, found {type(raw).__name__}")
         else:
             raw = _read_json(config_dir / "hyperparameters.json")
         hyperparameters = {

@@ -90,13 +90,13 @@ def check_trajectory_order(
     lines = line_numbers if line_numbers is not None else list(range(1, len(frame) + 1))
     unit_starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
     seen_units = units[unit_starts]
-    if len(np.unique(seen_units)) != len(seen_units):
-        values, counts = np.unique(seen_units, return_counts=True)
-        repeated = int(values[counts > 1][0])
-        second_start = unit_starts[np.flatnonzero(seen_units == repeated)[1]]
-        raise DataFormatError(
-            source, lines[second_start], f"unit {repeated} appears again after other units' rows"
-        )
+    seen: set[int] = set()
+    for block, unit in enumerate(seen_units.tolist()):
+        if unit in seen:
+            raise DataFormatError(
+                source, lines[unit_starts[block]], f"unit {unit} appears again after other units' rows"
+            )
+        seen.add(unit)
     same_unit = units[1:] == units[:-1]
     bad_step = same_unit & (cycles[1:] != cycles[:-1] + 1)
     if bad_step.any():

@@ -100,7 +100,7 @@ class Hyperparameters:
                     converted[name] = float(value)
                 else:
                     converted[name] = str(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ConfigurationError(f"hyperparameter {name}={value!r} is not a valid {kind}") from None
             if converted[name] is None and name != "learning_rate":
                 raise ConfigurationError(f"hyperparameter {name} must have a value")

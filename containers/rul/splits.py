@@ -33,7 +33,7 @@ class CutProtocol:
 def unit_uniform(unit: int, seed: int, purpose: str) -> float:
     """A uniform number in [0, 1) that depends only on the unit, the seed and the purpose."""
     digest = hashlib.sha256(f"{seed}:{purpose}:{int(unit)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return (int.from_bytes(digest[:8], "big") >> 11) / 2**53
 
 
 def assign_splits(units, seed: int, validation_fraction: float, test_fraction: float) -> dict[int, str]:
@@ -81,6 +81,10 @@ def cut_units(
 
     With `draws` > 1 each unit is cut several times and the copies are renumbered unit * 1000 + draw.
     """
+    if not 1 <= draws < 1000:
+        raise ConfigurationError(f"draws must lie in [1, 999], got {draws}")
+    if frame.empty:
+        raise ConfigurationError("no units to cut")
     pieces, truth = [], []
     for unit, rows in frame.groupby("unit", sort=True):
         life = int(rows["cycle"].max())

@@ -1,0 +1,178 @@
+"""Tests of rul.hyperparameters: defaults, conversion from SageMaker strings, bounds and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rul.contract import decode_hyperparameter
+from rul.errors import ConfigurationError
+from rul.hyperparameters import BOUNDS, MODEL_FAMILIES, Hyperparameters
+
+
+def test_defaults():
+    hp = Hyperparameters()
+    assert hp.model_family == "gbm"
+    assert hp.feature_set == "rich"
+    assert hp.window == 30
+    assert hp.rul_cap == 125.0
+    assert hp.n_conditions == 0
+    assert hp.validation_draws == 5
+    assert hp.seed == 0
+    assert hp.learning_rate is None
+    assert hp.effective_learning_rate == 0.05
+    assert hp.max_iter == 400
+    assert hp.epochs == 40
+    assert hp.batch_size == 256
+    assert hp.dropout == 0.2
+    assert hp.patience == 6
+    assert MODEL_FAMILIES == ("gbm", "cnn", "lstm")
+    assert set(BOUNDS) <= set(hp.as_dict())
+
+
+def test_from_empty_dict_is_default():
+    assert Hyperparameters.from_dict({}) == Hyperparameters()
+
+
+def test_from_dict_converts_strings():
+    hp = Hyperparameters.from_dict(
+        {"window": "30", "learning_rate": "0.1", "model_family": "cnn", "rul_cap": "130", "dropout": "0.35"}
+    )
+    assert hp.window == 30 and type(hp.window) is int
+    assert hp.learning_rate == 0.1 and type(hp.learning_rate) is float
+    assert hp.rul_cap == 130.0 and type(hp.rul_cap) is float
+    assert hp.model_family == "cnn"
+    assert hp.dropout == 0.35
+    assert hp.effective_learning_rate == 0.1
+
+
+def test_from_dict_accepts_integer_valued_float_strings():
+    hp = Hyperparameters.from_dict({"window": "40.0", "max_iter": 250.0, "seed": "1e3"})
+    assert (hp.window, hp.max_iter, hp.seed) == (40, 250, 1000)
+    assert type(hp.window) is int and type(hp.max_iter) is int and type(hp.seed) is int
+
+
+def test_from_dict_json_decoded_values():
+    raw = {"window": "50", "model_family": '"lstm"', "learning_rate": "0.002", "units": "128"}
+    decoded = {key: decode_hyperparameter(value) for key, value in raw.items()}
+    assert decoded == {"window": 50, "model_family": "lstm", "learning_rate": 0.002, "units": 128}
+    hp = Hyperparameters.from_dict(decoded)
+    assert (hp.window, hp.model_family, hp.learning_rate, hp.units) == (50, "lstm", 0.002, 128)
+    assert Hyperparameters.from_dict(json.loads('{"epochs": 12, "dropout": 0.1}')).epochs == 12
+
+
+@pytest.mark.parametrize("none", ["none", "None", "NULL", "", None])
+def test_learning_rate_none(none):
+    gbm = Hyperparameters.from_dict({"learning_rate": none})
+    assert gbm.learning_rate is None
+    assert gbm.effective_learning_rate == 0.05
+    cnn = Hyperparameters.from_dict({"learning_rate": none, "model_family": "cnn"})
+    assert cnn.effective_learning_rate == 1e-3
+    lstm = Hyperparameters.from_dict({"learning_rate": none, "model_family": "lstm"})
+    assert lstm.effective_learning_rate == 1e-3
+
+
+@pytest.mark.parametrize("name", ["window", "model_family", "dropout"])
+def test_none_for_other_fields_is_an_error(name):
+    with pytest.raises(ConfigurationError, match=f"^hyperparameter {name} must have a value$"):
+        Hyperparameters.from_dict({name: "none"})
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigurationError) as caught:
+        Hyperparameters.from_dict({"window": "30", "windw": "20", "alpha": "1"})
+    assert str(caught.value) == "unknown hyperparameter(s): alpha, windw"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "shown", "bounds"),
+    [
+        ("window", "3", "3", "[5, 200]"),
+        ("window", "201", "201", "[5, 200]"),
+        ("learning_rate", "2", "2.0", "[1e-05, 1.0]"),
+        ("learning_rate", "0", "0.0", "[1e-05, 1.0]"),
+        ("dropout", 0.95, "0.95", "[0.0, 0.9]"),
+        ("seed", "-1", "-1", "[0, 2147483647]"),
+        ("rul_cap", "10", "10.0", "[50, 400]"),
+        ("batch_size", 5000, "5000", "[8, 4096]"),
+        ("learning_rate", "nan", "nan", "[1e-05, 1.0]"),
+    ],
+)
+def test_out_of_bounds_names_field_and_value(name, value, shown, bounds):
+    with pytest.raises(ConfigurationError) as caught:
+        Hyperparameters.from_dict({name: value})
+    assert str(caught.value) == f"hyperparameter {name}={shown} is outside {bounds}"
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDS))
+def test_bounds_are_inclusive(name):
+    low, high = BOUNDS[name]
+    assert getattr(Hyperparameters.from_dict({name: str(low)}), name) == low
+    assert getattr(Hyperparameters.from_dict({name: str(high)}), name) == high
+
+
+@pytest.mark.parametrize("family", ["xgb", "GBM", " ", "transformer", '"gbm"'])
+def test_bad_model_family(family):
+    with pytest.raises(ConfigurationError, match="hyperparameter model_family must be one of"):
+        Hyperparameters.from_dict({"model_family": family})
+
+
+def test_bad_model_family_message_names_value():
+    with pytest.raises(ConfigurationError) as caught:
+        Hyperparameters(model_family="xgb")
+    assert "('gbm', 'cnn', 'lstm')" in str(caught.value)
+    assert "got 'xgb'" in str(caught.value)
+
+
+def test_bad_feature_set():
+    with pytest.raises(ConfigurationError, match="feature_set must be rich or stats, got 'raw'"):
+        Hyperparameters.from_dict({"feature_set": "raw"})
+    assert Hyperparameters.from_dict({"feature_set": "stats"}).feature_set == "stats"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("window", "2.5", "hyperparameter window='2.5' is not a valid int"),
+        ("window", 2.5, "hyperparameter window=2.5 is not a valid int"),
+        ("epochs", "ten", "hyperparameter epochs='ten' is not a valid int"),
+        ("window", "nan", "hyperparameter window='nan' is not a valid int"),
+        ("dropout", "high", "hyperparameter dropout='high' is not a valid float"),
+        ("learning_rate", "fast", "hyperparameter learning_rate='fast' is not a valid float"),
+        ("batch_size", [256], "hyperparameter batch_size=[256] is not a valid int"),
+    ],
+)
+def test_invalid_values(name, value, message):
+    with pytest.raises(ConfigurationError) as caught:
+        Hyperparameters.from_dict({name: value})
+    assert str(caught.value).startswith(message)
+
+
+def test_as_dict_round_trip():
+    hp = Hyperparameters.from_dict(
+        {"model_family": "cnn", "window": "45", "learning_rate": "0.003", "filters": "64", "seed": "17"}
+    )
+    values = hp.as_dict()
+    assert values["model_family"] == "cnn"
+    assert values["window"] == 45
+    assert values["learning_rate"] == 0.003
+    assert len(values) == 20
+    assert Hyperparameters.from_dict(values) == hp
+    # Through SageMaker's string form, as the tuner would pass it.
+    as_strings = {key: str(value) for key, value in Hyperparameters().as_dict().items()}
+    assert as_strings["learning_rate"] == "None"
+    assert Hyperparameters.from_dict(as_strings) == Hyperparameters()
+    assert Hyperparameters.from_dict({key: str(value) for key, value in values.items()}) == hp
+
+
+def test_hyperparameters_are_frozen():
+    hp = Hyperparameters()
+    with pytest.raises(AttributeError):
+        hp.window = 10  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", float("inf")])
+def test_infinite_value_for_int_field_is_a_configuration_error(value):
+    with pytest.raises(ConfigurationError, match="hyperparameter window="):
+        Hyperparameters.from_dict({"window": value})
