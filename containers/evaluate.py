@@ -1,9 +1,13 @@
 """Processing-job entry point: score a trained model on the held-out test units.
 
-Inputs: the model (model.tar.gz or a model folder) under --model-dir, and test/trajectories-*.csv with
-test/truth-*.csv under --test-dir. The model predicts at each unit's last observed cycle, as the official
-C-MAPSS protocol does. Outputs under --output-dir: evaluation.json (SageMaker's model-quality regression
-shape plus capped-truth metrics, error by RUL bucket and per-unit predictions) and plots/*.png.
+Inputs: the model (model.tar.gz or a model folder) under --model-dir, test/trajectories-*.csv with
+test/truth-*.csv under --test-dir, and under --champion-dir the model now in service (model.tar.gz with
+champion.json naming its version; the folder holds only a placeholder until a first model is approved).
+Both models predict at each unit's last observed cycle, as the official C-MAPSS protocol does.
+
+Outputs under --output-dir: evaluation.json (SageMaker's model-quality regression shape plus capped-truth
+metrics, error by RUL bucket, per-unit predictions, the champion's metrics on the same units and the
+quality-gate verdict that the pipeline's condition step re-checks) and plots/*.png.
 """
 
 from __future__ import annotations
@@ -29,7 +33,61 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--test-dir", type=Path, default=None)
     parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument("--champion-dir", type=Path, default=None)
+    parser.add_argument("--rmse-threshold", type=float, default=20.0)
+    parser.add_argument("--score-threshold", type=float, default=500.0)
+    parser.add_argument("--champion-tolerance", type=float, default=1.0, help="allowed RMSE increase")
     return parser.parse_args(argv)
+
+
+# Stands for "no limit" when there is no champion: the condition step compares numbers only.
+NO_CHAMPION_LIMIT = 1e12
+
+
+def champion_section(champion_dir: Path, test: pd.DataFrame, truth: pd.DataFrame, tolerance: float) -> dict:
+    """The champion's metrics on the same test units and the RMSE a challenger may not exceed."""
+    archive = champion_dir / "model.tar.gz"
+    if not archive.is_file():
+        log(f"no champion model in {champion_dir}: the champion rule passes")
+        return {"champion": None, "allowed_rmse": NO_CHAMPION_LIMIT, "tolerance": tolerance}
+    described = champion_dir / "champion.json"
+    description = json.loads(described.read_text()) if described.is_file() else {}
+    with tempfile.TemporaryDirectory() as scratch:
+        champion = RulPredictor.load(extract_model(archive, scratch))
+    predicted = champion.predict_last(test).merge(truth, on="unit")
+    report = evaluation_report(
+        predicted["rul"].to_numpy(dtype=np.float64), predicted["predicted_rul"].to_numpy()
+    )
+    champion_rmse = report["regression_metrics"]["rmse"]["value"]
+    log(f"champion (version {description.get('version', 'unknown')}) RMSE on these units {champion_rmse:.3f}")
+    return {
+        "champion": {**description, "regression_metrics": report["regression_metrics"]},
+        "allowed_rmse": champion_rmse + tolerance,
+        "tolerance": tolerance,
+    }
+
+
+def gate_verdict(metrics: dict, comparison: dict, rmse_threshold: float, score_threshold: float) -> dict:
+    """Which quality rules pass; the pipeline's ConditionStep applies the same rules to these numbers."""
+    rmse, score = metrics["rmse"]["value"], metrics["phm08_score"]["value"]
+    failed = []
+    if not rmse <= rmse_threshold:
+        failed.append(f"RMSE {rmse:.2f} exceeds the threshold {rmse_threshold:g}")
+    if not score <= score_threshold:
+        failed.append(f"PHM08 score {score:.1f} exceeds the threshold {score_threshold:g}")
+    if not rmse <= comparison["allowed_rmse"]:
+        failed.append(
+            f"RMSE {rmse:.2f} is worse than the champion's by more than {comparison['tolerance']:g} "
+            f"(allowed {comparison['allowed_rmse']:.2f})"
+        )
+    summary = "all quality rules pass" if not failed else "; ".join(failed)
+    return {
+        "passed": not failed,
+        "failed_rules": failed,
+        "summary": summary,
+        "rmse_threshold": rmse_threshold,
+        "score_threshold": score_threshold,
+    }
 
 
 def unit_trajectory(predictor: RulPredictor, test: pd.DataFrame, truth: pd.DataFrame) -> dict:
@@ -51,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = args.model_dir or processing_dir("model")
     test_dir = args.test_dir or processing_dir("test")
     output_dir = args.output_dir or processing_dir("evaluation")
+    champion_dir = args.champion_dir or processing_dir("champion")
     with tempfile.TemporaryDirectory() as scratch:
         predictor = RulPredictor.load(extract_model(model_dir, scratch))
     test = read_trajectory_table(test_dir, "trajectories")
@@ -68,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         "model_family": predictor.hyperparameters.model_family,
         "hyperparameters": predictor.hyperparameters.as_dict(),
     }
+    comparison = champion_section(champion_dir, test, truth, args.champion_tolerance)
+    report["champion"] = comparison.pop("champion")
+    report["champion_comparison"] = comparison
+    report["gate"] = gate_verdict(
+        report["regression_metrics"], comparison, args.rmse_threshold, args.score_threshold
+    )
+    log(f"quality gate: {report['gate']['summary']}")
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
     trajectory = unit_trajectory(predictor, test, truth)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 
 import pandas as pd
 import pytest
@@ -105,3 +106,43 @@ def test_train_rejects_an_unknown_hyperparameter(opt_ml, preprocessed):
 def test_evaluate_without_a_model_fails_clearly(opt_ml, preprocessed):
     assert run_entrypoint(evaluate.main, ["--model-dir", str(opt_ml / "nothing")]) == 1
     assert "neither model.tar.gz nor a model folder" in (opt_ml / "output" / "failure").read_text()
+
+
+def test_evaluate_compares_with_the_champion_and_states_the_gate(opt_ml, preprocessed, capsys):
+    assert train_in(opt_ml, preprocessed, FAST_HPS) == 0
+    champion = opt_ml / "processing" / "champion"
+    champion.mkdir(parents=True)
+    with tarfile.open(champion / "model.tar.gz", "w:gz") as bundle:
+        for path in sorted((opt_ml / "model").iterdir()):
+            bundle.add(path, arcname=path.name)
+    (champion / "champion.json").write_text(json.dumps({"version": 3}))
+    arguments = ["--model-dir", str(opt_ml / "model"), "--rmse-threshold", "0.5", "--champion-tolerance", "2"]
+    assert run_entrypoint(evaluate.main, arguments) == 0
+    report = json.loads((opt_ml / "processing" / "evaluation" / "evaluation.json").read_text())
+    rmse = report["regression_metrics"]["rmse"]["value"]
+    assert report["champion"]["version"] == 3
+    assert report["champion"]["regression_metrics"]["rmse"]["value"] == pytest.approx(rmse)
+    assert report["champion_comparison"]["allowed_rmse"] == pytest.approx(rmse + 2)
+    assert report["gate"]["passed"] is False
+    assert report["gate"]["failed_rules"] == [f"RMSE {rmse:.2f} exceeds the threshold 0.5"]
+
+
+def test_without_a_champion_only_the_thresholds_decide(opt_ml, preprocessed):
+    assert train_in(opt_ml, preprocessed, FAST_HPS) == 0
+    assert (
+        run_entrypoint(
+            evaluate.main,
+            ["--model-dir", str(opt_ml / "model"), "--rmse-threshold", "1e9", "--score-threshold", "1e9"],
+        )
+        == 0
+    )
+    report = json.loads((opt_ml / "processing" / "evaluation" / "evaluation.json").read_text())
+    assert report["champion"] is None
+    assert report["champion_comparison"]["allowed_rmse"] == evaluate.NO_CHAMPION_LIMIT
+    assert report["gate"] == {
+        "passed": True,
+        "failed_rules": [],
+        "summary": "all quality rules pass",
+        "rmse_threshold": 20.0,
+        "score_threshold": 1e9,
+    }

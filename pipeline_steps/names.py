@@ -1,0 +1,120 @@
+"""Names shared by the pipeline builder, the local runner and the tests: one spelling for each.
+
+Step names, parameter names, processing output and training channel names, the container paths the jobs
+read and write, the evaluation property file and the regex the tuner reads the validation RMSE with. The
+regex is a copy of `rul.metrics.metric_regex("validation:rmse")` because `containers/` is not importable
+where the CDK app renders the pipeline; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Steps, in pipeline order.
+PREPROCESS_STEP = "PreprocessData"
+BASELINE_STEP = "DataQualityBaseline"
+TUNE_STEP = "TuneModel"
+EVALUATE_STEP = "EvaluateModel"
+GATE_STEP = "CheckQualityGate"
+REGISTER_STEP = "RegisterModel"
+FAIL_STEP = "FailQualityGate"
+STEP_NAMES = (
+    PREPROCESS_STEP,
+    BASELINE_STEP,
+    TUNE_STEP,
+    EVALUATE_STEP,
+    GATE_STEP,
+    REGISTER_STEP,
+    FAIL_STEP,
+)
+
+# Pipeline parameters.
+INPUT_DATA_URI = "InputDataUri"
+SUBSET = "Subset"
+PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
+PROCESSING_INSTANCE_COUNT = "ProcessingInstanceCount"
+TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
+MODEL_FAMILY = "ModelFamily"
+MAX_TUNING_JOBS = "MaxTuningJobs"
+MAX_PARALLEL_TUNING_JOBS = "MaxParallelTuningJobs"
+RMSE_THRESHOLD = "RmseThreshold"
+SCORE_THRESHOLD = "ScoreThreshold"
+CHAMPION_TOLERANCE = "ChampionTolerance"
+CHAMPION_MODEL_URI = "ChampionModelUri"
+MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
+PARAMETER_NAMES = (
+    INPUT_DATA_URI,
+    SUBSET,
+    PROCESSING_INSTANCE_TYPE,
+    PROCESSING_INSTANCE_COUNT,
+    TRAINING_INSTANCE_TYPE,
+    MODEL_FAMILY,
+    MAX_TUNING_JOBS,
+    MAX_PARALLEL_TUNING_JOBS,
+    RMSE_THRESHOLD,
+    SCORE_THRESHOLD,
+    CHAMPION_TOLERANCE,
+    CHAMPION_MODEL_URI,
+    MODEL_APPROVAL_STATUS,
+)
+DEFAULT_SUBSET = "FD001"
+
+# Processing outputs of PreprocessData (each from /opt/ml/processing/<name>) and of EvaluateModel.
+TRAIN_OUTPUT = "train"
+VALIDATION_OUTPUT = "validation"
+TEST_OUTPUT = "test"
+BASELINE_OUTPUT = "baseline"
+METADATA_OUTPUT = "metadata"
+PREPROCESS_OUTPUTS = (TRAIN_OUTPUT, VALIDATION_OUTPUT, TEST_OUTPUT, BASELINE_OUTPUT, METADATA_OUTPUT)
+EVALUATION_OUTPUT = "evaluation"
+
+# Training channels of TuneModel.
+TRAIN_CHANNEL = "train"
+VALIDATION_CHANNEL = "validation"
+
+# Container paths of the processing jobs.
+PROCESSING_ROOT = "/opt/ml/processing"
+RAW_INPUT_PATH = f"{PROCESSING_ROOT}/input"
+LIBRARY_PATH = f"{PROCESSING_ROOT}/input/lib"
+MODEL_INPUT_PATH = f"{PROCESSING_ROOT}/model"
+TEST_INPUT_PATH = f"{PROCESSING_ROOT}/test"
+CHAMPION_INPUT_PATH = f"{PROCESSING_ROOT}/champion"
+RAW_INPUT = "raw"
+LIBRARY_INPUT = "lib"
+MODEL_INPUT = "model"
+TEST_INPUT = "test"
+CHAMPION_INPUT = "champion"
+
+# Entry scripts (files of containers/).
+PREPROCESS_SCRIPT = "preprocess.py"
+TRAIN_SCRIPT = "train.py"
+EVALUATE_SCRIPT = "evaluate.py"
+
+# Evaluation report, read by the quality gate through JsonGet.
+EVALUATION_PROPERTY_FILE = "EvaluationReport"
+EVALUATION_FILE = "evaluation.json"
+RMSE_JSON_PATH = "regression_metrics.rmse.value"
+SCORE_JSON_PATH = "regression_metrics.phm08_score.value"
+ALLOWED_RMSE_JSON_PATH = "champion_comparison.allowed_rmse"
+GATE_SUMMARY_JSON_PATH = "gate.summary"
+
+# Tuning objective: the line train.py prints, and the regex (equal to rul.metrics.metric_regex) reading it.
+OBJECTIVE_METRIC = "validation:rmse"
+METRIC_VALUE_PATTERN = "([-0-9.eE+]+)"
+VALIDATION_METRIC_NAMES = ("rmse", "mae", "r2", "phm08_score")
+
+
+OBJECTIVE_METRIC_REGEX = "validation:rmse=([-0-9.eE+]+)"
+
+
+def metric_regex(name: str) -> str:
+    """Regex whose group captures the value train.py prints as `<name>=<value>` (as rul.metrics does)."""
+    return f"{re.escape(name)}={METRIC_VALUE_PATTERN}"
+
+
+def metric_definitions(prefix: str = "validation") -> list[dict[str, str]]:
+    """SageMaker MetricDefinitions ({"Name", "Regex"}) for the `prefix:name=value` lines train.py prints."""
+    return [
+        {"Name": f"{prefix}:{name}", "Regex": metric_regex(f"{prefix}:{name}")}
+        for name in VALIDATION_METRIC_NAMES
+    ]

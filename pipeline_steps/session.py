@@ -1,0 +1,46 @@
+"""An offline SageMaker `PipelineSession` for rendering the definition: no network, no ambient config.
+
+`offline_session` builds the session on a boto3 Session with fake static credentials and the config's
+region, with `default_bucket` set so the SDK never asks S3 for one, and with an explicit, empty SageMaker
+SDK config so a user's `~/.config/sagemaker/config.yaml` cannot inject defaults into the definition.
+`disable_sdk_telemetry` is the one place that stops the SDK's usage telemetry (an S3 GET and STS lookups
+per decorated call); it swaps the sender for a no-op rather than setting `TelemetryOptOut`, which makes
+every SDK config lookup re-validate the config schema and slows rendering by seconds.
+"""
+
+from __future__ import annotations
+
+import boto3
+from sagemaker.workflow.pipeline_context import PipelineSession
+
+from pipeline_steps.config import PipelineConfig
+
+# Well-formed but fake: botocore signs nothing with them because no request is ever sent.
+_FAKE_ACCESS_KEY = "AKIAOFFLINERENDERING"
+_FAKE_SECRET_KEY = "offline-rendering-makes-no-aws-calls"  # noqa: S105 - not a secret
+_EMPTY_SDK_CONFIG = {"SchemaVersion": "1.0"}
+
+
+def _no_telemetry(*_args: object, **_kwargs: object) -> None:
+    """Stand-in for the SDK's telemetry sender: sends nothing."""
+
+
+def disable_sdk_telemetry() -> None:
+    """Replace the SageMaker SDK's telemetry sender with a no-op (idempotent)."""
+    from sagemaker.telemetry import telemetry_logging
+
+    telemetry_logging._send_telemetry_request = _no_telemetry
+
+
+def offline_session(config: PipelineConfig) -> PipelineSession:
+    """A PipelineSession that renders step arguments instead of starting jobs, with no AWS access."""
+    boto_session = boto3.Session(
+        aws_access_key_id=_FAKE_ACCESS_KEY,
+        aws_secret_access_key=_FAKE_SECRET_KEY,
+        region_name=config.region,
+    )
+    return PipelineSession(
+        boto_session=boto_session,
+        default_bucket=config.artifact_bucket,
+        sagemaker_config=dict(_EMPTY_SDK_CONFIG),
+    )
