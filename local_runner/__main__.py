@@ -1,4 +1,8 @@
-"""Command line of the local runner: `python -m local_runner run [options]`."""
+"""Command line of the local runner.
+
+python -m local_runner run [--data-dir D] [--subset FD001] [--param Name=Value ...]
+python -m local_runner registry list | show N | approve N | reject N
+"""
 
 from __future__ import annotations
 
@@ -9,75 +13,127 @@ import sys
 import time
 from pathlib import Path
 
-from local_runner.main_job import JobFailed, MainJobOptions, run_main_job
+from local_runner.champion import follow_registry
+from local_runner.execution import ExecutionError, ExecutionResult
+from local_runner.main_job import MainJobError, MainJobOptions, Workspace, prepare_workspace, run_main_job
+from local_runner.registry_cli import add_registry_parser, run_registry_command
 
 
-def parse_hyperparameter(text: str) -> tuple[str, object]:
+def parse_assignment(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     name, value = text.split("=", 1)
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
+    return name, value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local_runner", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_runner", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
-    run = verbs.add_parser("run", help="run the main job: preprocess -> train -> evaluate")
+    run = verbs.add_parser("run", help="render the pipeline definition and execute it locally")
     run.add_argument(
         "--data-dir",
         type=Path,
         default=os.environ.get("DATA_DIR") or None,
         help="folder with train_<subset>.txt (default: $DATA_DIR, else synthetic data)",
     )
-    run.add_argument("--subset", default=os.environ.get("SUBSET", "FD001"))
+    run.add_argument("--subset", default=os.environ.get("SUBSET") or "FD001")
     run.add_argument("--work-dir", type=Path, default=Path(".work"))
     run.add_argument("--units", type=int, default=100, help="units of synthetic training data")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     run.add_argument(
-        "--hp",
-        type=parse_hyperparameter,
+        "--param",
+        type=parse_assignment,
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a training hyperparameter (repeatable), e.g. --hp model_family=cnn",
+        help="a pipeline parameter (repeatable), e.g. --param MaxTuningJobs=4",
     )
+    add_registry_parser(verbs)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) -> list[str]:
+    lines = ["", f"{'step':<26} {'type':<13} {'status':<12} {'seconds':>8}"]
+    for step in result.steps:
+        cached = "  (cached)" if step.cache_hit else ""
+        lines.append(f"{step.name:<26} {step.type:<13} {step.status:<12} {step.seconds:>8.1f}{cached}")
+    tuning = next((step for step in result.steps if step.type == "Tuning" and step.properties), None)
+    if tuning:
+        best = tuning.properties["BestTrainingJob"]
+        objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
+        tuned = ", ".join(f"{name}={value}" for name, value in sorted(best["TunedHyperParameters"].items()))
+        lines.append(
+            f"\nbest of {len(tuning.properties['TrainingJobSummaries'])} trials: "
+            f"{objective['MetricName']}={objective['Value']:.3f} with {tuned}"
+        )
+    evaluation = next(
+        (
+            step
+            for step in result.steps
+            if step.properties.get("ProcessingOutputConfig", {}).get("Outputs", {}).get("evaluation")
+        ),
+        None,
+    )
+    if evaluation:
+        uri = evaluation.properties["ProcessingOutputConfig"]["Outputs"]["evaluation"]["S3Output"]["S3Uri"]
+        report = json.loads(workspace.store.read_text(uri.rstrip("/") + "/evaluation.json"))
+        metrics, capped = report["regression_metrics"], report["capped_truth_metrics"]
+        lines.append(
+            f"test units {report['n_units']}: RMSE {metrics['rmse']['value']:.2f} "
+            f"(capped truth {capped['rmse']['value']:.2f}), MAE {metrics['mae']['value']:.2f}, "
+            f"PHM08 score {metrics['phm08_score']['value']:.1f}"
+        )
+        lines.append(f"quality gate: {report['gate']['summary']}")
+        lines.append(f"evaluation plots: {workspace.store.path_for(uri.rstrip('/') + '/plots')}")
+    registered = next(
+        (step for step in result.steps if step.type == "RegisterModel" and step.properties), None
+    )
+    if registered:
+        lines.append(
+            f"registered model version {registered.properties['ModelPackageVersion']}: "
+            f"{registered.properties['ModelPackageArn']}"
+        )
+    lines.append(
+        f"execution {result.execution_id}: {result.status}"
+        + (f" - {result.failure_reason}" if result.failure_reason else "")
+    )
+    overhead = max(0.0, wall - result.job_seconds)
+    lines.append(
+        f"wall time {wall:.1f}s, of which runner overhead {overhead:.1f}s ({100 * overhead / wall:.1f}%)"
+    )
+    lines.append(f"record: {result.record_path}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
     options = MainJobOptions(
         work_dir=args.work_dir,
         data_dir=args.data_dir,
         subset=args.subset,
         synthetic_units=args.units,
         seed=args.seed,
-        hyperparameters=dict(args.hp),
+        parameters=dict(args.param),
     )
     started = time.perf_counter()
     try:
-        outcome = run_main_job(options)
-    except JobFailed as error:
+        workspace, result = run_main_job(options)
+    except (MainJobError, ExecutionError) as error:
         print(f"main job failed: {error}", file=sys.stderr)
         return 1
-    wall = time.perf_counter() - started
-    print("\nstep             status      seconds")
-    for step in outcome["steps"]:
-        print(f"{step.name:<16} {step.status:<11} {step.seconds:7.1f}")
-    metrics = outcome["report"]["regression_metrics"]
-    capped = outcome["report"]["capped_truth_metrics"]
-    print(
-        f"\ntest units {outcome['report']['n_units']}: RMSE {metrics['rmse']['value']:.2f} "
-        f"(capped truth {capped['rmse']['value']:.2f}), MAE {metrics['mae']['value']:.2f}, "
-        f"PHM08 score {metrics['phm08_score']['value']:.1f}"
+    for line in summary_lines(workspace, result, time.perf_counter() - started):
+        print(line)
+    return 0 if result.status == "Succeeded" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verb == "run":
+        return run(args)
+    workspace = prepare_workspace(args.work_dir, render=False)
+    on_change = follow_registry(
+        workspace.store, workspace.config.champion_uri, workspace.registry, args.group
     )
-    print(f"evaluation: {outcome['artifacts'] / 'evaluation' / 'evaluation.json'}")
-    print(f"plots: {outcome['artifacts'] / 'evaluation' / 'plots'}")
-    print(f"wall time {wall:.1f}s")
-    return 0
+    return run_registry_command(args, on_change=on_change)
 
 
 if __name__ == "__main__":

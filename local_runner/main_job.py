@@ -1,7 +1,10 @@
-"""The main job: preprocess -> train -> evaluate, locally, on real C-MAPSS files or the synthetic default.
+"""The main job: render the pipeline definition and execute it locally, end to end.
 
-Data comes from `data_dir` (a folder holding train_<subset>.txt, e.g. ../shared/data/cmapss) or, when
-none is given, from the project's synthetic generator, written under the work directory.
+What `cdk deploy` puts in place on AWS is laid out in the local object store first: the container code
+(the deterministic source bundle and its unpacked files at the code URI), the raw C-MAPSS training file
+at the input data URI, the champion prefix and the model package group. Then the very definition JSON
+that CDK deploys runs through `PipelineExecutor`. Data comes from `data_dir` (a folder holding
+train_<subset>.txt, e.g. ../shared/data/cmapss) or, when none is given, from the synthetic generator.
 """
 
 from __future__ import annotations
@@ -9,16 +12,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
+import tarfile
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_runner.jobs import CONTAINERS_DIR, JobResult, run_processing_job, run_training_job
+from local_runner.champion import ensure_champion_prefix
+from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExecutor
+from local_runner.object_store import ObjectStore
+from local_runner.registry import LocalRegistry
+from pipeline_steps.code import build_source_bundle, code_uri_for, library_uri, source_dir_uri
+from pipeline_steps.config import PipelineConfig, local_config
+from pipeline_steps.render import render_definition
 
 
-class JobFailed(RuntimeError):
-    """A step of the main job failed; the message carries the step and its failure reason."""
+class MainJobError(RuntimeError):
+    """The main job could not start (missing data, bad option)."""
 
 
 @dataclass(frozen=True)
@@ -28,101 +38,86 @@ class MainJobOptions:
     subset: str = "FD001"
     synthetic_units: int = 100
     seed: int = 0
-    hyperparameters: dict[str, object] = field(default_factory=dict)
+    parameters: dict[str, object] = field(default_factory=dict)  # pipeline parameter overrides
+
+
+@dataclass
+class Workspace:
+    """The local stand-ins of what is deployed: object store, registry, rendered definition."""
+
+    config: PipelineConfig
+    store: ObjectStore
+    registry: LocalRegistry
+    definition: dict
+    definition_path: Path
 
 
 def prepare_data(options: MainJobOptions, echo: Callable[[str], None] = print) -> Path:
-    """The folder holding train_<subset>.txt: the given one, or a freshly generated synthetic one."""
+    """The train_<subset>.txt to use: the given folder's, or a freshly generated synthetic one."""
     if options.data_dir is not None:
         path = Path(options.data_dir) / f"train_{options.subset}.txt"
         if not path.is_file():
-            raise JobFailed(f"{path} not found (data_dir must hold train_{options.subset}.txt)")
-        return Path(options.data_dir)
-    target = options.work_dir / "data" / "synthetic"
-    echo(
-        f"generating synthetic C-MAPSS data ({options.synthetic_units} units, "
-        f"seed {options.seed}) in {target}"
+            raise MainJobError(f"{path} not found (the data folder must hold train_{options.subset}.txt)")
+        return path
+    target = Path(options.work_dir) / "data" / "synthetic"
+    echo(f"generating synthetic data: {options.synthetic_units} units, seed {options.seed}: {target}")
+    command = [sys.executable, str(CONTAINERS_DIR / "rul" / "synthetic.py"), "--output-dir", str(target)]
+    command += [
+        "--name",
+        options.subset,
+        "--train-units",
+        str(options.synthetic_units),
+        "--seed",
+        str(options.seed),
+    ]
+    subprocess.run(command, check=True, cwd=CONTAINERS_DIR, stdout=subprocess.DEVNULL)
+    return target / f"train_{options.subset}.txt"
+
+
+def publish_code(store: ObjectStore, work_dir: Path) -> str:
+    """Build the source bundle and lay it out under its code URI, as the CDK app deploys it."""
+    bundle = build_source_bundle(CONTAINERS_DIR, work_dir / "build")
+    code_uri = code_uri_for(local_config().artifact_bucket, bundle.version)
+    store.upload(bundle.tarball, source_dir_uri(code_uri))
+    with tempfile.TemporaryDirectory() as scratch, tarfile.open(bundle.tarball) as archive:
+        archive.extractall(scratch, filter="data")
+        store.upload(Path(scratch), library_uri(code_uri))
+    return code_uri
+
+
+def prepare_workspace(work_dir: Path, data_file: Path | None = None, render: bool = True) -> Workspace:
+    """Object store, registry and (if `render`) the definition of a local config; uploads the data file."""
+    work_dir = Path(work_dir)
+    store = ObjectStore(work_dir / "s3")
+    config = local_config(code_uri=publish_code(store, work_dir))
+    if data_file is not None:
+        store.delete(config.data_uri)
+        store.upload(data_file, config.data_uri.rstrip("/") + "/" + data_file.name)
+    ensure_champion_prefix(store, config.champion_uri)
+    registry = LocalRegistry(work_dir / "registry.sqlite", region=config.region)
+    registry.create_group(config.model_package_group_name)
+    definition_path = work_dir / "definition.json"
+    if not render:
+        return Workspace(config, store, registry, {}, definition_path)
+    definition_text = render_definition(config)
+    definition_path.write_text(definition_text)
+    return Workspace(config, store, registry, json.loads(definition_text), definition_path)
+
+
+def run_main_job(
+    options: MainJobOptions, echo: Callable[[str], None] = print
+) -> tuple[Workspace, ExecutionResult]:
+    work_dir = Path(options.work_dir)
+    data_file = prepare_data(options, echo)
+    workspace = prepare_workspace(work_dir, data_file)
+    echo(f"definition rendered to {workspace.definition_path}; running it locally")
+    executor = PipelineExecutor(
+        workspace.definition,
+        work_dir,
+        workspace.store,
+        workspace.registry,
+        echo,
+        pipeline_name=workspace.config.pipeline_name,
     )
-    subprocess.run(
-        [
-            sys.executable,
-            str(CONTAINERS_DIR / "rul" / "synthetic.py"),
-            "--output-dir",
-            str(target),
-            "--name",
-            options.subset,
-            "--train-units",
-            str(options.synthetic_units),
-            "--seed",
-            str(options.seed),
-        ],
-        check=True,
-        cwd=CONTAINERS_DIR,
-    )
-    return target
-
-
-def _check(result: JobResult) -> JobResult:
-    if not result.ok:
-        raise JobFailed(f"step {result.name} failed: {result.failure_reason}")
-    return result
-
-
-def run_main_job(options: MainJobOptions, echo: Callable[[str], None] = print) -> dict:
-    """Run the three steps; return the step results and the evaluation report."""
-    work = Path(options.work_dir)
-    data_dir = prepare_data(options, echo)
-    artifacts = work / "artifacts"
-    steps: list[JobResult] = []
-
-    echo("step PreprocessData: splitting units and cutting test units")
-    steps.append(
-        _check(
-            run_processing_job(
-                "PreprocessData",
-                "preprocess.py",
-                work,
-                inputs={"/opt/ml/processing/input": data_dir / f"train_{options.subset}.txt"},
-                outputs={
-                    f"/opt/ml/processing/{name}": artifacts / "preprocess" / name
-                    for name in ("train", "validation", "test", "baseline", "metadata")
-                },
-                arguments=["--subset", options.subset, "--seed", str(options.seed)],
-                echo=echo,
-            )
-        )
-    )
-
-    echo("step TrainModel: fitting the model")
-    steps.append(
-        _check(
-            run_training_job(
-                "TrainModel",
-                "train.py",
-                work,
-                channels={name: artifacts / "preprocess" / name for name in ("train", "validation")},
-                hyperparameters={"seed": options.seed, **options.hyperparameters},
-                model_output=artifacts / "model" / "model.tar.gz",
-                echo=echo,
-            )
-        )
-    )
-
-    echo("step EvaluateModel: scoring the held-out test units")
-    steps.append(
-        _check(
-            run_processing_job(
-                "EvaluateModel",
-                "evaluate.py",
-                work,
-                inputs={
-                    "/opt/ml/processing/model": artifacts / "model" / "model.tar.gz",
-                    "/opt/ml/processing/test": artifacts / "preprocess" / "test",
-                },
-                outputs={"/opt/ml/processing/evaluation": artifacts / "evaluation"},
-                echo=echo,
-            )
-        )
-    )
-    report = json.loads((artifacts / "evaluation" / "evaluation.json").read_text())
-    return {"steps": steps, "report": report, "artifacts": artifacts, "finished_at": time.time()}
+    parameters = {"Subset": options.subset, **options.parameters}
+    return workspace, executor.start(parameters)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 
+from pipeline_steps import names
+
 LOCAL_ACCOUNT = "000000000000"
 LOCAL_REGION = "us-east-1"
 LOCAL_CODE_VERSION = "000000000000"
@@ -19,7 +21,6 @@ LOCAL_CODE_VERSION = "000000000000"
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
-_APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 _S3_FIELDS = ("data_uri", "code_uri")
 _NAME_FIELDS = ("pipeline_name", "model_package_group_name", "model_family", "image_uri")
 
@@ -74,6 +75,7 @@ class PipelineConfig:
             _fail("kms_key_arn", self.kms_key_arn, "must be a KMS key ARN")
         self._check_network()
         self._check_budgets()
+        self._check_choices()
 
     def _check_s3_prefix(self, name: str) -> None:
         value = getattr(self, name)
@@ -95,15 +97,23 @@ class PipelineConfig:
             if not isinstance(value, int) or value < 1:
                 _fail(name, value, "must be a positive integer")
         if self.max_parallel_tuning_jobs > self.max_tuning_jobs:
-            _fail("max_parallel_tuning_jobs", self.max_parallel_tuning_jobs, "must not exceed max_tuning_jobs")
+            _fail(
+                "max_parallel_tuning_jobs", self.max_parallel_tuning_jobs, "must not exceed max_tuning_jobs"
+            )
         for name in ("rmse_threshold", "score_threshold"):
             if not getattr(self, name) > 0:
                 _fail(name, getattr(self, name), "must be positive")
         if self.champion_tolerance < 0:
             _fail("champion_tolerance", self.champion_tolerance, "must not be negative")
-        if self.approval_status not in _APPROVAL_STATUSES:
-            _fail("approval_status", self.approval_status, f"must be one of {_APPROVAL_STATUSES}")
-        if not re.match(r"^P(\d+[DWMY]|T\d+[HMS])", self.cache_expiry):
+
+    def _check_choices(self) -> None:
+        if self.approval_status not in names.APPROVAL_STATUSES:
+            _fail("approval_status", self.approval_status, f"must be one of {names.APPROVAL_STATUSES}")
+        if self.model_family not in names.MODEL_FAMILIES:
+            _fail("model_family", self.model_family, f"must be one of {names.MODEL_FAMILIES}")
+        if self.subset not in names.SUBSETS:
+            _fail("subset", self.subset, f"must be one of {names.SUBSETS}")
+        if not re.fullmatch(r"P(\d+[DWMY])+|PT(\d+[HMS])+|P(\d+[DWMY])+T(\d+[HMS])+", self.cache_expiry):
             _fail("cache_expiry", self.cache_expiry, "must be an ISO 8601 duration such as P30D")
 
     @property

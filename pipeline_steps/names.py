@@ -18,6 +18,8 @@ EVALUATE_STEP = "EvaluateModel"
 GATE_STEP = "CheckQualityGate"
 REGISTER_STEP = "RegisterModel"
 FAIL_STEP = "FailQualityGate"
+# ModelStep renders its register request under "<ModelStep name>-RegisterModel" (SDK convention).
+REGISTER_STEP_JSON_NAME = f"{REGISTER_STEP}-RegisterModel"
 STEP_NAMES = (
     PREPROCESS_STEP,
     BASELINE_STEP,
@@ -57,7 +59,11 @@ PARAMETER_NAMES = (
     CHAMPION_MODEL_URI,
     MODEL_APPROVAL_STATUS,
 )
-DEFAULT_SUBSET = "FD001"
+
+# Allowed values (copies of rul.data.SUBSETS and rul.hyperparameters.MODEL_FAMILIES; tests keep them equal).
+SUBSETS = ("FD001", "FD002", "FD003", "FD004")
+MODEL_FAMILIES = ("gbm", "cnn", "lstm")
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 
 # Processing outputs of PreprocessData (each from /opt/ml/processing/<name>) and of EvaluateModel.
 TRAIN_OUTPUT = "train"
@@ -71,6 +77,8 @@ EVALUATION_OUTPUT = "evaluation"
 # Training channels of TuneModel.
 TRAIN_CHANNEL = "train"
 VALIDATION_CHANNEL = "validation"
+# With network isolation the SDK ships source_dir as this extra channel (sourcedir.tar.gz inside).
+CODE_CHANNEL = "code"
 
 # Container paths of the processing jobs.
 PROCESSING_ROOT = "/opt/ml/processing"
@@ -79,6 +87,9 @@ LIBRARY_PATH = f"{PROCESSING_ROOT}/input/lib"
 MODEL_INPUT_PATH = f"{PROCESSING_ROOT}/model"
 TEST_INPUT_PATH = f"{PROCESSING_ROOT}/test"
 CHAMPION_INPUT_PATH = f"{PROCESSING_ROOT}/champion"
+# The SDK adds the entry script as input "code" at /opt/ml/processing/input/code/<script>.
+CODE_INPUT = "code"
+CODE_PATH = f"{PROCESSING_ROOT}/input/code"
 RAW_INPUT = "raw"
 LIBRARY_INPUT = "lib"
 MODEL_INPUT = "model"

@@ -2,13 +2,19 @@
 
 `offline_session` builds the session on a boto3 Session with fake static credentials and the config's
 region, with `default_bucket` set so the SDK never asks S3 for one, and with an explicit, empty SageMaker
-SDK config so a user's `~/.config/sagemaker/config.yaml` cannot inject defaults into the definition.
-`disable_sdk_telemetry` is the one place that stops the SDK's usage telemetry (an S3 GET and STS lookups
-per decorated call); it swaps the sender for a no-op rather than setting `TelemetryOptOut`, which makes
-every SDK config lookup re-validate the config schema and slows rendering by seconds.
+SDK config so a user's `~/.config/sagemaker/config.yaml` cannot inject defaults (tags, keys, subnets)
+into the definition. `default_boto_session` makes that boto3 session the process default while
+rendering, because every SDK estimator also builds a client on the default session (its TensorBoard app
+helper), and resolving ambient credentials there probes the EC2 metadata endpoint. `disable_sdk_telemetry`
+is the one place that stops the SDK's usage telemetry (an S3 GET and STS lookups per decorated call); it
+swaps the sender for a no-op rather than setting `TelemetryOptOut`, which makes every SDK config lookup
+re-validate the config schema and slows rendering by seconds.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import boto3
 from sagemaker.workflow.pipeline_context import PipelineSession
@@ -17,7 +23,7 @@ from pipeline_steps.config import PipelineConfig
 
 # Well-formed but fake: botocore signs nothing with them because no request is ever sent.
 _FAKE_ACCESS_KEY = "AKIAOFFLINERENDERING"
-_FAKE_SECRET_KEY = "offline-rendering-makes-no-aws-calls"  # noqa: S105 - not a secret
+_FAKE_SECRET_KEY = "offline-rendering-makes-no-aws-calls"
 _EMPTY_SDK_CONFIG = {"SchemaVersion": "1.0"}
 
 
@@ -39,8 +45,23 @@ def offline_session(config: PipelineConfig) -> PipelineSession:
         aws_secret_access_key=_FAKE_SECRET_KEY,
         region_name=config.region,
     )
-    return PipelineSession(
+    session = PipelineSession(
         boto_session=boto_session,
         default_bucket=config.artifact_bucket,
         sagemaker_config=dict(_EMPTY_SDK_CONFIG),
     )
+    # Given a non-empty config, the SDK re-validates its JSON schema on every default lookup (~0.15 s each,
+    # dozens per render); an empty one means "no defaults" and skips the lookups.
+    session.sagemaker_config = {}
+    return session
+
+
+@contextlib.contextmanager
+def default_boto_session(boto_session: boto3.Session) -> Iterator[None]:
+    """Make `boto_session` boto3's default session inside the block, then restore the previous one."""
+    previous = boto3.DEFAULT_SESSION
+    boto3.DEFAULT_SESSION = boto_session
+    try:
+        yield
+    finally:
+        boto3.DEFAULT_SESSION = previous

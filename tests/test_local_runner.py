@@ -1,83 +1,137 @@
-"""The local job launcher and the main job, running the container scripts in subprocesses."""
+"""The local runner end to end: the rendered definition executed on small synthetic data."""
 
 from __future__ import annotations
 
 import json
-import tarfile
 
+import pandas as pd
+import pytest
+
+from local_runner import jobs
 from local_runner.__main__ import main as cli_main
-from local_runner.jobs import pack_model, run_processing_job, run_training_job, to_local
-from local_runner.main_job import MainJobOptions, run_main_job
+from local_runner.expressions import Context, resolve
+from local_runner.main_job import MainJobOptions, prepare_workspace, run_main_job
+from rul.data import read_trajectories, write_trajectories
 
-FAST = {"feature_set": "stats", "ensemble_size": 1, "max_iter": 60, "validation_draws": 2}
-
-
-def test_container_paths_map_into_the_job_folder(tmp_path):
-    assert to_local("/opt/ml/processing/input", tmp_path) == tmp_path / "processing" / "input"
+pytestmark = pytest.mark.slow
+FAST = {"MaxTuningJobs": 2, "MaxParallelTuningJobs": 1}
 
 
-def test_pack_model_writes_a_flat_archive(tmp_path):
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "metadata.json").write_text("{}")
-    archive = pack_model(tmp_path / "model", tmp_path / "out" / "model.tar.gz")
-    with tarfile.open(archive) as bundle:
-        assert bundle.getnames() == ["metadata.json"]
-
-
-def test_a_failing_processing_job_reports_the_scripts_reason(tmp_path, synthetic_dir):
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "train_FD001.txt").write_text("1 1 2\n")
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, synthetic_dir):
+    work = tmp_path_factory.mktemp("work")
     lines = []
-    result = run_processing_job(
-        "PreprocessData",
-        "preprocess.py",
-        tmp_path / "work",
-        inputs={"/opt/ml/processing/input": bad / "train_FD001.txt"},
-        outputs={"/opt/ml/processing/train": tmp_path / "train"},
-        echo=lines.append,
+    workspace, result = run_main_job(
+        MainJobOptions(work_dir=work, data_dir=synthetic_dir, parameters=FAST), echo=lines.append
     )
-    assert result.status == "Failed"
-    assert "line 1: expected 26 columns, found 3" in result.failure_reason
-    assert any("[PreprocessData]" in line for line in lines)
-    assert not (tmp_path / "train").exists()
+    return work, workspace, result, lines
 
 
-def test_training_job_writes_sdk_style_hyperparameters(tmp_path):
-    channel = tmp_path / "empty"
-    channel.mkdir()
-    result = run_training_job(
-        "TrainModel",
-        "train.py",
-        tmp_path / "work",
-        channels={"train": channel, "validation": channel},
-        hyperparameters={"model_family": "gbm", "window": 20},
-        model_output=tmp_path / "model.tar.gz",
+def test_the_rendered_definition_runs_end_to_end_and_registers_a_model(first_run):
+    work, workspace, result, lines = first_run
+    assert result.status == "Succeeded", result.failure_reason
+    statuses = {step.name: step.status for step in result.steps}
+    assert statuses["FailQualityGate"] == "NotExecuted"
+    assert all(status == "Succeeded" for name, status in statuses.items() if name != "FailQualityGate")
+    tuning = result.step("TuneModel").properties
+    assert len(tuning["TrainingJobSummaries"]) == 2
+    assert any(line.startswith("trial 2/2") for line in lines)
+    packages = workspace.registry.list(workspace.config.model_package_group_name)
+    assert [package.version for package in packages] == [1]
+    assert packages[0].model_data_url.endswith(
+        f"{tuning['BestTrainingJob']['TrainingJobName']}/output/model.tar.gz"
+    )
+    assert workspace.store.path_for(packages[0].model_data_url).is_file()
+    baseline = result.step("DataQualityBaseline").properties["CalculatedBaselineStatistics"]
+    assert packages[0].drift_check_baselines["ModelDataQuality"]["Statistics"]["S3Uri"] == baseline
+    assert json.loads(workspace.store.read_text(baseline))["dataset"]["item_count"] > 0
+    assert json.loads((work / "definition.json").read_text()) == workspace.definition
+
+
+def test_a_rerun_reuses_cached_steps(first_run, synthetic_dir):
+    work, _, _, _ = first_run
+    workspace, result = run_main_job(
+        MainJobOptions(work_dir=work, data_dir=synthetic_dir, parameters=FAST), echo=lambda line: None
+    )
+    cached = {step.name for step in result.steps if step.cache_hit}
+    assert {"PreprocessData", "DataQualityBaseline", "TuneModel", "EvaluateModel"} <= cached
+    assert result.status == "Succeeded"
+    assert [p.version for p in workspace.registry.list(workspace.config.model_package_group_name)] == [2, 1]
+
+
+def test_a_failed_gate_ends_in_the_fail_step_and_registers_nothing(first_run, synthetic_dir):
+    work, _, _, _ = first_run
+    workspace, result = run_main_job(
+        MainJobOptions(work_dir=work, data_dir=synthetic_dir, parameters={**FAST, "RmseThreshold": 0.5}),
         echo=lambda line: None,
     )
-    written = json.loads(
-        (result.job_dir / "opt_ml" / "input" / "config" / "hyperparameters.json").read_text()
+    assert result.status == "Failed"
+    assert result.step("RegisterModel-RegisterModel").status == "NotExecuted"
+    message = result.step("FailQualityGate").failure_reason
+    assert message.startswith("Quality gate failed: test RMSE ")
+    assert "(threshold 0.5)" in message and "exceeds the threshold 0.5" in message
+    before = len(workspace.registry.list(workspace.config.model_package_group_name))
+    assert before == 2  # the two earlier runs, nothing new
+
+
+def test_approving_a_version_makes_it_the_champion(first_run, capsys):
+    work, workspace, _, _ = first_run
+    assert cli_main(["registry", "approve", "1", "--work-dir", str(work), "--reason", "looks good"]) == 0
+    champion = json.loads(workspace.store.read_text(workspace.config.champion_uri + "champion.json"))
+    assert champion["version"] == 1
+    assert cli_main(["registry", "list", "--work-dir", str(work)]) == 0
+    assert "Approved" in capsys.readouterr().out
+    assert cli_main(["registry", "reject", "1", "--work-dir", str(work)]) == 0
+    assert not workspace.store.objects(workspace.config.champion_uri + "champion.json")
+
+
+def test_a_failing_container_script_surfaces_its_error(tmp_path, synthetic_dir):
+    broken = tmp_path / "data"
+    broken.mkdir()
+    text = (synthetic_dir / "train_FD001.txt").read_text().splitlines()
+    text[9] = "1 10 0.1 0.2"
+    (broken / "train_FD001.txt").write_text("\n".join(text) + "\n")
+    _, result = run_main_job(
+        MainJobOptions(work_dir=tmp_path / "work", data_dir=broken), echo=lambda line: None
     )
-    assert written == {"model_family": '"gbm"', "window": "20"}
-    assert result.status == "Failed" and "no trajectories-*.csv file found" in result.failure_reason
+    assert result.status == "Failed"
+    assert result.step("PreprocessData").status == "Failed"
+    assert "train_FD001.txt, line 10: expected 26 columns, found 4" in result.failure_reason
+    assert result.step("TuneModel").status == "NotExecuted"
 
 
-def test_main_job_runs_preprocess_train_evaluate(tmp_path, synthetic_dir):
-    lines = []
-    outcome = run_main_job(
-        MainJobOptions(work_dir=tmp_path, data_dir=synthetic_dir, hyperparameters=FAST), echo=lines.append
-    )
-    assert [step.name for step in outcome["steps"]] == ["PreprocessData", "TrainModel", "EvaluateModel"]
-    assert all(step.ok for step in outcome["steps"])
-    assert outcome["report"]["regression_metrics"]["rmse"]["value"] > 0
-    assert any("validation:rmse=" in line for line in lines)
-    assert (outcome["artifacts"] / "model" / "model.tar.gz").is_file()
-
-
-def test_cli_runs_on_generated_synthetic_data(tmp_path, capsys):
-    arguments = ["run", "--work-dir", str(tmp_path), "--units", "30"]
-    arguments += [f"--hp={name}={value}" for name, value in FAST.items()]
-    assert cli_main(arguments) == 0
-    output = capsys.readouterr().out
-    assert "PHM08 score" in output and "EvaluateModel" in output
-    assert (tmp_path / "data" / "synthetic" / "train_FD001.txt").is_file()
+def test_sharded_preprocessing_equals_the_single_instance_run(tmp_path, synthetic_dir):
+    frame = read_trajectories(synthetic_dir / "train_FD001.txt")
+    parts = tmp_path / "parts"
+    for index, units in enumerate([frame["unit"] <= 20, frame["unit"] > 20]):
+        write_trajectories(frame[units], parts / f"train_FD001_part{index}.txt")
+    workspace = prepare_workspace(tmp_path / "work")
+    store = workspace.store
+    store.upload(parts, "s3://local-data/sharded/")
+    step = next(step for step in workspace.definition["Steps"] if step["Name"] == "PreprocessData")
+    outputs = {}
+    for count in (1, 2):
+        context = Context(
+            parameters={
+                "InputDataUri": "s3://local-data/sharded/",
+                "Subset": "FD001",
+                "ProcessingInstanceType": "ml.m5.large",
+                "ProcessingInstanceCount": count,
+            },
+            execution={"PipelineExecutionId": f"shards-{count}"},
+        )
+        request = resolve(step["Arguments"], context)
+        result = jobs.run_processing_job(
+            f"preprocess-{count}", request, store, tmp_path / "work", lambda line: None
+        )
+        assert result.ok, result.failure_reason
+        outputs[count] = {
+            name: pd.concat([pd.read_csv(path) for _, path in store.objects(uri)])
+            .sort_values(["unit", "cycle"])
+            .reset_index(drop=True)
+            for name, uri in result.outputs.items()
+            if name in ("train", "validation", "test")
+        }
+    assert len(list(store.objects(request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]))) == 2
+    for name in ("train", "validation", "test"):
+        pd.testing.assert_frame_equal(outputs[1][name], outputs[2][name])

@@ -1,0 +1,122 @@
+"""Settings every job step shares: retries, caching, network, job names, S3 locations, the processor.
+
+Retry policies (API faults and throttling on the step; capacity and resource limits on the job), the
+cache config, one `NetworkConfig` (isolation, VPC, inter-container encryption) for all processing jobs,
+the per-execution output prefix `s3://<bucket>/<pipeline>/<execution id>/<step>/...`, the models prefix,
+the library input and the `ScriptProcessor` that runs `python3 <script>` on the project image.
+"""
+
+from __future__ import annotations
+
+from sagemaker.network import NetworkConfig
+from sagemaker.processing import ProcessingInput, ScriptProcessor
+from sagemaker.workflow.execution_variables import ExecutionVariables
+from sagemaker.workflow.functions import Join
+from sagemaker.workflow.pipeline_context import PipelineSession
+from sagemaker.workflow.retry import (
+    SageMakerJobExceptionTypeEnum,
+    SageMakerJobStepRetryPolicy,
+    StepExceptionTypeEnum,
+    StepRetryPolicy,
+)
+from sagemaker.workflow.steps import CacheConfig, ProcessingStep
+
+from pipeline_steps import names
+from pipeline_steps.code import library_uri
+from pipeline_steps.config import PipelineConfig
+from pipeline_steps.parameters import PipelineParameters
+
+# A fixed job-name base: the SDK appends a timestamp to it, which render_definition normalises.
+JOB_NAME_BASE = "turbofan-rul"
+
+
+def step_retry_policy() -> StepRetryPolicy:
+    """Retry AWS-side faults and throttling of the step's API call (the only kind a ModelStep accepts)."""
+    return StepRetryPolicy(
+        exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
+        interval_seconds=10,
+        backoff_rate=2.0,
+        max_attempts=3,
+    )
+
+
+def retry_policies() -> list:
+    """For job steps: the step policy, plus retries of the job on capacity and resource-limit errors."""
+    return [
+        step_retry_policy(),
+        SageMakerJobStepRetryPolicy(
+            exception_types=[
+                SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+                SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
+            ],
+            interval_seconds=60,
+            backoff_rate=2.0,
+            max_attempts=5,
+        ),
+    ]
+
+
+def cache_config(config: PipelineConfig) -> CacheConfig:
+    """Reuse a job step's earlier result for the same arguments within the expiry."""
+    return CacheConfig(enable_caching=True, expire_after=config.cache_expiry)
+
+
+def network_config(config: PipelineConfig) -> NetworkConfig:
+    """The same isolation, VPC and inter-container encryption for every processing job."""
+    return NetworkConfig(
+        enable_network_isolation=config.enable_network_isolation,
+        security_group_ids=list(config.security_group_ids) or None,
+        subnets=list(config.subnet_ids) or None,
+        encrypt_inter_container_traffic=True,
+    )
+
+
+def execution_uri(config: PipelineConfig, step: str, *parts: str) -> Join:
+    """`s3://<bucket>/<pipeline>/<execution id>/<step>/<parts...>`: one prefix per run, step and output."""
+    return Join(
+        on="/",
+        values=[
+            "s3:/",
+            config.artifact_bucket,
+            config.pipeline_name,
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
+            step,
+            *parts,
+        ],
+    )
+
+
+def models_prefix(config: PipelineConfig) -> str:
+    """Key prefix (no bucket) under which the tuning jobs write `<job>/output/model.tar.gz`."""
+    return f"{config.pipeline_name}/models"
+
+
+def library_input(config: PipelineConfig) -> ProcessingInput:
+    """The unpacked `containers/` files, importable through PYTHONPATH in every processing job."""
+    return ProcessingInput(
+        source=library_uri(config.code_uri), destination=names.LIBRARY_PATH, input_name=names.LIBRARY_INPUT
+    )
+
+
+def script_processor(
+    session: PipelineSession, config: PipelineConfig, params: PipelineParameters, base: str, count=1
+) -> ScriptProcessor:
+    """A processor running `python3 <script>` in the project image with the library on PYTHONPATH."""
+    return ScriptProcessor(
+        role=config.role_arn,
+        image_uri=config.image_uri,
+        command=["python3"],
+        instance_count=count,
+        instance_type=params.processing_instance_type,
+        volume_kms_key=config.kms_key_arn,
+        output_kms_key=config.kms_key_arn,
+        base_job_name=f"{JOB_NAME_BASE}-{base}",
+        sagemaker_session=session,
+        env={"PYTHONPATH": names.LIBRARY_PATH},
+        network_config=network_config(config),
+    )
+
+
+def output_uri(step: ProcessingStep, name: str):
+    """The S3 URI property of one processing output (resolved when the pipeline runs)."""
+    return step.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri

@@ -1,0 +1,57 @@
+"""Render the pipeline definition offline and deterministically, for the CDK app and the local runner.
+
+`render_definition(config)` disables SDK telemetry, builds the offline session (also the boto3 default
+while it renders) and returns the
+definition JSON with its one clock-dependent field fixed: the SDK puts
+`sagemaker_job_name="<base>-<timestamp>"` into the tuning job's static hyperparameters (script mode
+writes it there), so two renders would differ. It is replaced by the stable base name; SageMaker names
+each tuning training job itself, and the training toolkit only uses the value as a label.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from typing import Any
+
+from pipeline_steps.config import PipelineConfig
+from pipeline_steps.job_settings import JOB_NAME_BASE
+from pipeline_steps.pipeline import get_pipeline
+from pipeline_steps.session import default_boto_session, disable_sdk_telemetry, offline_session
+
+JOB_NAME_HYPERPARAMETER = "sagemaker_job_name"
+STABLE_JOB_NAME = json.dumps(f"{JOB_NAME_BASE}-train")
+_TIMESTAMPED = re.compile(r"-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{3}$")
+
+
+def normalise_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """Replace clock-dependent values (timestamped job names) with stable ones, in place; return it."""
+    for step in definition.get("Steps", []):
+        training = step.get("Arguments", {}).get("TrainingJobDefinition", {})
+        static = training.get("StaticHyperParameters", {})
+        if JOB_NAME_HYPERPARAMETER in static:
+            static[JOB_NAME_HYPERPARAMETER] = STABLE_JOB_NAME
+    return definition
+
+
+def find_timestamped_values(value: Any) -> list[str]:
+    """Strings that still end in an SDK timestamp (`-YYYY-MM-DD-HH-MM-SS-mmm`, maybe JSON-quoted)."""
+    if isinstance(value, dict):
+        return [hit for item in value.values() for hit in find_timestamped_values(item)]
+    if isinstance(value, list):
+        return [hit for item in value for hit in find_timestamped_values(item)]
+    if isinstance(value, str) and _TIMESTAMPED.search(value.strip('"')):
+        return [value]
+    return []
+
+
+def render_definition(config: PipelineConfig) -> str:
+    """The pipeline definition JSON (stable key order, no timestamps) for `config`, made offline."""
+    disable_sdk_telemetry()
+    session = offline_session(config)
+    with default_boto_session(session.boto_session), warnings.catch_warnings():
+        # Emitted once per step: "Running within a PipelineSession, there will be No Wait, ..." (expected).
+        warnings.filterwarnings("ignore", message="Running within a PipelineSession", category=UserWarning)
+        definition = json.loads(get_pipeline(session, config).definition())
+    return json.dumps(normalise_definition(definition), indent=2, sort_keys=True)

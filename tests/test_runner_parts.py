@@ -1,0 +1,250 @@
+"""The local runner's parts on small inputs: object store, expressions, tuner, executor scheduling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from local_runner.execution import ExecutionError, PipelineExecutor, cast_parameters, parse_duration
+from local_runner.expressions import Context, ExpressionError, evaluate_condition, parse_path, resolve
+from local_runner.object_store import ObjectStore, ObjectStoreError
+from local_runner.registry import LocalRegistry
+from local_runner.tuner import read_metric, tune
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ObjectStore(tmp_path / "s3")
+
+
+def test_object_store_prefix_semantics(store, tmp_path):
+    store.put_text("s3://b/data/a.csv", "1")
+    store.put_text("s3://b/data/sub/b.csv", "2")
+    assert [key for key, _ in store.objects("s3://b/data/")] == ["a.csv", "sub/b.csv"]
+    assert [key for key, _ in store.objects("s3://b/data/a.csv")] == ["a.csv"]
+    copied = store.download("s3://b/data", tmp_path / "out")
+    assert sorted(path.read_text() for path in copied) == ["1", "2"]
+    with pytest.raises(ObjectStoreError, match="no S3 objects found under s3://b/none"):
+        store.download("s3://b/none", tmp_path / "x")
+    with pytest.raises(ObjectStoreError, match="not an S3 URI"):
+        store.path_for("/local/path")
+
+
+def test_property_paths_parse_names_and_indexes():
+    assert parse_path("Steps.P.Outputs['train'].S3Output.S3Uri") == [
+        "Steps",
+        "P",
+        "Outputs",
+        "train",
+        "S3Output",
+        "S3Uri",
+    ]
+    assert parse_path("Steps.T.TrainingJobSummaries[0].TrainingJobName") == [
+        "Steps",
+        "T",
+        "TrainingJobSummaries",
+        0,
+        "TrainingJobName",
+    ]
+
+
+def context(files=None):
+    return Context(
+        parameters={"Threshold": 20.0, "Name": "x"},
+        execution={"PipelineExecutionId": "exec-1"},
+        steps={
+            "P": {"Outputs": {"train": {"S3Uri": "s3://b/train"}}},
+            "T": {"Summaries": [{"Name": "job-7"}]},
+        },
+        read_property_file=lambda step, name: (files or {})[(step, name)],
+    )
+
+
+def test_resolve_get_join_and_json_get():
+    expression = {
+        "Uri": {
+            "Std:Join": {
+                "On": "/",
+                "Values": [
+                    "s3:/",
+                    "b",
+                    {"Get": "Execution.PipelineExecutionId"},
+                    {"Get": "Steps.T.Summaries[0].Name"},
+                ],
+            }
+        },
+        "Train": {"Get": "Steps.P.Outputs['train'].S3Uri"},
+        "List": [{"Get": "Parameters.Name"}, 3],
+        "Rmse": {
+            "Std:JsonGet": {"PropertyFile": {"Get": "Steps.E.PropertyFiles.Report"}, "Path": "m.rmse[1]"}
+        },
+    }
+    files = {("E", "Report"): {"m": {"rmse": [1.5, 12.5]}}}
+    assert resolve(expression, context(files)) == {
+        "Uri": "s3://b/exec-1/job-7",
+        "Train": "s3://b/train",
+        "List": ["x", 3],
+        "Rmse": 12.5,
+    }
+
+
+def test_unresolvable_references_name_what_is_missing():
+    with pytest.raises(ExpressionError, match="unknown pipeline parameter 'Nope'"):
+        resolve({"Get": "Parameters.Nope"}, context())
+    with pytest.raises(ExpressionError, match="step 'Q' has not run"):
+        resolve({"Get": "Steps.Q.Anything"}, context())
+    with pytest.raises(ExpressionError, match="no 'validation'"):
+        resolve({"Get": "Steps.P.Outputs['validation'].S3Uri"}, context())
+
+
+def test_conditions_true_and_false():
+    left = {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.E.PropertyFiles.R"}, "Path": "rmse"}}
+    files = {("E", "R"): {"rmse": 12.0}}
+    below = {"Type": "LessThanOrEqualTo", "LeftValue": left, "RightValue": {"Get": "Parameters.Threshold"}}
+    above = {**below, "Type": "GreaterThan"}
+    assert evaluate_condition(below, context(files)) is True
+    assert evaluate_condition(above, context(files)) is False
+    assert evaluate_condition({"Type": "Not", "Condition": above}, context(files)) is True
+    assert evaluate_condition({"Type": "Or", "Conditions": [above, below]}, context(files)) is True
+    assert (
+        evaluate_condition(
+            {"Type": "In", "QueryValue": {"Get": "Parameters.Name"}, "Values": ["y", "x"]}, context(files)
+        )
+        is True
+    )
+
+
+def test_parameters_are_cast_and_checked():
+    declared = [
+        {"Name": "N", "Type": "Integer", "DefaultValue": 2},
+        {"Name": "S", "Type": "String", "DefaultValue": "a", "EnumValues": ["a", "b"]},
+        {"Name": "F", "Type": "Float", "DefaultValue": 1.0},
+    ]
+    assert cast_parameters(declared, {"N": "5", "F": "0.5"}) == {"N": 5, "S": "a", "F": 0.5}
+    with pytest.raises(ExecutionError, match="unknown pipeline parameter"):
+        cast_parameters(declared, {"M": 1})
+    with pytest.raises(ExecutionError, match="N='x' is not a Integer"):
+        cast_parameters(declared, {"N": "x"})
+    with pytest.raises(ExecutionError, match="not one of"):
+        cast_parameters(declared, {"S": "c"})
+
+
+def test_cache_expiry_durations():
+    assert parse_duration("P30D").days == 30
+    assert parse_duration("PT1H").total_seconds() == 3600
+    assert parse_duration("T16m").total_seconds() == 960
+    with pytest.raises(ExecutionError, match="cache expiry"):
+        parse_duration("soon")
+
+
+def test_read_metric_takes_the_last_value():
+    log = "epoch\nvalidation:rmse=15.5\nmore\nvalidation:rmse=12.25\n"
+    assert read_metric(log, r"validation:rmse=([-0-9.eE+]+)") == 12.25
+    assert read_metric("nothing", r"validation:rmse=([-0-9.eE+]+)") is None
+
+
+def tuning_request(max_jobs=6, parallel=2, strategy="Bayesian"):
+    return {
+        "HyperParameterTuningJobConfig": {
+            "HyperParameterTuningJobObjective": {"MetricName": "validation:rmse", "Type": "Minimize"},
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [
+                    {"Name": "x", "MinValue": "0.0", "MaxValue": "4.0", "ScalingType": "Auto"}
+                ],
+                "IntegerParameterRanges": [
+                    {"Name": "n", "MinValue": "1", "MaxValue": "5", "ScalingType": "Auto"}
+                ],
+                "CategoricalParameterRanges": [],
+            },
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": max_jobs, "MaxParallelTrainingJobs": parallel},
+            "Strategy": strategy,
+        },
+        "TrainingJobDefinition": {
+            "AlgorithmSpecification": {
+                "MetricDefinitions": [{"Name": "validation:rmse", "Regex": r"validation:rmse=([-0-9.eE+]+)"}]
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize("strategy", ["Bayesian", "Random"])
+def test_tuner_honours_the_budget_and_ranks_best_first(strategy):
+    seen = []
+
+    def run_trial(number, hyperparameters):
+        x, n = float(hyperparameters["x"]), int(hyperparameters["n"])
+        assert 0 <= x <= 4 and 1 <= n <= 5
+        seen.append(number)
+        if number == 3:
+            return f"job-{number}", "Failed", "boom"
+        return f"job-{number}", "Completed", f"validation:rmse={(x - 1) ** 2 + n}"
+
+    trials = tune(tuning_request(max_jobs=6, strategy=strategy), run_trial, echo=lambda line: None)
+    assert seen == [1, 2, 3, 4, 5, 6]
+    objectives = [trial.objective for trial in trials if trial.objective is not None]
+    assert objectives == sorted(objectives) and len(objectives) == 5
+    assert trials[-1].status == "Failed" and trials[-1].failure_reason == "boom"
+
+
+def small_definition(condition_right: float):
+    """A definition with a condition and a fail step, no jobs: exercises scheduling and branches."""
+    return {
+        "Version": "2020-12-01",
+        "Parameters": [{"Name": "Limit", "Type": "Float", "DefaultValue": condition_right}],
+        "Steps": [
+            {
+                "Name": "Gate",
+                "Type": "Condition",
+                "Arguments": {
+                    "Conditions": [
+                        {
+                            "Type": "LessThanOrEqualTo",
+                            "LeftValue": 1.0,
+                            "RightValue": {"Get": "Parameters.Limit"},
+                        }
+                    ],
+                    "IfSteps": [],
+                    "ElseSteps": [
+                        {
+                            "Name": "Stop",
+                            "Type": "Fail",
+                            "Arguments": {
+                                "ErrorMessage": {
+                                    "Std:Join": {
+                                        "On": " ",
+                                        "Values": ["limit", {"Get": "Parameters.Limit"}, "too low"],
+                                    }
+                                }
+                            },
+                        }
+                    ],
+                },
+            }
+        ],
+    }
+
+
+def test_executor_follows_the_condition_branches(tmp_path, store):
+    registry = LocalRegistry(tmp_path / "registry.sqlite")
+    passed = PipelineExecutor(
+        small_definition(5.0), tmp_path, store, registry, echo=lambda line: None
+    ).start()
+    assert passed.status == "Succeeded", passed.failure_reason
+    assert passed.step("Stop").status == "NotExecuted"
+    failed = PipelineExecutor(
+        small_definition(0.5), tmp_path, store, registry, echo=lambda line: None
+    ).start()
+    assert failed.status == "Failed"
+    assert failed.failure_reason == "step Stop failed: limit 0.5 too low"
+    record = json.loads(failed.record_path.read_text())
+    assert record["status"] == "Failed" and {step["name"] for step in record["steps"]} == {"Gate", "Stop"}
+
+
+def test_executor_rejects_unknown_dependencies(tmp_path, store):
+    definition = {
+        "Parameters": [],
+        "Steps": [{"Name": "A", "Type": "Fail", "DependsOn": ["Ghost"], "Arguments": {}}],
+    }
+    with pytest.raises(ExecutionError, match="unknown step"):
+        PipelineExecutor(definition, tmp_path, store, LocalRegistry(tmp_path / "r.sqlite"))
