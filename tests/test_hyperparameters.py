@@ -23,10 +23,10 @@ def test_defaults():
     assert hp.learning_rate is None
     assert hp.effective_learning_rate == 0.05
     assert hp.max_iter == 400
-    assert hp.epochs == 40
+    assert hp.epochs == 60
     assert hp.batch_size == 256
-    assert hp.dropout == 0.2
-    assert hp.patience == 6
+    assert hp.dropout == 0.5
+    assert hp.patience == 10
     assert MODEL_FAMILIES == ("gbm", "cnn", "lstm")
     assert set(BOUNDS) <= set(hp.as_dict())
 

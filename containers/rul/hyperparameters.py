@@ -51,12 +51,12 @@ class Hyperparameters:
     l2_regularization: float = 1.0
     max_features: float = 0.5
     ensemble_size: int = 3
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 256
-    filters: int = 32
+    filters: int = 10
     units: int = 64
-    dropout: float = 0.2
-    patience: int = 6
+    dropout: float = 0.5
+    patience: int = 10
 
     def __post_init__(self):
         if self.model_family not in MODEL_FAMILIES:
