@@ -1,39 +1,48 @@
 """CDK app entry point: ``cdk synth`` runs this file (see cdk.json).
 
-All environment and context lookups happen inside :func:`build_app`, so importing this module
-has no side effects and tests can build the app with their own context.
+The edge of the app: it reads the ``settings`` (and optional ``settings_file``) context values,
+validates them into one :class:`settings.Settings`, builds the platform stacks and adds the cdk-nag
+checks. Importing this module has no side effects; tests build the app with their own context.
 """
 
 from __future__ import annotations
 
-import os
+import sys
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 
-from stacks.foundation_stack import FoundationStack
+from settings import Settings, SettingsError, load_settings
+from stacks.nag import add_nag_checks
+from stacks.platform import Platform, build_platform
 
-DEFAULT_PROJECT_NAME = "turbofan-rul"
+
+def settings_from_context(app: cdk.App) -> Settings:
+    """Validate the ``settings`` context value over the optional ``settings_file`` context value."""
+    return load_settings(app.node.try_get_context("settings"), app.node.try_get_context("settings_file"))
 
 
 def build_app(context: dict | None = None) -> cdk.App:
-    """Build the CDK app with all stacks and the cdk-nag AwsSolutions validation plugin."""
+    """Build the CDK app: every platform stack, project tags and the cdk-nag validation plugins."""
     app = cdk.App(context=context or {})
-    project_name = app.node.try_get_context("project_name") or DEFAULT_PROJECT_NAME
-    env = cdk.Environment(
-        account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
-        region=os.environ.get("CDK_DEFAULT_REGION"),
-    )
-
-    FoundationStack(app, f"{project_name}-foundation", project_name=project_name, env=env)
-
-    cdk.Tags.of(app).add("project", project_name)
-    # cdk-nag 3.x runs as a policy-validation plugin: findings fail the synth and are written to
-    # <outdir>/validation-report.json. Acknowledge findings with
-    # cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=..., reason=...)).
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    settings = settings_from_context(app)
+    platform: Platform = build_platform(app, settings)
+    # The ML stack (model registry + pipeline) plugs in here and receives `platform`
+    # (see README, "Deploy" > "Adding the ML stack").
+    del platform
+    cdk.Tags.of(app).add("project", settings.project.name)
+    cdk.Tags.of(app).add("environment", settings.project.environment)
+    add_nag_checks(app)
     return app
 
 
+def main() -> int:
+    try:
+        build_app().synth()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    build_app().synth()
+    sys.exit(main())

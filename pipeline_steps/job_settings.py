@@ -88,7 +88,7 @@ def execution_uri(config: PipelineConfig, step: str, *parts: str) -> Join:
 
 def models_prefix(config: PipelineConfig) -> str:
     """Key prefix (no bucket) under which the tuning jobs write `<job>/output/model.tar.gz`."""
-    return f"{config.pipeline_name}/models"
+    return f"models/{config.pipeline_name}"
 
 
 def library_input(config: PipelineConfig) -> ProcessingInput:

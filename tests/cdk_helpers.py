@@ -22,12 +22,17 @@ How findings surface (aws-cdk-lib 2.275 + cdk-nag 3.0.2):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk.assertions import Template
+
+from settings import load_settings
+from stacks.platform import Platform, build_platform
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CDK_CLI = REPO_ROOT / "node_modules" / ".bin" / "cdk"
@@ -92,3 +97,41 @@ def synth_with_report(app: cdk.App) -> SynthOutcome:
     report_file = outdir / VALIDATION_REPORT
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
     return SynthOutcome(outdir=outdir, assembly=assembly, error=error, report=report)
+
+
+@functools.cache
+def platform_app(settings_json: str = "{}") -> tuple[cdk.App, Platform]:
+    """The platform stacks in an app without cdk-nag, built and synthesized once per settings.
+
+    Cached for the whole test session (jsii start-up and synth take seconds). ``Template.from_stack``
+    on these stacks reuses the cached assembly. Without the nag plugins a nag finding cannot hide the
+    security-promise assertions; the nag tests run on the full app in ``test_app_synth.py``.
+    """
+    context = cdk_json_context()
+    app = cdk.App(context=context)
+    platform = build_platform(app, load_settings(json.loads(settings_json)))
+    app.synth()
+    return app, platform
+
+
+def template_of(stack_id: str, settings_json: str = "{}") -> Template:
+    """The synthesized template of one platform stack (see :func:`platform_app`)."""
+    _, platform = platform_app(settings_json)
+    return Template.from_stack(platform.stacks[stack_id])
+
+
+def policy_statements(template: Template) -> list[dict]:
+    """Every statement of every IAM policy (managed, inline policy resource or role inline) in a template."""
+    statements: list[dict] = []
+    for resource in template.to_json()["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] in {"AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"}:
+            statements.extend(props["PolicyDocument"]["Statement"])
+        elif resource["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                statements.extend(policy["PolicyDocument"]["Statement"])
+    return statements
+
+
+def as_list(value: object) -> list:
+    return value if isinstance(value, list) else [value]

@@ -163,7 +163,7 @@ TOP_MODEL = {
         "Values": [
             "s3:/",
             "local-artifacts",
-            "turbofan-rul/models",
+            "models/turbofan-rul",
             {"Get": f"Steps.{names.TUNE_STEP}.TrainingJobSummaries[0].TrainingJobName"},
             "output/model.tar.gz",
         ],
@@ -367,7 +367,7 @@ def test_training_is_script_mode_on_the_project_image(definition):
     assert static["seed"] == '"0"'
     assert static["sagemaker_program"] == '"train.py"'
     assert static["sagemaker_submit_directory"] == '"/opt/ml/input/data/code/sourcedir.tar.gz"'
-    assert training["OutputDataConfig"]["S3OutputPath"] == "s3://local-artifacts/turbofan-rul/models"
+    assert training["OutputDataConfig"]["S3OutputPath"] == "s3://local-artifacts/models/turbofan-rul"
     assert training["HyperParameterTuningResourceConfig"]["InstanceType"] == {
         "Get": f"Parameters.{names.TRAINING_INSTANCE_TYPE}"
     }

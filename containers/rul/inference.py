@@ -1,0 +1,360 @@
+"""Request parsing, prediction and response rendering shared by both serving forms of `serve.py`.
+
+Requests carry C-MAPSS rows (unit, cycle, setting_1..3, sensor_1..21; the 26 columns of `rul.data.COLUMNS`):
+
+- `text/csv`: one row per line, 26 comma-separated numbers (whitespace-separated lines, as in the
+  C-MAPSS files, are accepted too); an optional first line naming the 26 columns, in any order.
+- `application/json`: `{"instances": [...]}` where each instance is either a list of the 26 numbers in
+  column order or an object with exactly the 26 column names as keys.
+
+Each unit's rows must form one contiguous block whose cycles increase by one (the rule of
+`rul.data.check_trajectory_order`); several units may share a request. The model predicts the RUL at
+each unit's last cycle; a unit with fewer cycles than the model's window is padded and says so.
+
+The response (`application/json`, the default) is
+`{"predictions": [{"unit", "predicted_rul", "cycles_used", "padded"}, ...], "model_version", "model_family"}`
+with units in ascending order; `text/csv` gives the same four columns with a header line. Anything wrong
+with a request raises `RequestError` with an HTTP status (400 bad rows, 406 unsupported Accept, 413 too
+large, 415 unsupported content type) and a message naming the line or instance and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rul.data import COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS, check_trajectory_order
+from rul.errors import DataFormatError, RulError
+from rul.models import RulPredictor
+
+CSV = "text/csv"
+JSON = "application/json"
+CONTENT_TYPES = (CSV, JSON)
+ACCEPT_TYPES = (JSON, CSV)
+PREDICTION_COLUMNS = ("unit", "predicted_rul", "cycles_used", "padded")
+# Set by the deployment (a SageMaker Model's Environment) when the artifact does not carry a version.
+MODEL_VERSION_VARIABLE = "MODEL_VERSION"
+# SageMaker real-time endpoints accept request bodies up to 6 MB; stay under it.
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+DEFAULT_MAX_ROWS = 50_000
+
+
+class RequestError(RulError):
+    """A request the server cannot answer: `status` is the HTTP status, `message` names the problem."""
+
+    def __init__(self, status: int, message: str):
+        self.status = status
+        self.message = message
+        super().__init__(f"{status}: {message}")
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The largest request accepted: body bytes and C-MAPSS rows (413 beyond either)."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_rows: int = DEFAULT_MAX_ROWS
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A loaded predictor with what the response reports about it."""
+
+    predictor: RulPredictor
+    model_version: str | None
+    model_family: str
+    directory: Path
+
+    @property
+    def window(self) -> int:
+        return self.predictor.transformer.window
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """`predict` output: one row per unit (`PREDICTION_COLUMNS`) and the model that made it."""
+
+    frame: pd.DataFrame
+    model_version: str | None
+    model_family: str
+
+
+def load_model(model_dir: str | Path, environ: Mapping[str, str] | None = None) -> ServingModel:
+    """Load a model folder; the version is metadata.json's `model_version`, else `$MODEL_VERSION`."""
+    environ = os.environ if environ is None else environ
+    predictor = RulPredictor.load(model_dir)
+    version = predictor.metadata.get("model_version") or environ.get(MODEL_VERSION_VARIABLE) or None
+    return ServingModel(
+        predictor=predictor,
+        model_version=None if version is None else str(version),
+        model_family=predictor.hyperparameters.model_family,
+        directory=Path(model_dir),
+    )
+
+
+def media_type(header: str | None) -> str:
+    """`text/csv; charset=utf-8` -> `text/csv`."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _number_error(where: str, position: int, value: object) -> RequestError:
+    return RequestError(
+        400, f"{where}, column {position + 1} ({COLUMNS[position]}) is not a number: {value!r}"
+    )
+
+
+def _to_frame(values: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """Check finiteness, integer unit and cycle, and trajectory order; `labels[i]` names row i."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, position = (int(index) for index in np.argwhere(~finite)[0])
+        raise RequestError(
+            400, f"{labels[row]}, column {position + 1} ({COLUMNS[position]}) is {values[row, position]}"
+        )
+    for position in (0, 1):
+        column = values[:, position]
+        # Beyond 2**31 the int64 cast and the feature arithmetic stop being meaningful.
+        bad = (column != np.floor(column)) | (column < 1) | (column > 2**31)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise RequestError(
+                400, f"{labels[row]}: {COLUMNS[position]} must be a positive integer, found {column[row]:g}"
+            )
+    frame = pd.DataFrame(values, columns=COLUMNS)
+    frame["unit"] = frame["unit"].astype(np.int64)
+    frame["cycle"] = frame["cycle"].astype(np.int64)
+    try:
+        check_trajectory_order(frame, "request", labels)
+    except DataFormatError as error:
+        raise RequestError(400, f"{error.line}: {error.problem}") from None
+    return frame
+
+
+def _split_fields(line: str) -> list[str]:
+    return [field.strip() for field in line.split(",")] if "," in line else line.split()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_csv(text: str, limits: RequestLimits) -> pd.DataFrame:
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not lines:
+        raise RequestError(400, "the request body holds no rows")
+    order = list(range(len(COLUMNS)))
+    first = _split_fields(lines[0][1])
+    if first and not _is_number(first[0]):
+        if sorted(first) != sorted(COLUMNS):
+            raise RequestError(
+                400,
+                f"line {lines[0][0]}: the header must name the {len(COLUMNS)} columns {', '.join(COLUMNS)}",
+            )
+        order = [first.index(name) for name in COLUMNS]
+        lines = lines[1:]
+        if not lines:
+            raise RequestError(400, "the request body holds a header but no rows")
+    if len(lines) > limits.max_rows:
+        raise RequestError(413, f"the request holds {len(lines)} rows; the limit is {limits.max_rows}")
+    rows = []
+    for number, line in lines:
+        fields = _split_fields(line)
+        if len(fields) != len(COLUMNS):
+            raise RequestError(400, f"line {number}: expected {len(COLUMNS)} columns, found {len(fields)}")
+        rows.append([fields[index] for index in order])
+    labels = [f"line {number}" for number, _ in lines]
+    try:
+        values = np.asarray(rows, dtype=np.float64)
+    except ValueError:
+        # Find the first cell that is not a number, to name it.
+        for label, row in zip(labels, rows, strict=True):
+            for position, field in enumerate(row):
+                if not _is_number(field):
+                    raise _number_error(label, position, field) from None
+        raise
+    return _to_frame(values, labels)
+
+
+def _reject_constant(name: str) -> float:
+    raise RequestError(400, f"the JSON body holds {name}, which is not a finite number")
+
+
+def _json_row(index: int, instance: object) -> list[float]:
+    where = f"instance {index}"
+    if isinstance(instance, dict):
+        missing = [name for name in COLUMNS if name not in instance]
+        unknown = sorted(set(instance) - set(COLUMNS))
+        if missing or unknown:
+            parts = [f"missing {', '.join(missing)}"] if missing else []
+            parts += [f"unknown {', '.join(unknown)}"] if unknown else []
+            raise RequestError(400, f"{where}: {'; '.join(parts)}")
+        instance = [instance[name] for name in COLUMNS]
+    if not isinstance(instance, list):
+        raise RequestError(
+            400, f"{where} must be a list of {len(COLUMNS)} numbers or an object keyed by column name"
+        )
+    if len(instance) != len(COLUMNS):
+        raise RequestError(400, f"{where}: expected {len(COLUMNS)} columns, found {len(instance)}")
+    for position, value in enumerate(instance):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _number_error(where, position, value)
+    return instance
+
+
+def parse_json(text: str, limits: RequestLimits) -> pd.DataFrame:
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise RequestError(400, f"the body is not valid JSON: {error}") from None
+    if not isinstance(document, dict) or "instances" not in document:
+        raise RequestError(400, 'the JSON body must be an object {"instances": [...]}')
+    instances = document["instances"]
+    if not isinstance(instances, list):
+        raise RequestError(400, '"instances" must be a list')
+    if not instances:
+        raise RequestError(400, "the request body holds no rows")
+    if len(instances) > limits.max_rows:
+        raise RequestError(413, f"the request holds {len(instances)} rows; the limit is {limits.max_rows}")
+    rows = [_json_row(index, instance) for index, instance in enumerate(instances, start=1)]
+    try:
+        values = np.asarray(rows, dtype=np.float64)
+    except OverflowError:
+        raise RequestError(400, "a value is too large for a 64-bit float") from None
+    return _to_frame(values, [f"instance {index}" for index in range(1, len(rows) + 1)])
+
+
+def parse_request(
+    body: bytes | str, content_type: str | None, limits: RequestLimits = RequestLimits()
+) -> pd.DataFrame:
+    """A request body -> a validated C-MAPSS frame (`COLUMNS`; unit and cycle int64); `RequestError` else."""
+    kind = media_type(content_type)
+    if kind not in CONTENT_TYPES:
+        raise RequestError(
+            415,
+            f"content type {content_type or '(none)'!r} is not supported; send {' or '.join(CONTENT_TYPES)}",
+        )
+    size = len(body.encode("utf-8")) if isinstance(body, str) else len(body)
+    if size > limits.max_bytes:
+        raise RequestError(413, f"the request body is {size} bytes; the limit is {limits.max_bytes}")
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise RequestError(400, f"the request body is not UTF-8 text: {error}") from None
+    if not body.strip():
+        raise RequestError(400, "the request body is empty")
+    return parse_csv(body, limits) if kind == CSV else parse_json(body, limits)
+
+
+def predict(model: ServingModel, frame: pd.DataFrame) -> Prediction:
+    """RUL at each unit's last cycle of a frame from `parse_request`."""
+    result = model.predictor.predict_last(frame)
+    result = result.sort_values("unit", kind="stable").reset_index(drop=True)
+    return Prediction(result[list(PREDICTION_COLUMNS)], model.model_version, model.model_family)
+
+
+def negotiate(accept: str | None) -> str:
+    """The response type for an Accept header: the first supported type listed; JSON for none or */*."""
+    if accept is None or not accept.strip():
+        return JSON
+    for item in accept.split(","):
+        kind = media_type(item)
+        if kind in ACCEPT_TYPES:
+            return kind
+        if kind in ("*/*", "application/*"):
+            return JSON
+        if kind == "text/*":
+            return CSV
+    raise RequestError(406, f"cannot answer in {accept!r}; accept {' or '.join(ACCEPT_TYPES)}")
+
+
+def prediction_records(frame: pd.DataFrame) -> list[dict]:
+    return [
+        {
+            "unit": int(row.unit),
+            "predicted_rul": float(row.predicted_rul),
+            "cycles_used": int(row.cycles_used),
+            "padded": bool(row.padded),
+        }
+        for row in frame.itertuples(index=False)
+    ]
+
+
+def render(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
+    """The response body and its content type for the negotiated Accept type."""
+    kind = negotiate(accept)
+    records = prediction_records(prediction.frame)
+    if kind == CSV:
+        lines = [",".join(PREDICTION_COLUMNS)]
+        lines += [
+            f"{r['unit']},{r['predicted_rul']!r},{r['cycles_used']},{str(r['padded']).lower()}"
+            for r in records
+        ]
+        return ("\n".join(lines) + "\n").encode("utf-8"), CSV
+    document = {
+        "predictions": records,
+        "model_version": prediction.model_version,
+        "model_family": prediction.model_family,
+    }
+    return json.dumps(document).encode("utf-8"), JSON
+
+
+def parse_response(body: bytes | str, content_type: str | None) -> pd.DataFrame:
+    """A response body of `render` -> a frame with `PREDICTION_COLUMNS` (the reverse of `render`)."""
+    text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
+    if media_type(content_type) == CSV:
+        frame = pd.read_csv(io.StringIO(text))
+        frame["padded"] = frame["padded"].astype(str).str.lower() == "true"
+    else:
+        frame = pd.DataFrame(json.loads(text)["predictions"], columns=list(PREDICTION_COLUMNS))
+    return frame.astype(
+        {"unit": np.int64, "predicted_rul": np.float64, "cycles_used": np.int64, "padded": bool}
+    )
+
+
+def error_body(error: RequestError) -> bytes:
+    return json.dumps({"error": error.message, "status": error.status}).encode("utf-8")
+
+
+# A typical FD001 cruise row (sea level, Mach 0, TRA 100): the settings and the 21 sensors' means.
+_CANNED_SETTINGS = (0.0, 0.0, 100.0)
+_CANNED_SENSORS = (
+    518.67, 642.68, 1590.52, 1408.93, 14.62, 21.61, 553.37, 2388.10, 9065.24, 1.30, 47.54,
+    521.41, 2388.10, 8143.75, 8.44, 0.03, 393.21, 2388.0, 100.0, 38.82, 23.29,
+)  # fmt: skip
+
+
+def canned_window(cycles: int = 30, unit: int = 1) -> pd.DataFrame:
+    """A deterministic healthy unit of `cycles` rows, for health checks of a freshly loaded model."""
+    step = np.arange(cycles, dtype=np.float64)[:, None]
+    sensors = np.asarray(_CANNED_SENSORS) * (1.0 + 1e-4 * np.sin(step + np.arange(len(_CANNED_SENSORS))))
+    columns = {
+        "unit": np.full(cycles, unit, dtype=np.int64),
+        "cycle": np.arange(1, cycles + 1, dtype=np.int64),
+    }
+    settings = zip(SETTING_COLUMNS, _CANNED_SETTINGS, strict=True)
+    columns.update({name: np.full(cycles, value) for name, value in settings})
+    columns.update({name: sensors[:, index] for index, name in enumerate(SENSOR_COLUMNS)})
+    return pd.DataFrame(columns)[COLUMNS]
+
+
+def health_check(model: ServingModel) -> dict:
+    """One prediction on `canned_window()`; raises `RulError` unless it is a finite RUL within the cap."""
+    result = predict(model, canned_window()).frame
+    value = float(result["predicted_rul"].iloc[0]) if len(result) == 1 else math.nan
+    cap = model.predictor.hyperparameters.rul_cap
+    if not (math.isfinite(value) and 0.0 <= value <= cap):
+        raise RulError(f"health check prediction {value} is not a RUL within [0, {cap}]")
+    return {"model_version": model.model_version, "model_family": model.model_family, "predicted_rul": value}

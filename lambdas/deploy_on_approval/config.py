@@ -1,0 +1,218 @@
+"""Configuration of the deploy-on-approval function: environment variables validated into frozen dataclasses.
+
+`load_config(environ)` is called by the handler on every invocation (never at import time). It collects
+every problem before raising, so one failed invocation names all the bad variables and their values. The
+CDK stack sets these variables; the names are the `ENV_*` constants below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+ENV_GROUP = "MODEL_PACKAGE_GROUP_NAME"
+ENV_ENDPOINT = "ENDPOINT_NAME"
+ENV_MODEL_ROLE = "MODEL_EXECUTION_ROLE_ARN"
+ENV_SUBNETS = "SUBNET_IDS"
+ENV_SECURITY_GROUPS = "SECURITY_GROUP_IDS"
+ENV_KMS_KEY = "KMS_KEY_ARN"
+ENV_CAPTURE_URI = "DATA_CAPTURE_S3_URI"
+ENV_CAPTURE_PERCENT = "DATA_CAPTURE_PERCENT"
+ENV_INSTANCE_TYPE = "INSTANCE_TYPE"
+ENV_INSTANCE_COUNT = "INSTANCE_COUNT"
+ENV_STRATEGY = "DEPLOYMENT_STRATEGY"
+ENV_TRAFFIC_PERCENT = "TRAFFIC_PERCENT"
+ENV_TRAFFIC_WAIT = "TRAFFIC_WAIT_SECONDS"
+ENV_TERMINATION_WAIT = "TERMINATION_WAIT_SECONDS"
+ENV_ALARMS = "ROLLBACK_ALARM_NAMES"
+ENV_SCHEDULE = "MONITORING_SCHEDULE_NAME"
+ENV_SCHEDULE_CRON = "MONITORING_SCHEDULE_CRON"
+ENV_MONITOR_IMAGE = "MONITORING_IMAGE_URI"
+ENV_MONITOR_ROLE = "MONITORING_ROLE_ARN"
+ENV_MONITOR_OUTPUT = "MONITORING_OUTPUT_S3_URI"
+ENV_MONITOR_INSTANCE_TYPE = "MONITORING_INSTANCE_TYPE"
+ENV_MONITOR_VOLUME_GB = "MONITORING_VOLUME_GB"
+ENV_MONITOR_MAX_RUNTIME = "MONITORING_MAX_RUNTIME_SECONDS"
+ENV_ARTIFACTS_BUCKET = "ARTIFACTS_BUCKET"
+ENV_CHAMPION_PREFIX = "CHAMPION_PREFIX"
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker resource names
+ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+KMS_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-zA-Z0-9-]+$")
+S3_URI_PATTERN = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+SUBNET_PATTERN = re.compile(r"^subnet-[0-9a-f]+$")
+SECURITY_GROUP_PATTERN = re.compile(r"^sg-[0-9a-f]+$")
+# Model Monitor accepts hourly or daily cron expressions only (plus NOW for one-off runs, not used here).
+CRON_PATTERN = re.compile(r"^cron\(.+\)$")
+
+
+class ConfigError(ValueError):
+    """One or more environment variables are missing or invalid; the message lists each with its value."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrafficShift:
+    """Blue/green traffic shifting: `canary` (one step of `percent`, then the rest) or `linear` steps."""
+
+    strategy: str  # "canary" | "linear"
+    percent: int  # canary size or linear step, % of the green fleet's capacity
+    wait_seconds: int  # baking time between steps
+    termination_wait_seconds: int  # keep the blue fleet this long after the full shift
+    rollback_alarms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    schedule_name: str
+    schedule_cron: str
+    image_uri: str
+    role_arn: str
+    output_s3_uri: str
+    instance_type: str
+    volume_gb: int
+    max_runtime_seconds: int
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    group_name: str
+    endpoint_name: str
+    model_role_arn: str
+    network: NetworkConfig
+    kms_key_arn: str
+    capture_s3_uri: str
+    capture_percent: int
+    instance_type: str
+    instance_count: int
+    traffic: TrafficShift
+    monitoring: MonitoringConfig
+    artifacts_bucket: str
+    champion_prefix: str  # key prefix in the artifacts bucket, ends with "/"
+
+
+class _Reader:
+    """Reads variables, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def text(self, name: str, pattern: re.Pattern[str] | None = None, default: str | None = None) -> str:
+        value = self.environ.get(name, default)
+        if value is None or value.strip() == "":
+            self.problems.append(f"{name}: required (got {value!r})")
+            return ""
+        value = value.strip()
+        if pattern is not None and not pattern.match(value):
+            self.problems.append(f"{name}: does not match {pattern.pattern} (got {value!r})")
+        return value
+
+    def integer(self, name: str, low: int, high: int, default: int | None = None) -> int:
+        raw = self.environ.get(name)
+        if raw is None or raw.strip() == "":
+            if default is not None:
+                return default
+            self.problems.append(f"{name}: required integer in [{low}, {high}] (got {raw!r})")
+            return low
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name}: not an integer (got {raw!r})")
+            return low
+        if not low <= value <= high:
+            self.problems.append(f"{name}: must be in [{low}, {high}] (got {value})")
+        return value
+
+    def items(self, name: str, pattern: re.Pattern[str], low: int, high: int) -> tuple[str, ...]:
+        raw = self.environ.get(name, "")
+        values = tuple(part.strip() for part in raw.split(",") if part.strip())
+        if not low <= len(values) <= high:
+            self.problems.append(f"{name}: needs {low} to {high} comma-separated values (got {raw!r})")
+        for value in values:
+            if not pattern.match(value):
+                self.problems.append(f"{name}: {value!r} does not match {pattern.pattern}")
+        return values
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = self.environ.get(name, default).strip().lower()
+        if value not in options:
+            self.problems.append(f"{name}: must be one of {', '.join(options)} (got {value!r})")
+        return value
+
+
+def _traffic(read: _Reader, instance_count: int) -> TrafficShift:
+    strategy = read.choice(ENV_STRATEGY, ("canary", "linear"), "canary")
+    # SageMaker: a canary must be <= 50 % of the green fleet, a linear step 10-50 %.
+    low = 10 if strategy == "linear" else 1
+    percent = read.integer(ENV_TRAFFIC_PERCENT, low, 50, default=10 if strategy == "linear" else 10)
+    if instance_count < 2:
+        read.problems.append(
+            f"{ENV_INSTANCE_COUNT}: {strategy} traffic shifting needs at least 2 instances, because the first "
+            f"step may hold at most 50 % of the green fleet (got {instance_count})"
+        )
+    return TrafficShift(
+        strategy=strategy,
+        percent=percent,
+        wait_seconds=read.integer(ENV_TRAFFIC_WAIT, 0, 3600, default=600),
+        termination_wait_seconds=read.integer(ENV_TERMINATION_WAIT, 0, 3600, default=300),
+        rollback_alarms=read.items(ENV_ALARMS, re.compile(r"^\S.{0,254}$"), 1, 10),
+    )
+
+
+def _monitoring(read: _Reader) -> MonitoringConfig:
+    return MonitoringConfig(
+        schedule_name=read.text(ENV_SCHEDULE, NAME_PATTERN),
+        schedule_cron=read.text(ENV_SCHEDULE_CRON, CRON_PATTERN, default="cron(0 * ? * * *)"),
+        image_uri=read.text(ENV_MONITOR_IMAGE, re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/.+")),
+        role_arn=read.text(ENV_MONITOR_ROLE, ROLE_ARN_PATTERN),
+        output_s3_uri=read.text(ENV_MONITOR_OUTPUT, S3_URI_PATTERN),
+        instance_type=read.text(ENV_MONITOR_INSTANCE_TYPE, INSTANCE_TYPE_PATTERN, default="ml.m5.large"),
+        volume_gb=read.integer(ENV_MONITOR_VOLUME_GB, 1, 16384, default=20),
+        # An hourly schedule's job must end within the hour.
+        max_runtime_seconds=read.integer(ENV_MONITOR_MAX_RUNTIME, 60, 3600, default=1800),
+    )
+
+
+def load_config(environ: Mapping[str, str]) -> DeployConfig:
+    """Validate the environment into a `DeployConfig`; raise `ConfigError` naming every bad variable."""
+    read = _Reader(environ)
+    instance_count = read.integer(ENV_INSTANCE_COUNT, 1, 100, default=2)
+    prefix = read.text(ENV_CHAMPION_PREFIX, re.compile(r"^[\w./-]+/$"), default="champion/")
+    config = DeployConfig(
+        group_name=read.text(ENV_GROUP, NAME_PATTERN),
+        endpoint_name=read.text(ENV_ENDPOINT, NAME_PATTERN),
+        model_role_arn=read.text(ENV_MODEL_ROLE, ROLE_ARN_PATTERN),
+        network=NetworkConfig(
+            subnet_ids=read.items(ENV_SUBNETS, SUBNET_PATTERN, 1, 16),
+            security_group_ids=read.items(ENV_SECURITY_GROUPS, SECURITY_GROUP_PATTERN, 1, 5),
+        ),
+        kms_key_arn=read.text(ENV_KMS_KEY, KMS_ARN_PATTERN),
+        capture_s3_uri=read.text(ENV_CAPTURE_URI, S3_URI_PATTERN),
+        capture_percent=read.integer(ENV_CAPTURE_PERCENT, 1, 100, default=20),
+        instance_type=read.text(ENV_INSTANCE_TYPE, INSTANCE_TYPE_PATTERN, default="ml.m5.large"),
+        instance_count=instance_count,
+        traffic=_traffic(read, instance_count),
+        monitoring=_monitoring(read),
+        artifacts_bucket=read.text(ENV_ARTIFACTS_BUCKET, BUCKET_PATTERN),
+        champion_prefix=prefix,
+    )
+    if read.problems:
+        raise ConfigError("invalid deploy-on-approval configuration: " + "; ".join(read.problems))
+    return config
+
+
+def parse_with(factory: Callable[[Mapping[str, str]], T], environ: Mapping[str, str]) -> T:
+    """Small seam for tests: build a config from a plain dict."""
+    return factory(environ)

@@ -1,0 +1,387 @@
+"""Typed, validated settings of the CDK app, loaded once at the edge (``app.py``).
+
+One frozen pydantic model, nested per concern (project, target account, network, storage, studio,
+pipeline, alerts, serving, cost). Values come from the ``settings`` key of the CDK context (cdk.json or
+``cdk synth -c settings='{...}'``) and, optionally, a JSON or YAML file named by the ``settings_file``
+context key; the context wins over the file. Every field has a type and bounds, unknown keys are
+rejected, and a bad value raises :class:`SettingsError` whose message names the field and the value.
+
+Resource names that other code must know before deployment (bucket, role, pipeline and model package
+group names) are derived here, deterministically, in :class:`ResourceNames`: the pipeline definition is
+rendered at synth time and refers to the buckets by name, and the KMS key policy refers to the roles by
+ARN before they exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PLACEHOLDER_ACCOUNT = "111111111111"
+PLACEHOLDER_REGION = "eu-west-1"
+
+# ml.<family>.<size>, e.g. ml.m5.xlarge, ml.g4dn.2xlarge, ml.c6i.large, ml.t3.medium.
+InstanceType = Annotated[
+    str, Field(pattern=r"^ml\.[a-z][a-z0-9-]*\.(nano|micro|small|medium|large|\d{0,2}xlarge)$")
+]
+InstanceCount = Annotated[int, Field(ge=1, le=8)]
+ProfileName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
+EmailAddress = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+]
+VpcId = Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+RepositoryName = Annotated[
+    str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+]
+# CloudWatch Logs accepts only these retention periods (days).
+LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653]
+
+MAX_BUCKET_NAME = 63
+MAX_ROLE_NAME = 64
+
+
+class SettingsError(ValueError):
+    """Invalid settings; the message lists every bad field with the value that was given."""
+
+
+class FrozenModel(BaseModel):
+    """Base of every settings model: immutable, strict about unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class ProjectSettings(FrozenModel):
+    """Names every resource is prefixed with."""
+
+    name: str = Field(default="turbofan-rul", pattern=r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$")
+    environment: str = Field(default="dev", pattern=r"^[a-z][a-z0-9]{0,5}$")
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}-{self.environment}"
+
+
+class AwsTarget(FrozenModel):
+    """Account and region the stacks deploy to (placeholders synthesize offline; set real ones to deploy)."""
+
+    account: str = Field(default=PLACEHOLDER_ACCOUNT, pattern=r"^\d{12}$")
+    region: str = Field(default=PLACEHOLDER_REGION, pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+
+
+class NetworkSettings(FrozenModel):
+    """Create a private, endpoint-only VPC (``mode="create"``) or use an existing one (``"import"``)."""
+
+    mode: Literal["create", "import"] = "create"
+    cidr: str = "10.40.0.0/16"
+    max_azs: int = Field(default=2, ge=2, le=3)
+    vpc_id: VpcId | None = None
+    subnet_ids: tuple[SubnetId, ...] = ()
+    availability_zones: tuple[Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")], ...] = ()
+    route_table_ids: tuple[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")], ...] = ()
+    flow_log_retention_days: LogRetentionDays = 90
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr_is_private_ipv4_block(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 CIDR block ({exc})") from exc
+        if not 16 <= network.prefixlen <= 24:
+            raise ValueError("prefix length must be between /16 and /24")
+        if not network.is_private:
+            raise ValueError("must be a private (RFC 1918) range")
+        return value
+
+    @model_validator(mode="after")
+    def _import_needs_ids(self) -> NetworkSettings:
+        if self.mode == "import":
+            if self.vpc_id is None:
+                raise ValueError("mode 'import' requires vpc_id")
+            if len(self.subnet_ids) < 2:
+                raise ValueError(f"mode 'import' requires at least 2 subnet_ids, got {list(self.subnet_ids)}")
+            if len(self.availability_zones) != len(self.subnet_ids):
+                raise ValueError("mode 'import' requires one availability_zones entry per subnet id")
+        elif self.vpc_id is not None or self.subnet_ids or self.route_table_ids or self.availability_zones:
+            raise ValueError(
+                "vpc_id, subnet_ids, availability_zones and route_table_ids "
+                "are only allowed with mode 'import'"
+            )
+        return self
+
+
+class StorageSettings(FrozenModel):
+    """Lifecycle of the buckets: pipeline intermediates and old object versions expire."""
+
+    intermediates_expiry_days: int = Field(default=30, ge=1, le=3650)
+    noncurrent_version_expiry_days: int = Field(default=90, ge=1, le=3650)
+    access_log_expiry_days: int = Field(default=365, ge=30, le=3650)
+
+
+class StudioSettings(FrozenModel):
+    """SageMaker Studio users and the JupyterLab idle shutdown (a cost guardrail)."""
+
+    user_profiles: tuple[ProfileName, ...] = Field(default=("data-scientist",), min_length=1, max_length=20)
+    idle_shutdown_minutes: int = Field(default=60, ge=60, le=525600)
+
+    @field_validator("user_profiles")
+    @classmethod
+    def _unique_profiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"user profile names must be unique, got {list(value)}")
+        return value
+
+
+class PipelineSettings(FrozenModel):
+    """Job sizes, schedule, quality gate and tuning budget of the training pipeline."""
+
+    processing_instance_type: InstanceType = "ml.m5.xlarge"
+    processing_instance_count: InstanceCount = 1
+    training_instance_type: InstanceType = "ml.m5.xlarge"
+    training_instance_count: InstanceCount = 1
+    schedule_expression: str | None = Field(
+        default="cron(0 3 ? * MON *)",
+        pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$",
+    )
+    max_rmse: float = Field(default=20.0, gt=0, le=200)
+    max_score: float = Field(default=500.0, gt=0, le=1_000_000)
+    tuning_max_jobs: int = Field(default=6, ge=1, le=50)
+    tuning_max_parallel_jobs: int = Field(default=2, ge=1, le=10)
+    max_runtime_minutes: int = Field(default=60, ge=5, le=1440)
+    network_isolation: bool = True  # jobs get no network besides their S3 channels (pipeline default)
+    ecr_repository_names: tuple[RepositoryName, ...] = ("turbofan-rul-jobs",)
+
+    @model_validator(mode="after")
+    def _parallel_within_budget(self) -> PipelineSettings:
+        if self.tuning_max_parallel_jobs > self.tuning_max_jobs:
+            raise ValueError(
+                f"tuning_max_parallel_jobs ({self.tuning_max_parallel_jobs}) exceeds "
+                f"tuning_max_jobs ({self.tuning_max_jobs})"
+            )
+        return self
+
+
+class AlertsSettings(FrozenModel):
+    """Who is told about budget alerts (and, later, alarms): e-mail subscribers of the alerts topic."""
+
+    emails: tuple[EmailAddress, ...] = ()
+
+
+class DeploymentStrategy(FrozenModel):
+    """Blue/green traffic shifting of the serving endpoint."""
+
+    type: Literal["canary", "linear"] = "canary"
+    traffic_percent: int = Field(default=10, ge=1, le=50)
+    wait_minutes: int = Field(default=10, ge=1, le=60)
+    termination_wait_minutes: int = Field(default=5, ge=0, le=60)
+
+
+class ServingSettings(FrozenModel):
+    """Real-time endpoint sizing, data capture and its latency alarm."""
+
+    instance_type: InstanceType = "ml.m5.large"
+    instance_count: InstanceCount = 1
+    data_capture_percent: int = Field(default=20, ge=0, le=100)
+    deployment: DeploymentStrategy = DeploymentStrategy()
+    latency_alarm_threshold_ms: float = Field(default=200.0, gt=0, le=60_000)
+
+
+class CostSettings(FrozenModel):
+    """Monthly AWS Budget with notifications to the alerts topic."""
+
+    monthly_budget_usd: float = Field(default=250.0, gt=0, le=1_000_000)
+    actual_threshold_percent: float = Field(default=80.0, gt=0, le=1000)
+    forecast_threshold_percent: float = Field(default=100.0, gt=0, le=1000)
+
+
+class ResourceNames:
+    """Deterministic physical names shared by the stacks and the pipeline definition."""
+
+    def __init__(self, project: ProjectSettings, aws: AwsTarget) -> None:
+        self.prefix = project.prefix
+        self._suffix = f"{aws.account}-{aws.region}"
+
+    @property
+    def data_bucket(self) -> str:
+        return f"{self.prefix}-data-{self._suffix}"
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return f"{self.prefix}-artifacts-{self._suffix}"
+
+    @property
+    def access_logs_bucket(self) -> str:
+        return f"{self.prefix}-logs-{self._suffix}"
+
+    @property
+    def pipeline(self) -> str:
+        return f"{self.prefix}-training"
+
+    @property
+    def intermediates_prefix(self) -> str:
+        """Artifacts-bucket prefix of everything a pipeline execution writes; expires after N days."""
+        return f"{self.pipeline}/"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{self.prefix}-models"
+
+    @property
+    def pipeline_role(self) -> str:
+        return f"{self.prefix}-pipeline-execution"
+
+    @property
+    def job_role(self) -> str:
+        return f"{self.prefix}-sagemaker-job"
+
+    @property
+    def studio_role(self) -> str:
+        return f"{self.prefix}-studio-user"
+
+    @property
+    def scheduler_role(self) -> str:
+        return f"{self.prefix}-pipeline-trigger"
+
+    @property
+    def flow_logs_role(self) -> str:
+        return f"{self.prefix}-vpc-flow-logs"
+
+    @property
+    def studio_domain(self) -> str:
+        return f"{self.prefix}-studio"
+
+    @property
+    def key_alias(self) -> str:
+        return f"alias/{self.prefix}-data"
+
+    @property
+    def log_group_prefix(self) -> str:
+        """Log groups the project creates (and encrypts with its key) live under this path."""
+        return f"/{self.prefix}/"
+
+    # Key prefixes inside the buckets, shared by the IAM policies and the pipeline definition.
+    raw_data_prefix = "raw/"  # data bucket: C-MAPSS input files (read-only for jobs)
+    models_prefix = "models/"  # artifacts bucket: model artifacts of registered models (kept)
+    code_prefix = "code/"  # artifacts bucket: job source bundles
+    champion_prefix = "champion/"  # artifacts bucket: the approved model in service (read by evaluation)
+    studio_prefix = "studio/"  # artifacts bucket: Studio users' scratch space and shared notebooks
+
+    def buckets(self) -> tuple[str, ...]:
+        return (self.data_bucket, self.artifacts_bucket, self.access_logs_bucket)
+
+    def key_user_roles(self) -> tuple[str, ...]:
+        """Roles the key policy lets use the key (for data, model artifacts and job volumes)."""
+        return (self.pipeline_role, self.job_role, self.studio_role)
+
+    def roles(self) -> tuple[str, ...]:
+        return (*self.key_user_roles(), self.scheduler_role, self.flow_logs_role)
+
+
+class Settings(FrozenModel):
+    """All settings of the app; each stack receives only the sub-model it needs."""
+
+    project: ProjectSettings = ProjectSettings()
+    aws: AwsTarget = AwsTarget()
+    network: NetworkSettings = NetworkSettings()
+    storage: StorageSettings = StorageSettings()
+    studio: StudioSettings = StudioSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    alerts: AlertsSettings = AlertsSettings()
+    serving: ServingSettings = ServingSettings()
+    cost: CostSettings = CostSettings()
+
+    @property
+    def names(self) -> ResourceNames:
+        return ResourceNames(self.project, self.aws)
+
+    @property
+    def allowed_instance_types(self) -> tuple[str, ...]:
+        """Instance types the IAM policies let SageMaker jobs and endpoints use (cost guardrail)."""
+        types = {
+            self.pipeline.processing_instance_type,
+            self.pipeline.training_instance_type,
+            self.serving.instance_type,
+        }
+        return tuple(sorted(types))
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> Settings:
+        names = ResourceNames(self.project, self.aws)
+        for bucket in names.buckets():
+            if len(bucket) > MAX_BUCKET_NAME:
+                raise ValueError(
+                    f"bucket name {bucket!r} is longer than {MAX_BUCKET_NAME} characters: "
+                    "shorten project.name or project.environment"
+                )
+        for role in names.roles():
+            if len(role) > MAX_ROLE_NAME:
+                raise ValueError(f"role name {role!r} is longer than {MAX_ROLE_NAME} characters")
+        return self
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        lines.append(f"  {field}: {item['msg']} (got {item['input']!r})")
+    return "invalid settings:\n" + "\n".join(lines)
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _as_mapping(raw: object, source: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if isinstance(raw, str):  # `cdk synth -c settings='{...}'` passes a string
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{source}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"{source}: expected an object, got {raw!r}")
+    return dict(raw)
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """Read a JSON (``.json``) or YAML (``.yaml``/``.yml``) settings file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SettingsError(f"settings_file: cannot read {str(path)!r} ({exc})") from exc
+    if path.suffix in {".yaml", ".yml"}:
+        import yaml  # only needed for YAML files
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"settings_file: {str(path)!r} is not valid YAML ({exc})") from exc
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"settings_file: {str(path)!r} is not valid JSON ({exc})") from exc
+    return _as_mapping(data, f"settings_file {str(path)!r}")
+
+
+def load_settings(raw: object = None, settings_file: str | Path | None = None) -> Settings:
+    """Validate settings from a context value (dict or JSON string) over an optional settings file."""
+    values = read_settings_file(Path(settings_file)) if settings_file else {}
+    values = _deep_merge(values, _as_mapping(raw, "settings"))
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise SettingsError(_format_errors(exc)) from exc

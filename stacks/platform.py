@@ -1,0 +1,132 @@
+"""Wiring of the platform stacks, and the typed seam later stacks (the ML stack) build on.
+
+:func:`build_platform` creates one stack per concern, in dependency order, passing each the settings
+sub-model and the typed resources it needs, and returns a :class:`Platform` holding every object a
+later stack uses. Construct ids are stable PascalCase (``Storage``, ``Network``, ...); CloudFormation
+stack names carry the project prefix so that two environments can share an account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from settings import ResourceNames, Settings
+from stacks.alerts_stack import AlertsStack
+from stacks.cost_stack import CostStack
+from stacks.iam_stack import IamStack
+from stacks.network_stack import JobNetwork, NetworkStack
+from stacks.storage_stack import StorageStack
+from stacks.studio_stack import StudioStack
+
+STACK_IDS = ("Storage", "Network", "Iam", "Studio", "Alerts", "Cost")
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Everything the ML stack needs, as typed objects (no name strings to re-derive)."""
+
+    settings: Settings
+    names: ResourceNames
+    env: cdk.Environment
+    key: kms.IKey
+    data_bucket: s3.IBucket
+    artifacts_bucket: s3.IBucket
+    pipeline_role: iam.IRole
+    job_role: iam.IRole
+    trigger_role: iam.IRole
+    job_network: JobNetwork
+    alerts_topic: sns.ITopic
+    stacks: dict[str, cdk.Stack]
+
+
+def stack_props(settings: Settings, concern: str) -> dict:
+    """Common stack keyword arguments: environment, prefixed stack name, description."""
+    return {
+        "env": cdk.Environment(account=settings.aws.account, region=settings.aws.region),
+        "stack_name": f"{settings.project.prefix}-{concern.lower()}",
+        "description": f"{settings.project.prefix}: {concern} of the turbofan RUL MLOps platform",
+    }
+
+
+def build_platform(scope: Construct, settings: Settings) -> Platform:
+    """Create the platform stacks under ``scope`` (the app) and return the typed seam."""
+    names = settings.names
+    storage = StorageStack(
+        scope, "Storage", names=names, storage=settings.storage, **stack_props(settings, "Storage")
+    )
+    network = NetworkStack(
+        scope,
+        "Network",
+        network=settings.network,
+        names=names,
+        key=storage.key,
+        **stack_props(settings, "Network"),
+    )
+    iam_stack = IamStack(
+        scope,
+        "Iam",
+        names=names,
+        pipeline=settings.pipeline,
+        instance_types=settings.allowed_instance_types,
+        key=storage.key,
+        job_network=network.job_network,
+        **stack_props(settings, "Iam"),
+    )
+    iam_stack.add_stack_dependency(storage, "roles refer to the buckets by their deterministic names")
+    studio = StudioStack(
+        scope,
+        "Studio",
+        studio=settings.studio,
+        names=names,
+        vpc=network.vpc,
+        subnets=network.subnets,
+        security_group=network.studio_security_group,
+        execution_role=iam_stack.studio_role,
+        key=storage.key,
+        artifacts_bucket=storage.artifacts_bucket,
+        **stack_props(settings, "Studio"),
+    )
+    alerts = AlertsStack(
+        scope,
+        "Alerts",
+        alerts=settings.alerts,
+        names=names,
+        key=storage.key,
+        **stack_props(settings, "Alerts"),
+    )
+    cost = CostStack(
+        scope,
+        "Cost",
+        cost=settings.cost,
+        names=names,
+        alerts_topic=alerts.topic,
+        **stack_props(settings, "Cost"),
+    )
+    return Platform(
+        settings=settings,
+        names=names,
+        env=cdk.Environment(account=settings.aws.account, region=settings.aws.region),
+        key=storage.key,
+        data_bucket=storage.data_bucket,
+        artifacts_bucket=storage.artifacts_bucket,
+        pipeline_role=iam_stack.pipeline_role,
+        job_role=iam_stack.job_role,
+        trigger_role=iam_stack.trigger_role,
+        job_network=network.job_network,
+        alerts_topic=alerts.topic,
+        stacks={
+            "Storage": storage,
+            "Network": network,
+            "Iam": iam_stack,
+            "Studio": studio,
+            "Alerts": alerts,
+            "Cost": cost,
+        },
+    )
