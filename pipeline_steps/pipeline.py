@@ -5,7 +5,8 @@ step properties, the `EvaluationReport` property file (`JsonGet`), `Join`s and t
 `parameters.py`; every S3 location is explicit (bucket, code prefix and image come from the config), so a
 `PipelineSession` renders the definition without touching AWS. Job outputs land under
 `s3://<artifact bucket>/<pipeline name>/<execution id>/<step>/<output>`, tuned models under
-`s3://<artifact bucket>/models/<pipeline name>/<training job>/output/model.tar.gz` (kept: intermediates under `<pipeline name>/` expire).
+`s3://<artifact bucket>/models/<pipeline name>/<training job>/output/model.tar.gz`
+(kept, while the intermediates under `<pipeline name>/` expire).
 """
 
 from __future__ import annotations
