@@ -8,12 +8,14 @@ checks. Importing this module has no side effects; tests build the app with thei
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import aws_cdk as cdk
 
 from settings import Settings, SettingsError, load_settings
+from stacks.ml_stack import MlStack
 from stacks.nag import add_nag_checks
-from stacks.platform import Platform, build_platform
+from stacks.platform import Platform, build_platform, stack_props
 
 
 def settings_from_context(app: cdk.App) -> Settings:
@@ -26,9 +28,15 @@ def build_app(context: dict | None = None) -> cdk.App:
     app = cdk.App(context=context or {})
     settings = settings_from_context(app)
     platform: Platform = build_platform(app, settings)
-    # The ML stack (model registry + pipeline) plugs in here and receives `platform`
-    # (see README, "Deploy" > "Adding the ML stack").
-    del platform
+    ml = MlStack(
+        app,
+        "Ml",
+        platform=platform,
+        pipeline=settings.pipeline,
+        build_dir=Path(app.outdir) / "ml-build",
+        **stack_props(settings, "Ml"),
+    )
+    ml.add_dependency(platform.stacks["Iam"], "the pipeline runs as the project's roles")
     cdk.Tags.of(app).add("project", settings.project.name)
     cdk.Tags.of(app).add("environment", settings.project.environment)
     add_nag_checks(app)

@@ -74,10 +74,10 @@ def prepare_data(options: MainJobOptions, echo: Callable[[str], None] = print) -
     return target / f"train_{options.subset}.txt"
 
 
-def publish_code(store: ObjectStore, work_dir: Path) -> str:
-    """Build the source bundle and lay it out under its code URI, as the CDK app deploys it."""
+def publish_code(store: ObjectStore, work_dir: Path, bucket: str | None = None) -> str:
+    """Build the source bundle and lay it out under its code URI in `bucket`, as the CDK app deploys it."""
     bundle = build_source_bundle(CONTAINERS_DIR, work_dir / "build")
-    code_uri = code_uri_for(local_config().artifact_bucket, bundle.version)
+    code_uri = code_uri_for(bucket or local_config().artifact_bucket, bundle.version)
     store.upload(bundle.tarball, source_dir_uri(code_uri))
     with tempfile.TemporaryDirectory() as scratch, tarfile.open(bundle.tarball) as archive:
         archive.extractall(scratch, filter="data")
