@@ -8,11 +8,8 @@ CDK stack sets these variables; the names are the `ENV_*` constants below.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
-
-T = TypeVar("T")
 
 ENV_GROUP = "MODEL_PACKAGE_GROUP_NAME"
 ENV_ENDPOINT = "ENDPOINT_NAME"
@@ -156,10 +153,10 @@ def _traffic(read: _Reader, instance_count: int) -> TrafficShift:
     strategy = read.choice(ENV_STRATEGY, ("canary", "linear"), "canary")
     # SageMaker: a canary must be <= 50 % of the green fleet, a linear step 10-50 %.
     low = 10 if strategy == "linear" else 1
-    percent = read.integer(ENV_TRAFFIC_PERCENT, low, 50, default=10 if strategy == "linear" else 10)
+    percent = read.integer(ENV_TRAFFIC_PERCENT, low, 50, default=10)
     if instance_count < 2:
         read.problems.append(
-            f"{ENV_INSTANCE_COUNT}: {strategy} traffic shifting needs at least 2 instances, because the first "
+            f"{ENV_INSTANCE_COUNT}: {strategy} shifting needs at least 2 instances, because the first "
             f"step may hold at most 50 % of the green fleet (got {instance_count})"
         )
     return TrafficShift(
@@ -175,7 +172,9 @@ def _monitoring(read: _Reader) -> MonitoringConfig:
     return MonitoringConfig(
         schedule_name=read.text(ENV_SCHEDULE, NAME_PATTERN),
         schedule_cron=read.text(ENV_SCHEDULE_CRON, CRON_PATTERN, default="cron(0 * ? * * *)"),
-        image_uri=read.text(ENV_MONITOR_IMAGE, re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/.+")),
+        image_uri=read.text(
+            ENV_MONITOR_IMAGE, re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/.+")
+        ),
         role_arn=read.text(ENV_MONITOR_ROLE, ROLE_ARN_PATTERN),
         output_s3_uri=read.text(ENV_MONITOR_OUTPUT, S3_URI_PATTERN),
         instance_type=read.text(ENV_MONITOR_INSTANCE_TYPE, INSTANCE_TYPE_PATTERN, default="ml.m5.large"),
@@ -211,8 +210,3 @@ def load_config(environ: Mapping[str, str]) -> DeployConfig:
     if read.problems:
         raise ConfigError("invalid deploy-on-approval configuration: " + "; ".join(read.problems))
     return config
-
-
-def parse_with(factory: Callable[[Mapping[str, str]], T], environ: Mapping[str, str]) -> T:
-    """Small seam for tests: build a config from a plain dict."""
-    return factory(environ)

@@ -1,0 +1,167 @@
+"""The serving side: model, endpoint config and endpoint of one registered version, created or reused.
+
+Names are derived from the version and a digest of everything that goes into the resource, so a repeated
+event reuses what exists (describe first; an "already exists" race is treated as success), and a changed
+setting (instance type, capture percentage, role...) yields a new name instead of a stale reuse. Endpoint
+configs carry tags naming the version they serve; `endpoint_state` reads them back to tell which version
+is in service. An existing endpoint is only ever changed through a blue/green update with canary or
+linear traffic shifting and CloudWatch-alarm auto-rollback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .config import DeployConfig
+from .registry import ModelVersion
+from .resources import TAG_VERSION, bounded_name, create_unless_exists, digest, is_missing, version_tags
+
+VARIANT_NAME = "AllTraffic"
+# Endpoint states in which SageMaker refuses an update; the function fails so Lambda retries it later.
+BUSY_STATES = frozenset(
+    {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
+)
+
+
+class EndpointBusy(RuntimeError):
+    """The endpoint cannot be changed now (being created, updated or rolled back); retry later."""
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    exists: bool
+    status: str | None = None
+    config_name: str | None = None  # the config serving traffic (or being deployed, when updating)
+    version: int | None = None  # from that config's tags
+
+
+def model_request(config: DeployConfig, version: ModelVersion) -> dict[str, Any]:
+    container = {"Image": version.image, "ModelDataUrl": version.model_data_url}
+    vpc = {
+        "Subnets": list(config.network.subnet_ids),
+        "SecurityGroupIds": list(config.network.security_group_ids),
+    }
+    suffix = f"v{version.version}-{digest(container, vpc, config.model_role_arn)}"
+    return {
+        "ModelName": bounded_name(config.group_name, suffix),
+        "PrimaryContainer": container,
+        "ExecutionRoleArn": config.model_role_arn,
+        "VpcConfig": vpc,
+        "EnableNetworkIsolation": True,
+        "Tags": version_tags(version),
+    }
+
+
+def endpoint_config_request(config: DeployConfig, version: ModelVersion, model_name: str) -> dict[str, Any]:
+    variant = {
+        "VariantName": VARIANT_NAME,
+        "ModelName": model_name,
+        "InstanceType": config.instance_type,
+        "InitialInstanceCount": config.instance_count,
+        "InitialVariantWeight": 1.0,
+    }
+    capture = {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": config.capture_percent,
+        "DestinationS3Uri": config.capture_s3_uri,
+        "KmsKeyId": config.kms_key_arn,
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+    }
+    suffix = f"v{version.version}-{digest(variant, capture, config.kms_key_arn)}"
+    return {
+        "EndpointConfigName": bounded_name(config.endpoint_name, suffix),
+        "ProductionVariants": [variant],
+        "DataCaptureConfig": capture,
+        "KmsKeyId": config.kms_key_arn,  # the instances' ML storage volumes
+        "Tags": version_tags(version),
+    }
+
+
+def deployment_config(config: DeployConfig) -> dict[str, Any]:
+    traffic = config.traffic
+    step = {"Type": "CAPACITY_PERCENT", "Value": traffic.percent}
+    routing: dict[str, Any] = {
+        "Type": traffic.strategy.upper(),
+        "WaitIntervalInSeconds": traffic.wait_seconds,
+    }
+    routing["CanarySize" if traffic.strategy == "canary" else "LinearStepSize"] = step
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": traffic.termination_wait_seconds,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in traffic.rollback_alarms]},
+    }
+
+
+def ensure_model_and_config(
+    sagemaker: Any, config: DeployConfig, version: ModelVersion
+) -> tuple[str, list[str]]:
+    """Create (or reuse) the version's model and endpoint config; return the config name and what was new."""
+    created: list[str] = []
+    model = model_request(config, version)
+    if create_unless_exists(
+        lambda: sagemaker.describe_model(ModelName=model["ModelName"]),
+        lambda: sagemaker.create_model(**model),
+    ):
+        created.append(f"model {model['ModelName']}")
+    endpoint_config = endpoint_config_request(config, version, model["ModelName"])
+    name = endpoint_config["EndpointConfigName"]
+    if create_unless_exists(
+        lambda: sagemaker.describe_endpoint_config(EndpointConfigName=name),
+        lambda: sagemaker.create_endpoint_config(**endpoint_config),
+    ):
+        created.append(f"endpoint config {name}")
+    return name, created
+
+
+def _config_version(sagemaker: Any, config_name: str) -> int | None:
+    arn = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["EndpointConfigArn"]
+    tags = sagemaker.list_tags(ResourceArn=arn).get("Tags", [])
+    value = next((tag["Value"] for tag in tags if tag["Key"] == TAG_VERSION), None)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def endpoint_state(sagemaker: Any, endpoint_name: str) -> EndpointState:
+    try:
+        endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    except ClientError as error:
+        if is_missing(error):
+            return EndpointState(exists=False)
+        raise
+    pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+    config_name = pending or endpoint.get("EndpointConfigName")
+    version = _config_version(sagemaker, config_name) if config_name else None
+    return EndpointState(True, endpoint["EndpointStatus"], config_name, version)
+
+
+def create_or_update(sagemaker: Any, config: DeployConfig, state: EndpointState, config_name: str) -> str:
+    """Point the endpoint at `config_name`; return "created", "updated" or "unchanged"."""
+    if not state.exists:
+        sagemaker.create_endpoint(
+            EndpointName=config.endpoint_name,
+            EndpointConfigName=config_name,
+            Tags=[{"Key": "ManagedBy", "Value": "deploy-on-approval"}],
+        )
+        return "created"
+    if state.status == "Failed":
+        raise EndpointBusy(
+            f"endpoint {config.endpoint_name} is Failed and cannot be updated; delete it and replay the event"
+        )
+    if state.config_name == config_name:  # in service, or the update to it is already running
+        return "unchanged"
+    if state.status in BUSY_STATES:
+        raise EndpointBusy(
+            f"endpoint {config.endpoint_name} is {state.status} (config {state.config_name}); "
+            f"cannot switch to {config_name} now"
+        )
+    sagemaker.update_endpoint(
+        EndpointName=config.endpoint_name,
+        EndpointConfigName=config_name,
+        DeploymentConfig=deployment_config(config),
+        RetainAllVariantProperties=False,
+    )
+    return "updated"

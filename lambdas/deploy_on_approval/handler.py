@@ -1,0 +1,202 @@
+"""Lambda entry point: on an approval or rejection, converge serving on the newest approved model version.
+
+Triggered by the EventBridge rule for `SageMaker Model Package State Change` of the project's group.
+Desired state = the newest Approved version of the group (for a rejection: other than the rejected one).
+Each run converges three things on it, each idempotently, and changes nothing that already matches:
+
+1. the endpoint: model (VPC, network isolation) + endpoint config (KMS, data capture of input and output)
+   created or reused; the endpoint created, or moved by a blue/green update (canary or linear traffic
+   shifting, auto-rollback on the configured CloudWatch alarms);
+2. the data-quality monitoring schedule, on the baselines registered with that version;
+3. the champion prefix `s3://<artifacts>/<prefix>` read by the pipeline's EvaluateModel step.
+
+A rejection changes something only when the rejected version is in service (endpoint tags or
+champion.json); with no approved version left the endpoint is left as is and the outcome logged as an
+error. Ignored events (another group, malformed, pending status, stale, no artifacts) change nothing.
+Every path returns {"action", "reason", ...} and logs it as one JSON line. An endpoint that is busy
+(another update running) raises `EndpointBusy` so Lambda's asynchronous retry runs the event again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from . import champion
+from .config import DeployConfig, load_config
+from .endpoint import EndpointBusy, EndpointState, create_or_update, endpoint_state, ensure_model_and_config
+from .monitoring import ensure_monitoring
+from .registry import (
+    APPROVED,
+    REJECTED,
+    ApprovalEvent,
+    IgnoredEvent,
+    ModelVersion,
+    approved_versions,
+    describe_version,
+    parse_event,
+)
+
+LOGGER = logging.getLogger("deploy_on_approval")
+LOGGER.setLevel(logging.INFO)
+
+
+@dataclass(frozen=True)
+class Clients:
+    sagemaker: Any
+    s3: Any
+
+
+def make_clients() -> Clients:
+    """boto3 clients with standard retries; created per invocation, never at import time."""
+    import boto3
+    from botocore.config import Config
+
+    retries = Config(retries={"mode": "standard", "max_attempts": 5})
+    return Clients(sagemaker=boto3.client("sagemaker", config=retries), s3=boto3.client("s3", config=retries))
+
+
+def decide(action: str, reason: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
+    """Log one JSON line for the decision and return it as the function's result."""
+    result = {"action": action, "reason": reason, **fields}
+    LOGGER.log(level, json.dumps({"function": "deploy_on_approval", **result}, default=str, sort_keys=True))
+    return result
+
+
+def _event_fields(approval: ApprovalEvent) -> dict[str, Any]:
+    return {"event_version": approval.version, "event_status": approval.status, "group": approval.group}
+
+
+def _converge(
+    clients: Clients,
+    config: DeployConfig,
+    target: ModelVersion,
+    state: EndpointState,
+    champion_version: int | None,
+) -> dict[str, str]:
+    """Bring endpoint, monitor and champion to `target`; return what happened to each."""
+    config_name, created = ensure_model_and_config(clients.sagemaker, config, target)
+    changes = {"endpoint": create_or_update(clients.sagemaker, config, state, config_name)}
+    if target.baseline is None:
+        changes["monitoring"] = "skipped: the version has no DriftCheckBaselines.ModelDataQuality"
+    else:
+        changes["monitoring"] = ensure_monitoring(clients.sagemaker, config, target)
+    if champion_version == target.version:
+        changes["champion"] = "unchanged"
+    else:
+        champion.publish(clients.s3, config, target)
+        changes["champion"] = "published"
+    if created:
+        changes["created"] = ", ".join(created)
+    return changes
+
+
+def _deploy(
+    clients: Clients,
+    config: DeployConfig,
+    approval: ApprovalEvent,
+    target: ModelVersion,
+    state: EndpointState,
+    champion_version: int | None,
+    action: str,
+) -> dict[str, Any]:
+    fields = {
+        **_event_fields(approval),
+        "target_version": target.version,
+        "in_service_version": state.version,
+    }
+    if not target.model_data_url or not target.image or not target.model_data_url.startswith("s3://"):
+        return decide(
+            "ignored",
+            f"v{target.version} has no servable artifacts (single container with an s3:// ModelDataUrl); "
+            "nothing changed",
+            level=logging.WARNING,
+            **fields,
+        )
+    changes = _converge(clients, config, target, state, champion_version)
+    if all(value == "unchanged" or value.startswith("skipped") for value in changes.values()):
+        return decide("no_change", f"v{target.version} is already in service", **fields, **changes)
+    reason = {
+        "deployed": f"deploying v{target.version}, the newest approved version",
+        "rolled_back": f"v{approval.version} was rejected while in service; back to v{target.version}",
+    }[action]
+    return decide(action, reason, **fields, **changes)
+
+
+def _on_approved(
+    clients: Clients, config: DeployConfig, approval: ApprovalEvent, package: ModelVersion
+) -> dict:
+    candidates = approved_versions(clients.sagemaker, config.group_name)
+    if approval.version not in {version for version, _ in candidates}:  # list may lag the event
+        candidates = sorted([*candidates, (approval.version, approval.arn)], reverse=True)
+    newest_version, newest_arn = candidates[0]
+    target = (
+        package if newest_version == approval.version else describe_version(clients.sagemaker, newest_arn)
+    )
+    state = endpoint_state(clients.sagemaker, config.endpoint_name)
+    champion_version = champion.current_version(clients.s3, config)
+    return _deploy(clients, config, approval, target, state, champion_version, "deployed")
+
+
+def _on_rejected(clients: Clients, config: DeployConfig, approval: ApprovalEvent) -> dict:
+    state = endpoint_state(clients.sagemaker, config.endpoint_name)
+    champion_version = champion.current_version(clients.s3, config)
+    fields = {
+        **_event_fields(approval),
+        "in_service_version": state.version,
+        "champion_version": champion_version,
+    }
+    if approval.version not in (state.version, champion_version):
+        return decide("no_change", f"rejected v{approval.version} is not in service", **fields)
+    candidates = approved_versions(clients.sagemaker, config.group_name, exclude_arn=approval.arn)
+    if not candidates:
+        if champion_version is not None:
+            champion.clear(clients.s3, config)
+        return decide(
+            "no_fallback",
+            f"rejected v{approval.version} is in service and no other approved version exists: the endpoint "
+            "is left unchanged (take it down or approve a version by hand); the champion prefix is reset to "
+            "the placeholder",
+            level=logging.ERROR,
+            **fields,
+        )
+    target = describe_version(clients.sagemaker, candidates[0][1])
+    return _deploy(clients, config, approval, target, state, champion_version, "rolled_back")
+
+
+def run(event: Any, config: DeployConfig, clients: Clients) -> dict[str, Any]:
+    """Act on one event; pure orchestration over the given clients (the tests call this)."""
+    try:
+        approval = parse_event(event, config.group_name)
+    except IgnoredEvent as reason:
+        return decide("ignored", str(reason), level=logging.WARNING)
+    if approval.status not in (APPROVED, REJECTED):
+        return decide(
+            "ignored", f"status {approval.status} needs no deployment change", **_event_fields(approval)
+        )
+    package = describe_version(clients.sagemaker, approval.arn)
+    if package.approval_status != approval.status:
+        return decide(
+            "ignored",
+            f"stale event: v{approval.version} is now {package.approval_status}, a later event handles it",
+            **_event_fields(approval),
+        )
+    if approval.status == REJECTED:
+        return _on_rejected(clients, config, approval)
+    return _on_approved(clients, config, approval, package)
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Lambda handler: validate the environment, build clients, run; failures are logged, then raised."""
+    try:
+        config = load_config(os.environ)
+        return run(event, config, make_clients())
+    except EndpointBusy as busy:
+        decide("retry", str(busy), level=logging.ERROR)
+        raise
+    except Exception as error:
+        decide("error", f"{type(error).__name__}: {error}", level=logging.ERROR)
+        raise
