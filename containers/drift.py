@@ -1,0 +1,346 @@
+"""Processing-job entry point of the data-drift monitor: captured endpoint inputs against the baseline.
+
+Inputs (paths under /opt/ml follow `SAGEMAKER_BASE_DIR`):
+
+- `--baseline` (default /opt/ml/processing/input/baseline): a folder holding the `DataQualityBaseline`
+  step's statistics.json (and constraints.json), or training CSV file(s) with the settings and sensor
+  columns;
+- `--captures` (default /opt/ml/processing/input/captures): SageMaker data capture,
+  `<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl`; only requests with `--start` <= inferenceTime < `--end`
+  count, and a (unit, cycle) row sent again by a later request counts once.
+
+Outputs in `--output` (default /opt/ml/processing/output): `constraint_violations.json` (Model Monitor's
+shape) and `drift_report.json` (per-feature KS statistic, p-value, adjusted p-value, PSI, severity, the
+overall flag and counts; `rul.drift_stats` explains the statistics). Metrics: `--metrics-target
+cloudwatch` calls PutMetricData (namespace `TurbofanRul/Drift`, dimension `Endpoint`; MaxPSI,
+DriftedFeatures, ConstraintViolations, and FeaturePSI per `Feature`), `file` appends the same requests as
+JSON Lines to `--metrics-file`, `none` emits nothing. A detected drift is a finding, not a failure: the
+job exits 0; empty captures, a missing baseline or a malformed record exit 1 naming the file and line.
+
+The helpers for arguments, captures, reports and metrics are shared with `model_quality.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from rul.contract import processing_dir, run_entrypoint
+from rul.drift_stats import (
+    Baseline,
+    CaptureRecord,
+    DriftSettings,
+    baseline_from_frame,
+    baseline_from_statistics,
+    capture_files,
+    captured_rows,
+    compare_features,
+    constraint_violations,
+    metric_datum,
+    parse_time,
+    read_captures,
+    summarise,
+)
+from rul.errors import ConfigurationError, DataFormatError
+from rul.monitoring import CONSTRAINTS_FILE, STATISTICS_FILE
+
+NAMESPACE = "TurbofanRul/Drift"
+REPORT_FILE = "drift_report.json"
+VIOLATIONS_FILE = "constraint_violations.json"
+METRICS_FILE = "metrics.jsonl"
+METRICS_TARGETS = ("cloudwatch", "file", "none")
+# PutMetricData takes at most 1000 metrics per request (CloudWatch API reference); we send far fewer.
+MAX_METRICS_PER_REQUEST = 1000
+REPORT_VERSION = 1
+# A capture file sits at <endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl under the captures root.
+CAPTURE_DEPTH = 7
+
+MetricsClientFactory = Callable[[str | None], object]
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared with model_quality.py
+
+
+def time_argument(text: str) -> datetime:
+    try:
+        return parse_time(text, "argument")
+    except DataFormatError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, namespace: str) -> None:
+    """Captures, output, window, endpoint and metrics arguments of both monitoring jobs."""
+    parser.add_argument("--captures", type=Path, default=None, help="data-capture folder")
+    parser.add_argument("--output", type=Path, default=None, help="report folder")
+    parser.add_argument("--endpoint", default=None, help="endpoint name (default: from the capture folders)")
+    parser.add_argument(
+        "--start", type=time_argument, default=None, help="window start, ISO 8601 (inclusive)"
+    )
+    parser.add_argument("--end", type=time_argument, default=None, help="window end, ISO 8601 (exclusive)")
+    parser.add_argument("--metrics-target", choices=METRICS_TARGETS, default="file")
+    parser.add_argument("--metrics-file", type=Path, default=None, help=f"default: <output>/{METRICS_FILE}")
+    parser.add_argument("--namespace", default=namespace, help=f"CloudWatch namespace (default {namespace})")
+    parser.add_argument("--region", default=None, help="AWS region of CloudWatch (default: boto3's)")
+
+
+def check_window(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and not start < end:
+        raise ConfigurationError(f"--start {start.isoformat()} must be before --end {end.isoformat()}")
+
+
+def endpoint_name(root: Path, given: str | None) -> str:
+    """The given endpoint name, else the one endpoint folder of the capture layout under `root`."""
+    if given:
+        return given
+    names = {
+        path.relative_to(root).parts[-CAPTURE_DEPTH]
+        for path in capture_files(root)
+        if root.is_dir() and len(path.relative_to(root).parts) >= CAPTURE_DEPTH
+    }
+    if len(names) != 1:
+        found = ", ".join(sorted(names)) or "none in the <endpoint>/<variant>/yyyy/mm/dd/hh layout"
+        raise ConfigurationError(f"pass --endpoint: the captures under {root} name endpoints: {found}")
+    return names.pop()
+
+
+def load_captures(root: Path, start: datetime | None, end: datetime | None) -> list[CaptureRecord]:
+    if not root.exists():
+        raise DataFormatError(root, None, "the captures folder does not exist")
+    if not capture_files(root):
+        raise DataFormatError(root, None, "no capture file (*.jsonl) found")
+    records = list(read_captures(root, start, end))
+    if not records:
+        window = (
+            f"between {start.isoformat() if start else 'the start'} and {end.isoformat() if end else 'now'}"
+        )
+        raise DataFormatError(root, None, f"no captured request {window}")
+    return records
+
+
+def window_dict(start: datetime | None, end: datetime | None, records: Sequence[CaptureRecord]) -> dict:
+    times = [record.inference_time for record in records]
+    return {
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+        "first_request": min(times).isoformat() if times else None,
+        "last_request": max(times).isoformat() if times else None,
+    }
+
+
+def write_json(path: Path, document: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def metric_requests(namespace: str, metric_data: list[dict]) -> list[dict]:
+    """PutMetricData keyword arguments, split to the per-request limit."""
+    return [
+        {"Namespace": namespace, "MetricData": metric_data[i : i + MAX_METRICS_PER_REQUEST]}
+        for i in range(0, len(metric_data), MAX_METRICS_PER_REQUEST)
+    ]
+
+
+def _json_ready(request: dict) -> dict:
+    data = [{**datum, "Timestamp": datum["Timestamp"].isoformat()} for datum in request["MetricData"]]
+    return {"Namespace": request["Namespace"], "MetricData": data}
+
+
+def cloudwatch_client(region: str | None) -> object:
+    import boto3  # only the cloudwatch target needs it
+
+    return boto3.client("cloudwatch", region_name=region)
+
+
+def emit_metrics(
+    target: str,
+    namespace: str,
+    metric_data: list[dict],
+    metrics_file: Path,
+    region: str | None = None,
+    client_factory: MetricsClientFactory = cloudwatch_client,
+) -> int:
+    """Send or append the metric data; returns the number of requests made."""
+    requests = metric_requests(namespace, metric_data)
+    if target == "none" or not requests:
+        return 0
+    if target == "file":
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        with metrics_file.open("a", encoding="utf-8") as handle:
+            for request in requests:
+                handle.write(json.dumps(_json_ready(request), allow_nan=False) + "\n")
+        return len(requests)
+    if target != "cloudwatch":
+        raise ConfigurationError(
+            f"metrics target must be one of {', '.join(METRICS_TARGETS)}, got {target!r}"
+        )
+    client = client_factory(region)
+    for request in requests:
+        client.put_metric_data(**request)
+    return len(requests)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Drift job
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Data drift of captured requests against the baseline.")
+    parser.add_argument("--baseline", type=Path, default=None, help="statistics.json folder or CSV")
+    add_common_arguments(parser, NAMESPACE)
+    defaults = DriftSettings()
+    parser.add_argument("--alpha", type=float, default=defaults.alpha, help="significance level (0.05)")
+    parser.add_argument("--correction", choices=("bh", "holm"), default=defaults.correction)
+    parser.add_argument("--psi-threshold", type=float, default=defaults.psi_threshold)
+    parser.add_argument("--psi-bins", type=int, default=defaults.psi_bins)
+    parser.add_argument("--range-threshold", type=float, default=defaults.range_threshold)
+    return parser.parse_args(argv)
+
+
+def load_baseline(path: Path) -> Baseline:
+    """statistics.json (+ constraints.json) in `path`, else every CSV file in it (or `path` itself)."""
+    if not path.exists():
+        raise DataFormatError(path, None, "the baseline does not exist")
+    statistics_path = path / STATISTICS_FILE if path.is_dir() else path
+    if statistics_path.name == STATISTICS_FILE and statistics_path.is_file():
+        statistics = _read_json(statistics_path)
+        constraints_path = statistics_path.with_name(CONSTRAINTS_FILE)
+        constraints = _read_json(constraints_path) if constraints_path.is_file() else None
+        return baseline_from_statistics(statistics, constraints, str(statistics_path))
+    files = [path] if path.is_file() else sorted(path.rglob("*.csv"))
+    if not files:
+        raise DataFormatError(path, None, f"no {STATISTICS_FILE} and no CSV file in the baseline")
+    frames = []
+    for file in files:
+        try:
+            frames.append(pd.read_csv(file))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise DataFormatError(file, None, f"not a readable CSV file ({error})") from None
+    return baseline_from_frame(pd.concat(frames, ignore_index=True), str(path))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataFormatError(path, getattr(error, "lineno", None), f"not valid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise DataFormatError(path, None, "must hold a JSON object")
+    return document
+
+
+def drift_report(
+    baseline: Baseline,
+    rows: pd.DataFrame,
+    records: Sequence[CaptureRecord],
+    settings: DriftSettings,
+    context: dict,
+) -> tuple[dict, dict]:
+    """The drift report and the constraint violations of the captured rows (pure)."""
+    features = compare_features(baseline, rows, settings)
+    violations = constraint_violations(baseline, rows, features, settings)
+    summary = summarise(features)
+    report = {
+        "report_type": "data_drift",
+        "version": REPORT_VERSION,
+        **context,
+        "baseline": {"source": baseline.source, "reference_rows": baseline.rows},
+        "settings": settings.as_dict(),
+        "counts": {
+            "requests": len(records),
+            "rows": len(rows),
+            "units": int(rows["unit"].nunique()),
+            "features": len(features),
+            "drifted_features": len(summary["drifted_features"]),
+            "violations": len(violations["violations"]),
+        },
+        **summary,
+        "features": features,
+    }
+    return report, violations
+
+
+def drift_metrics(report: dict, endpoint: str, timestamp: datetime) -> list[dict]:
+    dimensions = {"Endpoint": endpoint}
+    counts = report["counts"]
+    data = [
+        metric_datum("MaxPSI", report["max_psi"], dimensions, timestamp),
+        metric_datum("DriftedFeatures", counts["drifted_features"], dimensions, timestamp, "Count"),
+        metric_datum("ConstraintViolations", counts["violations"], dimensions, timestamp, "Count"),
+    ]
+    for feature in report["features"]:
+        data.append(
+            metric_datum("FeaturePSI", feature["psi"], {**dimensions, "Feature": feature["name"]}, timestamp)
+        )
+    return data
+
+
+def print_table(report: dict) -> None:
+    log(f"{'feature':<12} {'kind':<14} {'KS D':>7} {'p':>9} {'adj. p':>9} {'PSI':>8} {'severity':<8} drift")
+    for f in report["features"]:
+        log(
+            f"{f['name']:<12} {f['kind']:<14} {f['ks_statistic']:>7.3f} {f['p_value']:>9.2e} "
+            f"{f['adjusted_p_value']:>9.2e} {f['psi']:>8.3f} {f['severity']:<8} "
+            + ("YES" if f["drifted"] else "")
+        )
+    counts = report["counts"]
+    verdict = "DETECTED" if report["drift_detected"] else "not detected"
+    log(
+        f"drift {verdict}: {counts['drifted_features']} of "
+        f"{counts['features']} features drifted, max PSI {report['max_psi']:.3f}, "
+        f"{counts['violations']} constraint violations; {counts['requests']} requests, {counts['rows']} rows"
+    )
+
+
+def main(argv: list[str] | None = None, client_factory: MetricsClientFactory = cloudwatch_client) -> int:
+    args = parse_args(argv)
+    settings = DriftSettings(
+        alpha=args.alpha,
+        correction=args.correction,
+        psi_threshold=args.psi_threshold,
+        psi_bins=args.psi_bins,
+        range_threshold=args.range_threshold,
+    )
+    check_window(args.start, args.end)
+    captures = args.captures or processing_dir("input", "captures")
+    output = args.output or processing_dir("output")
+    baseline = load_baseline(args.baseline or processing_dir("input", "baseline"))
+    records = load_captures(captures, args.start, args.end)
+    endpoint = endpoint_name(captures, args.endpoint)
+    # A client resending a unit's history repeats (unit, cycle) rows; each row counts once, the latest.
+    rows = captured_rows(records).drop_duplicates(["unit", "cycle"], keep="last").reset_index(drop=True)
+    now = datetime.now(UTC)
+    context = {
+        "endpoint": endpoint,
+        "generated_at": now.isoformat(),
+        "window": window_dict(args.start, args.end, records),
+    }
+    report, violations = drift_report(baseline, rows, records, settings, context)
+    write_json(output / VIOLATIONS_FILE, violations)
+    write_json(output / REPORT_FILE, report)
+    metrics_file = args.metrics_file or output / METRICS_FILE
+    sent = emit_metrics(
+        args.metrics_target,
+        args.namespace,
+        drift_metrics(report, endpoint, now),
+        metrics_file,
+        args.region,
+        client_factory,
+    )
+    print_table(report)
+    log(f"reports written to {output}; {sent} metric request(s) to {args.metrics_target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_entrypoint(main))
