@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from drift import (
     REPORT_VERSION,
     MetricsClientFactory,
@@ -43,7 +44,6 @@ from drift import (
     window_dict,
     write_json,
 )
-
 from rul.contract import processing_dir, run_entrypoint
 from rul.drift_stats import CaptureRecord, captured_predictions, metric_datum, parse_time
 from rul.errors import ConfigurationError, DataFormatError

@@ -8,13 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import boto3
-import drift
 import numpy as np
 import pandas as pd
 import pytest
 from moto import mock_aws
 from scipy import stats
 
+import drift
 from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
 from rul import drift_stats as ds
 from rul.contract import run_entrypoint

@@ -7,11 +7,11 @@ import json
 import math
 from datetime import UTC, datetime, timedelta
 
-import model_quality
 import numpy as np
 import pandas as pd
 import pytest
 
+import model_quality
 from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
 from rul.contract import run_entrypoint
 from rul.data import COLUMNS
