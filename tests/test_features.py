@@ -114,3 +114,15 @@ def test_transformer_rejects_bad_settings():
         FeatureTransformer(window=0)
     with pytest.raises(ConfigurationError, match="not fitted"):
         FeatureTransformer().normalized(two_units())
+
+
+def test_exponential_means_match_pandas_and_restart_per_unit():
+    from rul.features import _ewm
+
+    rng = np.random.default_rng(1)
+    frame = two_units()
+    values = rng.normal(size=(len(frame), 3))
+    expected = (
+        pd.DataFrame(values).groupby(frame["unit"]).transform(lambda s: s.ewm(alpha=0.3, adjust=False).mean())
+    )
+    np.testing.assert_allclose(_ewm(values, frame["unit"].to_numpy(), 0.3), expected.to_numpy(), rtol=1e-12)

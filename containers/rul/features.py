@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
@@ -129,12 +130,14 @@ def window_statistics(values: np.ndarray, units: np.ndarray, width: int) -> dict
 
 
 def _ewm(values: np.ndarray, units: np.ndarray, alpha: float) -> np.ndarray:
-    frame = pd.DataFrame(values)
-    return (
-        frame.groupby(units, sort=False)
-        .transform(lambda s: s.ewm(alpha=alpha, adjust=False).mean())
-        .to_numpy()
-    )
+    """Exponentially weighted mean restarted at each unit (pandas' `ewm(alpha, adjust=False)`)."""
+    result = np.empty_like(values)
+    starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], len(units)], strict=True):
+        block = values[start:end]
+        # y[n] = (1 - alpha) y[n-1] + alpha x[n], started at y[0] = x[0]
+        result[start:end], _ = lfilter([alpha], [1.0, alpha - 1.0], block, axis=0, zi=(1 - alpha) * block[:1])
+    return result
 
 
 @dataclass
@@ -192,12 +195,10 @@ class FeatureTransformer:
             stats = window_statistics(values, units, self.window)
             columns += [stats["mean"], stats["std"], stats["slope"]]
         else:
-            for width in (5, 10, 20, 30):
-                columns.append(window_statistics(values, units, width)["mean"])
-            for width in (10, 30):
-                columns.append(window_statistics(values, units, width)["std"])
-            for width in (10, 30, 60):
-                columns.append(window_statistics(values, units, width)["slope"])
+            stats = {width: window_statistics(values, units, width) for width in (5, 10, 20, 30, 60)}
+            columns += [stats[width]["mean"] for width in (5, 10, 20, 30)]
+            columns += [stats[width]["std"] for width in (10, 30)]
+            columns += [stats[width]["slope"] for width in (10, 30, 60)]
             for alpha in (0.05, 0.1, 0.3):
                 columns.append(_ewm(values, units, alpha))
         return np.hstack(columns).astype(np.float32)
