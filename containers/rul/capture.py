@@ -66,6 +66,7 @@ class CaptureConfig:
     seed: int | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
         if not 0.0 <= float(self.percentage) <= 100.0:
             raise ConfigurationError(f"capture percentage must be within [0, 100], got {self.percentage}")
         for name in ("endpoint", "variant"):

@@ -1,0 +1,149 @@
+"""The `endpoint` verb of the local runner: serve a registered model locally, swap it, show its state.
+
+python -m local_runner endpoint serve [--model-version N] [--port 8080] [--workers 2]
+                                      [--capture-dir D] [--capture-percentage P] [--work-dir .work]
+python -m local_runner endpoint swap N [--work-dir .work]
+python -m local_runner endpoint status [--work-dir .work]
+
+`serve` runs in the foreground until Ctrl-C; without `--model-version` it serves the newest approved
+version of the model package group. `swap` health-checks version N in a fresh process and only then
+points the running server at it. `registry approve` swaps too, through `endpoint.on_approval_callback`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from pathlib import Path
+
+from local_runner.endpoint import (
+    DEFAULT_ENDPOINT_NAME,
+    DEFAULT_GROUP,
+    EndpointError,
+    EndpointOptions,
+    EndpointPaths,
+    current_release,
+    ping,
+    release_version,
+    resolve_package,
+    running_pid,
+    start_endpoint,
+    swap_model,
+)
+from local_runner.registry_cli import Echo
+
+
+def _percentage(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 100]")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def add_endpoint_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the `endpoint` verb and its sub-verbs to `subparsers`; sets `handler=run_endpoint_command`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--work-dir", type=Path, default=Path(".work"), help="the runner's work dir")
+    common.add_argument(
+        "--group", default=DEFAULT_GROUP, help=f"model package group (default: {DEFAULT_GROUP})"
+    )
+    endpoint = subparsers.add_parser("endpoint", help="serve a registered model on a local endpoint")
+    actions = endpoint.add_subparsers(dest="endpoint_action", required=True)
+    serve = actions.add_parser("serve", parents=[common], help="serve a model version until Ctrl-C")
+    serve.add_argument("--model-version", type=_positive, default=None, help="default: newest approved")
+    serve.add_argument("--port", type=_positive, default=8080)
+    serve.add_argument("--workers", type=_positive, default=2)
+    serve.add_argument("--threads", type=_positive, default=4, help="threads per worker (default: 4)")
+    serve.add_argument("--capture-dir", type=Path, default=None, help="capture invocations under this folder")
+    serve.add_argument("--capture-percentage", type=_percentage, default=100.0, help="sampled share, 0-100")
+    serve.add_argument(
+        "--endpoint-name", default=DEFAULT_ENDPOINT_NAME, help="folder name in the capture dir"
+    )
+    swap = actions.add_parser("swap", parents=[common], help="health-check a version, then serve it")
+    swap.add_argument("version", type=_positive)
+    actions.add_parser("status", parents=[common], help="the served version and whether the server runs")
+    endpoint.set_defaults(handler=run_endpoint_command)
+    return endpoint
+
+
+def _serve(args: argparse.Namespace, echo: Echo) -> int:
+    package = resolve_package(args.work_dir, args.model_version, args.group)
+    options = EndpointOptions(
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        capture_dir=args.capture_dir,
+        capture_percentage=args.capture_percentage,
+        endpoint_name=args.endpoint_name,
+    )
+    echo(f"endpoint: checking version {package.version} ({package.model_data_url}) ...")
+    server = start_endpoint(args.work_dir, package, options)
+    # Stop the server on SIGTERM as on Ctrl-C, so that it is never left running without its parent.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.wait_ready()
+        echo(f"endpoint: serving version {package.version} at {server.url} (/ping, /invocations)")
+        if options.capture_dir is not None:
+            share = f"{options.capture_percentage:g}%"
+            echo(f"endpoint: capturing {share} of invocations under {options.capture_dir}")
+        echo(f"endpoint: log {server.paths.log_file}; Ctrl-C stops")
+        server.process.wait()
+    except KeyboardInterrupt:
+        echo("endpoint: stopping")
+    finally:
+        code = server.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else 1
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _status(args: argparse.Namespace, echo: Echo) -> int:
+    paths = EndpointPaths.of(args.work_dir)
+    served = release_version(current_release(paths))
+    pid = running_pid(paths)
+    echo(f"current release: {current_release(paths) or '-'} (version {served if served else '-'})")
+    if pid is None:
+        echo("server: not running")
+        return 0
+    state = json.loads(paths.state_file.read_text()) if paths.state_file.is_file() else {}
+    answer = "unknown port"
+    if "port" in state:
+        try:
+            status, document = ping(int(state["port"]))
+            answer = f"/ping {status} {json.dumps(document)}"
+        except OSError as error:
+            answer = f"/ping failed: {error}"
+    echo(f"server: pid {pid}, port {state.get('port', '?')}, {answer}")
+    return 0
+
+
+def run_endpoint_command(args: argparse.Namespace, echo: Echo = print) -> int:
+    """Run a parsed `endpoint` command; 0 on success, 1 with a message otherwise."""
+    try:
+        if args.endpoint_action == "serve":
+            return _serve(args, echo)
+        if args.endpoint_action == "status":
+            return _status(args, echo)
+        result = swap_model(args.work_dir, resolve_package(args.work_dir, args.version, args.group))
+        echo(f"endpoint: {'swapped' if result.ok else 'swap refused'}: {result.reason}")
+        return 0 if result.ok else 1
+    except EndpointError as error:
+        echo(f"error: {error}")
+        return 1
