@@ -15,6 +15,7 @@ import aws_cdk as cdk
 from settings import Settings, SettingsError, load_settings
 from stacks.ml_stack import MlStack
 from stacks.nag import add_nag_checks
+from stacks.ops_stack import OpsStack
 from stacks.platform import Platform, build_platform, stack_props
 
 
@@ -37,6 +38,10 @@ def build_app(context: dict | None = None) -> cdk.App:
         **stack_props(settings, "Ml"),
     )
     ml.add_dependency(platform.stacks["Iam"], "the pipeline runs as the project's roles")
+    ops = OpsStack(app, "Ops", platform=platform, **stack_props(settings, "Ops"))
+    ops.add_stack_dependency(
+        ml, "the rules start the pipeline and deploy versions of the model package group"
+    )
     cdk.Tags.of(app).add("project", settings.project.name)
     cdk.Tags.of(app).add("environment", settings.project.environment)
     add_nag_checks(app)

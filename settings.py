@@ -1,10 +1,11 @@
 """Typed, validated settings of the CDK app, loaded once at the edge (``app.py``).
 
 One frozen pydantic model, nested per concern (project, target account, network, storage, studio,
-pipeline, alerts, serving, cost). Values come from the ``settings`` key of the CDK context (cdk.json or
-``cdk synth -c settings='{...}'``) and, optionally, a JSON or YAML file named by the ``settings_file``
-context key; the context wins over the file. Every field has a type and bounds, unknown keys are
-rejected, and a bad value raises :class:`SettingsError` whose message names the field and the value.
+pipeline, alerts, serving, monitoring, cost). Values come from the ``settings`` key of the CDK context
+(cdk.json or ``cdk synth -c settings='{...}'``) and, optionally, a JSON or YAML file named by the
+``settings_file`` context key; the context wins over the file. Every field has a type and bounds,
+unknown keys are rejected, and a bad value raises :class:`SettingsError` whose message names the field
+and the value.
 
 Resource names that other code must know before deployment (bucket, role, pipeline and model package
 group names) are derived here, deterministically, in :class:`ResourceNames`: the pipeline definition is
@@ -173,23 +174,76 @@ class AlertsSettings(FrozenModel):
     emails: tuple[EmailAddress, ...] = ()
 
 
+# SageMaker blue/green traffic shifting: a linear step is 10-50 % of the green fleet, a canary 1-50 %.
+MIN_LINEAR_STEP_PERCENT = 10
+# A canary or linear first step may hold at most 50 % of the green fleet, so the fleet needs 2 instances.
+MIN_SHIFTING_INSTANCES = 2
+
+
 class DeploymentStrategy(FrozenModel):
-    """Blue/green traffic shifting of the serving endpoint."""
+    """Blue/green traffic shifting of the serving endpoint (the deploy-on-approval function applies it)."""
 
     type: Literal["canary", "linear"] = "canary"
     traffic_percent: int = Field(default=10, ge=1, le=50)
     wait_minutes: int = Field(default=10, ge=1, le=60)
     termination_wait_minutes: int = Field(default=5, ge=0, le=60)
 
+    @model_validator(mode="after")
+    def _linear_step_is_large_enough(self) -> DeploymentStrategy:
+        if self.type == "linear" and self.traffic_percent < MIN_LINEAR_STEP_PERCENT:
+            raise ValueError(
+                f"traffic_percent of a linear shift must be at least {MIN_LINEAR_STEP_PERCENT} "
+                f"(got {self.traffic_percent})"
+            )
+        return self
+
+    @property
+    def wait_seconds(self) -> int:
+        return self.wait_minutes * 60
+
+    @property
+    def termination_wait_seconds(self) -> int:
+        return self.termination_wait_minutes * 60
+
 
 class ServingSettings(FrozenModel):
-    """Real-time endpoint sizing, data capture and its latency alarm."""
+    """Real-time endpoint sizing, data capture and its alarms (latency, 5xx errors)."""
 
     instance_type: InstanceType = "ml.m5.large"
-    instance_count: InstanceCount = 1
-    data_capture_percent: int = Field(default=20, ge=0, le=100)
+    instance_count: InstanceCount = MIN_SHIFTING_INSTANCES
+    data_capture_percent: int = Field(default=20, ge=1, le=100)
     deployment: DeploymentStrategy = DeploymentStrategy()
     latency_alarm_threshold_ms: float = Field(default=200.0, gt=0, le=60_000)
+    # Invocation5XXErrors per minute that count as a breach; two breaching minutes raise the alarm.
+    error_alarm_threshold: int = Field(default=1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _fleet_allows_traffic_shifting(self) -> ServingSettings:
+        if self.instance_count < MIN_SHIFTING_INSTANCES:
+            raise ValueError(
+                f"instance_count must be at least {MIN_SHIFTING_INSTANCES} for {self.deployment.type} "
+                "traffic shifting, whose first step holds at most 50 % of the fleet "
+                f"(got {self.instance_count})"
+            )
+        return self
+
+
+class MonitoringSettings(FrozenModel):
+    """Data-quality monitoring of the endpoint, the drift alarm that retrains, and the ops functions."""
+
+    # Model Monitor accepts hourly or daily schedules; hourly is cron(0 * ? * * *).
+    schedule_cron: str = Field(default="cron(0 * ? * * *)", pattern=r"^cron\(.+\)$")
+    instance_type: InstanceType = "ml.m5.large"
+    volume_gb: int = Field(default=20, ge=1, le=16384)
+    max_runtime_minutes: int = Field(default=30, ge=1, le=60)  # an hourly job must end within the hour
+    drift_metric: Literal["MaxPSI", "DriftedFeatures"] = "MaxPSI"
+    # PSI above 0.2 is the usual "significant shift" rule of thumb; for DriftedFeatures, a feature count.
+    drift_threshold: float = Field(default=0.2, gt=0, le=1000)
+    new_data_debounce_seconds: int = Field(default=300, ge=30, le=3600)
+    raw_data_suffixes: tuple[Annotated[str, Field(pattern=r"^\.[a-z0-9]{1,10}$")], ...] = Field(
+        default=(".txt",), min_length=1, max_length=10
+    )
+    log_retention_days: LogRetentionDays = 90
 
 
 class CostSettings(FrozenModel):
@@ -253,6 +307,22 @@ class ResourceNames:
         return f"{self.prefix}-vpc-flow-logs"
 
     @property
+    def start_pipeline_role(self) -> str:
+        return f"{self.prefix}-start-pipeline-fn"
+
+    @property
+    def deploy_role(self) -> str:
+        return f"{self.prefix}-deploy-on-approval-fn"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.prefix}-rul"
+
+    @property
+    def monitoring_schedule(self) -> str:
+        return f"{self.prefix}-rul-data-quality"
+
+    @property
     def studio_domain(self) -> str:
         return f"{self.prefix}-studio"
 
@@ -271,13 +341,21 @@ class ResourceNames:
     code_prefix = "code/"  # artifacts bucket: job source bundles
     champion_prefix = "champion/"  # artifacts bucket: the approved model in service (read by evaluation)
     studio_prefix = "studio/"  # artifacts bucket: Studio users' scratch space and shared notebooks
+    data_capture_prefix = "datacapture/"  # artifacts bucket: endpoint requests and responses (data capture)
+    monitoring_prefix = "monitoring/"  # artifacts bucket: Model Monitor reports
 
     def buckets(self) -> tuple[str, ...]:
         return (self.data_bucket, self.artifacts_bucket, self.access_logs_bucket)
 
     def key_user_roles(self) -> tuple[str, ...]:
-        """Roles the key policy lets use the key (for data, model artifacts and job volumes)."""
-        return (self.pipeline_role, self.job_role, self.studio_role)
+        """Roles the key policy lets use the key (data, model artifacts, job volumes, dead-letter queues)."""
+        return (
+            self.pipeline_role,
+            self.job_role,
+            self.studio_role,
+            self.start_pipeline_role,
+            self.deploy_role,
+        )
 
     def roles(self) -> tuple[str, ...]:
         return (*self.key_user_roles(), self.scheduler_role, self.flow_logs_role)
@@ -294,6 +372,7 @@ class Settings(FrozenModel):
     pipeline: PipelineSettings = PipelineSettings()
     alerts: AlertsSettings = AlertsSettings()
     serving: ServingSettings = ServingSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     cost: CostSettings = CostSettings()
 
     @property

@@ -3,8 +3,9 @@
 * ``pipeline_role`` — assumed by SageMaker Pipelines: starts processing, training and tuning jobs (only
   on the instance types from the settings, only in the project's subnets and security group), passes
   the job role, registers models in the project's model package group, reads the evaluation report.
-* ``job_role`` — assumed by the jobs themselves: reads raw data, reads and writes the pipeline's
-  artifact prefixes, uses the key, writes ``/aws/sagemaker/*`` logs, pulls the named ECR repositories
+* ``job_role`` — assumed by the jobs themselves (and, as model and monitoring role, by the endpoint and
+  its data-quality monitor): reads raw data, reads and writes the pipeline's artifact, data-capture and
+  monitoring prefixes, uses the key, writes ``/aws/sagemaker/*`` logs, pulls the named ECR repositories
   and manages the network interfaces a VPC job needs.
 * ``studio_role`` — execution role of Studio users: their own apps and spaces, the project pipeline
   and model registry, read access to the data, a scratch prefix, and jobs with the same guardrails.
@@ -191,12 +192,30 @@ class IamStack(cdk.Stack):
             ],
             wildcard_reason="code bundles are versioned by content hash; the champion has a fixed prefix",
         )
+        # As the endpoint's model role it writes data capture; as the monitoring role it reads the
+        # captures and writes the Model Monitor reports.
+        role.allow(
+            "ReadWriteCaptureAndMonitoring",
+            [*S3_READ, *S3_WRITE],
+            [
+                self._objects(names.artifacts_bucket, names.data_capture_prefix),
+                self._objects(names.artifacts_bucket, names.monitoring_prefix),
+            ],
+            wildcard_reason="captures are keyed by endpoint, variant and hour; reports by schedule and run",
+        )
         self._allow_list_prefixes(role, "ListRawData", names.data_bucket, [names.raw_data_prefix])
         self._allow_list_prefixes(
             role,
             "ListPipelineArtifacts",
             names.artifacts_bucket,
-            [names.intermediates_prefix, names.models_prefix, names.code_prefix, names.champion_prefix],
+            [
+                names.intermediates_prefix,
+                names.models_prefix,
+                names.code_prefix,
+                names.champion_prefix,
+                names.data_capture_prefix,
+                names.monitoring_prefix,
+            ],
         )
         self._allow_key_use(role, grants=False)
         role.allow(

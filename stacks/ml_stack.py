@@ -28,7 +28,7 @@ from pipeline_steps.code import build_source_bundle, code_uri_for
 from pipeline_steps.config import PipelineConfig
 from pipeline_steps.render import render_definition
 from settings import PipelineSettings
-from stacks.nag import NIST_R5, acknowledge
+from stacks.nag import NIST_R5, acknowledge, skip_checkov
 from stacks.platform import Platform
 
 CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
@@ -149,6 +149,13 @@ class MlStack(cdk.Stack):
         # flags the redundant DependsOn. Harmless, and not ours to change.
         function = handler.node.default_child
         function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        for check, reason in (
+            ("CKV_AWS_115", "runs only during deployments; a concurrency limit protects nothing"),
+            ("CKV_AWS_116", "invoked synchronously by CloudFormation, which reports its failures"),
+            ("CKV_AWS_117", "copies S3 objects during deployment; it holds no data and needs no VPC"),
+            ("CKV_AWS_173", "its environment holds no secrets, only CDK's own settings"),
+        ):
+            skip_checkov(function, check, f"CDK's BucketDeployment handler {reason}")
         reason_runtime = "CDK's BucketDeployment handler: its runtime is pinned by aws-cdk-lib, not by us"
         acknowledge(handler, "AwsSolutions-L1", reason_runtime)
         acknowledge(

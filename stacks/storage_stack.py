@@ -49,8 +49,9 @@ KEY_USE_ACTIONS = [
     "kms:DescribeKey",
 ]
 KEY_GRANT_ACTIONS = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
-# Services that publish to the KMS-encrypted alerts topic (budget notifications, alarms).
-TOPIC_PUBLISHER_SERVICES = ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"]
+# Services that publish to the KMS-encrypted alerts topic (budget notifications, alarms, EventBridge rules);
+# EventBridge also sends undeliverable events to the KMS-encrypted dead-letter queues of the Ops stack.
+TOPIC_PUBLISHER_SERVICES = ["budgets.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"]
 
 REPLICATION_REASON = (
     "Single-region reference deployment: objects are protected by versioning, noncurrent-version "

@@ -68,6 +68,19 @@ def test_allowed_instance_types_cover_pipeline_and_serving() -> None:
         ({"serving": {"deployment": {"type": "all-at-once"}}}, "serving.deployment.type", "all-at-once"),
         ({"serving": {"deployment": {"traffic_percent": 0}}}, "serving.deployment.traffic_percent", "0"),
         ({"serving": {"latency_alarm_threshold_ms": 0}}, "serving.latency_alarm_threshold_ms", "0"),
+        ({"serving": {"data_capture_percent": 0}}, "serving.data_capture_percent", "0"),
+        ({"serving": {"instance_count": 1}}, "instance_count", "got 1"),
+        (
+            {"serving": {"deployment": {"type": "linear", "traffic_percent": 5}}},
+            "serving.deployment",
+            "got 5",
+        ),
+        ({"serving": {"deployment": {"wait_minutes": 61}}}, "serving.deployment.wait_minutes", "61"),
+        ({"monitoring": {"drift_metric": "psi"}}, "monitoring.drift_metric", "psi"),
+        ({"monitoring": {"schedule_cron": "rate(1 hour)"}}, "monitoring.schedule_cron", "rate(1 hour)"),
+        ({"monitoring": {"new_data_debounce_seconds": 10}}, "monitoring.new_data_debounce_seconds", "10"),
+        ({"monitoring": {"raw_data_suffixes": ["txt"]}}, "monitoring.raw_data_suffixes.0", "txt"),
+        ({"monitoring": {"log_retention_days": 10}}, "monitoring.log_retention_days", "10"),
         ({"alerts": {"emails": ["not-an-email"]}}, "alerts.emails.0", "not-an-email"),
         ({"cost": {"monthly_budget_usd": 0}}, "cost.monthly_budget_usd", "0"),
         ({"project": {"name": "Bad_Name"}}, "project.name", "Bad_Name"),
@@ -79,6 +92,25 @@ def test_bad_value_names_field_and_value(override: dict, field: str, value: str)
     message = str(error.value)
     assert field in message, message
     assert value in message, message
+
+
+def test_serving_defaults_allow_blue_green_traffic_shifting() -> None:
+    """The deploy-on-approval function needs >= 2 instances, capture >= 1 %, and seconds for the waits."""
+    serving = load_settings().serving
+    assert serving.instance_count == 2
+    assert serving.data_capture_percent >= 1
+    assert (serving.deployment.wait_seconds, serving.deployment.termination_wait_seconds) == (600, 300)
+    linear = load_settings({"serving": {"deployment": {"type": "linear", "traffic_percent": 10}}})
+    assert linear.serving.deployment.traffic_percent == 10
+    canary = load_settings({"serving": {"deployment": {"type": "canary", "traffic_percent": 5}}})
+    assert canary.serving.deployment.traffic_percent == 5
+
+
+def test_monitoring_defaults_are_hourly_with_a_psi_drift_alarm() -> None:
+    monitoring = load_settings().monitoring
+    assert monitoring.schedule_cron == "cron(0 * ? * * *)"
+    assert (monitoring.drift_metric, monitoring.drift_threshold) == ("MaxPSI", 0.2)
+    assert monitoring.raw_data_suffixes == (".txt",)
 
 
 def test_unknown_keys_are_rejected() -> None:

@@ -1,0 +1,265 @@
+"""Deploy on approval: the ``deploy_on_approval`` function, the rule that calls it, and its role.
+
+``ModelPackageStateRule`` sends "SageMaker Model Package State Change" events of the project's model
+package group with status Approved or Rejected to the function (retry policy, EventBridge dead-letter
+queue). The function (reserved concurrency 1, so two approvals never race; two asynchronous retries,
+then its own encrypted failure queue) converges the endpoint ``<prefix>-rul`` (blue/green, auto-rollback on
+the 5xx and latency alarms), its hourly data-quality monitoring schedule and the champion prefix on the
+newest approved version. Its environment comes from the settings and the platform; the model and the
+monitoring jobs run as the job role, in the job network, with the project key.
+
+The role allows exactly the calls the handler makes, on the project's names: ``ListModelPackages`` is the
+only SageMaker action on ``*`` (it has no resource-level permissions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from settings import MonitoringSettings, ResourceNames, ServingSettings
+from stacks.iam_stack import instance_type_guardrail
+from stacks.network_stack import JobNetwork
+from stacks.ops_common import EVENTS, FunctionSpec, LambdaNetwork, OpsFunction, add_rule
+from stacks.roles import LeastPrivilegeRole
+
+SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
+APPROVAL_STATES = ("Approved", "Rejected")
+
+
+def model_monitor_image_uri(region: str) -> str:
+    """The Model Monitor analyzer image of ``region`` (the SDK's offline table; no network call)."""
+    from sagemaker import image_uris  # heavy import, only when the stack is built
+
+    return image_uris.retrieve("model-monitor", region)
+
+
+class DeployOnApproval(Construct):
+    """``function`` (an :class:`OpsFunction`) and ``rule``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        serving: ServingSettings,
+        monitoring: MonitoringSettings,
+        key: kms.IKey,
+        network: LambdaNetwork,
+        job_network: JobNetwork,
+        rollback_alarm_names: Sequence[str],
+        dead_letter_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.stack = cdk.Stack.of(self)
+        self.names = names
+        self.rollback_alarm_names = tuple(rollback_alarm_names)
+        # Endpoint model and monitoring jobs run as the job role (deterministic name, see ml_stack).
+        self.model_role_arn = self.stack.format_arn(
+            service="iam", region="", resource="role", resource_name=names.job_role
+        )
+        self.environment = self._environment(serving, monitoring, key, job_network)
+        self.function = OpsFunction(
+            self,
+            "DeployOnApproval",
+            spec=FunctionSpec(
+                name="deploy-on-approval",
+                role_name=names.deploy_role,
+                handler="deploy_on_approval.handler.handler",
+                description="Deploys the newest approved model version: endpoint, monitoring, champion",
+                environment=self.environment,
+                timeout=cdk.Duration.minutes(5),
+                reserved_concurrency=1,  # one deployment at a time
+                retry_attempts=2,
+            ),
+            names=names,
+            key=key,
+            network=network,
+            log_retention_days=monitoring.log_retention_days,
+        )
+        self._allow_deployment(self.function.role, key, serving)
+        self.function.role.acknowledge_wildcards()
+        self.rule = self._create_rule(dead_letter_queue)
+
+    def _environment(
+        self, serving: ServingSettings, monitoring: MonitoringSettings, key: kms.IKey, job_network: JobNetwork
+    ) -> dict[str, str]:
+        names, strategy = self.names, serving.deployment
+        artifacts = f"s3://{names.artifacts_bucket}/"
+        return {
+            "MODEL_PACKAGE_GROUP_NAME": names.model_package_group,
+            "ENDPOINT_NAME": names.endpoint,
+            "MODEL_EXECUTION_ROLE_ARN": self.model_role_arn,
+            "SUBNET_IDS": ",".join(job_network.subnet_ids),
+            "SECURITY_GROUP_IDS": ",".join(job_network.security_group_ids),
+            "KMS_KEY_ARN": key.key_arn,
+            "DATA_CAPTURE_S3_URI": artifacts + names.data_capture_prefix,
+            "DATA_CAPTURE_PERCENT": str(serving.data_capture_percent),
+            "INSTANCE_TYPE": serving.instance_type,
+            "INSTANCE_COUNT": str(serving.instance_count),
+            "DEPLOYMENT_STRATEGY": strategy.type,
+            "TRAFFIC_PERCENT": str(strategy.traffic_percent),
+            "TRAFFIC_WAIT_SECONDS": str(strategy.wait_seconds),
+            "TERMINATION_WAIT_SECONDS": str(strategy.termination_wait_seconds),
+            "ROLLBACK_ALARM_NAMES": ",".join(self.rollback_alarm_names),
+            "MONITORING_SCHEDULE_NAME": names.monitoring_schedule,
+            "MONITORING_SCHEDULE_CRON": monitoring.schedule_cron,
+            "MONITORING_IMAGE_URI": model_monitor_image_uri(self.stack.region),
+            "MONITORING_ROLE_ARN": self.model_role_arn,
+            "MONITORING_OUTPUT_S3_URI": artifacts + names.monitoring_prefix,
+            "MONITORING_INSTANCE_TYPE": monitoring.instance_type,
+            "MONITORING_VOLUME_GB": str(monitoring.volume_gb),
+            "MONITORING_MAX_RUNTIME_SECONDS": str(monitoring.max_runtime_minutes * 60),
+            "ARTIFACTS_BUCKET": names.artifacts_bucket,
+            "CHAMPION_PREFIX": names.champion_prefix,
+        }
+
+    def _sagemaker_arn(self, resource: str, name: str) -> str:
+        return self.stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+    def _objects(self, prefix: str) -> str:
+        return f"arn:{self.stack.partition}:s3:::{self.names.artifacts_bucket}/{prefix}*"
+
+    def _allow_deployment(self, role: LeastPrivilegeRole, key: kms.IKey, serving: ServingSettings) -> None:
+        self._allow_sagemaker(role, serving)
+        names = self.names
+        role.allow(
+            "DescribeRollbackAlarms",
+            ["cloudwatch:DescribeAlarms"],
+            [
+                self.stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=name,
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+                for name in self.rollback_alarm_names
+            ],
+        )
+        role.allow(
+            "PassModelAndMonitoringRole",
+            ["iam:PassRole"],
+            [self.model_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
+        )
+        role.allow(
+            "ReadRegisteredModels",
+            ["s3:GetObject"],
+            [self._objects(names.models_prefix)],
+            wildcard_reason="registered model artifacts are keyed by execution; copied to the champion",
+        )
+        role.allow(
+            "PublishChampion",
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            [self._objects(names.champion_prefix)],
+            wildcard_reason="the champion prefix holds model.tar.gz, champion.json and the placeholder",
+        )
+        role.allow(
+            "ListChampion",
+            ["s3:ListBucket"],
+            [f"arn:{self.stack.partition}:s3:::{names.artifacts_bucket}"],
+            conditions={"StringLike": {"s3:prefix": [f"{names.champion_prefix}*"]}},
+        )
+        role.allow("UseProjectKey", ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [key.key_arn])
+        role.allow(
+            "GrantKeyToEndpointAndMonitor",  # SageMaker encrypts the endpoint's volumes through grants
+            ["kms:CreateGrant"],
+            [key.key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        )
+
+    def _allow_sagemaker(self, role: LeastPrivilegeRole, serving: ServingSettings) -> None:
+        names = self.names
+        group, endpoint, schedule = names.model_package_group, names.endpoint, names.monitoring_schedule
+        role.allow(
+            "DescribeModelVersions",
+            ["sagemaker:DescribeModelPackage"],
+            [self._sagemaker_arn("model-package", f"{group}/*")],
+            wildcard_reason="model package versions are numbered by the registry inside the project's group",
+        )
+        role.allow(
+            "ListModelVersions",
+            ["sagemaker:ListModelPackages"],
+            ["*"],
+            wildcard_reason="sagemaker:ListModelPackages supports no resource-level permissions",
+        )
+        role.allow(
+            "CreateVersionModels",
+            ["sagemaker:DescribeModel", "sagemaker:CreateModel", "sagemaker:AddTags"],
+            [self._sagemaker_arn("model", f"{group}-*")],
+            wildcard_reason="one model per version, named <group>-v<N>-<digest>",
+        )
+        endpoint_configs = self._sagemaker_arn("endpoint-config", f"{endpoint}-*")
+        config_reason = "one endpoint config per version, named <endpoint>-v<N>-<digest>"
+        role.allow(
+            "CreateEndpointConfigs",
+            ["sagemaker:CreateEndpointConfig"],
+            [endpoint_configs],
+            conditions=instance_type_guardrail([serving.instance_type]),
+            wildcard_reason=config_reason + "; only the serving instance type",
+        )
+        role.allow(
+            "ReadAndTagEndpointConfigs",
+            ["sagemaker:DescribeEndpointConfig", "sagemaker:ListTags", "sagemaker:AddTags"],
+            [endpoint_configs],
+            wildcard_reason=config_reason,
+        )
+        role.allow(
+            "CreateAndUpdateEndpoint",
+            [
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:CreateEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:AddTags",
+            ],
+            [self._sagemaker_arn("endpoint", endpoint), endpoint_configs],
+            wildcard_reason="Create/UpdateEndpoint are also authorized on the config they point to; "
+            + config_reason,
+        )
+        role.allow(
+            "CreateMonitoringJobDefinitions",
+            [
+                "sagemaker:DescribeDataQualityJobDefinition",
+                "sagemaker:CreateDataQualityJobDefinition",
+                "sagemaker:AddTags",
+            ],
+            [self._sagemaker_arn("data-quality-job-definition", f"{schedule}-*")],
+            wildcard_reason="one job definition per version, named <schedule>-v<N>-<digest>",
+        )
+        role.allow(
+            "CreateAndUpdateMonitoringSchedule",
+            [
+                "sagemaker:DescribeMonitoringSchedule",
+                "sagemaker:CreateMonitoringSchedule",
+                "sagemaker:UpdateMonitoringSchedule",
+                "sagemaker:AddTags",
+            ],
+            [self._sagemaker_arn("monitoring-schedule", schedule)],
+        )
+
+    def _create_rule(self, dead_letter_queue: sqs.IQueue) -> events.CfnRule:
+        function = self.function.function
+        rule = add_rule(
+            self,
+            "ModelPackageStateRule",
+            rule_name=f"{self.names.prefix}-model-approval",
+            description=f"Approved or rejected versions of {self.names.model_package_group}",
+            event_pattern={
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Package State Change"],
+                "detail": {
+                    "ModelPackageGroupName": [self.names.model_package_group],
+                    "ModelApprovalStatus": list(APPROVAL_STATES),
+                },
+            },
+            target={"id": "DeployOnApprovalFunction", "arn": function.function_arn},
+            dead_letter_queue=dead_letter_queue,
+        )
+        function.add_permission("InvokedByModelPackageStateRule", principal=EVENTS, source_arn=rule.attr_arn)
+        return rule

@@ -1,0 +1,281 @@
+"""Alarms on the serving endpoint and on drift, and the operations dashboard.
+
+:class:`ServingAlarms` watches the endpoint the deploy-on-approval function maintains (``<prefix>-rul``,
+variant ``AllTraffic``): 5xx errors, model errors and p99 ``ModelLatency`` (SageMaker reports it in
+microseconds, the settings in milliseconds), and the drift metric the drift job publishes
+(``TurbofanRul/Drift``, dimension ``Endpoint``). The 5xx and latency alarms are also the auto-rollback
+alarms of blue/green updates (:attr:`ServingAlarms.rollback_alarm_names`). Every alarm notifies the
+alerts topic.
+
+:class:`OpsDashboard` shows the endpoint's invocations, errors and latency, the drift metrics, the
+pipeline's executions by status (``AWS/Sagemaker/ModelBuildingPipeline``) and the model-quality metrics
+(``TurbofanRul/ModelQuality``), next to the state of every alarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from settings import MonitoringSettings, ResourceNames, ServingSettings
+
+SAGEMAKER_NAMESPACE = "AWS/SageMaker"
+PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"  # SageMaker's own spelling
+DRIFT_NAMESPACE = "TurbofanRul/Drift"  # containers/drift.py
+DRIFT_METRICS = ("MaxPSI", "DriftedFeatures")
+QUALITY_NAMESPACE = "TurbofanRul/ModelQuality"  # containers/model_quality.py
+QUALITY_METRICS = ("RMSE", "PHM08Score")
+VARIANT_NAME = "AllTraffic"  # lambdas/deploy_on_approval/endpoint.py
+PIPELINE_EXECUTION_METRICS = ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed", "ExecutionStopped")
+MICROSECONDS_PER_MILLISECOND = 1000
+ONE_MINUTE = cdk.Duration.minutes(1)
+AT_OR_ABOVE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+ROLLBACK_5XX = "endpoint-5xx-errors"  # alarm name suffixes; the alarms roll back blue/green updates
+ROLLBACK_LATENCY = "endpoint-latency-p99"
+
+
+class ServingAlarms(Construct):
+    """Endpoint and drift alarms (``errors_5xx``, ``model_errors``, ``latency``, ``drift``)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        serving: ServingSettings,
+        monitoring: MonitoringSettings,
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.names = names
+        self.latency_threshold_ms = serving.latency_alarm_threshold_ms
+        self.action = cloudwatch_actions.SnsAction(topic)
+        self.errors_5xx = self._alarm(
+            "Endpoint5xxErrors",
+            name=ROLLBACK_5XX,
+            metric=self.endpoint_metric("Invocation5XXErrors", "Sum"),
+            threshold=serving.error_alarm_threshold,
+            description="5xx errors from the endpoint in two consecutive minutes (rolls back updates)",
+        )
+        self.model_errors = self._alarm(
+            "EndpointModelErrors",
+            name="endpoint-model-errors",
+            metric=self.endpoint_metric("InvocationModelErrors", "Sum"),
+            threshold=serving.error_alarm_threshold,
+            description="The model container failed requests in two consecutive minutes",
+        )
+        self.latency = self._alarm(
+            "EndpointLatencyP99",
+            name=ROLLBACK_LATENCY,
+            metric=self.endpoint_metric("ModelLatency", "p99"),
+            # ModelLatency is reported in microseconds; the setting is in milliseconds.
+            threshold=serving.latency_alarm_threshold_ms * MICROSECONDS_PER_MILLISECOND,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=(
+                f"p99 model latency above {serving.latency_alarm_threshold_ms:g} ms in two consecutive "
+                "minutes (rolls back updates)"
+            ),
+        )
+        self.drift = self._alarm(
+            "Drift",
+            name="drift",
+            metric=self.drift_metric(monitoring.drift_metric),
+            threshold=monitoring.drift_threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            description=(
+                f"{monitoring.drift_metric} of the captured inputs above {monitoring.drift_threshold:g}: "
+                "the entry into ALARM starts a retraining pipeline execution"
+            ),
+        )
+
+    @property
+    def rollback_alarm_names(self) -> tuple[str, ...]:
+        """Names (literal, deterministic) of the alarms that stop and roll back a blue/green update."""
+        return (self.alarm_name(ROLLBACK_5XX), self.alarm_name(ROLLBACK_LATENCY))
+
+    @property
+    def all(self) -> tuple[cloudwatch.Alarm, ...]:
+        return (self.errors_5xx, self.model_errors, self.latency, self.drift)
+
+    def alarm_name(self, name: str) -> str:
+        return f"{self.names.prefix}-{name}"
+
+    def endpoint_metric(self, metric_name: str, statistic: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=SAGEMAKER_NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map={"EndpointName": self.names.endpoint, "VariantName": VARIANT_NAME},
+            statistic=statistic,
+            period=ONE_MINUTE,
+        )
+
+    def drift_metric(self, metric_name: str) -> cloudwatch.Metric:
+        # The drift job runs hourly (the monitoring schedule), so one datapoint per hour.
+        return cloudwatch.Metric(
+            namespace=DRIFT_NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map={"Endpoint": self.names.endpoint},
+            statistic="Maximum",
+            period=cdk.Duration.hours(1),
+        )
+
+    def _alarm(
+        self,
+        construct_id: str,
+        *,
+        name: str,
+        metric: cloudwatch.Metric,
+        threshold: float,
+        description: str,
+        comparison: cloudwatch.ComparisonOperator = AT_OR_ABOVE,
+        evaluation_periods: int = 2,
+    ) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=self.alarm_name(name),
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=evaluation_periods,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,  # no traffic is not an error
+        )
+        alarm.add_alarm_action(self.action)
+        return alarm
+
+
+def queue_alarm(
+    scope: Construct, construct_id: str, *, queue: sqs.Queue, name: str, topic: sns.ITopic
+) -> cloudwatch.Alarm:
+    """Any message in a dead-letter queue is an event or invocation that was lost: tell the team."""
+    alarm = cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_name=name,
+        alarm_description=f"Messages wait in the dead-letter queue {name}: inspect and redrive them",
+        metric=queue.metric_approximate_number_of_messages_visible(
+            period=cdk.Duration.minutes(5), statistic="Maximum"
+        ),
+        threshold=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
+    alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+    return alarm
+
+
+class OpsDashboard(Construct):
+    """The CloudWatch dashboard ``<prefix>-operations`` (``dashboard``)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        alarms: ServingAlarms,
+        other_alarms: Sequence[cloudwatch.IAlarm],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.names = names
+        self.alarms = alarms
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{names.prefix}-operations",
+            default_interval=cdk.Duration.days(7),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(
+                title="Alarms", alarms=[*alarms.all, *other_alarms], width=24, height=4
+            )
+        )
+        self.dashboard.add_widgets(*self._endpoint_widgets())
+        self.dashboard.add_widgets(self._drift_widget(), self._pipeline_widget(), self._quality_widget())
+
+    def _endpoint_widgets(self) -> list[cloudwatch.IWidget]:
+        metric = self.alarms.endpoint_metric
+        latency_ms = cloudwatch.MathExpression(
+            expression=f"latency / {MICROSECONDS_PER_MILLISECOND}",
+            using_metrics={"latency": metric("ModelLatency", "p99")},
+            label="ModelLatency p99 (ms)",
+            period=ONE_MINUTE,
+        )
+        return [
+            cloudwatch.GraphWidget(
+                title=f"Endpoint {self.names.endpoint}: invocations",
+                left=[metric("Invocations", "Sum")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Endpoint errors",
+                left=[
+                    metric("Invocation4XXErrors", "Sum"),
+                    metric("Invocation5XXErrors", "Sum"),
+                    metric("InvocationModelErrors", "Sum"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Endpoint model latency p99 (ms)",
+                left=[latency_ms],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=self.alarms.latency_threshold_ms, label="alarm")
+                ],
+                width=8,
+            ),
+        ]
+
+    def _drift_widget(self) -> cloudwatch.IWidget:
+        return cloudwatch.GraphWidget(
+            title="Data drift of the captured inputs",
+            left=[self.alarms.drift_metric("MaxPSI")],
+            right=[self.alarms.drift_metric("DriftedFeatures")],
+            width=8,
+        )
+
+    def _pipeline_widget(self) -> cloudwatch.IWidget:
+        return cloudwatch.GraphWidget(
+            title=f"Pipeline {self.names.pipeline}: executions by status",
+            left=[
+                cloudwatch.Metric(
+                    namespace=PIPELINE_NAMESPACE,
+                    metric_name=name,
+                    dimensions_map={"PipelineName": self.names.pipeline},
+                    statistic="Sum",
+                    period=cdk.Duration.days(1),
+                )
+                for name in PIPELINE_EXECUTION_METRICS
+            ],
+            stacked=True,
+            width=8,
+        )
+
+    def _quality_widget(self) -> cloudwatch.IWidget:
+        quality = [
+            cloudwatch.Metric(
+                namespace=QUALITY_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"Endpoint": self.names.endpoint},
+                statistic="Average",
+                period=cdk.Duration.days(1),
+            )
+            for name in QUALITY_METRICS
+        ]
+        return cloudwatch.GraphWidget(
+            title="Model quality (realised RUL error of the serving model)",
+            left=[quality[0]],
+            right=[quality[1]],
+            width=8,
+        )

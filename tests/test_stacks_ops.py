@@ -1,0 +1,421 @@
+"""The Ops stack: triggers, deploy on approval, alarms, dashboard, and what it asks of the other stacks.
+
+The whole app (with the cdk-nag plugins) is built and synthesized once for this module; the tests read
+the templates. The functions' environments are checked against the settings and fed, with the
+cross-stack tokens replaced by well-formed ids, to the handlers' own ``load_config``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+from cdk_helpers import as_list, cdk_json_context
+
+from app import build_app
+from lambdas.deploy_on_approval import config as deploy_config
+from lambdas.start_pipeline import handler as start_handler
+from pipeline_steps.names import INPUT_DATA_URI
+from settings import load_settings
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = load_settings()
+NAMES = SETTINGS.names
+MONITOR_IMAGE_EU_WEST_1 = "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer"
+
+
+@pytest.fixture(scope="module")
+def app() -> cdk.App:
+    return build_app(cdk_json_context())
+
+
+def _stack(app: cdk.App, stack_id: str) -> cdk.Stack:
+    stack = app.node.find_child(stack_id)
+    assert isinstance(stack, cdk.Stack)
+    return stack
+
+
+@pytest.fixture(scope="module")
+def template(app) -> Template:
+    return Template.from_stack(_stack(app, "Ops"))
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict[str, dict]:
+    return template.to_json()["Resources"]
+
+
+def _of_type(resources: dict, kind: str) -> dict[str, dict]:
+    return {key: value for key, value in resources.items() if value["Type"] == kind}
+
+
+def _rule(resources: dict, name: str) -> dict:
+    (rule,) = [
+        r for r in _of_type(resources, "AWS::Events::Rule").values() if r["Properties"]["Name"] == name
+    ]
+    return rule["Properties"]
+
+
+def _function(resources: dict, name: str) -> tuple[str, dict]:
+    (found,) = [
+        (key, r)
+        for key, r in _of_type(resources, "AWS::Lambda::Function").items()
+        if r["Properties"]["FunctionName"] == f"{NAMES.prefix}-{name}"
+    ]
+    return found
+
+
+def _alarm(resources: dict, name: str) -> dict:
+    (alarm,) = [
+        r
+        for r in _of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if r["Properties"]["AlarmName"] == name
+    ]
+    return alarm["Properties"]
+
+
+PIPELINE_ARN = f"arn:aws:sagemaker:eu-west-1:111111111111:pipeline/{NAMES.pipeline}"
+
+
+# Rules ----------------------------------------------------------------------------------------------
+
+
+def test_schedule_rule_starts_the_pipeline_on_all_raw_data(resources):
+    rule = _rule(resources, f"{NAMES.prefix}-scheduled-training")
+    assert rule["ScheduleExpression"] == SETTINGS.pipeline.schedule_expression
+    (target,) = rule["Targets"]
+    assert target["Arn"] == PIPELINE_ARN
+    assert "trigger" in json.dumps(target["RoleArn"]).lower()  # the Iam stack's EventBridge role
+    assert target["SageMakerPipelineParameters"]["PipelineParameterList"] == [
+        {"Name": INPUT_DATA_URI, "Value": f"s3://{NAMES.data_bucket}/{NAMES.raw_data_prefix}"}
+    ]
+
+
+def test_new_data_rule_matches_objects_under_the_raw_prefix(resources):
+    rule = _rule(resources, f"{NAMES.prefix}-new-raw-data")
+    assert rule["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [NAMES.data_bucket]},
+            "object": {"key": [{"prefix": NAMES.raw_data_prefix}]},
+        },
+    }
+    function_id, _ = _function(resources, "start-pipeline")
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+
+
+def test_drift_alarm_entering_alarm_starts_retraining(resources):
+    rule = _rule(resources, f"{NAMES.prefix}-retrain-on-drift")
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.cloudwatch"]
+    assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+    assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
+    (alarm_ref,) = pattern["resources"]
+    alarm_id = alarm_ref["Fn::GetAtt"][0]
+    assert resources[alarm_id]["Properties"]["AlarmName"] == f"{NAMES.prefix}-drift"
+    assert rule["Targets"][0]["Arn"] == PIPELINE_ARN
+
+
+def test_model_package_rule_sends_our_groups_decisions_to_the_deploy_function(resources):
+    rule = _rule(resources, f"{NAMES.prefix}-model-approval")
+    assert rule["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {
+            "ModelPackageGroupName": [NAMES.model_package_group],
+            "ModelApprovalStatus": ["Approved", "Rejected"],
+        },
+    }
+    function_id, _ = _function(resources, "deploy-on-approval")
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+
+
+def test_failed_pipeline_executions_reach_the_alerts_topic_readably(resources):
+    rule = _rule(resources, f"{NAMES.prefix}-pipeline-failed")
+    assert rule["EventPattern"]["detail-type"] == [
+        "SageMaker Model Building Pipeline Execution Status Change"
+    ]
+    assert rule["EventPattern"]["detail"] == {
+        "pipelineArn": [PIPELINE_ARN],
+        "currentPipelineExecutionStatus": ["Failed"],
+    }
+    (target,) = rule["Targets"]
+    assert "AlertsTopic" in json.dumps(target["Arn"])
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"]["execution"] == "$.detail.pipelineExecutionArn"
+    template = transformer["InputTemplate"]
+    assert template.startswith('"') and template.endswith('"')  # a plain-text SNS message
+    assert all(f"<{key}>" in template for key in transformer["InputPathsMap"])
+
+
+def test_every_target_has_a_retry_policy_and_an_encrypted_dead_letter_queue(resources):
+    rules = _of_type(resources, "AWS::Events::Rule")
+    assert len(rules) == 5
+    queue_policies = _of_type(resources, "AWS::SQS::QueuePolicy").values()
+    for rule in rules.values():
+        (target,) = rule["Properties"]["Targets"]
+        assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 8}
+        queue_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+        assert "KmsMasterKeyId" in resources[queue_id]["Properties"]
+        # The queue's policy lets EventBridge send for this rule only.
+        statements = [
+            s
+            for policy in queue_policies
+            if {"Ref": queue_id} in policy["Properties"]["Queues"]
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        ]
+        rule_id = next(key for key, value in rules.items() if value is rule)
+        assert any(
+            s["Effect"] == "Allow"
+            and s["Principal"] == {"Service": "events.amazonaws.com"}
+            and s["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+            for s in statements
+        ), rule_id
+
+
+def test_every_queue_is_kms_encrypted_and_tls_only(resources):
+    queues = _of_type(resources, "AWS::SQS::Queue")
+    assert len(queues) == 3
+    for queue_id, queue in queues.items():
+        assert "DataKey" in json.dumps(queue["Properties"]["KmsMasterKeyId"])  # the project key
+        statements = [
+            s
+            for policy in _of_type(resources, "AWS::SQS::QueuePolicy").values()
+            if {"Ref": queue_id} in policy["Properties"]["Queues"]
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        ]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        ), queue_id
+
+
+# Functions ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["start-pipeline", "deploy-on-approval"])
+def test_functions_run_in_the_vpc_with_one_concurrent_run_two_retries_and_a_failure_queue(resources, name):
+    function_id, function = _function(resources, name)
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.12"
+    assert props["ReservedConcurrentExecutions"] == 1
+    assert props["VpcConfig"]["SubnetIds"] and props["VpcConfig"]["SecurityGroupIds"]
+    queue_id = props["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+    assert "KmsMasterKeyId" in resources[queue_id]["Properties"]
+    log_group = resources[props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
+    assert log_group["LogGroupName"] == f"{NAMES.log_group_prefix}lambda/{name}"
+    assert "KmsKeyId" in log_group and log_group["RetentionInDays"] == SETTINGS.monitoring.log_retention_days
+    (invoke_config,) = [
+        r["Properties"]
+        for r in _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+        if r["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]
+    assert invoke_config["MaximumRetryAttempts"] == 2
+
+
+def _environment(resources, name: str) -> dict:
+    return _function(resources, name)[1]["Properties"]["Environment"]["Variables"]
+
+
+def _concrete(environment: dict) -> dict[str, str]:
+    """Replace cross-stack tokens with well-formed values, as CloudFormation would at deploy time."""
+    fake = {
+        "SUBNET_IDS": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+        "SECURITY_GROUP_IDS": "sg-0123456789abcdef0",
+        "KMS_KEY_ARN": "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    }
+    return {key: fake.get(key, value) for key, value in environment.items()}
+
+
+def test_start_function_environment_matches_settings_and_its_handler_accepts_it(resources):
+    environment = _environment(resources, "start-pipeline")
+    assert environment == {
+        "PIPELINE_NAME": NAMES.pipeline,
+        "DATA_BUCKET": NAMES.data_bucket,
+        "RAW_PREFIX": NAMES.raw_data_prefix,
+        "ALLOWED_SUFFIXES": ".txt",
+        "DEBOUNCE_SECONDS": "300",
+    }
+    config = start_handler.load_config(environment)
+    assert config.debounce_seconds == SETTINGS.monitoring.new_data_debounce_seconds
+
+
+def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it(resources):
+    environment = _environment(resources, "deploy-on-approval")
+    serving, strategy = SETTINGS.serving, SETTINGS.serving.deployment
+    job_role = f"arn:aws:iam::111111111111:role/{NAMES.job_role}"
+    expected = {
+        "MODEL_PACKAGE_GROUP_NAME": NAMES.model_package_group,
+        "ENDPOINT_NAME": NAMES.endpoint,
+        "MODEL_EXECUTION_ROLE_ARN": job_role,
+        "MONITORING_ROLE_ARN": job_role,
+        "DATA_CAPTURE_S3_URI": f"s3://{NAMES.artifacts_bucket}/datacapture/",
+        "MONITORING_OUTPUT_S3_URI": f"s3://{NAMES.artifacts_bucket}/monitoring/",
+        "DATA_CAPTURE_PERCENT": str(serving.data_capture_percent),
+        "INSTANCE_TYPE": serving.instance_type,
+        "INSTANCE_COUNT": "2",
+        "DEPLOYMENT_STRATEGY": strategy.type,
+        "TRAFFIC_PERCENT": str(strategy.traffic_percent),
+        "TRAFFIC_WAIT_SECONDS": str(strategy.wait_minutes * 60),
+        "TERMINATION_WAIT_SECONDS": str(strategy.termination_wait_minutes * 60),
+        "ROLLBACK_ALARM_NAMES": f"{NAMES.prefix}-endpoint-5xx-errors,{NAMES.prefix}-endpoint-latency-p99",
+        "MONITORING_SCHEDULE_NAME": NAMES.monitoring_schedule,
+        "MONITORING_SCHEDULE_CRON": "cron(0 * ? * * *)",
+        "MONITORING_IMAGE_URI": MONITOR_IMAGE_EU_WEST_1,
+        "ARTIFACTS_BUCKET": NAMES.artifacts_bucket,
+        "CHAMPION_PREFIX": NAMES.champion_prefix,
+    }
+    assert {key: environment[key] for key in expected} == expected
+    config = deploy_config.load_config(_concrete(environment))
+    assert config.traffic.wait_seconds == 600 and config.traffic.termination_wait_seconds == 300
+    assert config.monitoring.max_runtime_seconds == SETTINGS.monitoring.max_runtime_minutes * 60
+
+
+def _policy_statements(resources: dict, role_name: str) -> list[dict]:
+    """Statements of the managed policies attached to the named role (LeastPrivilegeRole: exactly one)."""
+    (role,) = [
+        r for r in _of_type(resources, "AWS::IAM::Role").values() if r["Properties"]["RoleName"] == role_name
+    ]
+    policy_ids = [arn["Ref"] for arn in role["Properties"]["ManagedPolicyArns"]]
+    return [s for key in policy_ids for s in resources[key]["Properties"]["PolicyDocument"]["Statement"]]
+
+
+@pytest.mark.parametrize("role_name", [NAMES.deploy_role, NAMES.start_pipeline_role])
+def test_function_roles_use_star_only_where_aws_requires_it(resources, role_name):
+    statements = _policy_statements(resources, role_name)
+    assert statements
+    allowed_on_star = {"sagemaker:ListModelPackages", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+    for statement in statements:
+        if "*" in as_list(statement["Resource"]):
+            assert set(as_list(statement["Action"])) <= allowed_on_star, statement
+        assert all("*" not in action for action in as_list(statement["Action"])), statement
+    roles = _of_type(resources, "AWS::IAM::Role").values()
+    assert all("Policies" not in r["Properties"] for r in roles)  # no inline policies
+
+
+def test_deploy_role_passes_only_the_job_role_to_sagemaker(resources):
+    statements = _policy_statements(resources, NAMES.deploy_role)
+    (pass_role,) = [s for s in statements if "iam:PassRole" in as_list(s["Action"])]
+    assert pass_role["Resource"] == f"arn:aws:iam::111111111111:role/{NAMES.job_role}"
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+# Alarms ---------------------------------------------------------------------------------------------
+
+
+def _notifies_alerts_topic(alarm: dict) -> bool:
+    return len(alarm["AlarmActions"]) == 1 and "AlertsTopic" in json.dumps(alarm["AlarmActions"][0])
+
+
+def test_endpoint_5xx_alarm(resources):
+    alarm = _alarm(resources, f"{NAMES.prefix}-endpoint-5xx-errors")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/SageMaker",
+        "Invocation5XXErrors",
+        "Sum",
+    )
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+        "EndpointName": NAMES.endpoint,
+        "VariantName": "AllTraffic",
+    }
+    assert alarm["Threshold"] == SETTINGS.serving.error_alarm_threshold
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert _notifies_alerts_topic(alarm)
+
+
+def test_model_errors_alarm(resources):
+    alarm = _alarm(resources, f"{NAMES.prefix}-endpoint-model-errors")
+    assert alarm["MetricName"] == "InvocationModelErrors"
+    assert _notifies_alerts_topic(alarm)
+
+
+def test_latency_alarm_converts_milliseconds_to_microseconds(resources):
+    alarm = _alarm(resources, f"{NAMES.prefix}-endpoint-latency-p99")
+    assert (alarm["MetricName"], alarm["ExtendedStatistic"]) == ("ModelLatency", "p99")
+    assert alarm["Threshold"] == SETTINGS.serving.latency_alarm_threshold_ms * 1000 == 200_000
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert _notifies_alerts_topic(alarm)
+
+
+def test_drift_alarm(resources):
+    alarm = _alarm(resources, f"{NAMES.prefix}-drift")
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        "TurbofanRul/Drift",
+        SETTINGS.monitoring.drift_metric,
+    )
+    assert alarm["Dimensions"] == [{"Name": "Endpoint", "Value": NAMES.endpoint}]
+    assert alarm["Threshold"] == SETTINGS.monitoring.drift_threshold
+    assert _notifies_alerts_topic(alarm)
+
+
+def test_dead_letter_queues_alarm_on_any_message(resources):
+    alarms = [
+        r["Properties"]
+        for r in _of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if r["Properties"]["AlarmName"].endswith("-dead-letters")
+    ]
+    assert len(alarms) == 3
+    for alarm in alarms:
+        assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+        assert _notifies_alerts_topic(alarm)
+
+
+def test_dashboard_shows_endpoint_drift_pipeline_and_quality_metrics(resources):
+    (dashboard,) = _of_type(resources, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in (
+        "Invocations",
+        "Invocation5XXErrors",
+        "InvocationModelErrors",
+        "ModelLatency",
+        "MaxPSI",
+        "DriftedFeatures",
+        "AWS/Sagemaker/ModelBuildingPipeline",
+        "ExecutionStarted",
+        "ExecutionSucceeded",
+        "ExecutionFailed",
+        "TurbofanRul/ModelQuality",
+        "RMSE",
+        "PHM08Score",
+    ):
+        assert metric in body, metric
+
+
+# What the other stacks give the Ops stack ---------------------------------------------------------
+
+
+def test_key_policy_admits_the_function_roles_and_eventbridge(app):
+    (key,) = Template.from_stack(_stack(app, "Storage")).find_resources("AWS::KMS::Key").values()
+    statements = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    roles = statements["UseByProjectRoles"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+    for name in (NAMES.deploy_role, NAMES.start_pipeline_role):
+        assert f"arn:aws:iam::111111111111:role/{name}" in roles
+    assert "events.amazonaws.com" in statements["PublishToEncryptedAlertsTopic"]["Principal"]["Service"]
+
+
+def test_job_role_writes_data_capture_and_monitoring_reports(app):
+    template = Template.from_stack(_stack(app, "Iam"))
+    statements = [
+        s
+        for policy in template.find_resources("AWS::IAM::ManagedPolicy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (capture,) = [s for s in statements if s.get("Sid") == "ReadWriteCaptureAndMonitoring"]
+    assert set(as_list(capture["Resource"])) == {
+        f"arn:aws:s3:::{NAMES.artifacts_bucket}/datacapture/*",
+        f"arn:aws:s3:::{NAMES.artifacts_bucket}/monitoring/*",
+    }
+    assert "s3:PutObject" in capture["Action"]
+
+
+def test_function_security_group_is_admitted_by_the_vpc_endpoints(resources):
+    (ingress,) = _of_type(resources, "AWS::EC2::SecurityGroupIngress").values()
+    assert (ingress["Properties"]["FromPort"], ingress["Properties"]["ToPort"]) == (443, 443)
+    (group_id,) = _of_type(resources, "AWS::EC2::SecurityGroup")
+    assert ingress["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}
+    egress = _of_type(resources, "AWS::EC2::SecurityGroup")[group_id]["Properties"]["SecurityGroupEgress"]
+    assert [(rule["FromPort"], rule["ToPort"]) for rule in egress] == [(443, 443)]
