@@ -14,7 +14,7 @@ export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 # `import sagemaker` probes the EC2 instance-metadata endpoint for credentials; offline there is none.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test lint format bench synth clean
+.PHONY: run test lint format bench synth clean ui
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
+
+ui: $(VENV)/.runtime
+	$(BIN)/python -m local_runner ui $(if $(WORK_DIR),--work-dir $(WORK_DIR))
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -7,7 +7,9 @@ Both models predict at each unit's last observed cycle, as the official C-MAPSS 
 
 Outputs under --output-dir: evaluation.json (SageMaker's model-quality regression shape plus capped-truth
 metrics, error by RUL bucket, per-unit predictions, the champion's metrics on the same units and the
-quality-gate verdict that the pipeline's condition step re-checks) and plots/*.png.
+quality-gate verdict that the pipeline's condition step re-checks) and plots/*.png. With
+MLFLOW_TRACKING_URI set, the test metrics, the gate verdict, evaluation.json and the plots are also logged to
+MLflow (`rul.tracking`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rul.metrics import evaluation_report, flat_metrics, format_metrics
 from rul.models import RulPredictor, log
 from rul.plots import write_evaluation_plots
 from rul.tables import extract_model, read_table, read_trajectory_table
+from rul.tracking import Tracker, tracked_run
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -104,8 +107,29 @@ def unit_trajectory(predictor: RulPredictor, test: pd.DataFrame, truth: pd.DataF
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def track_evaluation(tracker: Tracker, args: argparse.Namespace, report: dict, output_dir: Path) -> None:
+    """Log the thresholds, the test metrics, the gate verdict and the written files."""
+    thresholds = ("rmse_threshold", "score_threshold", "champion_tolerance")
+    tracker.log_params(
+        {name: getattr(args, name) for name in thresholds} | report["model"]["hyperparameters"]
+    )
+    metrics = {f"test_{name}": value for name, value in flat_metrics(report).items()}
+    metrics |= {
+        f"test_capped_{name}": entry["value"] for name, entry in report["capped_truth_metrics"].items()
+    }
+    if report["champion"]:
+        champion = report["champion"]["regression_metrics"]
+        metrics |= {f"champion_{name}": entry["value"] for name, entry in champion.items()}
+    tracker.log_metrics(
+        {**metrics, "test_units": report["n_units"], "gate_passed": int(report["gate"]["passed"])}
+    )
+    tracker.set_tags({"gate.passed": report["gate"]["passed"], "gate.summary": report["gate"]["summary"]})
+    tracker.log_artifact(output_dir / "evaluation.json")
+    tracker.log_artifact(output_dir / "plots", "plots")
+
+
+def evaluate(args: argparse.Namespace, tracker: Tracker) -> None:
+    """Score the model and the champion on the test units; write evaluation.json and the plots."""
     model_dir = args.model_dir or processing_dir("model")
     test_dir = args.test_dir or processing_dir("test")
     output_dir = args.output_dir or processing_dir("evaluation")
@@ -151,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     for line in format_metrics("test_capped", capped):
         print(line, flush=True)
     log(f"evaluation.json and {len(plots)} plots written to {output_dir}")
+    track_evaluation(tracker, args, report, output_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tracked_run("evaluate") as tracker:
+        evaluate(args, tracker)
     return 0
 
 

@@ -2,6 +2,9 @@
 
 python -m local_runner run [--data-dir D] [--subset FD001] [--param Name=Value ...]
 python -m local_runner registry list | show N | approve N | reject N
+python -m local_runner endpoint serve [--model-version N] | swap N | status
+python -m local_runner monitor drift --captures DIR --baseline DIR | quality --captures DIR --ground-truth DIR
+python -m local_runner ui [--work-dir .work] [--port 5000]     the MLflow UI of the tracked executions
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ import time
 from pathlib import Path
 
 from local_runner.champion import follow_registry
+from local_runner.endpoint import on_approval_callback
+from local_runner.endpoint_cli import add_endpoint_parser, run_endpoint_command
 from local_runner.execution import ExecutionError, ExecutionResult
 from local_runner.main_job import MainJobError, MainJobOptions, Workspace, prepare_workspace, run_main_job
+from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
 from local_runner.registry_cli import add_registry_parser, run_registry_command
+from local_runner.tracking import add_ui_parser, run_ui
 
 
 def parse_assignment(text: str) -> tuple[str, object]:
@@ -48,7 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a pipeline parameter (repeatable), e.g. --param MaxTuningJobs=4",
     )
+    run.add_argument(
+        "--no-tracking",
+        dest="tracking",
+        action="store_false",
+        help="do not track the execution in MLflow (default: $MLFLOW_TRACKING_URI, else <work>/mlflow)",
+    )
+    add_ui_parser(verbs)
     add_registry_parser(verbs)
+    add_endpoint_parser(verbs)
+    add_monitor_parser(verbs)
     return parser
 
 
@@ -102,6 +118,8 @@ def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) ->
         f"wall time {wall:.1f}s, of which runner overhead {overhead:.1f}s ({100 * overhead / wall:.1f}%)"
     )
     lines.append(f"record: {result.record_path}")
+    if result.report_path:
+        lines.append(f"report: {result.report_path}")
     return lines
 
 
@@ -113,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         synthetic_units=args.units,
         seed=args.seed,
         parameters=dict(args.param),
+        tracking=args.tracking,
     )
     started = time.perf_counter()
     try:
@@ -129,10 +148,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verb == "run":
         return run(args)
+    if args.verb == "ui":
+        return run_ui(args)
+    if args.verb == "endpoint":
+        return run_endpoint_command(args)
+    if args.verb == "monitor":
+        return run_monitor_command(args)
     workspace = prepare_workspace(args.work_dir, render=False)
-    on_change = follow_registry(
+    follow_champion = follow_registry(
         workspace.store, workspace.config.champion_uri, workspace.registry, args.group
     )
+    swap_endpoint = on_approval_callback(args.work_dir)
+
+    def on_change(package) -> None:
+        """What deploy-on-approval does on AWS: the champion moves, then the endpoint (health-checked)."""
+        follow_champion(package)
+        swap_endpoint(package)
+
     return run_registry_command(args, on_change=on_change)
 
 

@@ -6,7 +6,9 @@ branches, cache settings. Dependencies come from `DependsOn` and from every `Ste
 whose dependencies have succeeded run, up to `max_parallel` at a time. Jobs run through
 `local_runner.jobs`, tuning through `local_runner.tuner`, registration into `local_runner.registry`.
 A step whose cache key (the attributes SageMaker uses for it) matches an unexpired earlier run reuses
-that run's properties. Each execution is recorded in `<work>/executions/<id>/execution.json`.
+that run's properties. Each execution is recorded in `<work>/executions/<id>/execution.json`, with a
+self-contained HTML report beside it (`local_runner.report`); a tracker (`local_runner.tracking`) mirrors
+the execution, its steps, trials and registered model into MLflow when tracking is on.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from local_runner import jobs
+from local_runner import jobs, report
 from local_runner.expressions import Context, ExpressionError, evaluate_condition, load_json_text, resolve
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
+from local_runner.tracking import ExecutionTracker
 from local_runner.tuner import TuningError, tune
 
 CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
@@ -77,6 +80,7 @@ class ExecutionResult:
     steps: list[StepRecord]
     seconds: float
     record_path: Path
+    report_path: Path | None = None
 
     def step(self, name: str) -> StepRecord:
         return next(record for record in self.steps if record.name == name)
@@ -161,6 +165,7 @@ class PipelineExecutor:
         echo: Callable[[str], None] = print,
         max_parallel: int = 2,
         pipeline_name: str = "local-pipeline",
+        tracker: ExecutionTracker | None = None,
     ):
         self.definition = definition
         self.work_dir = Path(work_dir)
@@ -169,6 +174,7 @@ class PipelineExecutor:
         self.echo = echo
         self.max_parallel = max_parallel
         self.pipeline_name = pipeline_name
+        self.tracker = tracker or ExecutionTracker()
         self.graph = flatten_steps(definition.get("Steps", []))
         for name, (_, depends) in self.graph.items():
             missing = depends - set(self.graph)
@@ -202,6 +208,7 @@ class PipelineExecutor:
         self.echo(
             f"execution {execution_id}: {len(records)} steps, parameters {json.dumps(values, sort_keys=True)}"
         )
+        self.tracker.start_execution(execution_id, self.pipeline_name, values)
         failure = self._run_graph(records)
         status = "Failed" if failure else "Succeeded"
         for record in records.values():
@@ -217,10 +224,19 @@ class PipelineExecutor:
             self.work_dir / "executions" / execution_id / "execution.json",
         )
         result.record_path.parent.mkdir(parents=True, exist_ok=True)
+        result.report_path = self._write_report(result)
         result.record_path.write_text(
             json.dumps({**asdict(result), "record_path": str(result.record_path)}, indent=2, default=str)
         )
+        self.tracker.finish_execution(result, self.store, result.report_path)
         return result
+
+    def _write_report(self, result: ExecutionResult) -> Path | None:
+        try:
+            return report.write_report(result, self.store, self.tracker.links())
+        except Exception as error:  # the record stays the source of truth; a report bug must not hide it
+            self.echo(f"the HTML report could not be written: {type(error).__name__}: {error}")
+            return None
 
     def _run_graph(self, records: dict[str, StepRecord]) -> str:
         skipped: set[str] = set()
@@ -253,6 +269,7 @@ class PipelineExecutor:
                         future.result()
                     except Exception as error:  # a step that cannot run ends the execution, like SageMaker
                         record.status, record.failure_reason = "Failed", f"{type(error).__name__}: {error}"
+                    self.tracker.finish_step(record, self.store)
                     if record.status == "Failed" and not failure:
                         failure = f"step {name} failed: {record.failure_reason}"
                     elif record.type == "Condition":
@@ -271,6 +288,7 @@ class PipelineExecutor:
         step = self.graph[name][0]
         started = time.perf_counter()
         self.echo(f"step {name} ({step['Type']}) started")
+        self.tracker.start_step(name, step["Type"])
         runner = getattr(self, f"_run_{step['Type'].lower()}", None)
         if runner is None:
             raise ExecutionError(f"step type {step['Type']} is not supported by the local runner")
@@ -305,7 +323,10 @@ class PipelineExecutor:
 
     def _run_processing(self, step: dict, arguments: dict, record: StepRecord) -> None:
         job_name = self._job_name(step["Name"])
-        result = jobs.run_processing_job(job_name, arguments, self.store, self.work_dir, self.echo)
+        environment = self.tracker.job_environment(step["Name"], job_name)
+        result = jobs.run_processing_job(
+            job_name, arguments, self.store, self.work_dir, self.echo, environment
+        )
         self._finish_job(result, record)
         outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
         record.properties = {
@@ -332,7 +353,8 @@ class PipelineExecutor:
 
     def _run_training(self, step: dict, arguments: dict, record: StepRecord) -> None:
         job_name = self._job_name(step["Name"])
-        result = jobs.run_training_job(job_name, arguments, self.store, self.work_dir, self.echo)
+        environment = self.tracker.job_environment(step["Name"], job_name)
+        result = jobs.run_training_job(job_name, arguments, self.store, self.work_dir, self.echo, environment)
         self._finish_job(result, record)
         record.properties = {
             "TrainingJobName": job_name,
@@ -352,7 +374,10 @@ class PipelineExecutor:
                 "OutputDataConfig": definition["OutputDataConfig"],
                 "Environment": definition.get("Environment", {}),
             }
-            result = jobs.run_training_job(job_name, request, self.store, self.work_dir, self.echo)
+            environment = self.tracker.job_environment(step["Name"], job_name)
+            result = jobs.run_training_job(
+                job_name, request, self.store, self.work_dir, self.echo, environment
+            )
             record.job_seconds += result.seconds
             return job_name, result.status, result.log_text if result.ok else result.failure_reason
 
@@ -379,6 +404,7 @@ class PipelineExecutor:
             "BestTrainingJob": summaries[0],
             "TrainingJobSummaries": summaries,
         }
+        self.tracker.finish_tuning(step["Name"], record.properties)
 
     def _run_condition(self, step: dict, arguments: dict, record: StepRecord) -> None:
         outcome = all(
@@ -402,6 +428,7 @@ class PipelineExecutor:
             response_types=arguments["InferenceSpecification"].get("SupportedResponseMIMETypes", []),
         )
         record.properties = {"ModelPackageArn": package.arn, "ModelPackageVersion": package.version}
+        self.tracker.model_registered(package, self.store)
         self.echo(f"registered {package.arn} ({package.approval_status})")
 
     def _run_fail(self, step: dict, arguments: dict, record: StepRecord) -> None:

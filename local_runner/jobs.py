@@ -6,7 +6,8 @@ runs as a subprocess of this Python with `SAGEMAKER_BASE_DIR` pointing there (pa
 entry point, arguments and environment are rewritten to the local folder), its output is streamed with
 the job name as prefix and kept in `<host>.log`, and outputs are uploaded back. A failed job reports the
 reason from its failure file, as SageMaker's FailureReason does. Training packs `model.tar.gz` and
-uploads it under `<S3OutputPath>/<job name>/output/`.
+uploads it under `<S3OutputPath>/<job name>/output/`. `extra_environment` adds variables that are not part
+of the request (the MLflow settings of `local_runner.tracking`), so they never enter a step's cache key.
 """
 
 from __future__ import annotations
@@ -120,7 +121,12 @@ def _shard(objects: list, host_index: int, host_count: int, distribution: str) -
 
 
 def run_processing_job(
-    name: str, request: dict, store: ObjectStore, work_dir: Path, echo: Callable[[str], None] = print
+    name: str,
+    request: dict,
+    store: ObjectStore,
+    work_dir: Path,
+    echo: Callable[[str], None] = print,
+    extra_environment: Mapping[str, str] | None = None,
 ) -> JobResult:
     """Run a resolved CreateProcessingJob request on as many local 'instances' as it asks for."""
     started = time.perf_counter()
@@ -154,9 +160,8 @@ def run_processing_job(
         for output in outputs:
             to_local(output["S3Output"]["LocalPath"], base).mkdir(parents=True, exist_ok=True)
         label = name if count == 1 else f"{name} {host}"
-        code, reason, log_text = run_command(
-            label, command, base, request.get("Environment", {}), job_dir / f"{host}.log", echo
-        )
+        environment = {**request.get("Environment", {}), **(extra_environment or {})}
+        code, reason, log_text = run_command(label, command, base, environment, job_dir / f"{host}.log", echo)
         logs.append(log_text)
         if code != 0:
             return JobResult(name, "Failed", time.perf_counter() - started, job_dir, reason, "\n".join(logs))
@@ -168,7 +173,12 @@ def run_processing_job(
 
 
 def run_training_job(
-    name: str, request: dict, store: ObjectStore, work_dir: Path, echo: Callable[[str], None] = print
+    name: str,
+    request: dict,
+    store: ObjectStore,
+    work_dir: Path,
+    echo: Callable[[str], None] = print,
+    extra_environment: Mapping[str, str] | None = None,
 ) -> JobResult:
     """Run a resolved CreateTrainingJob request in script mode (sagemaker_program from source_dir)."""
     started = time.perf_counter()
@@ -219,6 +229,7 @@ def run_training_job(
         "SM_OUTPUT_DATA_DIR": "/opt/ml/output/data",
         "SM_HPS": json.dumps({key: _decode(value) for key, value in hyperparameters.items()}),
         **{f"SM_CHANNEL_{channel.upper()}": f"/opt/ml/input/data/{channel}" for channel in channels},
+        **(extra_environment or {}),
     }
     code, reason, log_text = run_command(
         name,

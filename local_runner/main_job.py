@@ -5,6 +5,8 @@ What `cdk deploy` puts in place on AWS is laid out in the local object store fir
 at the input data URI, the champion prefix and the model package group. Then the very definition JSON
 that CDK deploys runs through `PipelineExecutor`. Data comes from `data_dir` (a folder holding
 train_<subset>.txt, e.g. ../shared/data/cmapss) or, when none is given, from the synthetic generator.
+With `tracking` on (the default) the execution is tracked in MLflow (`local_runner.tracking`): in the
+store `MLFLOW_TRACKING_URI` names, else in `<work>/mlflow/mlflow.db`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from local_runner.champion import ensure_champion_prefix
 from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExecutor
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
+from local_runner.tracking import make_tracker
 from pipeline_steps.code import build_source_bundle, code_uri_for, library_uri, source_dir_uri
 from pipeline_steps.config import PipelineConfig, local_config
 from pipeline_steps.render import render_definition
@@ -39,6 +42,7 @@ class MainJobOptions:
     synthetic_units: int = 100
     seed: int = 0
     parameters: dict[str, object] = field(default_factory=dict)  # pipeline parameter overrides
+    tracking: bool = True  # MLflow tracking of the execution, its steps and trials
 
 
 @dataclass
@@ -108,6 +112,8 @@ def run_main_job(
     options: MainJobOptions, echo: Callable[[str], None] = print
 ) -> tuple[Workspace, ExecutionResult]:
     work_dir = Path(options.work_dir)
+    # Made first: MLflow's import and connection run on a thread while the data and definition are prepared.
+    tracker = make_tracker(work_dir, local_config().pipeline_name, options.tracking, echo=echo)
     data_file = prepare_data(options, echo)
     workspace = prepare_workspace(work_dir, data_file)
     echo(f"definition rendered to {workspace.definition_path}; running it locally")
@@ -118,6 +124,7 @@ def run_main_job(
         workspace.registry,
         echo,
         pipeline_name=workspace.config.pipeline_name,
+        tracker=tracker,
     )
     parameters = {"Subset": options.subset, **options.parameters}
     return workspace, executor.start(parameters)

@@ -71,7 +71,18 @@ VALIDATION_OUTPUT = "validation"
 TEST_OUTPUT = "test"
 BASELINE_OUTPUT = "baseline"
 METADATA_OUTPUT = "metadata"
-PREPROCESS_OUTPUTS = (TRAIN_OUTPUT, VALIDATION_OUTPUT, TEST_OUTPUT, BASELINE_OUTPUT, METADATA_OUTPUT)
+# The dataset manifest (rul.lineage): manifest-<host>.json, its URI goes into the registered model's metadata.
+MANIFEST_OUTPUT = "manifest"
+PREPROCESS_OUTPUTS = (
+    TRAIN_OUTPUT,
+    VALIDATION_OUTPUT,
+    TEST_OUTPUT,
+    BASELINE_OUTPUT,
+    METADATA_OUTPUT,
+    MANIFEST_OUTPUT,
+)
+# CustomerMetadataProperties key of the registered model package naming its data manifest's S3 prefix.
+DATA_MANIFEST_METADATA_KEY = "DataManifestUri"
 EVALUATION_OUTPUT = "evaluation"
 
 # Training channels of TuneModel.

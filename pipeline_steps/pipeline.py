@@ -63,7 +63,7 @@ SERVING_RESPONSE_TYPES = ["application/json"]
 def preprocess_step(
     session: PipelineSession, config: PipelineConfig, params: PipelineParameters
 ) -> ProcessingStep:
-    """Split raw C-MAPSS files into train/validation/test units, a baseline table and metadata."""
+    """Split raw C-MAPSS files into train/validation/test units, a baseline table, metadata and manifest."""
     processor = script_processor(session, config, params, "preprocess", params.processing_instance_count)
     raw = ProcessingInput(
         source=params.input_data_uri,
@@ -258,19 +258,22 @@ def report_value(evaluate: ProcessingStep, json_path: str) -> JsonGet:
     return JsonGet(step_name=evaluate.name, property_file=evaluation_report(), json_path=json_path)
 
 
-def evaluation_json_uri(config: PipelineConfig) -> Join:
-    """Where EvaluateModel's evaluation.json lands: `<evaluation output prefix>/evaluation.json`."""
-    return execution_uri(config, names.EVALUATE_STEP, names.EVALUATION_OUTPUT, names.EVALUATION_FILE)
+def evaluation_json_uri(evaluate: ProcessingStep) -> Join:
+    """EvaluateModel's evaluation.json, from the step's output property: right for a cached step too."""
+    return Join(on="/", values=[output_uri(evaluate, names.EVALUATION_OUTPUT), names.EVALUATION_FILE])
 
 
 def register_step(
     session: PipelineSession,
     config: PipelineConfig,
     params: PipelineParameters,
+    preprocess: ProcessingStep,
     baseline: QualityCheckStep,
     tuning: TuningStep,
+    evaluate: ProcessingStep,
 ) -> ModelStep:
-    """Register the best model with its test metrics and data-quality baseline (no repack: no entry_point)."""
+    """Register the best model with its test metrics, data-quality baseline and the S3 prefix of its data
+    manifest in the customer metadata (no repack: no entry_point)."""
     model = Model(
         image_uri=config.image_uri,
         model_data=top_model_uri(config, tuning),
@@ -279,7 +282,7 @@ def register_step(
         env={"SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": config.region},
     )
     metrics = ModelMetrics(
-        model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_json_uri(config))
+        model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_json_uri(evaluate))
     )
     baselines = DriftCheckBaselines(
         model_data_statistics=MetricsSource(
@@ -298,6 +301,10 @@ def register_step(
         approval_status=params.model_approval_status,
         model_metrics=metrics,
         drift_check_baselines=baselines,
+        # Output properties, not this execution's prefix: a cached step's outputs stay where they were.
+        customer_metadata_properties={
+            names.DATA_MANIFEST_METADATA_KEY: output_uri(preprocess, names.MANIFEST_OUTPUT)
+        },
     )
     return ModelStep(name=names.REGISTER_STEP, step_args=step_args, retry_policies=[step_retry_policy()])
 
@@ -346,7 +353,7 @@ def get_pipeline(session: PipelineSession, config: PipelineConfig) -> Pipeline:
     baseline = baseline_step(session, config, params, preprocess)
     tuning = tune_step(session, config, params, preprocess)
     evaluate = evaluate_step(session, config, params, preprocess, tuning)
-    register = register_step(session, config, params, baseline, tuning)
+    register = register_step(session, config, params, preprocess, baseline, tuning, evaluate)
     fail = fail_step(params, evaluate)
     gate = gate_step(params, evaluate, register, fail)
     return Pipeline(

@@ -230,7 +230,12 @@ def test_steps_are_wired_by_properties_not_depends_on(definition):
     assert step_refs(steps[names.BASELINE_STEP]) == {names.PREPROCESS_STEP}
     assert step_refs(steps[names.TUNE_STEP]) == {names.PREPROCESS_STEP}
     assert step_refs(steps[names.EVALUATE_STEP]) == {names.PREPROCESS_STEP, names.TUNE_STEP}
-    assert step_refs(steps[REGISTER_JSON_NAME]) == {names.TUNE_STEP, names.BASELINE_STEP}
+    assert step_refs(steps[REGISTER_JSON_NAME]) == {
+        names.PREPROCESS_STEP,
+        names.BASELINE_STEP,
+        names.TUNE_STEP,
+        names.EVALUATE_STEP,
+    }
     assert step_refs(steps[names.FAIL_STEP]) == {names.EVALUATE_STEP}
 
 
@@ -454,7 +459,16 @@ def test_register_model_package(definition):
     assert container["ModelDataUrl"] == TOP_MODEL
     assert args["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
     statistics = args["ModelMetrics"]["ModelQuality"]["Statistics"]
-    assert statistics["S3Uri"] == execution_join(names.EVALUATE_STEP, "evaluation", "evaluation.json")
+    evaluation_output = (
+        f"Steps.{names.EVALUATE_STEP}.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"
+    )
+    assert statistics["S3Uri"] == {
+        "Std:Join": {"On": "/", "Values": [{"Get": evaluation_output}, "evaluation.json"]}
+    }
+    manifest_output = (
+        f"Steps.{names.PREPROCESS_STEP}.ProcessingOutputConfig.Outputs['manifest'].S3Output.S3Uri"
+    )
+    assert args["CustomerMetadataProperties"] == {names.DATA_MANIFEST_METADATA_KEY: {"Get": manifest_output}}
     quality = args["DriftCheckBaselines"]["ModelDataQuality"]
     assert quality["Statistics"]["S3Uri"] == {
         "Get": f"Steps.{names.BASELINE_STEP}.CalculatedBaselineStatistics"

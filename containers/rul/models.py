@@ -7,6 +7,10 @@
 
 TensorFlow is imported only when a deep model is built or loaded (the import alone takes seconds).
 A `RulPredictor` saves to a folder (transformer, estimator, metadata.json) that becomes model.tar.gz.
+`fit_predictor` takes an optional `on_metrics(metrics, step)` callback (e.g. `rul.tracking`'s
+`log_metrics`): per iteration of each gbm member its validation RMSE (`member_<k>_rmse`), per member the
+ensemble's (`ensemble_rmse`), per epoch of a deep model `loss`, `rmse` and, with validation data,
+`val_loss` and `val_rmse` (RMSE in cycles on capped labels over all validation rows).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +33,8 @@ from rul.features import FeatureTransformer, capped_rul, last_rows
 from rul.hyperparameters import Hyperparameters
 
 ARTIFACT_FORMAT = 1
+# Receives a dict of metric values and the step (iteration, member or epoch, from 1) they belong to.
+MetricsCallback = Callable[[dict[str, float], int], None]
 
 
 def log(message: str) -> None:
@@ -49,7 +56,13 @@ class GbmEnsemble:
     hyperparameters: Hyperparameters
     members: list = field(default_factory=list)
 
-    def fit(self, features: np.ndarray, labels: np.ndarray, validation=None) -> GbmEnsemble:
+    def fit(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        validation=None,
+        on_metrics: MetricsCallback | None = None,
+    ) -> GbmEnsemble:
         hp = self.hyperparameters
         for index in range(hp.ensemble_size):
             started = time.perf_counter()
@@ -69,12 +82,24 @@ class GbmEnsemble:
             )
             if validation is not None:
                 error = self.predict(validation[0]) - validation[1]
-                message += f", validation rmse of the ensemble so far {np.sqrt(np.mean(error**2)):.3f}"
+                ensemble_rmse = float(np.sqrt(np.mean(error**2)))
+                message += f", validation rmse of the ensemble so far {ensemble_rmse:.3f}"
+                if on_metrics is not None:
+                    _report_staged(member, index + 1, validation, on_metrics)
+                    on_metrics({"ensemble_rmse": ensemble_rmse}, index + 1)
             log(message)
         return self
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.mean([member.predict(features) for member in self.members], axis=0)
+
+
+def _report_staged(member, number: int, validation, on_metrics: MetricsCallback) -> None:
+    """The validation RMSE of one member after each boosting iteration (a cumulative pass, cheap)."""
+    for iteration, predicted in enumerate(member.staged_predict(validation[0]), start=1):
+        on_metrics(
+            {f"member_{number}_rmse": float(np.sqrt(np.mean((predicted - validation[1]) ** 2)))}, iteration
+        )
 
 
 def build_keras_model(family: str, window: int, n_sensors: int, hp: Hyperparameters):
@@ -109,13 +134,19 @@ class KerasRegressor:
     hyperparameters: Hyperparameters
     model: object = None
 
-    def fit(self, windows: np.ndarray, labels: np.ndarray, validation=None) -> KerasRegressor:
+    def fit(
+        self,
+        windows: np.ndarray,
+        labels: np.ndarray,
+        validation=None,
+        on_metrics: MetricsCallback | None = None,
+    ) -> KerasRegressor:
         keras = import_keras()
         hp = self.hyperparameters
         keras.utils.set_random_seed(hp.seed)
         self.model = build_keras_model(hp.model_family, windows.shape[1], windows.shape[2], hp)
         cap = hp.rul_cap
-        callbacks = [EpochLogger(hp.epochs)]
+        callbacks = [EpochLogger(hp.epochs, on_metrics, cap)]
         validation_data = None
         if validation is not None:
             validation_data = (validation[0], validation[1] / cap)
@@ -141,7 +172,8 @@ class KerasRegressor:
         return scaled * self.hyperparameters.rul_cap
 
 
-def EpochLogger(epochs: int):
+def EpochLogger(epochs: int, on_metrics: MetricsCallback | None = None, cap: float = 1.0):
+    """Logs each epoch's losses; `on_metrics` also gets them, with RMSEs in cycles (labels are cap-scaled)."""
     keras = import_keras()
 
     class _EpochLogger(keras.callbacks.Callback):
@@ -151,6 +183,10 @@ def EpochLogger(epochs: int):
             if "val_loss" in logs:
                 parts.append(f"val_loss={logs['val_loss']:.5f}")
             log(" ".join(parts))
+            if on_metrics is not None:
+                losses = {name: float(logs[name]) for name in ("loss", "val_loss") if name in logs}
+                rmses = {name.replace("loss", "rmse"): cap * value**0.5 for name, value in losses.items()}
+                on_metrics({**losses, **rmses}, epoch + 1)
 
     return _EpochLogger()
 
@@ -260,7 +296,10 @@ _SAVED_KEYS = {
 
 
 def fit_predictor(
-    train: pd.DataFrame, validation: pd.DataFrame | None, hyperparameters: Hyperparameters
+    train: pd.DataFrame,
+    validation: pd.DataFrame | None,
+    hyperparameters: Hyperparameters,
+    on_metrics: MetricsCallback | None = None,
 ) -> RulPredictor:
     """Fit the feature transform on the training units, then the model family's estimator."""
     hp = hyperparameters
@@ -283,7 +322,7 @@ def fit_predictor(
         full = ~transformer.windows(train)[1]
         if full.any():
             features, labels = features[full], labels[full]
-        predictor.estimator = KerasRegressor(hp).fit(features, labels, validation_set)
+        predictor.estimator = KerasRegressor(hp).fit(features, labels, validation_set, on_metrics)
     else:
-        predictor.estimator = GbmEnsemble(hp).fit(features, labels, validation_set)
+        predictor.estimator = GbmEnsemble(hp).fit(features, labels, validation_set, on_metrics)
     return predictor

@@ -1,0 +1,301 @@
+"""The per-execution HTML report: content from a fabricated execution, and rendering in headless Chromium.
+
+The execution is built from the real producers (rul.metrics, rul.plots, rul.lineage) so the report reads
+the same files a run leaves, without running a pipeline. The browser tests skip with a reason when no
+Chromium is installed (Debian: `apt-get install -y chromium`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from local_runner.execution import ExecutionResult, StepRecord
+from local_runner.object_store import ObjectStore
+from local_runner.report import collect, render, write_report
+from rul.lineage import build_manifest, describe_files, write_manifest
+from rul.metrics import evaluation_report
+from rul.plots import write_evaluation_plots
+
+ROOT = "s3://local-artifacts/turbofan-rul/exec-1"
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
+
+
+def _outputs(**names: str) -> dict:
+    return {
+        "Outputs": {name: {"OutputName": name, "S3Output": {"S3Uri": uri}} for name, uri in names.items()}
+    }
+
+
+def _evaluation(store: ObjectStore, passed: bool = True) -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(5, 140, 30)
+    predicted = np.clip(truth + rng.normal(0, 12, 30), 0, 125)
+    report = evaluation_report(truth, predicted, cap=125, units=range(1, 31), n_bootstrap=20)
+    report["champion"], report["champion_comparison"] = None, {"allowed_rmse": 1e12, "tolerance": 1.0}
+    summary = "all quality rules pass" if passed else "RMSE 13.11 exceeds the threshold 0.5"
+    report["gate"] = {
+        "passed": passed,
+        "failed_rules": [] if passed else [summary],
+        "summary": summary,
+        "rmse_threshold": 20.0 if passed else 0.5,
+        "score_threshold": 500.0,
+    }
+    folder = store.path_for(f"{ROOT}/EvaluateModel/evaluation")
+    folder.mkdir(parents=True)
+    (folder / "evaluation.json").write_text(json.dumps(report))
+    cycles = np.arange(1, 101)
+    trajectory = {"unit": 7, "cycles": cycles, "true_rul": 150 - cycles, "predicted_rul": 140 - cycles}
+    write_evaluation_plots(truth, predicted, report["error_by_rul_bucket"], trajectory, folder / "plots")
+
+
+def _manifest(store: ObjectStore, tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "train_FD001.txt").write_text("1 1 " + " ".join(["0.5"] * 24) + "\n")
+    splits = {"train": {"rows": 1, "units": 1, "unit_ids": [1]}}
+    manifest = build_manifest(
+        describe_files([raw / "train_FD001.txt"], raw), "FD001", ["unit"], ["sensor_2"], splits, {"seed": 0}
+    )
+    write_manifest(manifest, store.path_for(f"{ROOT}/PreprocessData/manifest"), "algo-1")
+
+
+def _trial(number: int, value: float | None) -> dict:
+    objective = {"MetricName": "validation:rmse", "Value": value} if value is not None else None
+    return {
+        "TrainingJobName": f"exec-1-TuneModel-{number:03d}",
+        "TrainingJobStatus": "Completed" if value else "Failed",
+        "TunedHyperParameters": {"learning_rate": "0.05", "max_leaf_nodes": str(10 + number)},
+        "FinalHyperParameterTuningJobObjectiveMetric": objective,
+        "FailureReason": "" if value else "boom",
+    }
+
+
+def fabricated_execution(tmp_path: Path, passed: bool = True) -> tuple[ExecutionResult, ObjectStore]:
+    store = ObjectStore(tmp_path / "s3")
+    _evaluation(store, passed)
+    _manifest(store, tmp_path)
+    trials = [_trial(2, 11.25), _trial(1, 12.5), _trial(3, None)]
+    steps = [
+        StepRecord(
+            "PreprocessData",
+            "Processing",
+            "Succeeded",
+            "2026-01-01T10:00:00",
+            2.0,
+            1.9,
+            True,
+            properties={"ProcessingOutputConfig": _outputs(manifest=f"{ROOT}/PreprocessData/manifest")},
+        ),
+        StepRecord(
+            "TuneModel",
+            "Tuning",
+            "Succeeded",
+            "2026-01-01T10:00:02",
+            30.0,
+            29.0,
+            properties={"BestTrainingJob": trials[0], "TrainingJobSummaries": trials},
+        ),
+        StepRecord(
+            "EvaluateModel",
+            "Processing",
+            "Succeeded",
+            "2026-01-01T10:00:32",
+            3.0,
+            2.9,
+            properties={"ProcessingOutputConfig": _outputs(evaluation=f"{ROOT}/EvaluateModel/evaluation")},
+        ),
+        StepRecord("CheckQualityGate", "Condition", "Succeeded", properties={"Outcome": str(passed)}),
+    ]
+    if passed:
+        steps.append(
+            StepRecord(
+                "RegisterModel-RegisterModel",
+                "RegisterModel",
+                "Succeeded",
+                properties={"ModelPackageArn": "arn:x/4", "ModelPackageVersion": 4},
+            )
+        )
+    else:
+        steps.append(
+            StepRecord(
+                "FailQualityGate",
+                "Fail",
+                "Failed",
+                failure_reason="Quality gate failed: <script>alert(1)</script>",
+            )
+        )
+    result = ExecutionResult(
+        "exec-1",
+        "Succeeded" if passed else "Failed",
+        "" if passed else "step FailQualityGate failed: <b>gate</b>",
+        {"MaxTuningJobs": 3},
+        steps,
+        36.0,
+        tmp_path / "executions" / "exec-1" / "execution.json",
+    )
+    return result, store
+
+
+def test_the_report_shows_metrics_trials_gate_plots_and_manifest(tmp_path):
+    result, store = fabricated_execution(tmp_path)
+    data = collect(result, store, links={"MLflow run": "abc123"})
+    page = render(data)
+    rmse = data.evaluation["regression_metrics"]["rmse"]["value"]
+    assert f'data-metric="Test RMSE">{rmse:,.2f}<' in page
+    assert re.search(r'<tr class="best"><td>002 <span class="star">★ best', page)
+    assert "11.250" in page and "12.500" in page and "boom" in page
+    assert page.count("data:image/png;base64,") == 4 and set(data.plots) == {
+        "predicted_vs_true",
+        "error_histogram",
+        "error_by_bucket",
+        "unit_trajectory",
+    }
+    assert "all quality rules pass" in page and "decided <b>True</b>" in page
+    assert data.manifest["version"] in page and data.manifest["files"][0]["sha256"] in page
+    assert "cache hit" in page and ">4<" in page and "abc123" in page
+    assert "Drift" not in page
+
+
+def test_the_report_is_self_contained(tmp_path):
+    result, store = fabricated_execution(tmp_path)
+    page = render(collect(result, store))
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert not re.search(r"""(src|href)=["'](https?:|//)""", page)
+    assert "<script" not in page and "<link" not in page
+
+
+def test_a_failed_execution_renders_with_escaped_reasons_and_no_register_card(tmp_path):
+    result, store = fabricated_execution(tmp_path, passed=False)
+    page = render(collect(result, store))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
+    assert "&lt;b&gt;gate&lt;/b&gt;" in page
+    assert "Registered version" not in page and 'class="badge bad">failed' in page
+
+
+def test_missing_parts_are_shown_as_missing(tmp_path):
+    store = ObjectStore(tmp_path / "s3")
+    result = ExecutionResult(
+        "exec-2",
+        "Failed",
+        "step PreprocessData failed",
+        {},
+        [
+            StepRecord("PreprocessData", "Processing", "Failed", failure_reason="DataFormatError: bad line"),
+            StepRecord("TuneModel", "Tuning", "NotExecuted"),
+        ],
+        1.0,
+        tmp_path / "execution.json",
+    )
+    page = render(collect(result, store))
+    assert "No tuning step ran" in page and "the gate was not reached" in page
+    assert "produced no dataset manifest" in page and "DataFormatError: bad line" in page
+
+
+def test_drift_results_are_shown_when_a_step_produced_them(tmp_path):
+    result, store = fabricated_execution(tmp_path)
+    drift = {
+        "drift_detected": True,
+        "features": [
+            {
+                "name": "sensor_11",
+                "ks_statistic": 0.4,
+                "adjusted_p_value": 0.001,
+                "psi": 0.31,
+                "severity": "high",
+                "drifted": True,
+            },
+            {
+                "name": "sensor_2",
+                "ks_statistic": 0.05,
+                "adjusted_p_value": 0.9,
+                "psi": 0.01,
+                "severity": "low",
+                "drifted": False,
+            },
+        ],
+    }
+    store.put_text(f"{ROOT}/CheckDrift/drift/drift_report.json", json.dumps(drift))
+    result.steps.append(
+        StepRecord(
+            "CheckDrift",
+            "Processing",
+            "Succeeded",
+            properties={"ProcessingOutputConfig": _outputs(drift=f"{ROOT}/CheckDrift/drift")},
+        )
+    )
+    page = render(collect(result, store))
+    assert '<section id="drift">' in page and 'class="drifted"><td>sensor_11' in page
+
+
+def test_write_report_puts_the_file_next_to_the_record(tmp_path):
+    result, store = fabricated_execution(tmp_path)
+    path = write_report(result, store)
+    assert path == result.record_path.parent / "report.html" and path.read_text().startswith(
+        "<!DOCTYPE html>"
+    )
+
+
+# -- in a real browser ---------------------------------------------------------------------------------------
+def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Headless Chromium offline, with page console messages logged to stderr as `...:CONSOLE...] "..."`."""
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--log-level=0",
+        *extra,
+        url,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def console_messages(stderr: str) -> list[str]:
+    return re.findall(r":CONSOLE[^\]]*\] (.*)", stderr)
+
+
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+)
+
+
+@needs_chromium
+def test_the_console_check_sees_errors(tmp_path):
+    """The harness itself: a page with a failing script and a blocked fetch must produce console messages."""
+    page = tmp_path / "bad.html"
+    page.write_text(
+        '<meta http-equiv="Content-Security-Policy" content="img-src data:">'
+        '<img src="https://example.invalid/x.png"><script>undefinedFunction()</script>'
+    )
+    messages = console_messages(chromium(page.as_uri(), tmp_path, "--dump-dom").stderr)
+    assert any("undefinedFunction" in message for message in messages)
+
+
+@needs_chromium
+def test_the_report_loads_in_chromium_without_console_errors(tmp_path):
+    result, store = fabricated_execution(tmp_path)
+    path = write_report(result, store)
+    dumped = chromium(path.as_uri(), tmp_path, "--dump-dom")
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    assert console_messages(dumped.stderr) == []
+    evaluation = json.loads(store.read_text(f"{ROOT}/EvaluateModel/evaluation/evaluation.json"))
+    rmse = evaluation["regression_metrics"]["rmse"]["value"]
+    assert f'data-metric="Test RMSE">{rmse:,.2f}</div>' in dumped.stdout
+    assert "★ best" in dumped.stdout and "Data manifest" in dumped.stdout
+    shot = tmp_path / "report.png"
+    shown = chromium(path.as_uri(), tmp_path, "--window-size=1280,2400", f"--screenshot={shot}")
+    assert shown.returncode == 0 and console_messages(shown.stderr) == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
