@@ -168,7 +168,7 @@ class PipelineExecutor:
         tracker: ExecutionTracker | None = None,
     ):
         self.definition = definition
-        self.work_dir = Path(work_dir)
+        self.work_dir = Path(work_dir).resolve()
         self.store = store
         self.registry = registry
         self.echo = echo

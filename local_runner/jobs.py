@@ -130,7 +130,7 @@ def run_processing_job(
 ) -> JobResult:
     """Run a resolved CreateProcessingJob request on as many local 'instances' as it asks for."""
     started = time.perf_counter()
-    job_dir = Path(work_dir) / "jobs" / name
+    job_dir = Path(work_dir).resolve() / "jobs" / name
     count = int(request.get("ProcessingResources", {}).get("ClusterConfig", {}).get("InstanceCount", 1))
     hosts = [f"algo-{index + 1}" for index in range(count)]
     app = request["AppSpecification"]
@@ -182,7 +182,7 @@ def run_training_job(
 ) -> JobResult:
     """Run a resolved CreateTrainingJob request in script mode (sagemaker_program from source_dir)."""
     started = time.perf_counter()
-    job_dir = Path(work_dir) / "jobs" / name
+    job_dir = Path(work_dir).resolve() / "jobs" / name
     base = _prepare_base(job_dir, "algo-1", ["algo-1"])
     hyperparameters = dict(request.get("HyperParameters", {}))
     program = _decode(hyperparameters.get("sagemaker_program"))

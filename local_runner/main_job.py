@@ -63,7 +63,7 @@ def prepare_data(options: MainJobOptions, echo: Callable[[str], None] = print) -
         if not path.is_file():
             raise MainJobError(f"{path} not found (the data folder must hold train_{options.subset}.txt)")
         return path
-    target = Path(options.work_dir) / "data" / "synthetic"
+    target = Path(options.work_dir).resolve() / "data" / "synthetic"
     echo(f"generating synthetic data: {options.synthetic_units} units, seed {options.seed}: {target}")
     command = [sys.executable, str(CONTAINERS_DIR / "rul" / "synthetic.py"), "--output-dir", str(target)]
     command += [

@@ -11,6 +11,7 @@ each tuning training job itself, and the training toolkit only uses the value as
 from __future__ import annotations
 
 import json
+import logging
 import re
 import warnings
 from typing import Any
@@ -50,8 +51,18 @@ def render_definition(config: PipelineConfig) -> str:
     """The pipeline definition JSON (stable key order, no timestamps) for `config`, made offline."""
     disable_sdk_telemetry()
     session = offline_session(config)
-    with default_boto_session(session.boto_session), warnings.catch_warnings():
-        # Emitted once per step: "Running within a PipelineSession, there will be No Wait, ..." (expected).
-        warnings.filterwarnings("ignore", message="Running within a PipelineSession", category=UserWarning)
-        definition = json.loads(get_pipeline(session, config).definition())
+    sdk_logger = logging.getLogger("sagemaker")
+    level = sdk_logger.level
+    # The SDK logs, per step, what it does with pipeline variables ("Popping out 'ProcessingJobName'..."):
+    # expected for a definition rendered ahead of execution, and noise on the main job's terminal.
+    sdk_logger.setLevel(logging.ERROR)
+    try:
+        with default_boto_session(session.boto_session), warnings.catch_warnings():
+            # Once per step: "Running within a PipelineSession, there will be No Wait, ..." (expected).
+            warnings.filterwarnings(
+                "ignore", message="Running within a PipelineSession", category=UserWarning
+            )
+            definition = json.loads(get_pipeline(session, config).definition())
+    finally:
+        sdk_logger.setLevel(level)
     return json.dumps(normalise_definition(definition), indent=2, sort_keys=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -85,15 +86,14 @@ def test_approving_a_version_makes_it_the_champion(first_run, capsys):
     assert not workspace.store.objects(workspace.config.champion_uri + "champion.json")
 
 
-def test_a_failing_container_script_surfaces_its_error(tmp_path, synthetic_dir):
+def test_a_failing_container_script_surfaces_its_error(tmp_path, synthetic_dir, monkeypatch):
     broken = tmp_path / "data"
     broken.mkdir()
     text = (synthetic_dir / "train_FD001.txt").read_text().splitlines()
     text[9] = "1 10 0.1 0.2"
     (broken / "train_FD001.txt").write_text("\n".join(text) + "\n")
-    _, result = run_main_job(
-        MainJobOptions(work_dir=tmp_path / "work", data_dir=broken), echo=lambda line: None
-    )
+    monkeypatch.chdir(tmp_path)  # a relative work dir, as `make run` uses
+    _, result = run_main_job(MainJobOptions(work_dir=Path("work"), data_dir=broken), echo=lambda line: None)
     assert result.status == "Failed"
     assert result.step("PreprocessData").status == "Failed"
     assert "train_FD001.txt, line 10: expected 26 columns, found 4" in result.failure_reason
