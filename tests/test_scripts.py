@@ -48,7 +48,9 @@ def test_preprocess_splits_whole_units_and_cuts_test_units(preprocessed):
     metadata = json.loads((preprocessed / "metadata" / "metadata-algo-1.json").read_text())
     assert metadata["units"] == {name: len(units) for name, units in zip(parts, unit_sets, strict=True)}
     baseline = pd.read_csv(preprocessed / "baseline" / "baseline-algo-1.csv")
-    assert len(baseline) == len(parts["train"]) and "unit" not in baseline.columns
+    # Served-style windows: 3 cuts per training unit, the last 30 cycles of each.
+    assert len(baseline) == 3 * 30 * len(unit_sets[0]) and "unit" not in baseline.columns
+    assert list(baseline.columns) == COLUMNS[2:]
 
 
 def test_preprocess_names_the_bad_line_and_writes_the_failure_file(opt_ml, capsys):
