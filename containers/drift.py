@@ -17,6 +17,24 @@ DriftedFeatures, ConstraintViolations, and FeaturePSI per `Feature`), `file` app
 JSON Lines to `--metrics-file`, `none` emits nothing. A detected drift is a finding, not a failure: the
 job exits 0; empty captures, a missing baseline or a malformed record exit 1 naming the file and line.
 
+Model Monitor (`--contract model-monitor`, the default when the `dataset_source` variable is set): the
+deploy-on-approval function schedules this script as a bring-your-own-container monitoring job, and
+SageMaker passes its inputs as environment variables (developer guide, "Container Contract Inputs",
+model-monitor-byoc-contract-inputs): `dataset_source` (the captures, `<endpoint>/<variant>/yyyy/mm/dd/hh`),
+`output_path` (the reports, uploaded to the schedule's S3 output), `baseline_statistics` and
+`baseline_constraints` (the local files of `BaselineConfig`), `start_time`/`end_time` (the window),
+`sagemaker_endpoint_name` and `publish_cloudwatch_metrics`. Paths under /opt/ml follow
+`SAGEMAKER_BASE_DIR`. These variables replace the path, window and endpoint arguments (the statistics
+settings still apply), and no other metrics target is used unless `--metrics-target` names one.
+
+A job with network isolation cannot call CloudWatch, so unless `publish_cloudwatch_metrics` is
+"Disabled" the metrics are written, one MetricData entry per line ("Timestamp" as yyyy-mm-ddThh:mm:ssZ),
+to `/opt/ml/output/metrics/cloudwatch/cloudwatch_metrics.jsonl`, which SageMaker publishes ("CloudWatch
+Metrics for Bring Your Own Containers", model-monitor-byoc-cloudwatch). That file cannot name a
+namespace: SageMaker publishes it in `/aws/sagemaker/Endpoint/data-metrics` (`MODEL_MONITOR_NAMESPACE`),
+the namespace the drift alarm watches (stacks/monitoring_dashboard.py). The dimensions are ours:
+`Endpoint` (and `Feature` for FeaturePSI), as on the other targets, so the alarm's dimension matches.
+
 The helpers for arguments, captures, reports and metrics are shared with `model_quality.py`.
 """
 
@@ -24,13 +42,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from rul.contract import processing_dir, run_entrypoint
+from rul.contract import DEFAULT_BASE_DIR, base_dir, processing_dir, run_entrypoint
 from rul.drift_stats import (
     Baseline,
     CaptureRecord,
@@ -61,6 +80,12 @@ REPORT_VERSION = 1
 CAPTURE_DEPTH = 7
 
 MetricsClientFactory = Callable[[str | None], object]
+
+# Model Monitor's bring-your-own-container contract (see the module docstring).
+CONTRACTS = ("cli", "model-monitor")
+MONITOR_SOURCE_VARIABLE = "dataset_source"
+MODEL_MONITOR_NAMESPACE = "/aws/sagemaker/Endpoint/data-metrics"
+CLOUDWATCH_METRICS_FILE = "cloudwatch_metrics.jsonl"
 
 
 def log(message: str) -> None:
@@ -204,6 +229,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--psi-threshold", type=float, default=defaults.psi_threshold)
     parser.add_argument("--psi-bins", type=int, default=defaults.psi_bins)
     parser.add_argument("--range-threshold", type=float, default=defaults.range_threshold)
+    parser.add_argument(
+        "--contract",
+        choices=CONTRACTS,
+        default=None,
+        help=f"model-monitor: inputs from Model Monitor's variables (default if ${MONITOR_SOURCE_VARIABLE})",
+    )
+    parser.set_defaults(metrics_target=None)  # file, or none under Model Monitor (see main)
     return parser.parse_args(argv)
 
 
@@ -302,7 +334,83 @@ def print_table(report: dict) -> None:
     )
 
 
-def main(argv: list[str] | None = None, client_factory: MetricsClientFactory = cloudwatch_client) -> int:
+# ---------------------------------------------------------------------------------------------------------
+# Model Monitor's bring-your-own-container contract
+
+
+def contract_path(value: str, environ: Mapping[str, str]) -> Path:
+    """A path SageMaker passed, moved under `SAGEMAKER_BASE_DIR` when it lies under /opt/ml."""
+    path = Path(value)
+    try:
+        return base_dir(environ) / path.relative_to(DEFAULT_BASE_DIR)
+    except ValueError:
+        return path
+
+
+def _contract_time(environ: Mapping[str, str], name: str) -> datetime | None:
+    text = environ.get(name, "").replace(" ", "")  # the guide's own example reads "16: 20: 00Z"
+    return parse_time(text, f"environment variable {name}") if text else None
+
+
+def apply_monitor_contract(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Path, Path | None]:
+    """Take captures, output, window and endpoint from Model Monitor's variables; return the baseline
+    statistics and constraints files."""
+    missing = [
+        name
+        for name in (MONITOR_SOURCE_VARIABLE, "output_path", "baseline_statistics")
+        if not environ.get(name)
+    ]
+    if missing:
+        raise ConfigurationError(
+            "the Model Monitor contract needs the environment variable(s) "
+            + ", ".join(missing)
+            + " (set baseline_statistics with BaselineConfig.StatisticsResource)"
+        )
+    args.captures = contract_path(environ[MONITOR_SOURCE_VARIABLE], environ)
+    args.output = contract_path(environ["output_path"], environ)
+    args.start = _contract_time(environ, "start_time") or args.start
+    args.end = _contract_time(environ, "end_time") or args.end
+    args.endpoint = environ.get("sagemaker_endpoint_name") or args.endpoint
+    constraints = environ.get("baseline_constraints")
+    return (
+        contract_path(environ["baseline_statistics"], environ),
+        contract_path(constraints, environ) if constraints else None,
+    )
+
+
+def load_contract_baseline(statistics_path: Path, constraints_path: Path | None) -> Baseline:
+    if not statistics_path.is_file():
+        raise DataFormatError(statistics_path, None, "the baseline statistics file does not exist")
+    if constraints_path is not None and not constraints_path.is_file():
+        raise DataFormatError(constraints_path, None, "the baseline constraints file does not exist")
+    statistics = _read_json(statistics_path)
+    constraints = _read_json(constraints_path) if constraints_path is not None else None
+    return baseline_from_statistics(statistics, constraints, str(statistics_path))
+
+
+def cloudwatch_metrics_file(environ: Mapping[str, str] | None = None) -> Path:
+    return base_dir(environ) / "output" / "metrics" / "cloudwatch" / CLOUDWATCH_METRICS_FILE
+
+
+def write_cloudwatch_metrics(path: Path, metric_data: list[dict]) -> int:
+    """Append the metric data, one entry per line, in the file format Model Monitor publishes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for datum in metric_data:
+            moment = datum["Timestamp"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            handle.write(json.dumps({**datum, "Timestamp": moment}, allow_nan=False) + "\n")
+    return len(metric_data)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def main(
+    argv: list[str] | None = None,
+    client_factory: MetricsClientFactory = cloudwatch_client,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    environ = os.environ if environ is None else environ
     args = parse_args(argv)
     settings = DriftSettings(
         alpha=args.alpha,
@@ -311,10 +419,18 @@ def main(argv: list[str] | None = None, client_factory: MetricsClientFactory = c
         psi_bins=args.psi_bins,
         range_threshold=args.range_threshold,
     )
-    check_window(args.start, args.end)
-    captures = args.captures or processing_dir("input", "captures")
-    output = args.output or processing_dir("output")
-    baseline = load_baseline(args.baseline or processing_dir("input", "baseline"))
+    contract = args.contract or ("model-monitor" if environ.get(MONITOR_SOURCE_VARIABLE) else "cli")
+    monitored = contract == "model-monitor"
+    metrics_target = args.metrics_target or ("none" if monitored else "file")
+    if monitored:
+        baseline = load_contract_baseline(*apply_monitor_contract(args, environ))
+        check_window(args.start, args.end)
+        captures, output = args.captures, args.output
+    else:
+        check_window(args.start, args.end)
+        captures = args.captures or processing_dir("input", "captures")
+        output = args.output or processing_dir("output")
+        baseline = load_baseline(args.baseline or processing_dir("input", "baseline"))
     records = load_captures(captures, args.start, args.end)
     endpoint = endpoint_name(captures, args.endpoint)
     # A client resending a unit's history repeats (unit, cycle) rows; each row counts once, the latest.
@@ -328,17 +444,16 @@ def main(argv: list[str] | None = None, client_factory: MetricsClientFactory = c
     report, violations = drift_report(baseline, rows, records, settings, context)
     write_json(output / VIOLATIONS_FILE, violations)
     write_json(output / REPORT_FILE, report)
+    metric_data = drift_metrics(report, endpoint, now)
+    if monitored and environ.get("publish_cloudwatch_metrics", "Enabled") != "Disabled":
+        path = cloudwatch_metrics_file(environ)
+        log(f"{write_cloudwatch_metrics(path, metric_data)} metric(s) written to {path} for Model Monitor")
     metrics_file = args.metrics_file or output / METRICS_FILE
     sent = emit_metrics(
-        args.metrics_target,
-        args.namespace,
-        drift_metrics(report, endpoint, now),
-        metrics_file,
-        args.region,
-        client_factory,
+        metrics_target, args.namespace, metric_data, metrics_file, args.region, client_factory
     )
     print_table(report)
-    log(f"reports written to {output}; {sent} metric request(s) to {args.metrics_target}")
+    log(f"reports written to {output}; {sent} metric request(s) to {metrics_target}")
     return 0
 
 

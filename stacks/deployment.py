@@ -4,9 +4,10 @@
 package group with status Approved or Rejected to the function (retry policy, EventBridge dead-letter
 queue). The function (reserved concurrency 1, so two approvals never race; two asynchronous retries,
 then its own encrypted failure queue) converges the endpoint ``<prefix>-rul`` (blue/green, auto-rollback on
-the 5xx and latency alarms), its hourly data-quality monitoring schedule and the champion prefix on the
-newest approved version. Its environment comes from the settings and the platform; the model and the
-monitoring jobs run as the job role, in the job network, with the project key.
+the 5xx and latency alarms), its hourly monitoring schedule (the project image's ``drift.py`` as a
+bring-your-own-container Model Monitor job, its definition inline in the schedule) and the champion
+prefix on the newest approved version. Its environment comes from the settings and the platform; the
+model and the monitoring jobs run as the job role, in the job network, with the project key.
 
 The role allows exactly the calls the handler makes, on the project's names: ``ListModelPackages`` is the
 only SageMaker action on ``*`` (it has no resource-level permissions).
@@ -32,13 +33,6 @@ SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 APPROVAL_STATES = ("Approved", "Rejected")
 
 
-def model_monitor_image_uri(region: str) -> str:
-    """The Model Monitor analyzer image of ``region`` (the SDK's offline table; no network call)."""
-    from sagemaker import image_uris  # heavy import, only when the stack is built
-
-    return image_uris.retrieve("model-monitor", region)
-
-
 class DeployOnApproval(Construct):
     """``function`` (an :class:`OpsFunction`) and ``rule``."""
 
@@ -55,8 +49,10 @@ class DeployOnApproval(Construct):
         job_network: JobNetwork,
         rollback_alarm_names: Sequence[str],
         dead_letter_queue: sqs.IQueue,
+        drift_image_uri: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.drift_image_uri = drift_image_uri
         self.stack = cdk.Stack.of(self)
         self.names = names
         self.rollback_alarm_names = tuple(rollback_alarm_names)
@@ -110,7 +106,7 @@ class DeployOnApproval(Construct):
             "ROLLBACK_ALARM_NAMES": ",".join(self.rollback_alarm_names),
             "MONITORING_SCHEDULE_NAME": names.monitoring_schedule,
             "MONITORING_SCHEDULE_CRON": monitoring.schedule_cron,
-            "MONITORING_IMAGE_URI": model_monitor_image_uri(self.stack.region),
+            "DRIFT_IMAGE_URI": self.drift_image_uri,
             "MONITORING_ROLE_ARN": self.model_role_arn,
             "MONITORING_OUTPUT_S3_URI": artifacts + names.monitoring_prefix,
             "MONITORING_INSTANCE_TYPE": monitoring.instance_type,
@@ -222,17 +218,7 @@ class DeployOnApproval(Construct):
             wildcard_reason="Create/UpdateEndpoint are also authorized on the config they point to; "
             + config_reason,
         )
-        role.allow(
-            "CreateMonitoringJobDefinitions",
-            [
-                "sagemaker:DescribeDataQualityJobDefinition",
-                "sagemaker:CreateDataQualityJobDefinition",
-                "sagemaker:AddTags",
-            ],
-            [self._sagemaker_arn("data-quality-job-definition", f"{schedule}-*")],
-            wildcard_reason="one job definition per version, named <schedule>-v<N>-<digest>",
-        )
-        role.allow(
+        role.allow(  # the drift job's definition is inline: no job-definition resource to create
             "CreateAndUpdateMonitoringSchedule",
             [
                 "sagemaker:DescribeMonitoringSchedule",

@@ -2,8 +2,10 @@
 
 :class:`ServingAlarms` watches the endpoint the deploy-on-approval function maintains (``<prefix>-rul``,
 variant ``AllTraffic``): 5xx errors, model errors and p99 ``ModelLatency`` (SageMaker reports it in
-microseconds, the settings in milliseconds), and the drift metric the drift job publishes
-(``TurbofanRul/Drift``, dimension ``Endpoint``). The 5xx and latency alarms are also the auto-rollback
+microseconds, the settings in milliseconds), and the drift metric of the drift job, which the monitoring
+schedule runs as a bring-your-own-container Model Monitor job: SageMaker publishes the job's metric file
+in ``/aws/sagemaker/Endpoint/data-metrics`` (the file cannot name a namespace; developer guide,
+model-monitor-byoc-cloudwatch), dimension ``Endpoint``. The 5xx and latency alarms are also the auto-rollback
 alarms of blue/green updates (:attr:`ServingAlarms.rollback_alarm_names`). Every alarm notifies the
 alerts topic.
 
@@ -27,7 +29,9 @@ from settings import MonitoringSettings, ResourceNames, ServingSettings
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"  # SageMaker's own spelling
-DRIFT_NAMESPACE = "TurbofanRul/Drift"  # containers/drift.py
+# containers/drift.py under the Model Monitor contract (MODEL_MONITOR_NAMESPACE there); its CLI default,
+# TurbofanRul/Drift, is for runs outside Model Monitor.
+DRIFT_NAMESPACE = "/aws/sagemaker/Endpoint/data-metrics"
 DRIFT_METRICS = ("MaxPSI", "DriftedFeatures")
 QUALITY_NAMESPACE = "TurbofanRul/ModelQuality"  # containers/model_quality.py
 QUALITY_METRICS = ("RMSE", "PHM08Score")

@@ -91,6 +91,9 @@ class OpsStack(cdk.Stack):
             job_network=platform.job_network,
             rollback_alarm_names=self.alarms.rollback_alarm_names,
             dead_letter_queue=self.events_dlq,
+            # The project image, as for the pipeline's jobs (ml_stack): the schedule runs drift.py in it.
+            drift_image_uri=f"{settings.aws.account}.dkr.ecr.{settings.aws.region}.amazonaws.com/"
+            f"{settings.pipeline.ecr_repository_names[0]}:latest",
         )
         self.pipeline_failed_rule = self._create_pipeline_failed_rule()
         self.queue_alarms = self._create_queue_alarms()

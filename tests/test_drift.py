@@ -412,3 +412,67 @@ def test_monitor_drift_runs_the_job_locally(tmp_path, baseline_dir, capsys):
     assert "drift DETECTED: 14 of 24 features drifted" in out and "sensor_11" in out
     reports = list((tmp_path / "w" / "monitoring").glob("drift-*/opt_ml/processing/output/drift_report.json"))
     assert len(reports) == 1 and json.loads(reports[0].read_text())["drift_detected"] is True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Model Monitor's bring-your-own-container contract
+
+
+def test_model_monitor_contract_writes_violations_and_cloudwatch_metric_files(opt_ml, monkeypatch):
+    """Inputs from the variables Model Monitor sets (paths under /opt/ml moved to SAGEMAKER_BASE_DIR)."""
+    train = generate(SyntheticSpec(n_train_units=100, n_test_units=1, seed=0)).train
+    written = write_baseline(train[FEATURES], opt_ml / "processing" / "baseline")
+    write_captures(
+        opt_ml / "processing" / "input" / "endpoint",
+        served_windows(seed=11, drift_spec=DriftSpec("new_condition", 0.2)),
+    )
+    before = START - timedelta(hours=1)
+    write_captures(opt_ml / "processing" / "input" / "endpoint", served_windows(seed=3, units=5), before)
+    environment = {
+        "dataset_format": json.dumps({"sagemakerCaptureJson": {"captureIndexNames": ["endpointInput"]}}),
+        "dataset_source": "/opt/ml/processing/input/endpoint",
+        "output_path": "/opt/ml/processing/resultdata",
+        "baseline_statistics": "/opt/ml/processing/baseline/" + written["statistics"].name,
+        "baseline_constraints": "/opt/ml/processing/baseline/" + written["constraints"].name,
+        "start_time": START.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end_time": (START + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "publish_cloudwatch_metrics": "Enabled",
+        "sagemaker_endpoint_name": ENDPOINT,
+        "sagemaker_monitoring_schedule_name": "rul-schedule",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    assert run_entrypoint(drift.main, []) == 0
+
+    output = opt_ml / "processing" / "resultdata"
+    report = json.loads((output / drift.REPORT_FILE).read_text())
+    assert report["counts"]["requests"] == 50  # the 5 requests an hour earlier are outside the window
+    assert report["window"]["start"] == START.isoformat()
+    violations = json.loads((output / drift.VIOLATIONS_FILE).read_text())["violations"]
+    assert ("setting_1", "out_of_range_check") in {
+        (v["feature_name"], v["constraint_check_type"]) for v in violations
+    }
+    assert not (output / drift.METRICS_FILE).exists()  # no other target under the contract
+    metrics_file = opt_ml / "output" / "metrics" / "cloudwatch" / drift.CLOUDWATCH_METRICS_FILE
+    lines = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+    assert [line["MetricName"] for line in lines[:3]] == ["MaxPSI", "DriftedFeatures", "ConstraintViolations"]
+    assert [line["MetricName"] for line in lines[3:]] == ["FeaturePSI"] * 24
+    assert all(set(line) == {"MetricName", "Timestamp", "Dimensions", "Value", "Unit"} for line in lines)
+    assert lines[0]["Dimensions"] == [{"Name": "Endpoint", "Value": ENDPOINT}]
+    assert lines[0]["Value"] == pytest.approx(report["max_psi"]) and lines[0]["Value"] >= 0.2
+    assert lines[2]["Value"] == len(violations) and lines[2]["Unit"] == "Count"
+    assert lines[3]["Dimensions"] == [
+        {"Name": "Endpoint", "Value": ENDPOINT},
+        {"Name": "Feature", "Value": "setting_1"},
+    ]
+    datetime.strptime(lines[0]["Timestamp"], "%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_model_monitor_contract_needs_the_baseline_statistics(opt_ml, monkeypatch):
+    write_captures(opt_ml / "processing" / "input" / "endpoint", served_windows(seed=3, units=5))
+    monkeypatch.setenv("dataset_source", "/opt/ml/processing/input/endpoint")
+    monkeypatch.setenv("output_path", "/opt/ml/processing/resultdata")
+    assert run_entrypoint(drift.main, ["--contract", "model-monitor"]) == 1
+    assert "baseline_statistics" in (opt_ml / "output" / "failure").read_text()
+    assert not (opt_ml / "output" / "metrics").exists()

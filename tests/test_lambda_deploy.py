@@ -1,9 +1,9 @@
 """The deploy-on-approval Lambda (`lambdas/deploy_on_approval`): the approval scenario end to end, then edges.
 
 moto (`mock_aws`) serves the model registry (group, packages, approval updates, list/describe), create/
-describe model, endpoint config and endpoint, list_tags, create/describe data-quality job definition and
-all of S3. moto 5.2.5 lacks `update_endpoint` and the monitoring-schedule calls
-(`describe/create/update_monitoring_schedule`), so `RoutedSageMaker` sends exactly those to a client under
+describe model, endpoint config and endpoint, list_tags and all of S3. moto 5.2.5 lacks `update_endpoint`
+and the monitoring-schedule calls (`describe/create/update_monitoring_schedule`, which carry the drift
+job's definition inline), so `RoutedSageMaker` sends exactly those to a client under
 `botocore.stub.Stubber` (parameters validated against the service model and compared with the expected
 request) and emulates update_endpoint's end state in moto (the endpoint now serves the new config).
 Every call is recorded so each step can assert which mutating APIs it made, or that it made none.
@@ -49,7 +49,7 @@ ENVIRONMENT = {
     "ROLLBACK_ALARM_NAMES": "turbofan-rul-test-5xx,turbofan-rul-test-p99-latency",
     "MONITORING_SCHEDULE_NAME": SCHEDULE,
     "MONITORING_SCHEDULE_CRON": "cron(0 * ? * * *)",
-    "MONITORING_IMAGE_URI": f"468650794304.dkr.ecr.{REGION}.amazonaws.com/sagemaker-model-monitor-analyzer",
+    "DRIFT_IMAGE_URI": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/turbofan-rul-jobs:latest",
     "MONITORING_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/turbofan-rul-test-job",
     "MONITORING_OUTPUT_S3_URI": f"s3://{ARTIFACTS}/monitoring/data-quality/",
     "ARTIFACTS_BUCKET": ARTIFACTS,
@@ -158,11 +158,11 @@ class World:
         name = self.moto.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
         return self.moto.describe_endpoint_config(EndpointConfigName=name)
 
-    def definition_name(self, arn: str) -> str:
-        version = describe_version(self.moto, arn)
-        return monitoring.job_definition_request(self.config, version)["JobDefinitionName"]
+    def definition(self, arn: str) -> dict:
+        """The inline drift-job definition the schedule should hold for the version `arn`."""
+        return monitoring.job_definition(self.config, describe_version(self.moto, arn))
 
-    def expect_schedule(self, current: str | None, wanted: str | None, operation: str | None) -> None:
+    def expect_schedule(self, current: dict | None, wanted: dict | None, operation: str | None) -> None:
         if current is None:
             self.stubber.add_client_error(
                 "describe_monitoring_schedule", "ResourceNotFound", "Monitoring schedule not found", 404
@@ -172,8 +172,7 @@ class World:
         if operation is not None:
             config = {
                 "ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"},
-                "MonitoringJobDefinitionName": wanted,
-                "MonitoringType": "DataQuality",
+                "MonitoringJobDefinition": wanted,
             }
             expected = {"MonitoringScheduleName": SCHEDULE, "MonitoringScheduleConfig": config}
             if operation == "create_monitoring_schedule":
@@ -210,7 +209,7 @@ class World:
         self.stubber.add_response("update_endpoint", {"EndpointArn": arn}, expected)
 
 
-def schedule(definition: str) -> dict:
+def schedule(definition: dict) -> dict:
     from datetime import UTC, datetime
 
     return {
@@ -221,8 +220,7 @@ def schedule(definition: str) -> dict:
         "LastModifiedTime": datetime(2026, 11, 1, tzinfo=UTC),
         "MonitoringScheduleConfig": {
             "ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"},
-            "MonitoringJobDefinitionName": definition,
-            "MonitoringType": "DataQuality",
+            "MonitoringJobDefinition": definition,
         },
     }
 
@@ -276,14 +274,13 @@ def test_approve_reject_scenario(world):
     v2 = world.register(2)
 
     # 1. approve v1: endpoint created with capture, monitoring schedule created, champion published.
-    world.expect_schedule(None, world.definition_name(v1), "create_monitoring_schedule")
+    world.expect_schedule(None, world.definition(v1), "create_monitoring_schedule")
     result = world.run(world.set_status(v1, "Approved"))
     assert result["action"] == "deployed" and result["endpoint"] == "created", result
     assert world.mutations() == [
         "CreateModel",
         "CreateEndpointConfig",
         "CreateEndpoint",
-        "CreateDataQualityJobDefinition",
         "CreateMonitoringSchedule",
         "CopyObject",
         "PutObject",
@@ -307,10 +304,31 @@ def test_approve_reject_scenario(world):
         {"CaptureMode": "Output"},
     ]
     assert serving["KmsKeyId"] == KMS
-    definition = world.moto.describe_data_quality_job_definition(JobDefinitionName=world.definition_name(v1))
-    assert definition["DataQualityBaselineConfig"]["StatisticsResource"]["S3Uri"].endswith(
-        "baseline-v1/statistics.json"
+    definition = params_of(world, "CreateMonitoringSchedule")["MonitoringScheduleConfig"][
+        "MonitoringJobDefinition"
+    ]
+    assert definition["BaselineConfig"]["StatisticsResource"]["S3Uri"].endswith("baseline-v1/statistics.json")
+    assert definition["BaselineConfig"]["ConstraintsResource"]["S3Uri"].endswith(
+        "baseline-v1/constraints.json"
     )
+    assert definition["MonitoringAppSpecification"] == {
+        "ImageUri": ENVIRONMENT["DRIFT_IMAGE_URI"],
+        "ContainerEntrypoint": ["python3", "/opt/program/drift.py"],
+        "ContainerArguments": ["--contract", "model-monitor"],
+    }
+    assert definition["MonitoringInputs"] == [
+        {
+            "EndpointInput": {
+                "EndpointName": ENDPOINT,
+                "LocalPath": "/opt/ml/processing/input/endpoint",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        }
+    ]
+    assert definition["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert definition["MonitoringOutputConfig"]["KmsKeyId"] == KMS
+    assert definition["MonitoringResources"]["ClusterConfig"]["VolumeKmsKeyId"] == KMS
     assert world.champion() == {"version": 1, "model_package_arn": v1, "group": GROUP}
     assert world.keys("champion/") == {"champion/model.tar.gz", "champion/champion.json"}
     copied = world.s3.get_object(Bucket=ARTIFACTS, Key="champion/model.tar.gz")
@@ -319,7 +337,7 @@ def test_approve_reject_scenario(world):
 
     # 2. approve v2: blue/green canary update with the rollback alarms; schedule moved to v2's baselines.
     world.expect_update()
-    world.expect_schedule(world.definition_name(v1), world.definition_name(v2), "update_monitoring_schedule")
+    world.expect_schedule(world.definition(v1), world.definition(v2), "update_monitoring_schedule")
     result = world.run(world.set_status(v2, "Approved"))
     assert (result["action"], result["endpoint"], result["target_version"]) == ("deployed", "updated", 2)
     assert "CreateEndpoint" not in world.mutations() and "UpdateEndpoint" in world.mutations()
@@ -328,19 +346,17 @@ def test_approve_reject_scenario(world):
 
     # 3. reject v2 (in service): back to v1 with the same safe update, reusing v1's model and config.
     world.expect_update()
-    world.expect_schedule(world.definition_name(v2), world.definition_name(v1), "update_monitoring_schedule")
+    world.expect_schedule(world.definition(v2), world.definition(v1), "update_monitoring_schedule")
     result = world.run(world.set_status(v2, "Rejected"))
     assert (result["action"], result["target_version"], result["in_service_version"]) == ("rolled_back", 1, 2)
-    assert not {"CreateModel", "CreateEndpointConfig", "CreateDataQualityJobDefinition"} & set(
-        world.mutations()
-    )
+    assert not {"CreateModel", "CreateEndpointConfig", "CreateMonitoringSchedule"} & set(world.mutations())
     assert world.serving_config()["ProductionVariants"][0]["ModelName"].startswith(f"{GROUP}-v1-")
     assert world.champion() == {"version": 1, "model_package_arn": v1, "group": GROUP}
     copied = world.s3.get_object(Bucket=ARTIFACTS, Key="champion/model.tar.gz")["Body"].read()
     assert copied == b"model-1"
 
     # 4. the v1 approval event again (EventBridge may deliver twice): nothing changes.
-    world.expect_schedule(world.definition_name(v1), None, None)
+    world.expect_schedule(world.definition(v1), None, None)
     result = world.run(event_for(v1, "Approved"))
     assert result["action"] == "no_change", result
     assert world.mutations() == []
@@ -384,7 +400,7 @@ def test_pending_and_stale_events_are_ignored(world):
 
 def test_rejecting_a_version_not_in_service_changes_nothing(world):
     v1 = world.register(1)
-    world.expect_schedule(None, world.definition_name(v1), "create_monitoring_schedule")
+    world.expect_schedule(None, world.definition(v1), "create_monitoring_schedule")
     world.run(world.set_status(v1, "Approved"))
     v2 = world.register(2)
 
@@ -396,7 +412,7 @@ def test_rejecting_a_version_not_in_service_changes_nothing(world):
 
 def test_rejecting_the_only_approved_version_leaves_the_endpoint_and_resets_the_champion(world):
     v1 = world.register(1)
-    world.expect_schedule(None, world.definition_name(v1), "create_monitoring_schedule")
+    world.expect_schedule(None, world.definition(v1), "create_monitoring_schedule")
     world.run(world.set_status(v1, "Approved"))
     serving = world.serving_config()["EndpointConfigName"]
 
@@ -411,10 +427,10 @@ def test_rejecting_the_only_approved_version_leaves_the_endpoint_and_resets_the_
 def test_an_older_approval_does_not_replace_a_newer_version_in_service(world):
     v1, v2 = world.register(1), world.register(2)
     world.set_status(v1, "Approved")
-    world.expect_schedule(None, world.definition_name(v2), "create_monitoring_schedule")
+    world.expect_schedule(None, world.definition(v2), "create_monitoring_schedule")
     assert world.run(world.set_status(v2, "Approved"))["target_version"] == 2
 
-    world.expect_schedule(world.definition_name(v2), None, None)
+    world.expect_schedule(world.definition(v2), None, None)
     result = world.run(event_for(v1, "Approved"))  # late delivery of v1's approval
 
     assert (result["action"], result["target_version"]) == ("no_change", 2)

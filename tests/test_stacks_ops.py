@@ -24,7 +24,10 @@ pytestmark = pytest.mark.slow
 
 SETTINGS = load_settings()
 NAMES = SETTINGS.names
-MONITOR_IMAGE_EU_WEST_1 = "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer"
+DRIFT_IMAGE = (
+    f"{SETTINGS.aws.account}.dkr.ecr.{SETTINGS.aws.region}.amazonaws.com/"
+    f"{SETTINGS.pipeline.ecr_repository_names[0]}:latest"
+)
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +268,7 @@ def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it
         "ROLLBACK_ALARM_NAMES": f"{NAMES.prefix}-endpoint-5xx-errors,{NAMES.prefix}-endpoint-latency-p99",
         "MONITORING_SCHEDULE_NAME": NAMES.monitoring_schedule,
         "MONITORING_SCHEDULE_CRON": "cron(0 * ? * * *)",
-        "MONITORING_IMAGE_URI": MONITOR_IMAGE_EU_WEST_1,
+        "DRIFT_IMAGE_URI": DRIFT_IMAGE,
         "ARTIFACTS_BUCKET": NAMES.artifacts_bucket,
         "CHAMPION_PREFIX": NAMES.champion_prefix,
     }
@@ -343,8 +346,9 @@ def test_latency_alarm_converts_milliseconds_to_microseconds(resources):
 
 def test_drift_alarm(resources):
     alarm = _alarm(resources, f"{NAMES.prefix}-drift")
+    # SageMaker publishes the drift job's metric file (Model Monitor BYOC) in its own namespace.
     assert (alarm["Namespace"], alarm["MetricName"]) == (
-        "TurbofanRul/Drift",
+        "/aws/sagemaker/Endpoint/data-metrics",
         SETTINGS.monitoring.drift_metric,
     )
     assert alarm["Dimensions"] == [{"Name": "Endpoint", "Value": NAMES.endpoint}]
@@ -419,3 +423,11 @@ def test_function_security_group_is_admitted_by_the_vpc_endpoints(resources):
     assert ingress["Properties"]["SourceSecurityGroupId"] == {"Fn::GetAtt": [group_id, "GroupId"]}
     egress = _of_type(resources, "AWS::EC2::SecurityGroup")[group_id]["Properties"]["SecurityGroupEgress"]
     assert [(rule["FromPort"], rule["ToPort"]) for rule in egress] == [(443, 443)]
+
+
+def test_deploy_role_schedules_the_drift_job_inline(resources):
+    """The schedule carries the drift job's definition: no data-quality job definition to create."""
+    statements = _policy_statements(resources, NAMES.deploy_role)
+    actions = {action for s in statements for action in as_list(s["Action"])}
+    assert {"sagemaker:CreateMonitoringSchedule", "sagemaker:UpdateMonitoringSchedule"} <= actions
+    assert not {a for a in actions if "JobDefinition" in a}

@@ -7,7 +7,8 @@ Each run converges three things on it, each idempotently, and changes nothing th
 1. the endpoint: model (VPC, network isolation) + endpoint config (KMS, data capture of input and output)
    created or reused; the endpoint created, or moved by a blue/green update (canary or linear traffic
    shifting, auto-rollback on the configured CloudWatch alarms);
-2. the data-quality monitoring schedule, on the baselines registered with that version;
+2. the monitoring schedule of the drift job (`containers/drift.py` as a bring-your-own-container Model
+   Monitor job, see `monitoring`), on the baselines registered with that version;
 3. the champion prefix `s3://<artifacts>/<prefix>` read by the pipeline's EvaluateModel step.
 
 A rejection changes something only when the rejected version is in service (endpoint tags or

@@ -1,10 +1,22 @@
-"""The data-quality monitor of the endpoint, pointed at the baselines registered with the version in service.
+"""The drift monitor of the endpoint: the project's drift job as a bring-your-own-container Model Monitor job.
 
-A data-quality job definition is immutable, so each version gets its own (`<schedule>-v<N>-<digest>`,
-created or reused like models); the one monitoring schedule is created, or updated to reference the new
-definition. The statistics and constraints come from the version's `DriftCheckBaselines.ModelDataQuality`
-(written by the pipeline's DataQualityBaseline step), so drift is measured against the data that
-trained the model actually serving.
+The one monitoring schedule carries its job definition inline (`MonitoringScheduleConfig.
+MonitoringJobDefinition`): `MonitoringAppSpecification` runs the project image (`DRIFT_IMAGE_URI`) with
+`python3 /opt/program/drift.py --contract model-monitor`, on the endpoint's captures, against the
+statistics and constraints of the version in service (`BaselineConfig`, from the version's
+`DriftCheckBaselines.ModelDataQuality`, written by the pipeline's DataQualityBaseline step), so drift is
+measured against the data that trained the model actually serving. Model Monitor passes the inputs as
+environment variables (`dataset_source`, `output_path`, `baseline_statistics`, `baseline_constraints`,
+`start_time`, `end_time`, `sagemaker_endpoint_name`; developer guide, model-monitor-byoc-contract-inputs)
+and publishes the metric file the job writes under /opt/ml/output/metrics/cloudwatch
+(model-monitor-byoc-cloudwatch): the job runs with network isolation, so it cannot call CloudWatch itself.
+
+This replaces, rather than adds to, the data-quality job of AWS's analyzer image: the drift job checks the
+same constraints.json and writes `constraint_violations.json` in the analyzer's shape, and adds the KS and
+PSI statistics and the `MaxPSI` metric the drift alarm (which starts retraining) watches; the analyzer's
+metrics fed no alarm, and a second hourly job would double the cost for nothing. With the definition
+inline there is no data-quality job definition to create: the schedule is created, or updated when its
+definition (baselines, image, resources) or its cron expression differ from the wanted ones.
 """
 
 from __future__ import annotations
@@ -15,30 +27,35 @@ from botocore.exceptions import ClientError
 
 from .config import DeployConfig
 from .registry import ModelVersion
-from .resources import bounded_name, create_unless_exists, digest, is_missing, version_tags
+from .resources import is_missing
 
 CAPTURE_LOCAL_PATH = "/opt/ml/processing/input/endpoint"
 OUTPUT_LOCAL_PATH = "/opt/ml/processing/output"
+# containers/Dockerfile copies the job scripts to /opt/program.
+DRIFT_ENTRYPOINT = ["python3", "/opt/program/drift.py"]
+DRIFT_ARGUMENTS = ["--contract", "model-monitor"]
 
 
-def job_definition_request(config: DeployConfig, version: ModelVersion) -> dict[str, Any]:
+def job_definition(config: DeployConfig, version: ModelVersion) -> dict[str, Any]:
+    """The inline `MonitoringJobDefinition` of the drift job for `version`."""
     monitoring = config.monitoring
     assert version.baseline is not None  # checked by the caller
-    body = {
-        "DataQualityBaselineConfig": {
+    return {
+        "BaselineConfig": {
             "ConstraintsResource": {"S3Uri": version.baseline.constraints_s3_uri},
             "StatisticsResource": {"S3Uri": version.baseline.statistics_s3_uri},
         },
-        "DataQualityAppSpecification": {"ImageUri": monitoring.image_uri},
-        "DataQualityJobInput": {
-            "EndpointInput": {
-                "EndpointName": config.endpoint_name,
-                "LocalPath": CAPTURE_LOCAL_PATH,
-                "S3InputMode": "File",
-                "S3DataDistributionType": "FullyReplicated",
+        "MonitoringInputs": [
+            {
+                "EndpointInput": {
+                    "EndpointName": config.endpoint_name,
+                    "LocalPath": CAPTURE_LOCAL_PATH,
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
             }
-        },
-        "DataQualityJobOutputConfig": {
+        ],
+        "MonitoringOutputConfig": {
             "MonitoringOutputs": [
                 {
                     "S3Output": {
@@ -50,7 +67,7 @@ def job_definition_request(config: DeployConfig, version: ModelVersion) -> dict[
             ],
             "KmsKeyId": config.kms_key_arn,
         },
-        "JobResources": {
+        "MonitoringResources": {
             "ClusterConfig": {
                 "InstanceCount": 1,
                 "InstanceType": monitoring.instance_type,
@@ -58,6 +75,12 @@ def job_definition_request(config: DeployConfig, version: ModelVersion) -> dict[
                 "VolumeKmsKeyId": config.kms_key_arn,
             }
         },
+        "MonitoringAppSpecification": {
+            "ImageUri": monitoring.image_uri,
+            "ContainerEntrypoint": list(DRIFT_ENTRYPOINT),
+            "ContainerArguments": list(DRIFT_ARGUMENTS),
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": monitoring.max_runtime_seconds},
         "NetworkConfig": {
             "EnableInterContainerTrafficEncryption": True,
             "EnableNetworkIsolation": True,
@@ -67,17 +90,13 @@ def job_definition_request(config: DeployConfig, version: ModelVersion) -> dict[
             },
         },
         "RoleArn": monitoring.role_arn,
-        "StoppingCondition": {"MaxRuntimeInSeconds": monitoring.max_runtime_seconds},
     }
-    name = bounded_name(monitoring.schedule_name, f"v{version.version}-{digest(body)}")
-    return {"JobDefinitionName": name, **body, "Tags": version_tags(version)}
 
 
-def _schedule_config(config: DeployConfig, job_definition_name: str) -> dict[str, Any]:
+def schedule_config(config: DeployConfig, version: ModelVersion) -> dict[str, Any]:
     return {
         "ScheduleConfig": {"ScheduleExpression": config.monitoring.schedule_cron},
-        "MonitoringJobDefinitionName": job_definition_name,
-        "MonitoringType": "DataQuality",
+        "MonitoringJobDefinition": job_definition(config, version),
     }
 
 
@@ -92,13 +111,7 @@ def _current_schedule(sagemaker: Any, name: str) -> dict[str, Any] | None:
 
 def ensure_monitoring(sagemaker: Any, config: DeployConfig, version: ModelVersion) -> str:
     """Return "created", "updated" or "unchanged" for the schedule of `version`."""
-    definition = job_definition_request(config, version)
-    name = definition["JobDefinitionName"]
-    create_unless_exists(
-        lambda: sagemaker.describe_data_quality_job_definition(JobDefinitionName=name),
-        lambda: sagemaker.create_data_quality_job_definition(**definition),
-    )
-    wanted = _schedule_config(config, name)
+    wanted = schedule_config(config, version)
     schedule_name = config.monitoring.schedule_name
     current = _current_schedule(sagemaker, schedule_name)
     if current is None:
@@ -109,10 +122,10 @@ def ensure_monitoring(sagemaker: Any, config: DeployConfig, version: ModelVersio
         )
         return "created"
     have = current.get("MonitoringScheduleConfig", {})
-    if (
-        have.get("MonitoringJobDefinitionName") == name
-        and have.get("ScheduleConfig", {}).get("ScheduleExpression") == config.monitoring.schedule_cron
-    ):
+    # A schedule of the former data-quality definition (by name) differs too, and is moved to this one.
+    same_definition = have.get("MonitoringJobDefinition") == wanted["MonitoringJobDefinition"]
+    same_cron = have.get("ScheduleConfig", {}).get("ScheduleExpression") == config.monitoring.schedule_cron
+    if same_definition and same_cron:
         return "unchanged"
     sagemaker.update_monitoring_schedule(
         MonitoringScheduleName=schedule_name, MonitoringScheduleConfig=wanted
