@@ -315,6 +315,10 @@ class ResourceNames:
         return f"{self.prefix}-deploy-on-approval-fn"
 
     @property
+    def publish_metrics_role(self) -> str:
+        return f"{self.prefix}-publish-metrics-fn"
+
+    @property
     def endpoint(self) -> str:
         return f"{self.prefix}-rul"
 
@@ -355,6 +359,7 @@ class ResourceNames:
             self.studio_role,
             self.start_pipeline_role,
             self.deploy_role,
+            self.publish_metrics_role,
         )
 
     def roles(self) -> tuple[str, ...]:

@@ -11,7 +11,9 @@ alerts topic.
 
 :class:`OpsDashboard` shows the endpoint's invocations, errors and latency, the drift metrics, the
 pipeline's executions by status (``AWS/Sagemaker/ModelBuildingPipeline``) and the model-quality metrics
-(``TurbofanRul/ModelQuality``), next to the state of every alarm.
+(``TurbofanRul/ModelQuality``): the serving model's realised error (dimension ``Endpoint``) and the test-set
+evaluation of each finished pipeline execution, which the ``publish_model_metrics`` function publishes
+(dimension ``PipelineName``), next to the state of every alarm.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ DRIFT_NAMESPACE = "/aws/sagemaker/Endpoint/data-metrics"
 DRIFT_METRICS = ("MaxPSI", "DriftedFeatures")
 QUALITY_NAMESPACE = "TurbofanRul/ModelQuality"  # containers/model_quality.py
 QUALITY_METRICS = ("RMSE", "PHM08Score")
+# lambdas/publish_model_metrics: evaluation.json of each finished pipeline execution, by pipeline.
+EVALUATION_DIMENSION = "PipelineName"
+EVALUATION_METRICS = ("RMSE", "MAE", "RMSECappedTruth", "PHM08Score", "Registered")
 VARIANT_NAME = "AllTraffic"  # lambdas/deploy_on_approval/endpoint.py
 PIPELINE_EXECUTION_METRICS = ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed", "ExecutionStopped")
 MICROSECONDS_PER_MILLISECOND = 1000
@@ -207,6 +212,7 @@ class OpsDashboard(Construct):
         )
         self.dashboard.add_widgets(*self._endpoint_widgets())
         self.dashboard.add_widgets(self._drift_widget(), self._pipeline_widget(), self._quality_widget())
+        self.dashboard.add_widgets(self._evaluation_widget())
 
     def _endpoint_widgets(self) -> list[cloudwatch.IWidget]:
         metric = self.alarms.endpoint_metric
@@ -282,4 +288,22 @@ class OpsDashboard(Construct):
             left=[quality[0]],
             right=[quality[1]],
             width=8,
+        )
+
+    def _evaluation_widget(self) -> cloudwatch.IWidget:
+        metrics = {
+            name: cloudwatch.Metric(
+                namespace=QUALITY_NAMESPACE,
+                metric_name=name,
+                dimensions_map={EVALUATION_DIMENSION: self.names.pipeline},
+                statistic="Maximum",
+                period=cdk.Duration.days(1),
+            )
+            for name in EVALUATION_METRICS
+        }
+        return cloudwatch.GraphWidget(
+            title=f"Pipeline {self.names.pipeline}: test-set evaluation of each trained model",
+            left=[metrics["RMSE"], metrics["MAE"], metrics["RMSECappedTruth"]],
+            right=[metrics["PHM08Score"], metrics["Registered"]],
+            width=24,
         )

@@ -4,11 +4,13 @@ Built after the ML stack, from the typed :class:`stacks.platform.Platform` and t
 
 * :class:`stacks.triggers.PipelineTriggers` — schedule, new raw data and drift start the pipeline;
 * :class:`stacks.deployment.DeployOnApproval` — an approved (or rejected) model version is deployed;
+* :class:`stacks.model_metrics.ModelMetricsPublisher` — a finished pipeline execution's evaluation is
+  published to CloudWatch (the pipeline's jobs run with network isolation);
 * :class:`stacks.monitoring_dashboard.ServingAlarms` — endpoint 5xx, model errors, p99 latency, drift;
 * ``PipelineFailedRule`` — a failed pipeline execution is published, readable, to the alerts topic;
 * one alarm per dead-letter queue, and :class:`stacks.monitoring_dashboard.OpsDashboard`.
 
-The two functions run in the job subnets with their own security group: HTTPS out only (the subnets
+The functions run in the job subnets with their own security group: HTTPS out only (the subnets
 route to the VPC endpoints and the S3 gateway endpoint, nothing else), admitted by the endpoints'
 security group through an ingress rule created here. Dead-letter queues use the project key; the key
 policy admits the functions' roles and EventBridge (see ``settings.ResourceNames.key_user_roles`` and
@@ -27,7 +29,8 @@ from constructs import Construct
 
 from settings import Settings
 from stacks.deployment import DeployOnApproval
-from stacks.monitoring_dashboard import OpsDashboard, ServingAlarms, queue_alarm
+from stacks.model_metrics import ModelMetricsPublisher
+from stacks.monitoring_dashboard import QUALITY_NAMESPACE, OpsDashboard, ServingAlarms, queue_alarm
 from stacks.network_stack import HTTPS, NetworkStack
 from stacks.ops_common import LambdaNetwork, add_rule, encrypted_queue
 from stacks.platform import Platform
@@ -49,7 +52,8 @@ PIPELINE_FAILED_TEMPLATE = (
 
 
 class OpsStack(cdk.Stack):
-    """``triggers``, ``deployment``, ``alarms``, ``pipeline_failed_rule`` and ``dashboard``."""
+    """``triggers``, ``deployment``, ``model_metrics``, ``alarms``, ``dashboard`` and
+    ``pipeline_failed_rule``."""
 
     def __init__(self, scope: Construct, construct_id: str, *, platform: Platform, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -94,6 +98,16 @@ class OpsStack(cdk.Stack):
             # The project image, as for the pipeline's jobs (ml_stack): the schedule runs drift.py in it.
             drift_image_uri=f"{settings.aws.account}.dkr.ecr.{settings.aws.region}.amazonaws.com/"
             f"{settings.pipeline.ecr_repository_names[0]}:latest",
+        )
+        self.model_metrics = ModelMetricsPublisher(
+            self,
+            "ModelMetrics",
+            names=names,
+            namespace=QUALITY_NAMESPACE,
+            monitoring=settings.monitoring,
+            key=platform.key,
+            network=self.network,
+            dead_letter_queue=self.events_dlq,
         )
         self.pipeline_failed_rule = self._create_pipeline_failed_rule()
         self.queue_alarms = self._create_queue_alarms()
@@ -155,6 +169,7 @@ class OpsStack(cdk.Stack):
             "event-targets": self.events_dlq,
             "start-pipeline": self.triggers.start_function.failures,
             "deploy-on-approval": self.deployment.function.failures,
+            "publish-model-metrics": self.model_metrics.function.failures,
         }
         return [
             queue_alarm(

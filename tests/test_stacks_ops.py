@@ -16,6 +16,7 @@ from cdk_helpers import as_list, cdk_json_context
 
 from app import build_app
 from lambdas.deploy_on_approval import config as deploy_config
+from lambdas.publish_model_metrics import handler as publish_handler
 from lambdas.start_pipeline import handler as start_handler
 from pipeline_steps.names import INPUT_DATA_URI
 from settings import load_settings
@@ -155,9 +156,34 @@ def test_failed_pipeline_executions_reach_the_alerts_topic_readably(resources):
     assert all(f"<{key}>" in template for key in transformer["InputPathsMap"])
 
 
+def test_finished_pipeline_executions_invoke_the_metrics_publisher(resources):
+    rule = _rule(resources, f"{NAMES.prefix}-publish-model-metrics")
+    assert rule["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+        # Failed too: a rejected model ends the execution in the FailQualityGate step.
+        "detail": {"pipelineArn": [PIPELINE_ARN], "currentPipelineExecutionStatus": ["Succeeded", "Failed"]},
+    }
+    assert tuple(rule["EventPattern"]["detail"]["currentPipelineExecutionStatus"]) == (
+        publish_handler.HANDLED_STATUSES
+    )
+    function_id, _ = _function(resources, "publish-model-metrics")
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 8}
+    assert "event-targets-dlq" in json.dumps(resources[target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]])
+    (permission,) = [
+        r["Properties"]
+        for r in _of_type(resources, "AWS::Lambda::Permission").values()
+        if r["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    ]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert permission["SourceArn"]["Fn::GetAtt"][0] in _of_type(resources, "AWS::Events::Rule")
+
+
 def test_every_target_has_a_retry_policy_and_an_encrypted_dead_letter_queue(resources):
     rules = _of_type(resources, "AWS::Events::Rule")
-    assert len(rules) == 5
+    assert len(rules) == 6
     queue_policies = _of_type(resources, "AWS::SQS::QueuePolicy").values()
     for rule in rules.values():
         (target,) = rule["Properties"]["Targets"]
@@ -182,7 +208,7 @@ def test_every_target_has_a_retry_policy_and_an_encrypted_dead_letter_queue(reso
 
 def test_every_queue_is_kms_encrypted_and_tls_only(resources):
     queues = _of_type(resources, "AWS::SQS::Queue")
-    assert len(queues) == 3
+    assert len(queues) == 4
     for queue_id, queue in queues.items():
         assert "DataKey" in json.dumps(queue["Properties"]["KmsMasterKeyId"])  # the project key
         statements = [
@@ -200,7 +226,7 @@ def test_every_queue_is_kms_encrypted_and_tls_only(resources):
 # Functions ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["start-pipeline", "deploy-on-approval"])
+@pytest.mark.parametrize("name", ["start-pipeline", "deploy-on-approval", "publish-model-metrics"])
 def test_functions_run_in_the_vpc_with_one_concurrent_run_two_retries_and_a_failure_queue(resources, name):
     function_id, function = _function(resources, name)
     props = function["Properties"]
@@ -278,6 +304,18 @@ def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it
     assert config.monitoring.max_runtime_seconds == SETTINGS.monitoring.max_runtime_minutes * 60
 
 
+def test_metrics_function_environment_matches_settings_and_its_handler_accepts_it(resources):
+    environment = _environment(resources, "publish-model-metrics")
+    assert environment == {
+        "PIPELINE_NAME": NAMES.pipeline,
+        "METRICS_NAMESPACE": "TurbofanRul/ModelQuality",
+        "EVALUATE_STEP_NAME": "EvaluateModel",
+        "REGISTER_STEP_NAME": "RegisterModel",
+    }
+    config = publish_handler.load_config(environment)
+    assert config.namespace == "TurbofanRul/ModelQuality"
+
+
 def _policy_statements(resources: dict, role_name: str) -> list[dict]:
     """Statements of the managed policies attached to the named role (LeastPrivilegeRole: exactly one)."""
     (role,) = [
@@ -287,17 +325,43 @@ def _policy_statements(resources: dict, role_name: str) -> list[dict]:
     return [s for key in policy_ids for s in resources[key]["Properties"]["PolicyDocument"]["Statement"]]
 
 
-@pytest.mark.parametrize("role_name", [NAMES.deploy_role, NAMES.start_pipeline_role])
+@pytest.mark.parametrize(
+    "role_name", [NAMES.deploy_role, NAMES.start_pipeline_role, NAMES.publish_metrics_role]
+)
 def test_function_roles_use_star_only_where_aws_requires_it(resources, role_name):
     statements = _policy_statements(resources, role_name)
     assert statements
-    allowed_on_star = {"sagemaker:ListModelPackages", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"}
+    allowed_on_star = {
+        "sagemaker:ListModelPackages",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "cloudwatch:PutMetricData",
+    }
     for statement in statements:
         if "*" in as_list(statement["Resource"]):
             assert set(as_list(statement["Action"])) <= allowed_on_star, statement
         assert all("*" not in action for action in as_list(statement["Action"])), statement
     roles = _of_type(resources, "AWS::IAM::Role").values()
     assert all("Policies" not in r["Properties"] for r in roles)  # no inline policies
+
+
+def test_metrics_role_reads_evaluations_and_puts_only_the_quality_namespace(resources):
+    statements = {s["Sid"]: s for s in _policy_statements(resources, NAMES.publish_metrics_role)}
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111"
+    assert statements["ListExecutionSteps"]["Action"] == "sagemaker:ListPipelineExecutionSteps"
+    assert statements["ListExecutionSteps"]["Resource"] == f"{arn}:pipeline/{NAMES.pipeline}/execution/*"
+    assert statements["DescribeEvaluationJobs"]["Action"] == "sagemaker:DescribeProcessingJob"
+    assert statements["DescribeEvaluationJobs"]["Resource"] == f"{arn}:processing-job/pipelines-*"
+    assert statements["ReadEvaluationReports"]["Action"] == "s3:GetObject"
+    assert statements["ReadEvaluationReports"]["Resource"] == (
+        f"arn:aws:s3:::{NAMES.artifacts_bucket}/{NAMES.pipeline}/*"
+    )
+    assert statements["DecryptEvaluationReports"]["Action"] == "kms:Decrypt"
+    put = statements["PutModelQualityMetrics"]
+    assert (put["Action"], put["Resource"]) == ("cloudwatch:PutMetricData", "*")
+    assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "TurbofanRul/ModelQuality"}}
+    actions = {action for s in statements.values() for action in as_list(s["Action"])}
+    assert not {a for a in actions if a.startswith(("s3:Put", "s3:Delete", "sagemaker:Create"))}
 
 
 def test_deploy_role_passes_only_the_job_role_to_sagemaker(resources):
@@ -362,7 +426,7 @@ def test_dead_letter_queues_alarm_on_any_message(resources):
         for r in _of_type(resources, "AWS::CloudWatch::Alarm").values()
         if r["Properties"]["AlarmName"].endswith("-dead-letters")
     ]
-    assert len(alarms) == 3
+    assert len(alarms) == 4
     for alarm in alarms:
         assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
         assert _notifies_alerts_topic(alarm)
@@ -385,6 +449,9 @@ def test_dashboard_shows_endpoint_drift_pipeline_and_quality_metrics(resources):
         "TurbofanRul/ModelQuality",
         "RMSE",
         "PHM08Score",
+        "RMSECappedTruth",
+        "Registered",
+        f'\\"PipelineName\\",\\"{NAMES.pipeline}\\"',  # the evaluation metrics' dimension
     ):
         assert metric in body, metric
 
@@ -396,7 +463,7 @@ def test_key_policy_admits_the_function_roles_and_eventbridge(app):
     (key,) = Template.from_stack(_stack(app, "Storage")).find_resources("AWS::KMS::Key").values()
     statements = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
     roles = statements["UseByProjectRoles"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]
-    for name in (NAMES.deploy_role, NAMES.start_pipeline_role):
+    for name in (NAMES.deploy_role, NAMES.start_pipeline_role, NAMES.publish_metrics_role):
         assert f"arn:aws:iam::111111111111:role/{name}" in roles
     assert "events.amazonaws.com" in statements["PublishToEncryptedAlertsTopic"]["Principal"]["Service"]
 

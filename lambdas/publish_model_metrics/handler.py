@@ -1,0 +1,271 @@
+"""Lambda entry point: publish the evaluation of a finished training-pipeline execution to CloudWatch.
+
+The pipeline's jobs run with network isolation, so EvaluateModel cannot call CloudWatch itself; it writes
+`evaluation.json` to its `evaluation` output. This function reads that file when an execution ends and
+puts its headline values into the metrics namespace (`TurbofanRul/ModelQuality`), dimension
+`PipelineName`, where the operations dashboard shows them.
+
+Trigger: EventBridge "SageMaker Model Building Pipeline Execution Status Change" of our pipeline with status
+Succeeded or Failed. A failed quality gate ends the execution in the FailQualityGate step, i.e. Failed, yet
+its evaluation is exactly what the team wants to see; so a Failed execution is published too when its
+EvaluateModel step succeeded, and `Registered` (0/1: did a RegisterModel step succeed) tells the two apart.
+
+Steps: `list_pipeline_execution_steps` -> the EvaluateModel step's `Metadata.ProcessingJob.Arn` ->
+`describe_processing_job` -> the S3Uri of output `evaluation` -> `<S3Uri>/evaluation.json` ->
+`put_metric_data` of RMSE, MAE, PHM08Score (uncapped `regression_metrics.*.value`), RMSECappedTruth
+(`capped_truth_metrics.rmse.value`) and Registered, timestamped with the event's time.
+
+Other statuses, other pipelines and malformed events are ignored without any call; an execution without a
+succeeded evaluation, or whose evaluation.json is missing or malformed, is skipped with the reason. Every
+path returns {"action", "reason", ...} and logs one JSON line; AWS errors are logged, then raised (retried).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+LOGGER = logging.getLogger("publish_model_metrics")
+LOGGER.setLevel(logging.INFO)
+
+EVENT_SOURCE = "aws.sagemaker"
+EVENT_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
+# Failed is published only when EvaluateModel succeeded (the quality gate rejected the model).
+HANDLED_STATUSES = ("Succeeded", "Failed")
+SUCCEEDED = "Succeeded"
+# Same values as pipeline_steps.names (a test keeps them equal; this package stands alone).
+EVALUATION_OUTPUT = "evaluation"
+EVALUATION_FILE = "evaluation.json"
+DIMENSION = "PipelineName"
+# CloudWatch metric name -> path in evaluation.json.
+METRIC_PATHS: dict[str, tuple[str, ...]] = {
+    "RMSE": ("regression_metrics", "rmse", "value"),
+    "MAE": ("regression_metrics", "mae", "value"),
+    "PHM08Score": ("regression_metrics", "phm08_score", "value"),
+    "RMSECappedTruth": ("capped_truth_metrics", "rmse", "value"),
+}
+REGISTERED_METRIC = "Registered"
+
+ENV_PIPELINE = "PIPELINE_NAME"
+ENV_NAMESPACE = "METRICS_NAMESPACE"
+ENV_EVALUATE_STEP = "EVALUATE_STEP_NAME"
+ENV_REGISTER_STEP = "REGISTER_STEP_NAME"
+
+PIPELINE_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+STEP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+# CloudWatch: 1-255 characters, not starting with ':'; the AWS/ prefix is reserved for AWS services.
+NAMESPACE_PATTERN = re.compile(r"^(?!AWS/)[^:][^\s]{0,254}$")
+S3_URI_PATTERN = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.*)$")
+
+
+class ConfigError(ValueError):
+    """Missing or invalid environment variables; the message names each with its value."""
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    pipeline_name: str
+    namespace: str
+    evaluate_step: str
+    register_step: str
+
+
+@dataclass(frozen=True)
+class FinishedExecution:
+    execution_arn: str
+    status: str
+    time: datetime
+
+
+class Ignored(Exception):
+    """The event is not a finished execution of our pipeline; the message is the reason."""
+
+
+class Skipped(Exception):
+    """The execution has no evaluation to publish; the message is the reason."""
+
+
+def load_config(environ: Mapping[str, str]) -> PublishConfig:
+    problems: list[str] = []
+    pipeline = environ.get(ENV_PIPELINE, "").strip()
+    if not PIPELINE_NAME_PATTERN.match(pipeline):
+        problems.append(f"{ENV_PIPELINE}: must be a SageMaker pipeline name (got {pipeline!r})")
+    namespace = environ.get(ENV_NAMESPACE, "").strip()
+    if not NAMESPACE_PATTERN.match(namespace):
+        problems.append(f"{ENV_NAMESPACE}: must be a custom CloudWatch namespace (got {namespace!r})")
+    steps = []
+    for name, default in ((ENV_EVALUATE_STEP, "EvaluateModel"), (ENV_REGISTER_STEP, "RegisterModel")):
+        step = environ.get(name, default).strip()
+        if not STEP_NAME_PATTERN.match(step):
+            problems.append(f"{name}: must be a pipeline step name (got {step!r})")
+        steps.append(step)
+    if problems:
+        raise ConfigError("invalid publish-model-metrics configuration: " + "; ".join(problems))
+    return PublishConfig(pipeline, namespace, steps[0], steps[1])
+
+
+def decide(action: str, reason: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
+    """Log one JSON line for the decision and return it as the function's result."""
+    result = {"action": action, "reason": reason, **fields}
+    line = json.dumps({"function": "publish_model_metrics", **result}, default=str, sort_keys=True)
+    LOGGER.log(level, line)
+    return result
+
+
+def parse_event(event: Any, config: PublishConfig, clock: Callable[[], datetime]) -> FinishedExecution:
+    if not isinstance(event, dict):
+        raise Ignored(f"event is not an object: {type(event).__name__}")
+    if event.get("source") != EVENT_SOURCE or event.get("detail-type") != EVENT_DETAIL_TYPE:
+        raise Ignored(f"unexpected source/detail-type {event.get('source')!r}/{event.get('detail-type')!r}")
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
+        raise Ignored("event has no detail object")
+    pipeline_arn, execution_arn = detail.get("pipelineArn"), detail.get("pipelineExecutionArn")
+    status = detail.get("currentPipelineExecutionStatus")
+    if not all(isinstance(value, str) and value for value in (pipeline_arn, execution_arn, status)):
+        raise Ignored("detail lacks pipelineArn, pipelineExecutionArn or currentPipelineExecutionStatus")
+    # SageMaker lower-cases the names in its ARNs.
+    if not pipeline_arn.lower().endswith(f":pipeline/{config.pipeline_name.lower()}"):
+        raise Ignored(f"execution of pipeline {pipeline_arn!r}, not of {config.pipeline_name!r}")
+    if status not in HANDLED_STATUSES:
+        raise Ignored(f"status {status!r} is not one of {', '.join(HANDLED_STATUSES)}")
+    return FinishedExecution(execution_arn, status, _event_time(event.get("time"), clock))
+
+
+def _event_time(raw: Any, clock: Callable[[], datetime]) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return clock()
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def execution_steps(sagemaker: Any, execution_arn: str) -> list[dict]:
+    paginator = sagemaker.get_paginator("list_pipeline_execution_steps")
+    return [
+        step
+        for page in paginator.paginate(PipelineExecutionArn=execution_arn)
+        for step in page.get("PipelineExecutionSteps", [])
+    ]
+
+
+def is_registered(steps: list[dict], register_step: str) -> bool:
+    """A register step succeeded (a ModelStep runs as `<name>-RegisterModel`, so match the prefix too)."""
+    names = {str(step.get("StepName", "")) for step in steps if step.get("StepStatus") == SUCCEEDED}
+    return any(name == register_step or name.startswith(register_step + "-") for name in names)
+
+
+def evaluation_location(sagemaker: Any, steps: list[dict], evaluate_step: str) -> tuple[str, str]:
+    """(bucket, key) of evaluation.json of the succeeded evaluation step; `Skipped` when there is none."""
+    step = next((s for s in steps if s.get("StepName") == evaluate_step), None)
+    if step is None or step.get("StepStatus") != SUCCEEDED:
+        status = "no such step" if step is None else f"status {step.get('StepStatus')!r}"
+        raise Skipped(f"step {evaluate_step} did not succeed ({status})")
+    job_arn = step.get("Metadata", {}).get("ProcessingJob", {}).get("Arn")
+    if not isinstance(job_arn, str) or "/" not in job_arn:
+        raise Skipped(f"step {evaluate_step} names no processing job")
+    job = sagemaker.describe_processing_job(ProcessingJobName=job_arn.rsplit("/", 1)[1])
+    outputs = job.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    uris = [o.get("S3Output", {}).get("S3Uri") for o in outputs if o.get("OutputName") == EVALUATION_OUTPUT]
+    uri = uris[0] if uris else None
+    match = S3_URI_PATTERN.match(uri) if isinstance(uri, str) else None
+    if match is None:
+        raise Skipped(f"processing job {job_arn} has no S3 output {EVALUATION_OUTPUT!r} (got {uri!r})")
+    prefix = match.group(2).rstrip("/")
+    return match.group(1), f"{prefix}/{EVALUATION_FILE}" if prefix else EVALUATION_FILE
+
+
+def read_evaluation(s3: Any, bucket: str, key: str) -> dict[str, float]:
+    """The metric values of evaluation.json, by CloudWatch metric name; `Skipped` when absent or malformed."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey as error:
+        raise Skipped(f"s3://{bucket}/{key} does not exist") from error
+    try:
+        report = json.loads(body)
+    except ValueError as error:
+        raise Skipped(f"s3://{bucket}/{key} is not JSON: {error}") from error
+    values: dict[str, float] = {}
+    for metric, path in METRIC_PATHS.items():
+        value: Any = report
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise Skipped(f"s3://{bucket}/{key}: {'.'.join(path)} is not a finite number (got {value!r})")
+        values[metric] = float(value)
+    return values
+
+
+def metric_data(values: Mapping[str, float], pipeline: str, timestamp: datetime) -> list[dict]:
+    dimensions = [{"Name": DIMENSION, "Value": pipeline}]
+    return [
+        {
+            "MetricName": name,
+            "Dimensions": dimensions,
+            "Timestamp": timestamp,
+            "Value": value,
+            "Unit": "Count" if name == REGISTERED_METRIC else "None",
+        }
+        for name, value in values.items()
+    ]
+
+
+def run(
+    event: Any, config: PublishConfig, sagemaker: Any, s3: Any, cloudwatch: Any, clock: Callable[[], datetime]
+) -> dict[str, Any]:
+    """Act on one event with the given clients and clock (the tests call this)."""
+    try:
+        execution = parse_event(event, config, clock)
+    except Ignored as reason:
+        return decide("ignored", str(reason))
+    fields: dict[str, Any] = {
+        "pipeline": config.pipeline_name,
+        "execution_arn": execution.execution_arn,
+        "execution_status": execution.status,
+    }
+    steps = execution_steps(sagemaker, execution.execution_arn)
+    try:
+        bucket, key = evaluation_location(sagemaker, steps, config.evaluate_step)
+        fields["evaluation_uri"] = f"s3://{bucket}/{key}"
+        values = read_evaluation(s3, bucket, key)
+    except Skipped as reason:
+        return decide("skipped", str(reason), **fields)
+    registered = is_registered(steps, config.register_step)
+    values[REGISTERED_METRIC] = 1.0 if registered else 0.0
+    cloudwatch.put_metric_data(
+        Namespace=config.namespace, MetricData=metric_data(values, config.pipeline_name, execution.time)
+    )
+    return decide(
+        "published",
+        f"{len(values)} metrics of the evaluation to {config.namespace}"
+        + ("" if registered else " (no model version registered)"),
+        metrics=values,
+        registered=registered,
+        **fields,
+    )
+
+
+def make_clients() -> tuple[Any, Any, Any]:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 5})
+    return tuple(boto3.client(service, config=config) for service in ("sagemaker", "s3", "cloudwatch"))
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Lambda handler: validate the environment, build the clients, run; failures are logged, then raised."""
+    try:
+        config = load_config(os.environ)
+        sagemaker, s3, cloudwatch = make_clients()
+        return run(event, config, sagemaker, s3, cloudwatch, lambda: datetime.now(UTC))
+    except Exception as error:
+        decide("error", f"{type(error).__name__}: {error}", level=logging.ERROR)
+        raise
