@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from rul.hyperparameters import Hyperparameters
+from rul.models import fit_predictor
 from rul.synthetic import SyntheticSpec, generate, write_subset
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -35,4 +37,19 @@ def synthetic_dir(tmp_path_factory, small_subset) -> Path:
     """A folder holding train/test/RUL_FD001.txt files of the small synthetic subset."""
     directory = tmp_path_factory.mktemp("synthetic")
     write_subset(small_subset, directory, "FD001")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def serving_subset():
+    """The data of the small served model: 30 training and 10 test units."""
+    return generate(SyntheticSpec(n_train_units=30, n_test_units=10, seed=1))
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, serving_subset):
+    """A fast gbm model folder (trained once per test session) for the serving, capture and endpoint tests."""
+    hp = Hyperparameters.from_dict({"feature_set": "stats", "ensemble_size": 1, "max_iter": 50})
+    directory = tmp_path_factory.mktemp("served-model") / "model"
+    fit_predictor(serving_subset.train, None, hp).save(directory)
     return directory

@@ -23,25 +23,9 @@ from rul.capture import (
 )
 from rul.data import COLUMNS
 from rul.errors import ConfigurationError, DataFormatError
-from rul.hyperparameters import Hyperparameters
-from rul.models import fit_predictor
-from rul.synthetic import SyntheticSpec, generate
 
 MOMENT = datetime(2024, 5, 1, 12, 34, 56, 789000, tzinfo=UTC)
 FILE_NAME = re.compile(r"^\d{2}-\d{2}-\d{3}-[0-9a-f-]{36}\.jsonl$")
-
-
-@pytest.fixture(scope="session")
-def serving_subset():
-    return generate(SyntheticSpec(n_train_units=30, n_test_units=10, seed=1))
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory, serving_subset):
-    hp = Hyperparameters.from_dict({"feature_set": "stats", "ensemble_size": 1, "max_iter": 50})
-    directory = tmp_path_factory.mktemp("capture-model") / "model"
-    fit_predictor(serving_subset.train, None, hp).save(directory)
-    return directory
 
 
 def test_record_layout_matches_sagemaker():

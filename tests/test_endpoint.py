@@ -27,21 +27,9 @@ from local_runner.object_store import ObjectStore
 from local_runner.registry import APPROVED, PENDING, LocalRegistry
 from local_runner.registry_cli import approve_version
 from rul.data import COLUMNS
-from rul.hyperparameters import Hyperparameters
 from rul.inference import canned_window
-from rul.models import fit_predictor
-from rul.synthetic import SyntheticSpec, generate
 
 GROUP = "turbofan-rul"
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    subset = generate(SyntheticSpec(n_train_units=30, n_test_units=10, seed=1))
-    hp = Hyperparameters.from_dict({"feature_set": "stats", "ensemble_size": 1, "max_iter": 50})
-    directory = tmp_path_factory.mktemp("endpoint-model") / "model"
-    fit_predictor(subset.train, None, hp).save(directory)
-    return directory
 
 
 def pack(model_dir: Path, archive: Path, leave_out: str | None = None) -> None:

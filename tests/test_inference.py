@@ -14,7 +14,6 @@ import pytest
 import serve
 from rul.data import COLUMNS
 from rul.errors import RulError
-from rul.hyperparameters import Hyperparameters
 from rul.inference import (
     CSV,
     JSON,
@@ -31,21 +30,6 @@ from rul.inference import (
     predict_many,
     render,
 )
-from rul.models import fit_predictor
-from rul.synthetic import SyntheticSpec, generate
-
-
-@pytest.fixture(scope="session")
-def serving_subset():
-    return generate(SyntheticSpec(n_train_units=30, n_test_units=10, seed=1))
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory, serving_subset):
-    hp = Hyperparameters.from_dict({"feature_set": "stats", "ensemble_size": 1, "max_iter": 50})
-    directory = tmp_path_factory.mktemp("inference-model") / "model"
-    fit_predictor(serving_subset.train, None, hp).save(directory)
-    return directory
 
 
 @pytest.fixture(scope="session")

@@ -18,25 +18,9 @@ import pytest
 import serve
 from rul.data import COLUMNS
 from rul.errors import ConfigurationError
-from rul.hyperparameters import Hyperparameters
-from rul.models import fit_predictor
-from rul.synthetic import SyntheticSpec, generate
 
 CONTAINERS = Path(__file__).resolve().parent.parent / "containers"
 GOOD_ROW = ",".join(str(value) for value in [1, 1, 0.0, 0.0, 100.0, *range(21)])
-
-
-@pytest.fixture(scope="session")
-def serving_subset():
-    return generate(SyntheticSpec(n_train_units=30, n_test_units=10, seed=1))
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory, serving_subset):
-    hp = Hyperparameters.from_dict({"feature_set": "stats", "ensemble_size": 1, "max_iter": 50})
-    directory = tmp_path_factory.mktemp("http-model") / "model"
-    fit_predictor(serving_subset.train, None, hp).save(directory)
-    return directory
 
 
 @pytest.fixture(scope="session")
