@@ -38,7 +38,7 @@ def build_app(context: dict | None = None) -> cdk.App:
         **stack_props(settings, "Ml"),
     )
     ml.add_dependency(platform.stacks["Iam"], "the pipeline runs as the project's roles")
-    ops = OpsStack(app, "Ops", platform=platform, **stack_props(settings, "Ops"))
+    ops = OpsStack(app, "Ops", platform=platform, image_uri=ml.job_image_uri, **stack_props(settings, "Ops"))
     ops.add_stack_dependency(
         ml, "the rules start the pipeline and deploy versions of the model package group"
     )

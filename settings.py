@@ -37,8 +37,17 @@ EmailAddress = Annotated[
 ]
 VpcId = Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
 SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
-RepositoryName = Annotated[
-    str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+# A pinned ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repository>(@sha256:<digest>|:<tag>), no `latest`.
+EcrImageUri = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*"
+        r"(@sha256:[0-9a-f]{64}|:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$"
+    ),
+]
+IamPrincipalArn = Annotated[
+    str,
+    Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[A-Za-z0-9+=,.@_/-]+|user/[A-Za-z0-9+=,.@_/-]+)$"),
 ]
 # CloudWatch Logs accepts only these retention periods (days).
 LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653]
@@ -156,7 +165,19 @@ class PipelineSettings(FrozenModel):
     tuning_max_parallel_jobs: int = Field(default=2, ge=1, le=10)
     max_runtime_minutes: int = Field(default=60, ge=5, le=1440)
     network_isolation: bool = True  # jobs get no network besides their S3 channels (pipeline default)
-    ecr_repository_names: tuple[RepositoryName, ...] = ("turbofan-rul-jobs",)
+    # Bring your own job image instead of the one `cdk deploy` builds from containers/Dockerfile: it must be
+    # pinned, by digest (`...@sha256:<64 hex>`) or by a tag other than `latest` in a repository whose tags
+    # are immutable. None: the CDK Docker image asset (content-addressed tag) is used everywhere.
+    job_image_uri: EcrImageUri | None = None
+
+    @field_validator("job_image_uri")
+    @classmethod
+    def _image_is_pinned(cls, value: str | None) -> str | None:
+        if value is not None and value.endswith(":latest"):
+            raise ValueError(
+                "the mutable tag 'latest' is not a pinned image: use a digest or an immutable tag"
+            )
+        return value
 
     @model_validator(mode="after")
     def _parallel_within_budget(self) -> PipelineSettings:
@@ -166,6 +187,23 @@ class PipelineSettings(FrozenModel):
                 f"tuning_max_jobs ({self.tuning_max_jobs})"
             )
         return self
+
+
+class SecuritySettings(FrozenModel):
+    """Separation of duties: who administers the key, who may approve models, who operates the platform.
+
+    Each persona is an IAM role of the project; these are the principals allowed to assume it. An empty
+    ``key_admin_arns`` means the CDK bootstrap roles that deploy the stacks (they must be able to update
+    the key policy); empty ``approver_arns``/``operator_arns`` mean no one until set (safe default).
+    ``deploy_principal_arns`` may reach the buckets from outside the VPC endpoints (data perimeter);
+    empty means the CDK bootstrap roles.
+    """
+
+    key_admin_arns: tuple[IamPrincipalArn, ...] = ()
+    approver_arns: tuple[IamPrincipalArn, ...] = ()
+    operator_arns: tuple[IamPrincipalArn, ...] = ()
+    deploy_principal_arns: tuple[IamPrincipalArn, ...] = ()
+    cdk_bootstrap_qualifier: str = Field(default="hnb659fds", pattern=r"^[a-z0-9]{1,10}$")
 
 
 class AlertsSettings(FrozenModel):
@@ -259,6 +297,7 @@ class ResourceNames:
 
     def __init__(self, project: ProjectSettings, aws: AwsTarget) -> None:
         self.prefix = project.prefix
+        self._region = aws.region
         self._suffix = f"{aws.account}-{aws.region}"
 
     @property
@@ -278,6 +317,11 @@ class ResourceNames:
         return f"{self.prefix}-training"
 
     @property
+    def monitoring_pipeline(self) -> str:
+        """The second pipeline: drift and late-label quality jobs over the last window of captures."""
+        return f"{self.prefix}-monitoring"
+
+    @property
     def intermediates_prefix(self) -> str:
         """Artifacts-bucket prefix of everything a pipeline execution writes; expires after N days."""
         return f"{self.pipeline}/"
@@ -286,37 +330,67 @@ class ResourceNames:
     def model_package_group(self) -> str:
         return f"{self.prefix}-models"
 
+    def _role(self, concern: str) -> str:
+        """Role names carry the region: IAM is global, so two regional deployments must not collide."""
+        return f"{self.prefix}-{concern}-{self._region}"
+
     @property
     def pipeline_role(self) -> str:
-        return f"{self.prefix}-pipeline-execution"
+        return self._role("pipeline")
 
     @property
     def job_role(self) -> str:
-        return f"{self.prefix}-sagemaker-job"
+        return self._role("job")
 
     @property
     def studio_role(self) -> str:
-        return f"{self.prefix}-studio-user"
+        """Data-scientist persona: the Studio execution role."""
+        return self._role("studio")
+
+    @property
+    def experiment_job_role(self) -> str:
+        """Role of the jobs data scientists start from Studio: writes only the Studio prefix."""
+        return self._role("experiment")
+
+    @property
+    def approver_role(self) -> str:
+        """Approver persona: the only role that may set a model package to Approved."""
+        return self._role("approver")
+
+    @property
+    def operator_role(self) -> str:
+        """Operator persona: runs and watches the platform (start/stop executions, alarms), never approves."""
+        return self._role("operator")
+
+    @property
+    def model_role(self) -> str:
+        """Execution role of the endpoint's model: reads models/, writes data capture; passed by deploy-fn."""
+        return self._role("model")
 
     @property
     def scheduler_role(self) -> str:
-        return f"{self.prefix}-pipeline-trigger"
+        return self._role("trigger")
 
     @property
     def flow_logs_role(self) -> str:
-        return f"{self.prefix}-vpc-flow-logs"
+        return self._role("flow-logs")
+
+    @property
+    def code_deployment_role(self) -> str:
+        """Role of CDK's BucketDeployment handler that uploads the code bundle and the definition."""
+        return self._role("code-deploy")
 
     @property
     def start_pipeline_role(self) -> str:
-        return f"{self.prefix}-start-pipeline-fn"
+        return self._role("start-pipeline-fn")
 
     @property
     def deploy_role(self) -> str:
-        return f"{self.prefix}-deploy-on-approval-fn"
+        return self._role("deploy-fn")
 
     @property
     def publish_metrics_role(self) -> str:
-        return f"{self.prefix}-publish-metrics-fn"
+        return self._role("metrics-fn")
 
     @property
     def endpoint(self) -> str:
@@ -342,6 +416,9 @@ class ResourceNames:
     # Key prefixes inside the buckets, shared by the IAM policies and the pipeline definition.
     raw_data_prefix = "raw/"  # data bucket: C-MAPSS input files (read-only for jobs)
     models_prefix = "models/"  # artifacts bucket: model artifacts of registered models (kept)
+    # artifacts bucket: what a registered model package refers to besides its model data (evaluation report,
+    # drift baselines, data manifest), per pipeline execution; kept, unlike the intermediates
+    registry_prefix = "registry/"
     code_prefix = "code/"  # artifacts bucket: job source bundles
     champion_prefix = "champion/"  # artifacts bucket: the approved model in service (read by evaluation)
     studio_prefix = "studio/"  # artifacts bucket: Studio users' scratch space and shared notebooks
@@ -357,6 +434,11 @@ class ResourceNames:
             self.pipeline_role,
             self.job_role,
             self.studio_role,
+            self.experiment_job_role,
+            self.approver_role,
+            self.operator_role,
+            self.model_role,
+            self.code_deployment_role,
             self.start_pipeline_role,
             self.deploy_role,
             self.publish_metrics_role,
@@ -375,6 +457,7 @@ class Settings(FrozenModel):
     storage: StorageSettings = StorageSettings()
     studio: StudioSettings = StudioSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    security: SecuritySettings = SecuritySettings()
     alerts: AlertsSettings = AlertsSettings()
     serving: ServingSettings = ServingSettings()
     monitoring: MonitoringSettings = MonitoringSettings()

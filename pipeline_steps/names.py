@@ -44,6 +44,9 @@ SCORE_THRESHOLD = "ScoreThreshold"
 CHAMPION_TOLERANCE = "ChampionTolerance"
 CHAMPION_MODEL_URI = "ChampionModelUri"
 MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
+# Content hash of the input data (rul.lineage's data version), computed by whoever starts a run: part of
+# the step arguments, so SageMaker's step cache is keyed by the data and not only by the S3 prefix.
+DATA_VERSION = "DataVersion"
 PARAMETER_NAMES = (
     INPUT_DATA_URI,
     SUBSET,

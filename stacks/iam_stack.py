@@ -84,9 +84,11 @@ class IamStack(cdk.Stack):
         instance_types: Sequence[str],
         key: kms.IKey,
         job_network: JobNetwork,
+        image_repository_arn: str,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.image_repository_arn = image_repository_arn
         self.names = names
         self.pipeline = pipeline
         self.instance_types = tuple(instance_types)
@@ -234,10 +236,7 @@ class IamStack(cdk.Stack):
         role.allow(
             "PullJobImages",
             ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [
-                self.format_arn(service="ecr", resource="repository", resource_name=name)
-                for name in self.pipeline.ecr_repository_names
-            ],
+            [self.image_repository_arn],
         )
         role.allow(
             "ActionsWithoutResourceLevelPermissions",

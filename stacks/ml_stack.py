@@ -35,8 +35,10 @@ CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 CHAMPION_PLACEHOLDER = "NO_CHAMPION_YET.txt"  # same name as local_runner.champion.PLACEHOLDER
 
 
-def pipeline_config(platform: Platform, pipeline: PipelineSettings, code_version: str) -> PipelineConfig:
-    """The definition's inputs on AWS: deterministic names, the alias ARN of the key, the job network."""
+def pipeline_config(
+    platform: Platform, pipeline: PipelineSettings, code_version: str, image_uri: str
+) -> PipelineConfig:
+    """The definition's inputs on AWS: deterministic names, the job image, the key, the job network."""
     names, aws = platform.names, platform.settings.aws
     return PipelineConfig(
         pipeline_name=names.pipeline,
@@ -45,7 +47,7 @@ def pipeline_config(platform: Platform, pipeline: PipelineSettings, code_version
         artifact_bucket=names.artifacts_bucket,
         data_uri=f"s3://{names.data_bucket}/{names.raw_data_prefix}",
         code_uri=code_uri_for(names.artifacts_bucket, code_version),
-        image_uri=f"{aws.account}.dkr.ecr.{aws.region}.amazonaws.com/{pipeline.ecr_repository_names[0]}:latest",
+        image_uri=image_uri,
         model_package_group_name=names.model_package_group,
         # The alias ARN is known before deployment; SageMaker accepts it wherever it takes a key.
         kms_key_arn=f"arn:aws:kms:{aws.region}:{aws.account}:{names.key_alias}",
@@ -78,7 +80,8 @@ class MlStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.platform = platform
         self.bundle = build_source_bundle(CONTAINERS_DIR, Path(build_dir) / "bundle")
-        self.config = pipeline_config(platform, pipeline, self.bundle.version)
+        self.job_image_uri = self._job_image_uri()
+        self.config = pipeline_config(platform, pipeline, self.bundle.version, self.job_image_uri)
         self.definition = render_definition(self.config)
         self.definition_key = (
             f"pipelines/{self.config.pipeline_name}/definition-"
@@ -87,6 +90,11 @@ class MlStack(cdk.Stack):
         self.model_package_group = self._create_model_package_group()
         self.deployment = self._create_deployment(Path(build_dir) / "code")
         self.pipeline = self._create_pipeline()
+
+    def _job_image_uri(self) -> str:
+        """Placeholder until the Docker image asset lands (see stacks/job_image.py)."""
+        aws = self.platform.settings.aws
+        return f"{aws.account}.dkr.ecr.{aws.region}.amazonaws.com/turbofan-rul-jobs:unbuilt"
 
     def _create_model_package_group(self) -> sagemaker.CfnModelPackageGroup:
         return sagemaker.CfnModelPackageGroup(

@@ -55,7 +55,9 @@ class OpsStack(cdk.Stack):
     """``triggers``, ``deployment``, ``model_metrics``, ``alarms``, ``dashboard`` and
     ``pipeline_failed_rule``."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, platform: Platform, **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, platform: Platform, image_uri: str, **kwargs
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.platform = platform
         settings: Settings = platform.settings
@@ -96,8 +98,7 @@ class OpsStack(cdk.Stack):
             rollback_alarm_names=self.alarms.rollback_alarm_names,
             dead_letter_queue=self.events_dlq,
             # The project image, as for the pipeline's jobs (ml_stack): the schedule runs drift.py in it.
-            drift_image_uri=f"{settings.aws.account}.dkr.ecr.{settings.aws.region}.amazonaws.com/"
-            f"{settings.pipeline.ecr_repository_names[0]}:latest",
+            drift_image_uri=image_uri,
         )
         self.model_metrics = ModelMetricsPublisher(
             self,

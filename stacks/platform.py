@@ -21,6 +21,7 @@ from settings import ResourceNames, Settings
 from stacks.alerts_stack import AlertsStack
 from stacks.cost_stack import CostStack
 from stacks.iam_stack import IamStack
+from stacks.job_image import job_image_repository_arn
 from stacks.network_stack import JobNetwork, NetworkStack
 from stacks.storage_stack import StorageStack
 from stacks.studio_stack import StudioStack
@@ -77,6 +78,7 @@ def build_platform(scope: Construct, settings: Settings) -> Platform:
         instance_types=settings.allowed_instance_types,
         key=storage.key,
         job_network=network.job_network,
+        image_repository_arn=job_image_repository_arn(settings),
         **stack_props(settings, "Iam"),
     )
     iam_stack.add_stack_dependency(storage, "roles refer to the buckets by their deterministic names")
