@@ -37,7 +37,7 @@ EmailAddress = Annotated[
 ]
 VpcId = Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
 SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
-# A pinned ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repository>(@sha256:<digest>|:<tag>), no `latest`.
+# A pinned ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repository> then @sha256:<digest> or :<tag>.
 EcrImageUri = Annotated[
     str,
     Field(
