@@ -53,3 +53,27 @@ def model_dir(tmp_path_factory, serving_subset):
     directory = tmp_path_factory.mktemp("served-model") / "model"
     fit_predictor(serving_subset.train, None, hp).save(directory)
     return directory
+
+
+# The whole CDK app, synthesized once per session with cdk-nag (imports are lazy: most tests need no CDK).
+@pytest.fixture(scope="session")
+def app():
+    from cdk_helpers import cdk_json_context
+
+    from app import build_app
+
+    return build_app(context=cdk_json_context())
+
+
+@pytest.fixture(scope="session")
+def synth_outcome(app):
+    from cdk_helpers import synth_with_report
+
+    return synth_with_report(app)
+
+
+@pytest.fixture(scope="session")
+def templates(synth_outcome) -> dict[str, dict]:
+    """Every synthesized template of the whole app, by CloudFormation stack name."""
+    assert synth_outcome.assembly is not None, synth_outcome.error
+    return {stack.stack_name: stack.template for stack in synth_outcome.assembly.stacks}

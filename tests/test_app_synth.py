@@ -29,22 +29,6 @@ NAG_PACKS = ("AwsSolutions", "NIST.800.53.R5")
 
 
 @pytest.fixture(scope="session")
-def app() -> cdk.App:
-    return build_app(context=cdk_json_context())
-
-
-@pytest.fixture(scope="session")
-def synth_outcome(app: cdk.App) -> SynthOutcome:
-    return synth_with_report(app)
-
-
-@pytest.fixture(scope="session")
-def templates(synth_outcome: SynthOutcome) -> dict[str, dict]:
-    assert synth_outcome.assembly is not None, synth_outcome.error
-    return {stack.stack_name: stack.template for stack in synth_outcome.assembly.stacks}
-
-
-@pytest.fixture(scope="session")
 def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path, float]:
     if not CDK_CLI.exists():
         pytest.skip(f"{CDK_CLI.relative_to(REPO_ROOT)} is missing: run `npm install --no-audit --no-fund`")

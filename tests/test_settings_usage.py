@@ -1,0 +1,53 @@
+"""Every settings field is read by something: building the app reads each one at least once.
+
+A field that validates but that no stack, construct or rendered definition reads is a promise the app
+does not keep (the issue found `pipeline.max_runtime_minutes` and `training_instance_count` unread).
+The test records attribute reads of the frozen settings models while the whole app is built.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+from cdk_helpers import cdk_json_context
+
+import settings as settings_module
+from app import build_app
+
+pytestmark = pytest.mark.slow
+
+# Fields read only by validators or by the code that derives names from them, never by a stack.
+READ_ELSEWHERE: dict[str, str] = {}
+
+
+def settings_models() -> list[type[settings_module.FrozenModel]]:
+    return [
+        value
+        for value in vars(settings_module).values()
+        if isinstance(value, type)
+        and issubclass(value, settings_module.FrozenModel)
+        and value is not settings_module.FrozenModel
+        and value is not settings_module.Settings
+    ]
+
+
+def test_every_settings_field_is_read_when_the_app_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: dict[str, set[str]] = defaultdict(set)
+    original = settings_module.FrozenModel.__getattribute__
+
+    def recording(self, name: str):
+        cls = type(self)
+        if name in cls.model_fields:
+            reads[cls.__name__].add(name)
+        return original(self, name)
+
+    monkeypatch.setattr(settings_module.FrozenModel, "__getattribute__", recording)
+    build_app(context=cdk_json_context())
+    unread = [
+        f"{model.__name__}.{field}"
+        for model in settings_models()
+        for field in model.model_fields
+        if field not in reads[model.__name__] and f"{model.__name__}.{field}" not in READ_ELSEWHERE
+    ]
+    assert not unread, f"settings fields that nothing reads: {unread}"
