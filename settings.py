@@ -37,6 +37,7 @@ EmailAddress = Annotated[
 ]
 VpcId = Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
 SubnetId = Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+VpcEndpointId = Annotated[str, Field(pattern=r"^vpce-[0-9a-f]{8,17}$")]
 # A pinned ECR image: <account>.dkr.ecr.<region>.amazonaws.com/<repository> then @sha256:<digest> or :<tag>.
 EcrImageUri = Annotated[
     str,
@@ -139,6 +140,10 @@ class StudioSettings(FrozenModel):
 
     user_profiles: tuple[ProfileName, ...] = Field(default=("data-scientist",), min_length=1, max_length=20)
     idle_shutdown_minutes: int = Field(default=60, ge=60, le=525600)
+    # Instance types Studio users may run apps and spaces on (IAM condition); the first is the domain default.
+    app_instance_types: tuple[InstanceType, ...] = Field(
+        default=("ml.t3.medium",), min_length=1, max_length=10
+    )
 
     @field_validator("user_profiles")
     @classmethod
@@ -164,6 +169,8 @@ class PipelineSettings(FrozenModel):
     tuning_max_jobs: int = Field(default=6, ge=1, le=50)
     tuning_max_parallel_jobs: int = Field(default=2, ge=1, le=10)
     max_runtime_minutes: int = Field(default=60, ge=5, le=1440)
+    # Model family the deployed pipeline tunes; each family has its own search space in the definition.
+    model_family: Literal["gbm", "cnn", "lstm"] = "gbm"
     network_isolation: bool = True  # jobs get no network besides their S3 channels (pipeline default)
     # Bring your own job image instead of the one `cdk deploy` builds from containers/Dockerfile: it must be
     # pinned, by digest (`...@sha256:<64 hex>`) or by a tag other than `latest` in a repository whose tags
@@ -194,7 +201,11 @@ class SecuritySettings(FrozenModel):
 
     Each persona is an IAM role of the project; these are the principals allowed to assume it. An empty
     ``key_admin_arns`` means the CDK bootstrap roles that deploy the stacks (they must be able to update
-    the key policy); empty ``approver_arns``/``operator_arns`` mean no one until set (safe default).
+    the key policy); empty ``approver_arns``/``operator_arns`` make the persona trust the account itself,
+    so no one can assume it until an account administrator grants ``sts:AssumeRole`` on it in an IAM
+    policy (safe default). ``require_mfa`` makes assuming a human persona require an MFA-authenticated
+    session (``aws:MultiFactorAuthPresent``); turn it off only when sessions come from a federated identity
+    provider that enforces MFA itself, whose sessions may not carry that key.
     ``deploy_principal_arns`` may reach the buckets from outside the VPC endpoints (data perimeter);
     empty means the CDK bootstrap roles.
     """
@@ -202,8 +213,14 @@ class SecuritySettings(FrozenModel):
     key_admin_arns: tuple[IamPrincipalArn, ...] = ()
     approver_arns: tuple[IamPrincipalArn, ...] = ()
     operator_arns: tuple[IamPrincipalArn, ...] = ()
+    require_mfa: bool = True
     deploy_principal_arns: tuple[IamPrincipalArn, ...] = ()
     cdk_bootstrap_qualifier: str = Field(default="hnb659fds", pattern=r"^[a-z0-9]{1,10}$")
+    # Data perimeter: the data and artifacts buckets deny requests that do not come through the project's
+    # S3 gateway endpoint (exceptions: see stacks/data_perimeter.py). ``perimeter_vpc_endpoint_ids`` adds
+    # endpoints that count as inside, e.g. the S3 gateway endpoint an imported VPC brings itself.
+    data_perimeter: bool = True
+    perimeter_vpc_endpoint_ids: tuple[VpcEndpointId, ...] = ()
 
 
 class AlertsSettings(FrozenModel):
@@ -282,6 +299,13 @@ class MonitoringSettings(FrozenModel):
         default=(".txt",), min_length=1, max_length=10
     )
     log_retention_days: LogRetentionDays = 90
+    # True only on accounts with Model Monitor access (closed to new customers): the pipeline's baseline
+    # then runs the Model Monitor analyzer (QualityCheckStep) instead of the project's own baseline job.
+    use_model_monitor: bool = False
+    # The monitoring pipeline looks at the captures of the last window_hours before the hour it starts in.
+    window_hours: int = Field(default=1, ge=1, le=168)
+    # No drift metric for this many hours raises the "monitoring silent" alarm (missing data breaches).
+    silent_alarm_hours: int = Field(default=3, ge=1, le=24)
 
 
 class CostSettings(FrozenModel):

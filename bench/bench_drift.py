@@ -11,7 +11,12 @@ generator with other seeds and no drift; drifted batches add a `DriftSpec` (offs
 operating condition, several sizes) to the test units. Half the batches are clean, the other half are
 dealt round-robin over the drift cases.
 
+`--requests whole` has each engine send its whole history instead of its last window; the drift job
+compares only the rows the model read (`rul.model_window.model_rows`), so the rates equal those of
+windows. `--compare sent` compares every row sent instead, as the drift job did before, to show why.
+
     python bench/bench_drift.py --batches 400 --units 50 --baseline training
+    python bench/bench_drift.py --batches 200 --baseline served --requests whole --compare sent
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "containers"))
 
 from rul.data import SENSOR_COLUMNS, SETTING_COLUMNS  # noqa: E402
 from rul.drift_stats import Baseline, DriftSettings, baseline_from_statistics, compare_features  # noqa: E402
+from rul.model_window import model_rows  # noqa: E402
 from rul.monitoring import compute_statistics, suggest_constraints  # noqa: E402
 from rul.synthetic import DriftSpec, SyntheticSpec, generate  # noqa: E402
 
@@ -49,7 +55,7 @@ DRIFT_CASES = (
 
 def windows(spec: SyntheticSpec, window: int):
     """The last `window` rows of each test unit (one request per unit)."""
-    return generate(spec).test.groupby("unit").tail(window).reset_index(drop=True)
+    return model_rows(generate(spec).test, window)
 
 
 def baseline_of(frame) -> Baseline:
@@ -84,6 +90,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--correction", choices=("bh", "holm"), default="bh")
     parser.add_argument("--psi-threshold", type=float, default=0.1)
     parser.add_argument("--baseline", choices=("training", "served"), default="training")
+    parser.add_argument(
+        "--requests", choices=("windows", "whole"), default="windows", help="what engines send"
+    )
+    parser.add_argument(
+        "--compare", choices=("model", "sent"), default="model", help="rows the model read, or every row sent"
+    )
     args = parser.parse_args(argv)
     if args.batches < 200:
         parser.error("--batches must be at least 200")
@@ -106,7 +118,7 @@ def reference_rows(args: argparse.Namespace):
 
 
 def batch_rows(args: argparse.Namespace, seed: int, drift: DriftSpec | None = None):
-    """One day of requests: the last windows of `args.units` cut test units."""
+    """One day of requests of `args.units` cut test units, as the drift job compares them."""
     spec = SyntheticSpec(
         n_train_units=1,
         n_test_units=args.units,
@@ -115,7 +127,8 @@ def batch_rows(args: argparse.Namespace, seed: int, drift: DriftSpec | None = No
         seed=seed,
         drift=drift,
     )
-    return windows(spec, args.window)
+    sent = windows(spec, args.window) if args.requests == "windows" else generate(spec).test
+    return model_rows(sent, args.window) if args.compare == "model" else sent
 
 
 def print_table(clean: list, results: dict[int, list]) -> None:
@@ -139,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     clean_count = args.batches // 2
     drifted_count = args.batches - clean_count
     print(
-        f"batch: {args.units} units x last {args.window} cycles = {args.units * args.window} rows; baseline: "
+        f"batch: {args.units} units sending {args.requests} (compared: {args.compare} rows, window "
+        f"{args.window}); baseline: "
         f"{args.baseline} rows, {len(reference)} of {reference['unit'].nunique()} units (seed {args.seed}); "
         f"{args.conditions} operating condition(s); alpha {args.alpha}, {settings.as_dict()['correction']}, "
         f"PSI >= {args.psi_threshold}"

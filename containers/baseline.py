@@ -1,5 +1,8 @@
-"""Processing-job entry point standing in for the Model Monitor analyzer of a data-quality check.
+"""Processing-job entry point: the data-quality baseline (statistics.json, constraints.json) of CSV rows.
 
+Two contracts. The plain one, used by the pipeline's DataQualityBaseline processing step on the project
+image (no Model Monitor needed): `baseline.py --dataset-dir D --output-dir O [--header | --no-header]`.
+The other stands in for the Model Monitor analyzer of a data-quality check when no argument is given:
 SageMaker's QualityCheckStep with a DataQualityCheckConfig runs the `sagemaker-model-monitor-analyzer`
 image with the environment the SDK builds in `ModelMonitor._generate_env_map`: `dataset_format` (JSON,
 e.g. {"csv": {"header": true, "output_columns_position": "START"}}), `dataset_source` (the folder of the
@@ -13,9 +16,11 @@ them. It reads every CSV file under the dataset source and writes statistics.jso
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -157,14 +162,40 @@ def read_dataset(source: Path, header: bool) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    environ = os.environ
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset-dir", default=None, help="folder (or file) of the CSV rows to baseline")
+    parser.add_argument("--output-dir", default=None, help="where statistics.json and constraints.json go")
+    parser.add_argument(
+        "--header", action=argparse.BooleanOptionalAction, default=True, help="the CSV files have a header"
+    )
+    return parser.parse_args(argv)
+
+
+def analyzer_locations(environ: Mapping[str, str]) -> tuple[Path, Path, bool]:
+    """Source, output and header from the Model Monitor analyzer's environment contract."""
     for name in UNSUPPORTED_ENV:
         if environ.get(name):
             raise ConfigurationError(f"{name} is set ({environ[name]!r}), but this baseline runs no scripts")
     header = parse_dataset_format(environ.get(DATASET_FORMAT_ENV))
     source = container_path(environ.get(DATASET_SOURCE_ENV, DEFAULT_DATASET_SOURCE), environ)
     output = container_path(environ.get(OUTPUT_PATH_ENV, DEFAULT_OUTPUT_PATH), environ)
+    return source, output, header
+
+
+def locations(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Path, Path, bool]:
+    """The plain contract when its arguments are given (both or neither), else the analyzer's."""
+    if (args.dataset_dir is None) != (args.output_dir is None):
+        raise ConfigurationError("--dataset-dir and --output-dir must be given together")
+    if args.dataset_dir is None:
+        return analyzer_locations(environ)
+    source = container_path(args.dataset_dir, environ)
+    return source, container_path(args.output_dir, environ), args.header
+
+
+def main(argv: list[str] | None = None) -> int:
+    # None means no arguments (the analyzer contract), not sys.argv: the __main__ block passes those.
+    source, output, header = locations(parse_args(argv or []), os.environ)
     if not source.exists():
         raise DataFormatError(source, None, "the baseline dataset source does not exist")
     frame = read_dataset(source, header)
@@ -179,4 +210,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_entrypoint(main))
+    raise SystemExit(run_entrypoint(main, sys.argv[1:]))

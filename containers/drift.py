@@ -6,16 +6,20 @@ Inputs (paths under /opt/ml follow `SAGEMAKER_BASE_DIR`):
   step's statistics.json (and constraints.json), or training CSV file(s) with the settings and sensor
   columns;
 - `--captures` (default /opt/ml/processing/input/captures): SageMaker data capture,
-  `<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl`; only requests with `--start` <= inferenceTime < `--end`
-  count, and a (unit, cycle) row sent again by a later request counts once.
+  `<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl`, read by `rul.capture.read_window`; only requests with
+  `--start` <= inferenceTime < `--end` count. From each request only the rows the model read are compared
+  (each unit's last `cycles_used` cycles, as the response reports them), so whole histories and windows
+  give the same statistics; a (unit, cycle) row read again by a later request counts once.
 
 Outputs in `--output` (default /opt/ml/processing/output): `constraint_violations.json` (Model Monitor's
 shape) and `drift_report.json` (per-feature KS statistic, p-value, adjusted p-value, PSI, severity, the
 overall flag and counts; `rul.drift_stats` explains the statistics). Metrics: `--metrics-target
 cloudwatch` calls PutMetricData (namespace `TurbofanRul/Drift`, dimension `Endpoint`; MaxPSI,
-DriftedFeatures, ConstraintViolations, and FeaturePSI per `Feature`), `file` appends the same requests as
-JSON Lines to `--metrics-file`, `none` emits nothing. A detected drift is a finding, not a failure: the
-job exits 0; empty captures, a missing baseline or a malformed record exit 1 naming the file and line.
+DriftedFeatures, ConstraintViolations, CaptureRecordsSkipped, and FeaturePSI per `Feature`), `file`
+appends the same requests as JSON Lines to `--metrics-file`, `none` emits nothing. A detected drift is a
+finding, not a failure: the job exits 0. A malformed capture record is skipped, printed with its file and
+line and counted in the report's `captures` block; no readable request in the window or a missing
+baseline exit 1.
 
 Model Monitor (`--contract model-monitor`, the default when the `dataset_source` variable is set): the
 deploy-on-approval function schedules this script as a bring-your-own-container monitoring job, and
@@ -35,7 +39,8 @@ namespace: SageMaker publishes it in `/aws/sagemaker/Endpoint/data-metrics` (`MO
 the namespace the drift alarm watches (stacks/monitoring_dashboard.py). The dimensions are ours:
 `Endpoint` (and `Feature` for FeaturePSI), as on the other targets, so the alarm's dimension matches.
 
-The helpers for arguments, captures, reports and metrics are shared with `model_quality.py`.
+The helpers for arguments, captures, reports and metrics (`rul.monitor_job`) are shared with
+`model_quality.py`.
 """
 
 from __future__ import annotations
@@ -43,176 +48,51 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from rul.capture import CaptureWindow, parse_time
 from rul.contract import DEFAULT_BASE_DIR, base_dir, processing_dir, run_entrypoint
+from rul.drift_constraints import constraint_violations
 from rul.drift_stats import (
     Baseline,
-    CaptureRecord,
     DriftSettings,
     baseline_from_frame,
     baseline_from_statistics,
-    capture_files,
-    captured_rows,
     compare_features,
-    constraint_violations,
-    metric_datum,
-    parse_time,
-    read_captures,
     summarise,
 )
 from rul.errors import ConfigurationError, DataFormatError
+from rul.monitor_job import (
+    METRICS_FILE,
+    REPORT_VERSION,
+    MetricsClientFactory,
+    add_common_arguments,
+    check_window,
+    cloudwatch_client,
+    emit_metrics,
+    endpoint_name,
+    load_window,
+    log,
+    metric_datum,
+    skipped_metric,
+    window_dict,
+    write_json,
+)
 from rul.monitoring import CONSTRAINTS_FILE, STATISTICS_FILE
 
 NAMESPACE = "TurbofanRul/Drift"
 REPORT_FILE = "drift_report.json"
 VIOLATIONS_FILE = "constraint_violations.json"
-METRICS_FILE = "metrics.jsonl"
-METRICS_TARGETS = ("cloudwatch", "file", "none")
-# PutMetricData takes at most 1000 metrics per request (CloudWatch API reference); we send far fewer.
-MAX_METRICS_PER_REQUEST = 1000
-REPORT_VERSION = 1
-# A capture file sits at <endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl under the captures root.
-CAPTURE_DEPTH = 7
-
-MetricsClientFactory = Callable[[str | None], object]
 
 # Model Monitor's bring-your-own-container contract (see the module docstring).
 CONTRACTS = ("cli", "model-monitor")
 MONITOR_SOURCE_VARIABLE = "dataset_source"
 MODEL_MONITOR_NAMESPACE = "/aws/sagemaker/Endpoint/data-metrics"
 CLOUDWATCH_METRICS_FILE = "cloudwatch_metrics.jsonl"
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Shared with model_quality.py
-
-
-def time_argument(text: str) -> datetime:
-    try:
-        return parse_time(text, "argument")
-    except DataFormatError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, namespace: str) -> None:
-    """Captures, output, window, endpoint and metrics arguments of both monitoring jobs."""
-    parser.add_argument("--captures", type=Path, default=None, help="data-capture folder")
-    parser.add_argument("--output", type=Path, default=None, help="report folder")
-    parser.add_argument("--endpoint", default=None, help="endpoint name (default: from the capture folders)")
-    parser.add_argument(
-        "--start", type=time_argument, default=None, help="window start, ISO 8601 (inclusive)"
-    )
-    parser.add_argument("--end", type=time_argument, default=None, help="window end, ISO 8601 (exclusive)")
-    parser.add_argument("--metrics-target", choices=METRICS_TARGETS, default="file")
-    parser.add_argument("--metrics-file", type=Path, default=None, help=f"default: <output>/{METRICS_FILE}")
-    parser.add_argument("--namespace", default=namespace, help=f"CloudWatch namespace (default {namespace})")
-    parser.add_argument("--region", default=None, help="AWS region of CloudWatch (default: boto3's)")
-
-
-def check_window(start: datetime | None, end: datetime | None) -> None:
-    if start is not None and end is not None and not start < end:
-        raise ConfigurationError(f"--start {start.isoformat()} must be before --end {end.isoformat()}")
-
-
-def endpoint_name(root: Path, given: str | None) -> str:
-    """The given endpoint name, else the one endpoint folder of the capture layout under `root`."""
-    if given:
-        return given
-    names = {
-        path.relative_to(root).parts[-CAPTURE_DEPTH]
-        for path in capture_files(root)
-        if root.is_dir() and len(path.relative_to(root).parts) >= CAPTURE_DEPTH
-    }
-    if len(names) != 1:
-        found = ", ".join(sorted(names)) or "none in the <endpoint>/<variant>/yyyy/mm/dd/hh layout"
-        raise ConfigurationError(f"pass --endpoint: the captures under {root} name endpoints: {found}")
-    return names.pop()
-
-
-def load_captures(root: Path, start: datetime | None, end: datetime | None) -> list[CaptureRecord]:
-    if not root.exists():
-        raise DataFormatError(root, None, "the captures folder does not exist")
-    if not capture_files(root):
-        raise DataFormatError(root, None, "no capture file (*.jsonl) found")
-    records = list(read_captures(root, start, end))
-    if not records:
-        window = (
-            f"between {start.isoformat() if start else 'the start'} and {end.isoformat() if end else 'now'}"
-        )
-        raise DataFormatError(root, None, f"no captured request {window}")
-    return records
-
-
-def window_dict(start: datetime | None, end: datetime | None, records: Sequence[CaptureRecord]) -> dict:
-    times = [record.inference_time for record in records]
-    return {
-        "start": start.isoformat() if start else None,
-        "end": end.isoformat() if end else None,
-        "first_request": min(times).isoformat() if times else None,
-        "last_request": max(times).isoformat() if times else None,
-    }
-
-
-def write_json(path: Path, document: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-    return path
-
-
-def metric_requests(namespace: str, metric_data: list[dict]) -> list[dict]:
-    """PutMetricData keyword arguments, split to the per-request limit."""
-    return [
-        {"Namespace": namespace, "MetricData": metric_data[i : i + MAX_METRICS_PER_REQUEST]}
-        for i in range(0, len(metric_data), MAX_METRICS_PER_REQUEST)
-    ]
-
-
-def _json_ready(request: dict) -> dict:
-    data = [{**datum, "Timestamp": datum["Timestamp"].isoformat()} for datum in request["MetricData"]]
-    return {"Namespace": request["Namespace"], "MetricData": data}
-
-
-def cloudwatch_client(region: str | None) -> object:
-    import boto3  # only the cloudwatch target needs it
-
-    return boto3.client("cloudwatch", region_name=region)
-
-
-def emit_metrics(
-    target: str,
-    namespace: str,
-    metric_data: list[dict],
-    metrics_file: Path,
-    region: str | None = None,
-    client_factory: MetricsClientFactory = cloudwatch_client,
-) -> int:
-    """Send or append the metric data; returns the number of requests made."""
-    requests = metric_requests(namespace, metric_data)
-    if target == "none" or not requests:
-        return 0
-    if target == "file":
-        metrics_file.parent.mkdir(parents=True, exist_ok=True)
-        with metrics_file.open("a", encoding="utf-8") as handle:
-            for request in requests:
-                handle.write(json.dumps(_json_ready(request), allow_nan=False) + "\n")
-        return len(requests)
-    if target != "cloudwatch":
-        raise ConfigurationError(
-            f"metrics target must be one of {', '.join(METRICS_TARGETS)}, got {target!r}"
-        )
-    client = client_factory(region)
-    for request in requests:
-        client.put_metric_data(**request)
-    return len(requests)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -272,24 +152,25 @@ def _read_json(path: Path) -> dict:
 
 
 def drift_report(
-    baseline: Baseline,
-    rows: pd.DataFrame,
-    records: Sequence[CaptureRecord],
-    settings: DriftSettings,
-    context: dict,
+    baseline: Baseline, window: CaptureWindow, settings: DriftSettings, context: dict
 ) -> tuple[dict, dict]:
-    """The drift report and the constraint violations of the captured rows (pure)."""
+    """The drift report and the constraint violations of the rows the model read (pure)."""
+    rows = window.model_rows()
     features = compare_features(baseline, rows, settings)
     violations = constraint_violations(baseline, rows, features, settings)
     summary = summarise(features)
+    captures = window.summary()
     report = {
         "report_type": "data_drift",
         "version": REPORT_VERSION,
         **context,
         "baseline": {"source": baseline.source, "reference_rows": baseline.rows},
         "settings": settings.as_dict(),
+        "captures": captures,
         "counts": {
-            "requests": len(records),
+            "requests": len(window.requests),
+            "skipped_records": captures["records_skipped"],
+            "rows_sent": captures["rows_sent"],
             "rows": len(rows),
             "units": int(rows["unit"].nunique()),
             "features": len(features),
@@ -309,6 +190,7 @@ def drift_metrics(report: dict, endpoint: str, timestamp: datetime) -> list[dict
         metric_datum("MaxPSI", report["max_psi"], dimensions, timestamp),
         metric_datum("DriftedFeatures", counts["drifted_features"], dimensions, timestamp, "Count"),
         metric_datum("ConstraintViolations", counts["violations"], dimensions, timestamp, "Count"),
+        skipped_metric(report, dimensions, timestamp),
     ]
     for feature in report["features"]:
         data.append(
@@ -330,7 +212,9 @@ def print_table(report: dict) -> None:
     log(
         f"drift {verdict}: {counts['drifted_features']} of "
         f"{counts['features']} features drifted, max PSI {report['max_psi']:.3f}, "
-        f"{counts['violations']} constraint violations; {counts['requests']} requests, {counts['rows']} rows"
+        f"{counts['violations']} constraint violations; {counts['requests']} requests "
+        f"({counts['skipped_records']} records skipped), {counts['rows']} rows the model read of "
+        f"{counts['rows_sent']} sent"
     )
 
 
@@ -431,17 +315,15 @@ def main(
         captures = args.captures or processing_dir("input", "captures")
         output = args.output or processing_dir("output")
         baseline = load_baseline(args.baseline or processing_dir("input", "baseline"))
-    records = load_captures(captures, args.start, args.end)
+    window = load_window(captures, args.start, args.end)
     endpoint = endpoint_name(captures, args.endpoint)
-    # A client resending a unit's history repeats (unit, cycle) rows; each row counts once, the latest.
-    rows = captured_rows(records).drop_duplicates(["unit", "cycle"], keep="last").reset_index(drop=True)
     now = datetime.now(UTC)
     context = {
         "endpoint": endpoint,
         "generated_at": now.isoformat(),
-        "window": window_dict(args.start, args.end, records),
+        "window": window_dict(args.start, args.end, window),
     }
-    report, violations = drift_report(baseline, rows, records, settings, context)
+    report, violations = drift_report(baseline, window, settings, context)
     write_json(output / VIOLATIONS_FILE, violations)
     write_json(output / REPORT_FILE, report)
     metric_data = drift_metrics(report, endpoint, now)

@@ -14,7 +14,10 @@ Outputs in `--output`: `model_quality_report.json`, in the drift report's envelo
 version, endpoint, generated_at, window, settings, counts) with the realised RMSE, MAE and PHM08 score
 (`rul.metrics`; against the true RUL and against the truth capped at `--rul-cap`) and the joined
 predictions; metrics as in `drift.py`, namespace `TurbofanRul/ModelQuality`: RMSE, MAE, PHM08Score,
-PHM08ScoreMean, MatchedPredictions and UnmatchedPredictions (only the counts when nothing matched yet).
+PHM08ScoreMean, MatchedPredictions, UnmatchedPredictions and CaptureRecordsSkipped (only the counts when
+nothing matched yet). Captures are read as the drift job reads them (`rul.capture.read_window`, serving's
+own parser): a malformed record is skipped, printed with its file and line and counted in the report's
+`captures` block, never failing the window.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import argparse
 import csv
 import json
 import math
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from drift import (
+from rul.capture import CaptureWindow, parse_time
+from rul.contract import processing_dir, run_entrypoint
+from rul.errors import ConfigurationError, DataFormatError
+from rul.metrics import mae, phm08_score, rmse
+from rul.monitor_job import (
+    METRICS_FILE,
     REPORT_VERSION,
     MetricsClientFactory,
     add_common_arguments,
@@ -39,15 +46,13 @@ from drift import (
     cloudwatch_client,
     emit_metrics,
     endpoint_name,
-    load_captures,
+    load_window,
     log,
+    metric_datum,
+    skipped_metric,
     window_dict,
     write_json,
 )
-from rul.contract import processing_dir, run_entrypoint
-from rul.drift_stats import CaptureRecord, captured_predictions, metric_datum, parse_time
-from rul.errors import ConfigurationError, DataFormatError
-from rul.metrics import mae, phm08_score, rmse
 
 NAMESPACE = "TurbofanRul/ModelQuality"
 REPORT_FILE = "model_quality_report.json"
@@ -196,11 +201,9 @@ def metric_block(true: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
-def quality_report(
-    records: Sequence[CaptureRecord], events: list[dict], rul_cap: float, context: dict
-) -> dict:
+def quality_report(window: CaptureWindow, events: list[dict], rul_cap: float, context: dict) -> dict:
     """The model-quality report of the captured predictions and the failure events (pure)."""
-    predictions = captured_predictions(records)
+    predictions = window.predictions()
     matched, unmatched = join_predictions(predictions, events)
     true = matched["true_rul"].to_numpy(dtype=float)
     predicted = matched["predicted_rul"].to_numpy(dtype=float)
@@ -210,8 +213,10 @@ def quality_report(
         "version": REPORT_VERSION,
         **context,
         "settings": {"rul_cap": rul_cap},
+        "captures": window.summary(),
         "counts": {
-            "requests": len(records),
+            "requests": len(window.requests),
+            "skipped_records": len(window.skipped),
             "predictions": len(predictions),
             "matched_predictions": len(matched),
             "unmatched_predictions": len(unmatched),
@@ -246,6 +251,7 @@ def quality_metrics(report: dict, endpoint: str, timestamp: datetime) -> list[di
     data = [
         metric_datum("MatchedPredictions", counts["matched_predictions"], dimensions, timestamp, "Count"),
         metric_datum("UnmatchedPredictions", counts["unmatched_predictions"], dimensions, timestamp, "Count"),
+        skipped_metric(report, dimensions, timestamp),
     ]
     names = {"rmse": "RMSE", "mae": "MAE", "phm08_score": "PHM08Score", "phm08_score_mean": "PHM08ScoreMean"}
     for key, name in names.items():
@@ -272,6 +278,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def print_summary(report: dict) -> None:
     counts, metrics = report["counts"], report["regression_metrics"]
     log(
+        f"requests {counts['requests']} ({counts['skipped_records']} capture records skipped); "
         f"predictions {counts['predictions']}: matched {counts['matched_predictions']}, unmatched "
         f"{counts['unmatched_predictions']}; failure events {counts['failure_events']} "
         f"({counts['events_without_predictions']} without predictions)"
@@ -292,21 +299,21 @@ def main(argv: list[str] | None = None, client_factory: MetricsClientFactory = c
     captures = args.captures or processing_dir("input", "captures")
     output = args.output or processing_dir("output")
     events = read_failure_events(args.ground_truth or processing_dir("input", "ground_truth"))
-    records = load_captures(captures, args.start, args.end)
+    window = load_window(captures, args.start, args.end)
     endpoint = endpoint_name(captures, args.endpoint)
     now = datetime.now(UTC)
     context = {
         "endpoint": endpoint,
         "generated_at": now.isoformat(),
-        "window": window_dict(args.start, args.end, records),
+        "window": window_dict(args.start, args.end, window),
     }
-    report = quality_report(records, events, args.rul_cap, context)
+    report = quality_report(window, events, args.rul_cap, context)
     write_json(output / REPORT_FILE, report)
     sent = emit_metrics(
         args.metrics_target,
         args.namespace,
         quality_metrics(report, endpoint, now),
-        args.metrics_file or output / "metrics.jsonl",
+        args.metrics_file or output / METRICS_FILE,
         args.region,
         client_factory,
     )

@@ -1,18 +1,25 @@
 """Processing-job entry point: raw C-MAPSS training files -> unit splits, test cuts and a baseline.
 
-Inputs: `train_<subset>*.txt` files under --input-dir (default /opt/ml/processing/input). When the job runs
-on several instances with ShardedByS3Key, each instance sees some of the files and assigns their units to
-splits by a hash of the unit number, so the union of the shards equals a single-instance run.
+Inputs: `train_<subset>*.txt` files under --input-dir (default /opt/ml/processing/input). On several
+instances with ShardedByS3Key each instance sees some of the files, perhaps none ("approximately 1/n of the
+objects" per instance, by the SageMaker API reference, which adds that with more instances than objects
+some get no data). Units are named by file and number (`rul.splits.label_units`) and assigned to splits
+and cut by a hash of that name, so the union of the shards' outputs equals a single-instance run, whatever
+file lands where. An instance without files writes its metadata and an empty manifest and succeeds;
+alone (one instance) it fails, as does an input where a split comes out empty.
 
-Outputs under --output-dir (default /opt/ml/processing), one folder per ProcessingOutput:
-- train/trajectories-<host>.csv, validation/trajectories-<host>.csv: whole run-to-failure units;
+Outputs under --output-dir (default /opt/ml/processing), one folder per ProcessingOutput; on several
+instances a table part with no rows is not written (readers concatenate the parts):
+- train/trajectories-<host>.csv, validation/trajectories-<host>.csv: whole run-to-failure units, with the
+  dataset unit id in `unit` and the unit's file and own number in `source`, `source_unit`;
 - test/trajectories-<host>.csv and test/truth-<host>.csv: held-out units cut like the official test set;
 - baseline/baseline-<host>.csv: settings and sensors of served-style windows of the training units (each
   unit cut like a test unit, three times, keeping its last `window` cycles: what an endpoint receives),
   for the data-quality and drift baseline;
 - metadata/metadata-<host>.json: counts, files and the split settings;
-- manifest/manifest-<host>.json: the dataset manifest (file hashes, counts, split layout, features and a
-  short data version; see `rul.lineage`), which travels with the model into the registry.
+- manifest/manifest-<host>.json: the dataset manifest (file hashes and units, counts, split layout,
+  features, the content-hash version and the --data-version the run was started with; see `rul.lineage`),
+  which travels with the model into the registry.
 With MLFLOW_TRACKING_URI set, the split settings, counts and the manifest are also logged to MLflow.
 """
 
@@ -22,16 +29,19 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from rul.contract import processing_dir, run_entrypoint
+from rul.contract import base_dir, processing_dir, run_entrypoint
 from rul.data import COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS, SUBSETS, read_trajectories
 from rul.errors import DataFormatError
-from rul.lineage import build_manifest, describe_files, split_summary, write_manifest
+from rul.lineage import build_manifest, describe_files, split_summary, version_note, write_manifest
 from rul.models import log
-from rul.splits import CutProtocol, cut_units, split_by_unit
+from rul.splits import SOURCE_COLUMNS, CutProtocol, check_unique_units, cut_units, label_units, split_by_unit
 from rul.tables import current_host, write_table
 from rul.tracking import tracked_run
+
+SPLITS = ("train", "validation", "test")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,57 +56,69 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--window", type=int, default=30, help="test cuts keep at least this many cycles")
     parser.add_argument("--max-test-rul", type=int, default=150, help="largest true RUL at a test cut")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--data-version",
+        default=None,
+        help="the data version the run was started with (kept in the manifest)",
+    )
+    args = parser.parse_args(argv)
+    args.data_version = args.data_version or None  # a pipeline parameter left empty declares nothing
+    return args
+
+
+def cluster_hosts() -> list[str]:
+    """The job's instances, from the resource config SageMaker writes (["algo-1"] when run alone)."""
+    for path in (
+        base_dir() / "config" / "resourceconfig.json",
+        base_dir() / "input" / "config" / "resourceconfig.json",
+    ):
+        if path.is_file():
+            return list(json.loads(path.read_text()).get("hosts", ["algo-1"]))
+    return ["algo-1"]
 
 
 def input_paths(input_dir: Path, subset: str) -> list[Path]:
-    return sorted(input_dir.rglob(f"train_{subset}*.txt"))
+    return sorted(input_dir.rglob(f"train_{subset}*.txt")) if input_dir.is_dir() else []
 
 
-def read_inputs(input_dir: Path, subset: str) -> tuple[pd.DataFrame, list[str]]:
-    """Read every train_<subset>*.txt file; a unit may not appear in two files."""
+def empty_trajectories() -> pd.DataFrame:
+    dtypes = {"unit": np.int64, "cycle": np.int64, "source": object, "source_unit": np.int64}
+    return pd.DataFrame(
+        {name: pd.Series(dtype=dtypes.get(name, np.float64)) for name in COLUMNS + SOURCE_COLUMNS}
+    )
+
+
+def read_inputs(input_dir: Path, subset: str, sharded: bool) -> tuple[pd.DataFrame, list[Path]]:
+    """Every train_<subset>*.txt file, units labelled by file; none is an error unless sharded."""
     paths = input_paths(input_dir, subset)
     if not paths:
-        raise DataFormatError(input_dir, None, f"no train_{subset}*.txt file found")
-    frames, owner = [], {}
+        if not sharded:
+            raise DataFormatError(input_dir, None, f"no train_{subset}*.txt file found")
+        log(f"no train_{subset}*.txt file on this instance: writing empty outputs")
+        return empty_trajectories(), []
+    frames = []
     for path in paths:
-        frame = read_trajectories(path)
-        for unit in pd.unique(frame["unit"]):
-            if unit in owner:
-                raise DataFormatError(path, None, f"unit {unit} also appears in {owner[unit]}")
-            owner[unit] = path.name
+        frame = label_units(read_trajectories(path), path.relative_to(input_dir).as_posix(), subset)
         frames.append(frame)
         log(f"read {path.name}: {len(frame)} rows, {frame['unit'].nunique()} units")
-    return pd.concat(frames, ignore_index=True), [path.name for path in paths]
+    frame = pd.concat(frames, ignore_index=True)
+    check_unique_units(frame, str(input_dir))
+    return frame, paths
 
 
-def record_manifest(
-    args, input_dir: Path, output_dir: Path, splits, metadata: dict, host: str, tracker
-) -> dict:
-    """Write this instance's dataset manifest and log it, with the split counts, to the tracker."""
-    manifest = build_manifest(
-        describe_files(input_paths(input_dir, args.subset), input_dir),
-        args.subset,
-        COLUMNS,
-        SETTING_COLUMNS + SENSOR_COLUMNS,
-        split_summary(splits),
-        {key: metadata[key] for key in ("seed", "validation_fraction", "test_fraction", "cut_protocol")},
-        host,
-    )
-    write_manifest(manifest, output_dir / "manifest", host)
-    log(f"data version {manifest['version']}: {len(manifest['files'])} file(s), {manifest['rows']} rows")
-    tracker.set_tags({"data.version": manifest["version"], "data.subset": args.subset})
-    tracker.log_metrics(
-        {f"{name}_{kind}": count for kind in ("units", "rows") for name, count in metadata[kind].items()}
-    )
-    tracker.log_dict(manifest, f"manifest/manifest-{host}.json")
-    tracker.log_dataset(
-        f"cmapss-{args.subset}",
-        manifest["version"],
-        str(input_dir),
-        {"rows": manifest["rows"], "units": manifest["units"]},
-    )
-    return manifest
+def check_whole_splits(splits: dict[str, pd.DataFrame], test_fraction: float, input_dir: Path) -> None:
+    """On the whole input (one instance): train and validation, and test when asked for, hold units."""
+    units = sum(part["unit"].nunique() for part in splits.values())
+    for name, part in splits.items():
+        if part.empty and (name != "test" or test_fraction > 0):
+            raise DataFormatError(input_dir, None, f"the {name} split is empty: {units} units are too few")
+
+
+def held_out(test_units: pd.DataFrame, seed: int, protocol: CutProtocol) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cut test trajectories and their truth (unit, rul); empty tables when there is no test unit."""
+    if test_units.empty:
+        return test_units, pd.DataFrame({"unit": pd.Series(dtype=np.int64), "rul": pd.Series(dtype=np.int64)})
+    return cut_units(test_units, seed, protocol)
 
 
 def baseline_windows(train: pd.DataFrame, seed: int, protocol: CutProtocol, draws: int = 3) -> pd.DataFrame:
@@ -105,56 +127,111 @@ def baseline_windows(train: pd.DataFrame, seed: int, protocol: CutProtocol, draw
     Whole run-to-failure trajectories would make a baseline that clean traffic never matches (requests
     stop before failure); the drift benchmark measured 91.0 % vs 88.5 % detection with this baseline.
     """
+    if train.empty:
+        return train[SETTING_COLUMNS + SENSOR_COLUMNS].reset_index(drop=True)
     cut, _ = cut_units(train, seed + 1, protocol, draws=draws)
     windows = cut.groupby("unit", sort=False).tail(protocol.min_cycles)
     return windows[SETTING_COLUMNS + SENSOR_COLUMNS].reset_index(drop=True)
+
+
+def output_tables(
+    splits: dict[str, pd.DataFrame], seed: int, protocol: CutProtocol
+) -> dict[tuple, pd.DataFrame]:
+    """Every table this instance writes, keyed by (output folder, file stem)."""
+    test, truth = held_out(splits["test"], seed, protocol)
+    return {
+        ("train", "trajectories"): splits["train"],
+        ("validation", "trajectories"): splits["validation"],
+        ("test", "trajectories"): test,
+        ("test", "truth"): truth,
+        ("baseline", "baseline"): baseline_windows(splits["train"], seed, protocol),
+    }
+
+
+def write_outputs(tables: dict[tuple, pd.DataFrame], output_dir: Path, host: str, keep_empty: bool) -> None:
+    for (folder, stem), frame in tables.items():
+        (output_dir / folder).mkdir(parents=True, exist_ok=True)
+        if keep_empty or not frame.empty:
+            write_table(frame, output_dir / folder, stem, host)
+
+
+def split_metadata(args, files: list[Path], splits: dict[str, pd.DataFrame], hosts: list[str]) -> dict:
+    protocol = {"min_cycles": args.window, "min_rul": CutProtocol().min_rul, "max_rul": args.max_test_rul}
+    return {
+        "subset": args.subset,
+        "files": [path.name for path in files],
+        "instances": len(hosts),
+        "data_version": args.data_version,
+        "seed": args.seed,
+        "validation_fraction": args.validation_fraction,
+        "test_fraction": args.test_fraction,
+        "cut_protocol": protocol,
+        "units": {name: int(part["unit"].nunique()) for name, part in splits.items()},
+        "rows": {name: len(part) for name, part in splits.items()},
+    }
+
+
+def record_manifest(
+    args, input_dir: Path, output_dir: Path, frame: pd.DataFrame, splits, metadata: dict, host: str, tracker
+) -> dict:
+    """Write this instance's dataset manifest and log it, with the split counts, to the tracker."""
+    unit_ids = frame.groupby("source")["unit"].unique().to_dict() if len(frame) else {}
+    manifest = build_manifest(
+        describe_files(input_paths(input_dir, args.subset), input_dir, unit_ids),
+        args.subset,
+        COLUMNS,
+        SETTING_COLUMNS + SENSOR_COLUMNS,
+        split_summary(splits),
+        {key: metadata[key] for key in ("seed", "validation_fraction", "test_fraction", "cut_protocol")},
+        host,
+        args.data_version,
+    )
+    write_manifest(manifest, output_dir / "manifest", host)
+    version = manifest["version"] or "none"
+    log(f"data version {version}: {len(manifest['files'])} file(s), {manifest['rows']} rows")
+    if metadata["instances"] > 1 and args.data_version:
+        log(f"declared data version {args.data_version}; this instance's files are a part of the input")
+    elif note := version_note(manifest):
+        log(note)
+    tracker.set_tags({"data.version": version, "data.subset": args.subset})
+    tracker.log_metrics(
+        {f"{name}_{kind}": count for kind in ("units", "rows") for name, count in metadata[kind].items()}
+    )
+    tracker.log_dict(manifest, f"manifest/manifest-{host}.json")
+    tracker.log_dataset(
+        f"cmapss-{args.subset}",
+        version,
+        str(input_dir),
+        {"rows": manifest["rows"], "units": manifest["units"]},
+    )
+    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     input_dir = args.input_dir or processing_dir("input")
     output_dir = args.output_dir or processing_dir()
+    hosts, host = cluster_hosts(), current_host()
+    sharded = len(hosts) > 1
     with tracked_run("preprocess") as tracker:
         tracker.log_params(vars(args) | {"input_dir": str(input_dir)})
-        frame, files = read_inputs(input_dir, args.subset)
+        frame, files = read_inputs(input_dir, args.subset, sharded)
         splits = split_by_unit(frame, args.seed, args.validation_fraction, args.test_fraction)
-        for name, part in splits.items():
-            if (part.empty and name != "test") or (name == "test" and args.test_fraction > 0 and part.empty):
-                raise DataFormatError(
-                    input_dir, None, f"the {name} split is empty: {frame['unit'].nunique()} units are too few"
-                )
+        if not sharded:
+            check_whole_splits(splits, args.test_fraction, input_dir)
         protocol = CutProtocol(min_cycles=args.window, max_rul=args.max_test_rul)
-        test, truth = cut_units(splits["test"], args.seed, protocol)
-        host = current_host()
-        write_table(splits["train"], output_dir / "train", "trajectories", host)
-        write_table(splits["validation"], output_dir / "validation", "trajectories", host)
-        write_table(test, output_dir / "test", "trajectories", host)
-        write_table(truth, output_dir / "test", "truth", host)
-        write_table(
-            baseline_windows(splits["train"], args.seed, protocol), output_dir / "baseline", "baseline", host
-        )
-        metadata = {
-            "subset": args.subset,
-            "files": files,
-            "seed": args.seed,
-            "validation_fraction": args.validation_fraction,
-            "test_fraction": args.test_fraction,
-            "cut_protocol": {
-                "min_cycles": protocol.min_cycles,
-                "min_rul": protocol.min_rul,
-                "max_rul": protocol.max_rul,
-            },
-            "units": {name: int(part["unit"].nunique()) for name, part in splits.items()},
-            "rows": {name: len(part) for name, part in splits.items()},
-        }
+        tables = output_tables(splits, args.seed, protocol)
+        write_outputs(tables, output_dir, host, keep_empty=not sharded)
+        metadata = split_metadata(args, files, splits, hosts)
         (output_dir / "metadata").mkdir(parents=True, exist_ok=True)
         (output_dir / "metadata" / f"metadata-{host}.json").write_text(json.dumps(metadata, indent=2))
+        truth = tables[("test", "truth")]
         log(
             "units: "
             + ", ".join(f"{name} {count}" for name, count in metadata["units"].items())
             + f"; test truth RUL median {truth['rul'].median() if len(truth) else float('nan'):.0f}"
         )
-        record_manifest(args, input_dir, output_dir, splits, metadata, host, tracker)
+        record_manifest(args, input_dir, output_dir, frame, splits, metadata, host, tracker)
     return 0
 
 

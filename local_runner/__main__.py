@@ -3,7 +3,7 @@
 python -m local_runner run [--data-dir D] [--subset FD001] [--param Name=Value ...]
 python -m local_runner registry list | show N | approve N | reject N
 python -m local_runner endpoint serve [--model-version N] | swap N | status
-python -m local_runner monitor drift --captures DIR --baseline DIR | quality --captures DIR --ground-truth DIR
+python -m local_runner monitor [run [--captures D] [--window-end T]] | drift ... | quality ...
 python -m local_runner ui [--work-dir .work] [--port 5000]     the MLflow UI of the tracked executions
 """
 

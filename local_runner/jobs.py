@@ -114,7 +114,12 @@ def run_command(
     return code, reason, "\n".join(lines)
 
 
-def _shard(objects: list, host_index: int, host_count: int, distribution: str) -> list:
+def shard_objects(objects: list, host_index: int, host_count: int, distribution: str) -> list:
+    """The objects (in key order) that instance `host_index` of `host_count` downloads.
+
+    SageMaker documents only that with ShardedByS3Key each instance gets about 1/n of the objects and
+    that with more instances than objects some get none; dealing them out in key order is one such split.
+    """
     if distribution == "ShardedByS3Key":
         return objects[host_index::host_count]
     return objects
@@ -153,7 +158,9 @@ def run_processing_job(
                     f"no S3 objects found under {s3_input['S3Uri']} (input {item['InputName']})",
                 )
             local = to_local(s3_input["LocalPath"], base)
-            for relative, source in _shard(objects, index, count, s3_input.get("S3DataDistributionType", "")):
+            local.mkdir(parents=True, exist_ok=True)  # empty when no object lands here
+            distribution = s3_input.get("S3DataDistributionType", "")
+            for relative, source in shard_objects(objects, index, count, distribution):
                 target = local / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(source.read_bytes())

@@ -5,6 +5,9 @@ What `cdk deploy` puts in place on AWS is laid out in the local object store fir
 at the input data URI, the champion prefix and the model package group. Then the very definition JSON
 that CDK deploys runs through `PipelineExecutor`. Data comes from `data_dir` (a folder holding
 train_<subset>.txt, e.g. ../shared/data/cmapss) or, when none is given, from the synthetic generator.
+The model family is part of the rendered definition (each family has its own search space), so a
+`ModelFamily` among the run parameters re-renders with that family instead of being passed as a
+parameter; `config_overrides` sets other render-time fields (e.g. static hyperparameters for a tiny run).
 With `tracking` on (the default) the execution is tracked in MLflow (`local_runner.tracking`): in the
 store `MLFLOW_TRACKING_URI` names, else in `<work>/mlflow/mlflow.db`.
 """
@@ -25,6 +28,7 @@ from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExec
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
 from local_runner.tracking import make_tracker
+from pipeline_steps import names
 from pipeline_steps.code import build_source_bundle, code_uri_for, library_uri, source_dir_uri
 from pipeline_steps.config import PipelineConfig, local_config
 from pipeline_steps.render import render_definition
@@ -43,6 +47,7 @@ class MainJobOptions:
     seed: int = 0
     parameters: dict[str, object] = field(default_factory=dict)  # pipeline parameter overrides
     tracking: bool = True  # MLflow tracking of the execution, its steps and trials
+    config_overrides: dict[str, object] = field(default_factory=dict)  # render-time PipelineConfig fields
 
 
 @dataclass
@@ -89,11 +94,13 @@ def publish_code(store: ObjectStore, work_dir: Path, bucket: str | None = None) 
     return code_uri
 
 
-def prepare_workspace(work_dir: Path, data_file: Path | None = None, render: bool = True) -> Workspace:
+def prepare_workspace(
+    work_dir: Path, data_file: Path | None = None, render: bool = True, **config_overrides: object
+) -> Workspace:
     """Object store, registry and (if `render`) the definition of a local config; uploads the data file."""
     work_dir = Path(work_dir)
     store = ObjectStore(work_dir / "s3")
-    config = local_config(code_uri=publish_code(store, work_dir))
+    config = local_config(code_uri=publish_code(store, work_dir), **config_overrides)
     if data_file is not None:
         store.delete(config.data_uri)
         store.upload(data_file, config.data_uri.rstrip("/") + "/" + data_file.name)
@@ -115,7 +122,11 @@ def run_main_job(
     # Made first: MLflow's import and connection run on a thread while the data and definition are prepared.
     tracker = make_tracker(work_dir, local_config().pipeline_name, options.tracking, echo=echo)
     data_file = prepare_data(options, echo)
-    workspace = prepare_workspace(work_dir, data_file)
+    parameters = dict(options.parameters)
+    overrides = dict(options.config_overrides)
+    if names.MODEL_FAMILY in parameters:
+        overrides["model_family"] = str(parameters.pop(names.MODEL_FAMILY))
+    workspace = prepare_workspace(work_dir, data_file, **overrides)
     echo(f"definition rendered to {workspace.definition_path}; running it locally")
     executor = PipelineExecutor(
         workspace.definition,
@@ -126,5 +137,4 @@ def run_main_job(
         pipeline_name=workspace.config.pipeline_name,
         tracker=tracker,
     )
-    parameters = {"Subset": options.subset, **options.parameters}
-    return workspace, executor.start(parameters)
+    return workspace, executor.start({names.SUBSET: options.subset, **parameters})

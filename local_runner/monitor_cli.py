@@ -1,5 +1,9 @@
-"""The `monitor` verb of the local runner: the drift and model-quality jobs as local processing jobs.
+"""The `monitor` verb of the local runner: the monitoring pipeline, or one monitoring job, run locally.
 
+`python -m local_runner monitor [run] [--captures DIR] [--baseline DIR] [--ground-truth DIR]
+[--window-end T] [--window-hours H]` renders the monitoring pipeline's definition (the one CDK deploys)
+and executes it through the runner (`local_runner.monitoring_run`); with no sub-verb it runs with the
+defaults. The single jobs stay available:
 `python -m local_runner monitor drift --captures DIR --baseline DIR` and
 `python -m local_runner monitor quality --captures DIR --ground-truth DIR` lay out a job folder
 `<work-dir>/monitoring/<job>/opt_ml/` as SageMaker would (each input copied under
@@ -39,8 +43,13 @@ def add_monitor_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     common.add_argument("--start", default=None, help="window start, ISO 8601")
     common.add_argument("--end", default=None, help="window end, ISO 8601")
     common.add_argument("--metrics-target", choices=("file", "cloudwatch", "none"), default="file")
-    monitor = subparsers.add_parser("monitor", help="run the drift or model-quality monitoring job locally")
-    actions = monitor.add_subparsers(dest="monitor_action", required=True)
+    monitor = subparsers.add_parser(
+        "monitor", help="run the monitoring pipeline, or one of its jobs, locally"
+    )
+    monitor.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="with no sub-verb: .work")
+    actions = monitor.add_subparsers(dest="monitor_action", required=False)
+    add_run_parser(actions)
+    monitor.set_defaults(**RUN_DEFAULTS)
     drift = actions.add_parser("drift", parents=[common], help="data drift of captures against a baseline")
     drift.add_argument("--baseline", type=Path, required=True, help="statistics.json folder or CSV")
     drift.add_argument("--alpha", type=float, default=None)
@@ -51,6 +60,61 @@ def add_monitor_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     quality.add_argument("--rul-cap", type=float, default=None)
     monitor.set_defaults(handler=run_monitor_command)
     return monitor
+
+
+RUN_DEFAULTS = {
+    "captures": None,
+    "baseline": None,
+    "ground_truth": None,
+    "endpoint": None,
+    "window_end": None,
+    "window_hours": None,
+}
+
+
+def add_run_parser(actions: argparse._SubParsersAction) -> None:
+    run = actions.add_parser("run", help="execute the monitoring pipeline's definition (the default)")
+    run.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="default: .work")
+    run.add_argument("--captures", type=Path, default=None, help="the local endpoint's --capture-dir")
+    run.add_argument("--baseline", type=Path, default=None, help="default: the champion's baselines")
+    run.add_argument("--ground-truth", type=Path, default=None, help="folder of failure-label files")
+    run.add_argument("--endpoint", default=None, help="endpoint name (default: the local endpoint's)")
+    run.add_argument("--window-end", default=None, help="ISO 8601 (default: this hour's start)")
+    run.add_argument("--window-hours", type=int, default=None, help="hours before the window end")
+
+
+def run_pipeline_command(args: argparse.Namespace) -> int:
+    """`monitor` / `monitor run`: the monitoring definition through the runner; exit 0 if it succeeded."""
+    from local_runner.execution import ExecutionError
+    from local_runner.monitoring_run import (
+        MonitoringRunError,
+        MonitoringRunOptions,
+        monitoring_summary,
+        run_monitoring,
+    )
+    from pipeline_steps.monitoring_names import WINDOW_END, WINDOW_HOURS
+
+    parameters = {
+        name: value
+        for name, value in ((WINDOW_END, args.window_end), (WINDOW_HOURS, args.window_hours))
+        if value is not None
+    }
+    options = MonitoringRunOptions(
+        work_dir=Path(args.work_dir),
+        captures=args.captures,
+        baseline=args.baseline,
+        ground_truth=args.ground_truth,
+        parameters=parameters,
+        **({"endpoint": args.endpoint} if args.endpoint else {}),
+    )
+    try:
+        _, store, result = run_monitoring(options)
+    except (MonitoringRunError, ExecutionError) as error:
+        print(f"monitor: {error}", file=sys.stderr)
+        return 1
+    for line in monitoring_summary(store, result):
+        print(line)
+    return 0 if result.status == "Succeeded" else 1
 
 
 def script_arguments(args: argparse.Namespace) -> list[str]:
@@ -81,6 +145,8 @@ def prepare_job(args: argparse.Namespace, job_dir: Path) -> Path:
 
 
 def run_monitor_command(args: argparse.Namespace) -> int:
+    if args.monitor_action in (None, "run"):
+        return run_pipeline_command(args)
     script, _ = JOBS[args.monitor_action]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     job_dir = Path(args.work_dir) / "monitoring" / f"{args.monitor_action}-{stamp}"

@@ -267,6 +267,14 @@ class LocalRegistry:
         approved = self.list(group, APPROVED)
         return approved[0] if approved else None
 
+    def latest_metadata(self, group: str, key: str) -> str:
+        """A customer-metadata value of the newest version of `group` (any approval status), or "" when the
+        group has no version or that version has no such key; e.g. the DataVersion it was trained on."""
+        packages = self.list(group)
+        if not packages:
+            return ""
+        return (packages[0].customer_metadata or {}).get(key, "")
+
     def update_approval(self, group: str, version: int, status: str, description: str = "") -> ModelPackage:
         """Set the approval status (any of the three, from any other, as UpdateModelPackage allows)."""
         check_approval_status(status)

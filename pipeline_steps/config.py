@@ -23,6 +23,10 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _S3_FIELDS = ("data_uri", "code_uri")
 _NAME_FIELDS = ("pipeline_name", "model_package_group_name", "model_family", "image_uri")
+# A deploy-time value of the CDK app (e.g. the key ARN), resolved by CloudFormation: `${Token[...]}`.
+_CDK_TOKEN = re.compile(r"^\$\{Token\[[A-Za-z0-9_.-]+\]\}$")
+# SageMaker's bounds of MaxRuntimeInSeconds: a processing job at most 7 days, a training job 28 days.
+MAX_JOB_RUNTIME_MINUTES = 7 * 24 * 60
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class PipelineConfig:
     processing_instance_type: str = "ml.m5.large"
     processing_instance_count: int = 1
     training_instance_type: str = "ml.m5.xlarge"
+    training_instance_count: int = 1
     inference_instance_types: tuple[str, ...] = ("ml.m5.large",)
     transform_instance_types: tuple[str, ...] = ("ml.m5.large",)
     max_tuning_jobs: int = 6
@@ -56,6 +61,20 @@ class PipelineConfig:
     model_family: str = "gbm"
     subset: str = "FD001"
     seed: int = 0
+    # Stopping condition of every job (each processing job and tuning trial); the tuning job as a whole
+    # gets this times its number of rounds of the default budget (a fixed cap however a run sets it).
+    max_runtime_minutes: int = 60
+    # False (the deployed pipeline): thresholds, champion URI and approval status are literals fixed at
+    # deploy time, so a StartPipelineExecution caller cannot loosen the gate or auto-approve. True: they are
+    # pipeline parameters (the local runner).
+    gate_overridable: bool = False
+    # True: the data-quality baseline runs the Model Monitor analyzer (QualityCheckStep); False: the
+    # project's own baseline job (containers/baseline.py), which needs no Model Monitor access.
+    use_model_monitor: bool = False
+    # Default of the DataVersion parameter (the data's content hash is set per run by the starters).
+    data_version: str = names.DEFAULT_DATA_VERSION
+    # Extra static hyperparameters of every tuning trial, e.g. (("epochs", "2"),) for a tiny local run.
+    static_hyperparameters: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         for name in _NAME_FIELDS:
@@ -71,8 +90,10 @@ class PipelineConfig:
             _fail("artifact_bucket", self.artifact_bucket, "must be a bucket name (no s3:// prefix)")
         for name in _S3_FIELDS:
             self._check_s3_prefix(name)
-        if self.kms_key_arn is not None and not self.kms_key_arn.startswith("arn:aws"):
-            _fail("kms_key_arn", self.kms_key_arn, "must be a KMS key ARN")
+        if self.kms_key_arn is not None and not (
+            self.kms_key_arn.startswith("arn:aws") or _CDK_TOKEN.match(self.kms_key_arn)
+        ):
+            _fail("kms_key_arn", self.kms_key_arn, "must be a KMS key ARN (or a CDK token resolving to one)")
         self._check_network()
         self._check_budgets()
         self._check_choices()
@@ -92,7 +113,8 @@ class PipelineConfig:
             _fail("subnet_ids", self.subnet_ids, "and security_group_ids must be given together")
 
     def _check_budgets(self) -> None:
-        for name in ("processing_instance_count", "max_tuning_jobs", "max_parallel_tuning_jobs"):
+        counts = ("processing_instance_count", "training_instance_count", "max_tuning_jobs")
+        for name in (*counts, "max_parallel_tuning_jobs", "max_runtime_minutes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 _fail(name, value, "must be a positive integer")
@@ -105,10 +127,30 @@ class PipelineConfig:
                 _fail(name, getattr(self, name), "must be positive")
         if self.champion_tolerance < 0:
             _fail("champion_tolerance", self.champion_tolerance, "must not be negative")
+        if self.training_instance_count != 1:
+            # SageMaker's SKLearn script mode refuses more (no distributed training); train.py is single-node.
+            _fail("training_instance_count", self.training_instance_count, "must be 1 (train.py is single-node)")
+        if self.max_runtime_minutes > MAX_JOB_RUNTIME_MINUTES:
+            _fail(
+                "max_runtime_minutes", self.max_runtime_minutes, f"must not exceed {MAX_JOB_RUNTIME_MINUTES}"
+            )
 
     def _check_choices(self) -> None:
         if self.approval_status not in names.APPROVAL_STATUSES:
             _fail("approval_status", self.approval_status, f"must be one of {names.APPROVAL_STATUSES}")
+        if not self.gate_overridable and self.approval_status != names.PENDING_APPROVAL:
+            _fail(
+                "approval_status",
+                self.approval_status,
+                f"must be {names.PENDING_APPROVAL} when the gate is fixed (gate_overridable False)",
+            )
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", self.data_version):
+            _fail("data_version", self.data_version, "must be 1-128 letters, digits, '.', '_' or '-'")
+        for pair in self.static_hyperparameters:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(v, str) for v in pair)):
+                _fail(
+                    "static_hyperparameters", self.static_hyperparameters, "must hold (name, value) strings"
+                )
         if self.model_family not in names.MODEL_FAMILIES:
             _fail("model_family", self.model_family, f"must be one of {names.MODEL_FAMILIES}")
         if self.subset not in names.SUBSETS:
@@ -124,6 +166,16 @@ class PipelineConfig:
     @property
     def uses_vpc(self) -> bool:
         return bool(self.subnet_ids)
+
+    @property
+    def max_runtime_seconds(self) -> int:
+        return self.max_runtime_minutes * 60
+
+    @property
+    def tuning_max_runtime_seconds(self) -> int:
+        """The tuning job's cap: one job's runtime per round of the default budget's parallel trials."""
+        rounds = -(-self.max_tuning_jobs // self.max_parallel_tuning_jobs)
+        return self.max_runtime_seconds * rounds
 
     @property
     def champion_uri(self) -> str:
@@ -146,6 +198,8 @@ def local_config(work_bucket: str = "local-artifacts", **overrides: object) -> P
         "code_uri": f"s3://{work_bucket}/code/{LOCAL_CODE_VERSION}/",
         "image_uri": f"{LOCAL_ACCOUNT}.dkr.ecr.{LOCAL_REGION}.amazonaws.com/turbofan-rul:latest",
         "model_package_group_name": "turbofan-rul",
+        # Locally the gate stays overridable (`--param RmseThreshold=...`); the deployed pipeline fixes it.
+        "gate_overridable": True,
     }
     known = {item.name for item in fields(PipelineConfig)}
     unknown = sorted(set(overrides) - known)

@@ -2,8 +2,10 @@
 
 Retry policies (API faults and throttling on the step; capacity and resource limits on the job), the
 cache config, one `NetworkConfig` (isolation, VPC, inter-container encryption) for all processing jobs,
-the per-execution output prefix `s3://<bucket>/<pipeline>/<execution id>/<step>/...`, the models prefix,
-the library input and the `ScriptProcessor` that runs `python3 <script>` on the project image.
+the per-execution output prefixes, scratch `s3://<bucket>/<pipeline>/<execution id>/<step>/...` (expires)
+and registry `s3://<bucket>/registry/<pipeline>/<execution id>/<step>/...` (kept: what a model package
+refers to), the models prefix, the library input and the `ScriptProcessor` that runs `python3 <script>` on
+the project image with the config's stopping condition.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from pipeline_steps.parameters import PipelineParameters
 
 # A fixed job-name base: the SDK appends a timestamp to it, which render_definition normalises.
 JOB_NAME_BASE = "turbofan-rul"
+# Artifacts-bucket prefix of what registered model packages refer to besides their model data; no
+# lifecycle rule touches it (equal to settings.ResourceNames.registry_prefix without the slash; a test
+# keeps them equal).
+REGISTRY_PREFIX = "registry"
 
 
 def step_retry_policy() -> StepRetryPolicy:
@@ -86,6 +92,22 @@ def execution_uri(config: PipelineConfig, step: str, *parts: str) -> Join:
     )
 
 
+def registry_uri(config: PipelineConfig, step: str, *parts: str) -> Join:
+    """`s3://<bucket>/registry/<pipeline>/<execution id>/<step>/<parts...>`: kept, unlike `execution_uri`."""
+    return Join(
+        on="/",
+        values=[
+            "s3:/",
+            config.artifact_bucket,
+            REGISTRY_PREFIX,
+            config.pipeline_name,
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
+            step,
+            *parts,
+        ],
+    )
+
+
 def models_prefix(config: PipelineConfig) -> str:
     """Key prefix (no bucket) under which the tuning jobs write `<job>/output/model.tar.gz`."""
     return f"models/{config.pipeline_name}"
@@ -114,6 +136,7 @@ def script_processor(
         sagemaker_session=session,
         env={"PYTHONPATH": names.LIBRARY_PATH},
         network_config=network_config(config),
+        max_runtime_in_seconds=config.max_runtime_seconds,
     )
 
 

@@ -16,6 +16,8 @@ BASELINE_STEP = "DataQualityBaseline"
 TUNE_STEP = "TuneModel"
 EVALUATE_STEP = "EvaluateModel"
 GATE_STEP = "CheckQualityGate"
+# Inside the gate's if-branch: register only data that is not registered yet (else end successfully).
+DATA_VERSION_CHECK_STEP = "CheckNewDataVersion"
 REGISTER_STEP = "RegisterModel"
 FAIL_STEP = "FailQualityGate"
 # ModelStep renders its register request under "<ModelStep name>-RegisterModel" (SDK convention).
@@ -26,6 +28,7 @@ STEP_NAMES = (
     TUNE_STEP,
     EVALUATE_STEP,
     GATE_STEP,
+    DATA_VERSION_CHECK_STEP,
     REGISTER_STEP,
     FAIL_STEP,
 )
@@ -36,6 +39,8 @@ SUBSET = "Subset"
 PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
 PROCESSING_INSTANCE_COUNT = "ProcessingInstanceCount"
 TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
+# Not a parameter: the model family is chosen when the definition is rendered (each family has its own
+# search space); the local runner accepts `--param ModelFamily=<family>` and re-renders with it.
 MODEL_FAMILY = "ModelFamily"
 MAX_TUNING_JOBS = "MaxTuningJobs"
 MAX_PARALLEL_TUNING_JOBS = "MaxParallelTuningJobs"
@@ -47,26 +52,38 @@ MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
 # Content hash of the input data (rul.lineage's data version), computed by whoever starts a run: part of
 # the step arguments, so SageMaker's step cache is keyed by the data and not only by the S3 prefix.
 DATA_VERSION = "DataVersion"
-PARAMETER_NAMES = (
-    INPUT_DATA_URI,
-    SUBSET,
-    PROCESSING_INSTANCE_TYPE,
-    PROCESSING_INSTANCE_COUNT,
-    TRAINING_INSTANCE_TYPE,
-    MODEL_FAMILY,
-    MAX_TUNING_JOBS,
-    MAX_PARALLEL_TUNING_JOBS,
+# The DataVersion of the newest registered model package, set by the starter: equal data, nothing to register.
+REGISTERED_DATA_VERSION = "RegisteredDataVersion"
+# CustomerMetadataProperties key of a registered package holding the DataVersion it was trained on.
+DATA_VERSION_METADATA_KEY = "DataVersion"
+DEFAULT_DATA_VERSION = "unversioned"
+# The quality gate's parameters: declared only when the config lets a caller override the gate (the local
+# runner); the deployed definition renders them as literals fixed at deploy time.
+GATE_PARAMETER_NAMES = (
     RMSE_THRESHOLD,
     SCORE_THRESHOLD,
     CHAMPION_TOLERANCE,
     CHAMPION_MODEL_URI,
     MODEL_APPROVAL_STATUS,
 )
+PARAMETER_NAMES = (
+    INPUT_DATA_URI,
+    SUBSET,
+    DATA_VERSION,
+    REGISTERED_DATA_VERSION,
+    PROCESSING_INSTANCE_TYPE,
+    PROCESSING_INSTANCE_COUNT,
+    TRAINING_INSTANCE_TYPE,
+    MAX_TUNING_JOBS,
+    MAX_PARALLEL_TUNING_JOBS,
+    *GATE_PARAMETER_NAMES,
+)
 
 # Allowed values (copies of rul.data.SUBSETS and rul.hyperparameters.MODEL_FAMILIES; tests keep them equal).
 SUBSETS = ("FD001", "FD002", "FD003", "FD004")
 MODEL_FAMILIES = ("gbm", "cnn", "lstm")
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+PENDING_APPROVAL = APPROVAL_STATUSES[0]
 
 # Processing outputs of PreprocessData (each from /opt/ml/processing/<name>) and of EvaluateModel.
 TRAIN_OUTPUT = "train"
@@ -86,7 +103,14 @@ PREPROCESS_OUTPUTS = (
 )
 # CustomerMetadataProperties key of the registered model package naming its data manifest's S3 prefix.
 DATA_MANIFEST_METADATA_KEY = "DataManifestUri"
+# Outputs a registered model package refers to: written under the kept registry prefix, not the
+# expiring per-execution prefix (the other outputs are scratch).
+REGISTERED_PREPROCESS_OUTPUTS = (MANIFEST_OUTPUT,)
 EVALUATION_OUTPUT = "evaluation"
+# Output of the DataQualityBaseline processing job (statistics.json, constraints.json).
+DATA_QUALITY_OUTPUT = "baseline"
+STATISTICS_FILE = "statistics.json"
+CONSTRAINTS_FILE = "constraints.json"
 
 # Training channels of TuneModel.
 TRAIN_CHANNEL = "train"
@@ -101,6 +125,8 @@ LIBRARY_PATH = f"{PROCESSING_ROOT}/input/lib"
 MODEL_INPUT_PATH = f"{PROCESSING_ROOT}/model"
 TEST_INPUT_PATH = f"{PROCESSING_ROOT}/test"
 CHAMPION_INPUT_PATH = f"{PROCESSING_ROOT}/champion"
+BASELINE_DATASET_PATH = f"{PROCESSING_ROOT}/baseline_dataset"
+DATA_QUALITY_OUTPUT_PATH = f"{PROCESSING_ROOT}/{DATA_QUALITY_OUTPUT}"
 # The SDK adds the entry script as input "code" at /opt/ml/processing/input/code/<script>.
 CODE_INPUT = "code"
 CODE_PATH = f"{PROCESSING_ROOT}/input/code"
@@ -109,24 +135,29 @@ LIBRARY_INPUT = "lib"
 MODEL_INPUT = "model"
 TEST_INPUT = "test"
 CHAMPION_INPUT = "champion"
+BASELINE_DATASET_INPUT = "baseline_dataset"
 
 # Entry scripts (files of containers/).
 PREPROCESS_SCRIPT = "preprocess.py"
 TRAIN_SCRIPT = "train.py"
 EVALUATE_SCRIPT = "evaluate.py"
+BASELINE_SCRIPT = "baseline.py"
 
 # Evaluation report, read by the quality gate through JsonGet.
 EVALUATION_PROPERTY_FILE = "EvaluationReport"
 EVALUATION_FILE = "evaluation.json"
-RMSE_JSON_PATH = "regression_metrics.rmse.value"
-SCORE_JSON_PATH = "regression_metrics.phm08_score.value"
+# The gate compares size-independent figures on the truth capped at the training cap (a model capped at
+# 125 cannot be blamed for units whose true RUL is above it): RMSE, and the PHM08 score per 100 units
+# (the sum over the test units grows with their number). evaluate.py documents the basis in the report.
+RMSE_JSON_PATH = "capped_truth_metrics.rmse.value"
+SCORE_JSON_PATH = "capped_truth_metrics.phm08_score_per_100_units.value"
 ALLOWED_RMSE_JSON_PATH = "champion_comparison.allowed_rmse"
 GATE_SUMMARY_JSON_PATH = "gate.summary"
 
 # Tuning objective: the line train.py prints, and the regex (equal to rul.metrics.metric_regex) reading it.
 OBJECTIVE_METRIC = "validation:rmse"
 METRIC_VALUE_PATTERN = "([-0-9.eE+]+)"
-VALIDATION_METRIC_NAMES = ("rmse", "mae", "r2", "phm08_score")
+VALIDATION_METRIC_NAMES = ("rmse", "mae", "r2", "phm08_score", "phm08_score_per_100_units")
 
 
 OBJECTIVE_METRIC_REGEX = "validation:rmse=([-0-9.eE+]+)"

@@ -2,7 +2,10 @@
 
 `declare_parameters` returns a `PipelineParameters` holding one SDK parameter object per name in
 `names.PARAMETER_NAMES`; the step builders read them by attribute, and `as_list()` gives the pipeline's
-`parameters=` in the declared order. A test checks that every declared parameter is referenced by a step.
+`parameters=` in the declared order. The quality gate's values (`names.GATE_PARAMETER_NAMES`) are
+parameters only when `config.gate_overridable`; otherwise the same fields hold plain values that render as
+literals, fixed at deploy time, and are not declared. A test checks that every declared parameter is
+referenced by a step.
 """
 
 from __future__ import annotations
@@ -21,20 +24,52 @@ class PipelineParameters:
 
     input_data_uri: ParameterString
     subset: ParameterString
+    data_version: ParameterString
+    registered_data_version: ParameterString
     processing_instance_type: ParameterString
     processing_instance_count: ParameterInteger
     training_instance_type: ParameterString
-    model_family: ParameterString
     max_tuning_jobs: ParameterInteger
     max_parallel_tuning_jobs: ParameterInteger
-    rmse_threshold: ParameterFloat
-    score_threshold: ParameterFloat
-    champion_tolerance: ParameterFloat
-    champion_model_uri: ParameterString
-    model_approval_status: ParameterString
+    # The gate: parameters when overridable, else literals (float or str).
+    rmse_threshold: ParameterFloat | float
+    score_threshold: ParameterFloat | float
+    champion_tolerance: ParameterFloat | float
+    champion_model_uri: ParameterString | str
+    model_approval_status: ParameterString | str
 
     def as_list(self) -> list[Parameter]:
-        return [getattr(self, item.name) for item in fields(self)]
+        values = (getattr(self, item.name) for item in fields(self))
+        return [value for value in values if isinstance(value, Parameter)]
+
+
+def as_argument(value: Parameter | float | str) -> object:
+    """A value for a job's command line: parameters render with `.to_string()`, literals as text."""
+    return value.to_string() if isinstance(value, Parameter) else str(value)
+
+
+def _gate(config: PipelineConfig) -> dict[str, object]:
+    if not config.gate_overridable:
+        return {
+            "rmse_threshold": config.rmse_threshold,
+            "score_threshold": config.score_threshold,
+            "champion_tolerance": config.champion_tolerance,
+            "champion_model_uri": config.champion_uri,
+            "model_approval_status": names.PENDING_APPROVAL,
+        }
+    return {
+        "rmse_threshold": ParameterFloat(names.RMSE_THRESHOLD, default_value=config.rmse_threshold),
+        "score_threshold": ParameterFloat(names.SCORE_THRESHOLD, default_value=config.score_threshold),
+        "champion_tolerance": ParameterFloat(
+            names.CHAMPION_TOLERANCE, default_value=config.champion_tolerance
+        ),
+        "champion_model_uri": ParameterString(names.CHAMPION_MODEL_URI, default_value=config.champion_uri),
+        "model_approval_status": ParameterString(
+            names.MODEL_APPROVAL_STATUS,
+            default_value=config.approval_status,
+            enum_values=list(names.APPROVAL_STATUSES),
+        ),
+    }
 
 
 def declare_parameters(config: PipelineConfig) -> PipelineParameters:
@@ -42,6 +77,8 @@ def declare_parameters(config: PipelineConfig) -> PipelineParameters:
     return PipelineParameters(
         input_data_uri=ParameterString(names.INPUT_DATA_URI, default_value=config.data_uri),
         subset=ParameterString(names.SUBSET, default_value=config.subset, enum_values=list(names.SUBSETS)),
+        data_version=ParameterString(names.DATA_VERSION, default_value=config.data_version),
+        registered_data_version=ParameterString(names.REGISTERED_DATA_VERSION, default_value=""),
         processing_instance_type=ParameterString(
             names.PROCESSING_INSTANCE_TYPE, default_value=config.processing_instance_type
         ),
@@ -51,20 +88,9 @@ def declare_parameters(config: PipelineConfig) -> PipelineParameters:
         training_instance_type=ParameterString(
             names.TRAINING_INSTANCE_TYPE, default_value=config.training_instance_type
         ),
-        model_family=ParameterString(
-            names.MODEL_FAMILY, default_value=config.model_family, enum_values=list(names.MODEL_FAMILIES)
-        ),
         max_tuning_jobs=ParameterInteger(names.MAX_TUNING_JOBS, default_value=config.max_tuning_jobs),
         max_parallel_tuning_jobs=ParameterInteger(
             names.MAX_PARALLEL_TUNING_JOBS, default_value=config.max_parallel_tuning_jobs
         ),
-        rmse_threshold=ParameterFloat(names.RMSE_THRESHOLD, default_value=config.rmse_threshold),
-        score_threshold=ParameterFloat(names.SCORE_THRESHOLD, default_value=config.score_threshold),
-        champion_tolerance=ParameterFloat(names.CHAMPION_TOLERANCE, default_value=config.champion_tolerance),
-        champion_model_uri=ParameterString(names.CHAMPION_MODEL_URI, default_value=config.champion_uri),
-        model_approval_status=ParameterString(
-            names.MODEL_APPROVAL_STATUS,
-            default_value=config.approval_status,
-            enum_values=list(names.APPROVAL_STATUSES),
-        ),
+        **_gate(config),
     )

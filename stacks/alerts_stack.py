@@ -15,7 +15,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from settings import AlertsSettings, ResourceNames
-from stacks.storage_stack import TOPIC_PUBLISHER_SERVICES
+from stacks.key_stack import TOPIC_PUBLISHER_SERVICES
 
 
 class AlertsStack(cdk.Stack):

@@ -71,7 +71,6 @@ class DeployOnApproval(Construct):
                 description="Deploys the newest approved model version: endpoint, monitoring, champion",
                 environment=self.environment,
                 timeout=cdk.Duration.minutes(5),
-                reserved_concurrency=1,  # one deployment at a time
                 retry_attempts=2,
             ),
             names=names,

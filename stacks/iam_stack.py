@@ -1,19 +1,19 @@
-"""IAM stack: separate least-privilege roles for the pipeline, its jobs, Studio users and the trigger.
+"""IAM stack: one least-privilege role per duty, and the explicit denies that separate the duties.
 
-* ``pipeline_role`` — assumed by SageMaker Pipelines: starts processing, training and tuning jobs (only
-  on the instance types from the settings, only in the project's subnets and security group), passes
-  the job role, registers models in the project's model package group, reads the evaluation report.
-* ``job_role`` — assumed by the jobs themselves (and, as model and monitoring role, by the endpoint and
-  its data-quality monitor): reads raw data, reads and writes the pipeline's artifact, data-capture and
-  monitoring prefixes, uses the key, writes ``/aws/sagemaker/*`` logs, pulls the named ECR repositories
-  and manages the network interfaces a VPC job needs.
-* ``studio_role`` — execution role of Studio users: their own apps and spaces, the project pipeline
-  and model registry, read access to the data, a scratch prefix, and jobs with the same guardrails.
-* ``trigger_role`` — assumed by EventBridge: starts the project pipeline, nothing else.
+Service roles (assumed by AWS services for this account only, ``aws:SourceAccount``):
 
-Bucket ARNs are written from the deterministic bucket names in :class:`settings.ResourceNames`, not
-from cross-stack tokens, so that each wildcard (``bucket/prefix/*``) is a literal string that its
-cdk-nag acknowledgement can name exactly. The key and subnets are the typed objects of their stacks.
+* ``pipeline_role``: SageMaker Pipelines, for both pipelines. Starts jobs (only on the instance types
+  from the settings, only in the project's subnets and security group), is the only role that passes the
+  job role, registers model versions as ``PendingManualApproval`` only, reads evaluation reports.
+* ``job_role``, ``experiment_job_role``, ``model_role``: the workloads (:mod:`stacks.iam_job_roles`).
+* ``trigger_role``: EventBridge rules and EventBridge Scheduler schedules; starts both pipelines.
+
+Personas (:mod:`stacks.iam_personas`): ``studio_role`` (data scientist), ``approver_role``,
+``operator_role``. Every role but the approver carries an explicit Deny of ``CreateModelPackage`` and
+``UpdateModelPackage`` that set ``sagemaker:ModelApprovalStatus`` to ``Approved``, so no later grant
+can let it approve; the Studio and experiment roles also carry denies of writes outside ``studio/`` and
+of passing any other role. Bucket ARNs are written from the deterministic bucket names, so that each
+wildcard is a literal string its cdk-nag acknowledgement can name exactly.
 """
 
 from __future__ import annotations
@@ -25,54 +25,45 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from settings import PipelineSettings, ResourceNames
+from settings import PipelineSettings, ResourceNames, SecuritySettings
+from stacks.iam_conditions import (
+    CREATE_JOB_ACTIONS,
+    GRANT_FOR_AWS_RESOURCE,
+    KMS_READ,
+    KMS_VOLUME_GRANTS,
+    MANAGE_JOB_ACTIONS,
+    PENDING,
+    REGISTRY_READ_ACTIONS,
+    REGISTRY_WRITE_ACTIONS,
+    S3_READ,
+    ProjectArns,
+    instance_type_guardrail,
+    service_principal,
+    sets_approval,
+)
+from stacks.iam_job_roles import (
+    WorkloadContext,
+    create_experiment_job_role,
+    create_job_role,
+    create_model_role,
+    sagemaker_role,
+)
+from stacks.iam_personas import (
+    PASS_TO_SAGEMAKER,
+    StudioGuardrails,
+    create_approver_role,
+    create_operator_role,
+    create_studio_role,
+)
 from stacks.network_stack import JobNetwork
 from stacks.roles import LeastPrivilegeRole
-from stacks.storage_stack import KEY_GRANT_ACTIONS, KEY_USE_ACTIONS
 
-SAGEMAKER = iam.ServicePrincipal("sagemaker.amazonaws.com")
-JOB_KINDS = ("processing-job", "training-job", "hyper-parameter-tuning-job")
-CREATE_JOB_ACTIONS = [
-    "sagemaker:CreateProcessingJob",
-    "sagemaker:CreateTrainingJob",
-    "sagemaker:CreateHyperParameterTuningJob",
-]
-MANAGE_JOB_ACTIONS = [
-    "sagemaker:DescribeProcessingJob",
-    "sagemaker:DescribeTrainingJob",
-    "sagemaker:DescribeHyperParameterTuningJob",
-    "sagemaker:StopProcessingJob",
-    "sagemaker:StopTrainingJob",
-    "sagemaker:StopHyperParameterTuningJob",
-    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-    "sagemaker:AddTags",
-]
-# Actions that have no resource-level permissions in IAM, so "*" is the only possible resource.
-ECR_TOKEN_ACTIONS = ["ecr:GetAuthorizationToken"]
-EC2_DESCRIBE_ACTIONS = [
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeVpcs",
-    "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
-]
-S3_READ = ["s3:GetObject", "s3:GetObjectVersion"]
-S3_WRITE = ["s3:PutObject", "s3:AbortMultipartUpload"]
-
-
-def instance_type_guardrail(instance_types: Sequence[str]) -> dict[str, dict[str, object]]:
-    """IAM condition: every instance type in the request is an allowed one, and the request names one.
-
-    ``ForAllValues`` alone is true when the key is absent, so ``Null: false`` makes the key mandatory.
-    """
-    return {
-        "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(instance_types)},
-        "Null": {"sagemaker:InstanceTypes": "false"},
-    }
+S3_OBJECT_CHANGES = ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"]
+SCHEDULER_SERVICES = ("events.amazonaws.com", "scheduler.amazonaws.com")
 
 
 class IamStack(cdk.Stack):
-    """The four project roles: ``pipeline_role``, ``job_role``, ``studio_role``, ``trigger_role``."""
+    """The project roles; ``roles`` maps each role name to its :class:`LeastPrivilegeRole`."""
 
     def __init__(
         self,
@@ -81,6 +72,7 @@ class IamStack(cdk.Stack):
         *,
         names: ResourceNames,
         pipeline: PipelineSettings,
+        security: SecuritySettings,
         instance_types: Sequence[str],
         key: kms.IKey,
         job_network: JobNetwork,
@@ -88,34 +80,37 @@ class IamStack(cdk.Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.image_repository_arn = image_repository_arn
         self.names = names
         self.pipeline = pipeline
         self.instance_types = tuple(instance_types)
-        self.key = key
         self.job_network = job_network
+        self.arns = ProjectArns(self, names)
+        ctx = WorkloadContext(self.arns, key, job_network, image_repository_arn)
 
-        self.job_role = self._create_job_role()
-        self.pipeline_role = self._create_pipeline_role()
-        self.studio_role = self._create_studio_role()
-        self.trigger_role = self._create_trigger_role()
+        job, experiment, model = create_job_role(ctx), create_experiment_job_role(ctx), create_model_role(ctx)
+        pipeline_role = self._create_pipeline_role(ctx, job.role)
+        studio = create_studio_role(ctx, StudioGuardrails(experiment.role, self.job_create_conditions()))
+        approver = create_approver_role(self.arns, key, security)
+        operator = create_operator_role(self.arns, key, security)
+        trigger = self._create_trigger_role()
+        self.roles = {
+            r.role_name: r
+            for r in (pipeline_role, job, experiment, model, studio, approver, operator, trigger)
+        }
 
-    # ARNs -------------------------------------------------------------------------------------
+        self._separate_duties(approver, studio=studio, experiment=experiment, pipeline_role=pipeline_role)
+        for role in self.roles.values():
+            role.acknowledge_wildcards()
 
-    def _sagemaker_arn(self, resource: str, name: str) -> str:
-        return self.format_arn(service="sagemaker", resource=resource, resource_name=name)
+        self.pipeline_role, self.job_role, self.experiment_job_role = (
+            pipeline_role.role,
+            job.role,
+            experiment.role,
+        )
+        self.model_role, self.studio_role, self.trigger_role = model.role, studio.role, trigger.role
+        self.approver_role, self.operator_role = approver.role, operator.role
 
-    def _objects(self, bucket: str, prefix: str) -> str:
-        return f"arn:{self.partition}:s3:::{bucket}/{prefix}*"
-
-    def _bucket(self, bucket: str) -> str:
-        return f"arn:{self.partition}:s3:::{bucket}"
-
-    @property
-    def pipeline_arn(self) -> str:
-        return self._sagemaker_arn("pipeline", self.names.pipeline)
-
-    def _job_create_conditions(self) -> dict[str, dict[str, object]]:
+    def job_create_conditions(self) -> dict[str, dict]:
         """Cost and network guardrails on every job a project role creates."""
         conditions = instance_type_guardrail(self.instance_types)
         conditions["ForAllValues:StringEquals"].update(
@@ -129,179 +124,57 @@ class IamStack(cdk.Stack):
             conditions["Bool"] = {"sagemaker:NetworkIsolation": "true"}
         return conditions
 
-    # Shared statements ------------------------------------------------------------------------
-
-    def _allow_key_use(self, role: LeastPrivilegeRole, *, grants: bool) -> None:
-        role.allow("UseProjectKey", KEY_USE_ACTIONS, [self.key.key_arn])
-        if grants:
-            role.allow(
-                "GrantKeyToAwsResources",  # SageMaker encrypts job and space volumes through grants
-                KEY_GRANT_ACTIONS,
-                [self.key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            )
-
-    def _allow_pass_job_role(self, role: LeastPrivilegeRole) -> None:
-        role.allow(
-            "PassJobRoleToSageMaker",
-            ["iam:PassRole"],
-            [self.job_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        )
-
-    def _allow_list_prefixes(
-        self, role: LeastPrivilegeRole, sid: str, bucket: str, prefixes: Sequence[str]
+    def _separate_duties(
+        self,
+        approver: LeastPrivilegeRole,
+        *,
+        studio: LeastPrivilegeRole,
+        experiment: LeastPrivilegeRole,
+        pipeline_role: LeastPrivilegeRole,
     ) -> None:
-        role.allow(
-            sid,
-            ["s3:ListBucket"],
-            [self._bucket(bucket)],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
-        )
-
-    # Roles ------------------------------------------------------------------------------------
-
-    def _create_job_role(self) -> iam.IRole:
-        role = LeastPrivilegeRole(
-            self,
-            "JobRole",
-            role_name=self.names.job_role,
-            assumed_by=SAGEMAKER,
-            description="Processing, training and tuning jobs of the project pipeline",
+        for role in self.roles.values():
+            if role is not approver:
+                role.deny("NeverApproveModels", REGISTRY_WRITE_ACTIONS, ["*"], conditions=sets_approval())
+        # A version registered as anything but pending would skip the approver (or, as Rejected, hide it).
+        pipeline_role.deny(
+            "RegisterOnlyPendingVersions",
+            ["sagemaker:CreateModelPackage"],
+            ["*"],
+            conditions={"StringNotEquals": {"sagemaker:ModelApprovalStatus": PENDING}},
         )
         names = self.names
-        role.allow(
-            "ReadRawData",
-            S3_READ,
-            [self._objects(names.data_bucket, names.raw_data_prefix)],
-            wildcard_reason="jobs read every input file under the raw-data prefix; names vary per dataset",
-        )
-        role.allow(
-            "ReadWritePipelineArtifacts",
-            [*S3_READ, *S3_WRITE],
-            [
-                self._objects(names.artifacts_bucket, names.intermediates_prefix),
-                self._objects(names.artifacts_bucket, names.models_prefix),
-            ],
-            wildcard_reason="job outputs are keyed by pipeline execution id, unknown before the run",
-        )
-        role.allow(
-            "ReadJobCodeAndChampion",
-            S3_READ,
-            [
-                self._objects(names.artifacts_bucket, names.code_prefix),
-                self._objects(names.artifacts_bucket, names.champion_prefix),
-            ],
-            wildcard_reason="code bundles are versioned by content hash; the champion has a fixed prefix",
-        )
-        # As the endpoint's model role it writes data capture; as the monitoring role it reads the
-        # captures and writes the Model Monitor reports.
-        role.allow(
-            "ReadWriteCaptureAndMonitoring",
-            [*S3_READ, *S3_WRITE],
-            [
-                self._objects(names.artifacts_bucket, names.data_capture_prefix),
-                self._objects(names.artifacts_bucket, names.monitoring_prefix),
-            ],
-            wildcard_reason="captures are keyed by endpoint, variant and hour; reports by schedule and run",
-        )
-        self._allow_list_prefixes(role, "ListRawData", names.data_bucket, [names.raw_data_prefix])
-        self._allow_list_prefixes(
-            role,
-            "ListPipelineArtifacts",
-            names.artifacts_bucket,
-            [
-                names.intermediates_prefix,
-                names.models_prefix,
-                names.code_prefix,
-                names.champion_prefix,
-                names.data_capture_prefix,
-                names.monitoring_prefix,
-            ],
-        )
-        self._allow_key_use(role, grants=False)
-        role.allow(
-            "WriteSageMakerJobLogs",
-            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            [
-                self.format_arn(
-                    service="logs",
-                    resource="log-group",
-                    resource_name="/aws/sagemaker/*",
-                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-            wildcard_reason="SageMaker writes to /aws/sagemaker/<JobType>Jobs log groups, one stream per job",
-        )
-        role.allow(
-            "PullJobImages",
-            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [self.image_repository_arn],
-        )
-        role.allow(
-            "ActionsWithoutResourceLevelPermissions",
-            [*ECR_TOKEN_ACTIONS, *EC2_DESCRIBE_ACTIONS],
-            ["*"],
-            wildcard_reason=(
-                "ecr:GetAuthorizationToken and the EC2 Describe* calls of VPC jobs support no resource-level "
-                "permissions; image pulls and interface changes are scoped in other statements"
-            ),
-        )
-        self._allow_vpc_network_interfaces(role)
-        role.acknowledge_wildcards()
-        return role.role
+        protected = [
+            names.intermediates_prefix,
+            f"{names.monitoring_pipeline}/",
+            names.models_prefix,
+            names.champion_prefix,
+            names.registry_prefix,
+            names.code_prefix,
+            names.data_capture_prefix,
+            names.monitoring_prefix,
+        ]
+        other_roles = [
+            self.roles[n].role_arn for n in (names.job_role, names.pipeline_role, names.model_role)
+        ]
+        for role in (studio, experiment):
+            role.deny(
+                "NeverWriteServedOrRegisteredArtifacts",
+                S3_OBJECT_CHANGES,
+                [self.arns.artifacts(p) for p in protected],
+            )
+        studio.deny("NeverPassWorkloadRoles", ["iam:PassRole"], other_roles)
 
-    def _allow_vpc_network_interfaces(self, role: LeastPrivilegeRole) -> None:
-        """What SageMaker needs to attach a job in VPC mode to the project subnets."""
-        network_interfaces = self.format_arn(service="ec2", resource="network-interface", resource_name="*")
-        role.allow(
-            "CreateJobNetworkInterfaces",
-            ["ec2:CreateNetworkInterface"],
-            [
-                network_interfaces,
-                *[
-                    self.format_arn(service="ec2", resource="subnet", resource_name=subnet_id)
-                    for subnet_id in self.job_network.subnet_ids
-                ],
-                *[
-                    self.format_arn(service="ec2", resource="security-group", resource_name=group_id)
-                    for group_id in self.job_network.security_group_ids
-                ],
-            ],
-            wildcard_reason="the interface id is chosen by EC2 at creation; subnets and group are fixed",
-        )
-        role.allow(
-            "ManageJobNetworkInterfaces",
-            [
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-            ],
-            [network_interfaces],
-            conditions={
-                "ArnEquals": {
-                    "ec2:Vpc": self.format_arn(
-                        service="ec2", resource="vpc", resource_name=self.job_network.vpc.vpc_id
-                    )
-                }
-            },
-            wildcard_reason="interface ids are created per job; the ec2:Vpc condition keeps them in our VPC",
-        )
-
-    def _create_pipeline_role(self) -> iam.IRole:
-        role = LeastPrivilegeRole(
-            self,
-            "PipelineRole",
-            role_name=self.names.pipeline_role,
-            assumed_by=SAGEMAKER,
-            description="SageMaker Pipelines execution role of the training pipeline",
+    def _create_pipeline_role(self, ctx: WorkloadContext, job_role: iam.IRole) -> LeastPrivilegeRole:
+        arns, names = self.arns, self.names
+        role = sagemaker_role(
+            ctx, "PipelineRole", names.pipeline_role, "SageMaker Pipelines role of both pipelines"
         )
         # SageMaker Pipelines names the jobs it starts itself ("pipelines-<execution>-<step>-<suffix>");
         # tuning job names are generated without that prefix (they are limited to 32 characters).
         job_arns = [
-            self._sagemaker_arn("processing-job", "pipelines-*"),
-            self._sagemaker_arn("training-job", "pipelines-*"),
-            self._sagemaker_arn("hyper-parameter-tuning-job", "*"),
+            arns.sagemaker("processing-job", "pipelines-*"),
+            arns.sagemaker("training-job", "pipelines-*"),
+            arns.sagemaker("hyper-parameter-tuning-job", "*"),
         ]
         reason = (
             "job names are generated by SageMaker Pipelines per execution; creation is limited by conditions"
@@ -310,169 +183,41 @@ class IamStack(cdk.Stack):
             "CreateGuardedJobs",
             CREATE_JOB_ACTIONS,
             job_arns,
-            conditions=self._job_create_conditions(),
+            conditions=self.job_create_conditions(),
             wildcard_reason=reason,
         )
         role.allow("ManagePipelineJobs", MANAGE_JOB_ACTIONS, job_arns, wildcard_reason=reason)
-        group = self.names.model_package_group
         role.allow(
-            "RegisterModels",
-            [
-                "sagemaker:CreateModelPackage",
-                "sagemaker:DescribeModelPackage",
-                "sagemaker:DescribeModelPackageGroup",
-                "sagemaker:UpdateModelPackage",
-                "sagemaker:AddTags",
-            ],
-            [
-                self._sagemaker_arn("model-package-group", group),
-                self._sagemaker_arn("model-package", f"{group}/*"),
-            ],
+            "RegisterPendingModelVersions",
+            ["sagemaker:CreateModelPackage", *REGISTRY_READ_ACTIONS, "sagemaker:AddTags"],
+            arns.model_packages(),
             wildcard_reason="model package versions are numbered by the registry inside the project's group",
         )
-        self._allow_pass_job_role(role)
+        role.allow("PassJobRoleOnly", ["iam:PassRole"], [job_role.role_arn], conditions=PASS_TO_SAGEMAKER)
         role.allow(
             "ReadEvaluationReports",  # property files (evaluation.json) read by condition steps
             S3_READ,
             [
-                self._objects(self.names.artifacts_bucket, self.names.intermediates_prefix),
-                self._objects(self.names.artifacts_bucket, self.names.models_prefix),
+                arns.artifacts(p)
+                for p in (names.intermediates_prefix, f"{names.monitoring_pipeline}/", names.registry_prefix)
             ],
-            wildcard_reason="reports and model artifacts are keyed by pipeline execution id",
+            wildcard_reason="reports are keyed by pipeline execution id",
         )
-        self._allow_key_use(role, grants=True)
-        role.acknowledge_wildcards()
-        return role.role
+        role.allow("DecryptReports", KMS_READ, [ctx.key.key_arn])
+        role.allow(
+            "GrantKeyToJobVolumes", KMS_VOLUME_GRANTS, [ctx.key.key_arn], conditions=GRANT_FOR_AWS_RESOURCE
+        )
+        return role
 
-    def _create_studio_role(self) -> iam.IRole:
-        role = LeastPrivilegeRole(
-            self,
-            "StudioRole",
-            role_name=self.names.studio_role,
-            assumed_by=SAGEMAKER,
-            description="Execution role of the project's SageMaker Studio users",
-        )
-        names = self.names
-        studio_arns = [self._sagemaker_arn(kind, "*") for kind in ("domain", "user-profile", "space", "app")]
-        role.allow(
-            "UseStudioAppsAndSpaces",
-            [
-                "sagemaker:DescribeDomain",
-                "sagemaker:DescribeUserProfile",
-                "sagemaker:CreateApp",
-                "sagemaker:DeleteApp",
-                "sagemaker:DescribeApp",
-                "sagemaker:CreateSpace",
-                "sagemaker:UpdateSpace",
-                "sagemaker:DeleteSpace",
-                "sagemaker:DescribeSpace",
-                "sagemaker:AddTags",
-                "sagemaker:ListTags",
-            ],
-            studio_arns,
-            wildcard_reason="the domain id exists only once the Studio stack (which needs this role) deploys",
-        )
-        role.allow(
-            "ListStudioResources",
-            [
-                "sagemaker:ListApps",
-                "sagemaker:ListSpaces",
-                "sagemaker:ListUserProfiles",
-                "sagemaker:ListDomains",
-            ],
-            ["*"],
-            wildcard_reason="SageMaker List* actions have no resource-level permissions",
-        )
-        role.allow(
-            "RunProjectPipeline",
-            [
-                "sagemaker:StartPipelineExecution",
-                "sagemaker:StopPipelineExecution",
-                "sagemaker:DescribePipeline",
-                "sagemaker:DescribePipelineExecution",
-                "sagemaker:DescribePipelineDefinitionForExecution",
-                "sagemaker:ListPipelineExecutions",
-                "sagemaker:ListPipelineExecutionSteps",
-            ],
-            [self.pipeline_arn, self._sagemaker_arn("pipeline", f"{names.pipeline}/execution/*")],
-            wildcard_reason="execution ids are generated per run of the project pipeline",
-        )
-        group = names.model_package_group
-        role.allow(
-            "ReviewModels",
-            [
-                "sagemaker:DescribeModelPackageGroup",
-                "sagemaker:DescribeModelPackage",
-                "sagemaker:UpdateModelPackage",
-            ],
-            [
-                self._sagemaker_arn("model-package-group", group),
-                self._sagemaker_arn("model-package", f"{group}/*"),
-            ],
-            wildcard_reason="model package versions are numbered by the registry inside the project's group",
-        )
-        experiment_jobs = [self._sagemaker_arn(kind, f"{names.prefix}-*") for kind in JOB_KINDS]
-        reason = "experiment jobs must carry the project prefix; creation is limited by conditions"
-        role.allow(
-            "CreateGuardedExperimentJobs",
-            CREATE_JOB_ACTIONS,
-            experiment_jobs,
-            conditions=self._job_create_conditions(),
-            wildcard_reason=reason,
-        )
-        role.allow("ManageExperimentJobs", MANAGE_JOB_ACTIONS, experiment_jobs, wildcard_reason=reason)
-        role.allow(
-            "CreateGuardedEndpointConfigs",
-            ["sagemaker:CreateEndpointConfig"],
-            [self._sagemaker_arn("endpoint-config", f"{names.prefix}-*")],
-            conditions=instance_type_guardrail(self.instance_types),
-            wildcard_reason="endpoint configs must carry the project prefix; instance types are limited",
-        )
-        self._allow_pass_job_role(role)
-        role.allow(
-            "ReadProjectData",
-            S3_READ,
-            [self._objects(names.data_bucket, ""), self._objects(names.artifacts_bucket, "")],
-            wildcard_reason="data scientists explore all project data and pipeline outputs (read only)",
-        )
-        role.allow(
-            "WriteStudioScratch",
-            S3_WRITE,
-            [self._objects(names.artifacts_bucket, names.studio_prefix)],
-            wildcard_reason="notebooks write and share files under the studio prefix only",
-        )
-        role.allow(
-            "ListProjectBuckets",
-            ["s3:ListBucket"],
-            [self._bucket(names.data_bucket), self._bucket(names.artifacts_bucket)],
-        )
-        self._allow_key_use(role, grants=True)
-        role.allow(
-            "WriteStudioLogs",
-            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            [
-                self.format_arn(
-                    service="logs",
-                    resource="log-group",
-                    resource_name="/aws/sagemaker/studio*",
-                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-            wildcard_reason="Studio apps log to /aws/sagemaker/studio with one stream per app",
-        )
-        role.acknowledge_wildcards()
-        return role.role
-
-    def _create_trigger_role(self) -> iam.IRole:
+    def _create_trigger_role(self) -> LeastPrivilegeRole:
         role = LeastPrivilegeRole(
             self,
             "TriggerRole",
             role_name=self.names.scheduler_role,
-            assumed_by=iam.ServicePrincipal(
-                "events.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": self.account}}
+            assumed_by=iam.CompositePrincipal(
+                *[service_principal(s, self.account) for s in SCHEDULER_SERVICES]
             ),
-            description="EventBridge target role: starts the project pipeline",
+            description="EventBridge rule and Scheduler target role: starts the project pipelines",
         )
-        role.allow("StartProjectPipeline", ["sagemaker:StartPipelineExecution"], [self.pipeline_arn])
-        role.acknowledge_wildcards()
-        return role.role
+        role.allow("StartProjectPipelines", ["sagemaker:StartPipelineExecution"], self.arns.pipelines())
+        return role

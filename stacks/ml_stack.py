@@ -20,47 +20,60 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from pipeline_steps.code import build_source_bundle, code_uri_for
 from pipeline_steps.config import PipelineConfig
+from pipeline_steps.monitoring_names import GROUND_TRUTH_PLACEHOLDER, GROUND_TRUTH_PLACEHOLDER_TEXT
 from pipeline_steps.render import render_definition
 from settings import PipelineSettings
+from stacks.job_image import CONTAINERS_DIR, job_image_uri
+from stacks.monitoring_pipeline import GROUND_TRUTH_PREFIX, MonitoringPipeline, monitoring_pipeline_config
 from stacks.nag import NIST_R5, acknowledge, skip_checkov
 from stacks.platform import Platform
 
-CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 CHAMPION_PLACEHOLDER = "NO_CHAMPION_YET.txt"  # same name as local_runner.champion.PLACEHOLDER
+GROUND_TRUTH_PLACEHOLDER_KEY = GROUND_TRUTH_PREFIX + GROUND_TRUTH_PLACEHOLDER
 
 
 def pipeline_config(
     platform: Platform, pipeline: PipelineSettings, code_version: str, image_uri: str
 ) -> PipelineConfig:
-    """The definition's inputs on AWS: deterministic names, the job image, the key, the job network."""
-    names, aws = platform.names, platform.settings.aws
+    """The definition's inputs on AWS: deterministic names, the job image, the key, the job network, the
+    cost caps, and a quality gate fixed at deploy time (thresholds, champion and approval status are
+    literals in the definition, not parameters a StartPipelineExecution caller could loosen)."""
+    names, settings = platform.names, platform.settings
     return PipelineConfig(
         pipeline_name=names.pipeline,
-        region=aws.region,
-        role_arn=f"arn:aws:iam::{aws.account}:role/{names.job_role}",
+        region=settings.aws.region,
+        role_arn=f"arn:aws:iam::{settings.aws.account}:role/{names.job_role}",
         artifact_bucket=names.artifacts_bucket,
         data_uri=f"s3://{names.data_bucket}/{names.raw_data_prefix}",
         code_uri=code_uri_for(names.artifacts_bucket, code_version),
         image_uri=image_uri,
         model_package_group_name=names.model_package_group,
-        # The alias ARN is known before deployment; SageMaker accepts it wherever it takes a key.
-        kms_key_arn=f"arn:aws:kms:{aws.region}:{aws.account}:{names.key_alias}",
+        # The key ARN (a token resolved at deploy time): VolumeKmsKeyId wants a key id or ARN, not an alias.
+        kms_key_arn=platform.key.key_arn,
         subnet_ids=tuple(platform.job_network.subnet_ids),
         security_group_ids=tuple(platform.job_network.security_group_ids),
         enable_network_isolation=pipeline.network_isolation,
         processing_instance_type=pipeline.processing_instance_type,
         processing_instance_count=pipeline.processing_instance_count,
         training_instance_type=pipeline.training_instance_type,
+        training_instance_count=pipeline.training_instance_count,
+        inference_instance_types=(settings.serving.instance_type,),
+        transform_instance_types=(settings.serving.instance_type,),
         max_tuning_jobs=pipeline.tuning_max_jobs,
         max_parallel_tuning_jobs=pipeline.tuning_max_parallel_jobs,
+        max_runtime_minutes=pipeline.max_runtime_minutes,
+        model_family=pipeline.model_family,
         rmse_threshold=pipeline.max_rmse,
         score_threshold=pipeline.max_score,
+        gate_overridable=False,
+        use_model_monitor=settings.monitoring.use_model_monitor,
     )
 
 
@@ -80,21 +93,37 @@ class MlStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.platform = platform
         self.bundle = build_source_bundle(CONTAINERS_DIR, Path(build_dir) / "bundle")
-        self.job_image_uri = self._job_image_uri()
+        # One URI for every job, the registered packages and (through app.py) the Ops stack's deployments.
+        self.job_image_uri, self.job_image = job_image_uri(self, pipeline)
         self.config = pipeline_config(platform, pipeline, self.bundle.version, self.job_image_uri)
         self.definition = render_definition(self.config)
-        self.definition_key = (
-            f"pipelines/{self.config.pipeline_name}/definition-"
-            f"{hashlib.sha256(self.definition.encode()).hexdigest()[:12]}.json"
-        )
+        self.definition_key = self._definition_key()
         self.model_package_group = self._create_model_package_group()
         self.deployment = self._create_deployment(Path(build_dir) / "code")
         self.pipeline = self._create_pipeline()
+        self.monitoring_pipeline = MonitoringPipeline(
+            self,
+            "MonitoringPipeline",
+            platform=platform,
+            config=monitoring_pipeline_config(
+                platform,
+                platform.settings.monitoring,
+                self.config.code_uri,
+                self.job_image_uri,
+                pipeline.network_isolation,
+            ),
+        )
 
-    def _job_image_uri(self) -> str:
-        """Placeholder until the Docker image asset lands (see stacks/job_image.py)."""
-        aws = self.platform.settings.aws
-        return f"{aws.account}.dkr.ecr.{aws.region}.amazonaws.com/turbofan-rul-jobs:unbuilt"
+    def _definition_key(self) -> str:
+        """S3 key named after the definition as deployed: a new image or code version gives a new key.
+
+        The rendered text holds tokens (image URI, security-group ids) whose placeholder names depend on
+        construction order, not on their values; hashing the resolved form makes the key follow the values,
+        so CloudFormation sees a changed location, and updates the pipeline, whenever the image changes.
+        """
+        resolved = json.dumps(self.resolve(json.loads(self.definition)), sort_keys=True)
+        digest = hashlib.sha256(resolved.encode()).hexdigest()[:12]
+        return f"pipelines/{self.config.pipeline_name}/definition-{digest}.json"
 
     def _create_model_package_group(self) -> sagemaker.CfnModelPackageGroup:
         return sagemaker.CfnModelPackageGroup(
@@ -124,11 +153,21 @@ class MlStack(cdk.Stack):
             retention=logs.RetentionDays.THREE_MONTHS,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
+        role = iam.Role(
+            self,
+            "CodeDeploymentRole",
+            role_name=self.platform.names.code_deployment_role,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="CDK BucketDeployment handler: uploads this code version and definition only",
+        )
         deployment = s3deploy.BucketDeployment(
             self,
             "CodeAndDefinition",
             destination_bucket=artifacts,
             log_group=log_group,
+            # CDK's own grants (read/write/delete on the whole bucket) are dropped; the policy below has
+            # exactly what the handler's `aws s3 cp` of the source zips and `aws s3 sync` up need.
+            role=role.without_policy_updates(),
             sources=[
                 s3deploy.Source.asset(str(self._code_folder(folder))),
                 # Tokens in the definition (subnet and security-group ids) are resolved at deploy time.
@@ -137,6 +176,8 @@ class MlStack(cdk.Stack):
                     f"{self.platform.names.champion_prefix}{CHAMPION_PLACEHOLDER}",
                     "No model has been approved yet.\n",
                 ),
+                # The monitoring pipeline's label input may not be an empty prefix.
+                s3deploy.Source.data(GROUND_TRUTH_PLACEHOLDER_KEY, GROUND_TRUTH_PLACEHOLDER_TEXT),
             ],
             prune=False,  # the champion prefix and earlier code versions are not the deployment's to delete
             retain_on_delete=True,
@@ -144,9 +185,56 @@ class MlStack(cdk.Stack):
             server_side_encryption_aws_kms_key_id=self.platform.key.key_id,
             memory_limit=512,
         )
-        self.platform.key.grant_encrypt_decrypt(deployment.handler_role)
+        policy = self._create_deployment_policy(role, deployment, log_group)
+        deployment.node.add_dependency(policy)  # the upload starts only once its permissions exist
         self._acknowledge_deployment_handler()
         return deployment
+
+    def _create_deployment_policy(
+        self, role: iam.Role, deployment: s3deploy.BucketDeployment, log_group: logs.LogGroup
+    ) -> iam.ManagedPolicy:
+        """Read the staged source zips; write only this version's objects, encrypted with the project key."""
+        names = self.platform.names
+        artifacts = f"arn:aws:s3:::{names.artifacts_bucket}"
+        # The source zips are the deployment's own assets (its AWS CLI layer's code is read by Lambda).
+        zips = [c for c in deployment.node.children if isinstance(c, s3_assets.Asset)]
+        policy = iam.ManagedPolicy(
+            self,
+            "CodeDeploymentAccess",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[z.bucket.arn_for_objects(z.s3_object_key) for z in zips],
+                ),
+                # `aws s3 sync` lists the destination (the bucket root) to decide what to upload.
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[artifacts]),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[
+                        f"{artifacts}/{names.code_prefix}{self.bundle.version}/*",
+                        f"{artifacts}/{self.definition_key}",
+                        f"{artifacts}/{names.champion_prefix}{CHAMPION_PLACEHOLDER}",
+                        f"{artifacts}/{GROUND_TRUTH_PLACEHOLDER_KEY}",
+                    ],
+                ),
+                # SSE-KMS uploads need GenerateDataKey; multipart uploads of larger files also Decrypt.
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.platform.key.key_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+                ),
+            ],
+        )
+        policy.attach_to_role(role)
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            "the handler uploads the files of one code version, whose names are not known to IAM; the "
+            "wildcard stops at that version's prefix (the definition and placeholder keys are exact)",
+            findings=[f"Resource::{artifacts}/{names.code_prefix}{self.bundle.version}/*"],
+        )
+        return policy
 
     def _acknowledge_deployment_handler(self) -> None:
         """The BucketDeployment handler is CDK's own singleton function; say why each finding is accepted."""
@@ -166,44 +254,12 @@ class MlStack(cdk.Stack):
             skip_checkov(function, check, f"CDK's BucketDeployment handler {reason}")
         reason_runtime = "CDK's BucketDeployment handler: its runtime is pinned by aws-cdk-lib, not by us"
         acknowledge(handler, "AwsSolutions-L1", reason_runtime)
-        acknowledge(
-            handler,
-            "AwsSolutions-IAM4",
-            "CDK's BucketDeployment handler writes its logs with AWSLambdaBasicExecutionRole (logs only)",
-            findings=[
-                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-            ],
-        )
-        acknowledge(
-            handler,
-            "AwsSolutions-IAM5",
-            "CDK grants the deployment handler object-level access (bucket/*) to the CDK asset bucket and "
-            "to the artifacts bucket it copies the code and definition into, and kms:GenerateDataKey*/"
-            "ReEncrypt* on the project key; S3 and KMS need the wildcards for objects and key operations",
-            findings=[
-                "Action::s3:GetObject*",
-                "Action::s3:GetBucket*",
-                "Action::s3:List*",
-                "Action::s3:DeleteObject*",
-                "Action::s3:Abort*",
-                "Action::kms:GenerateDataKey*",
-                "Action::kms:ReEncrypt*",
-                f"Resource::arn:aws:s3:::cdk-hnb659fds-assets-{self.platform.settings.aws.account}-"
-                f"{self.platform.settings.aws.region}/*",
-                f"Resource::arn:aws:s3:::{self.platform.names.artifacts_bucket}/*",
-            ],
-        )
         for rule, reason in (
             ("LambdaConcurrency", "runs only during deployments; a concurrency limit protects nothing"),
             ("LambdaDLQ", "invoked synchronously by CloudFormation, which reports its failures"),
             ("LambdaInsideVPC", "copies S3 objects during deployment; it holds no data and needs no VPC"),
         ):
             acknowledge(handler, f"{NIST_R5}-{rule}", f"CDK's BucketDeployment handler {reason}")
-        acknowledge(
-            handler,
-            f"{NIST_R5}-IAMNoInlinePolicy",
-            "CDK attaches the deployment handler's grants as an inline default policy",
-        )
 
     def _create_pipeline(self) -> sagemaker.CfnPipeline:
         artifacts = self.platform.names.artifacts_bucket
@@ -230,5 +286,7 @@ class MlStack(cdk.Stack):
             },
         )
         pipeline.node.add_dependency(self.deployment)
+        # CloudFormation hands SageMaker the definition's location: the role must be able to read it first.
+        pipeline.node.add_dependency(read_definition)
         pipeline.node.add_dependency(self.model_package_group)
         return pipeline

@@ -7,6 +7,10 @@ function (retry policy, EventBridge dead-letter queue). The function reads the e
 ``evaluation.json`` and puts RMSE, MAE, PHM08Score, RMSECappedTruth and Registered (0/1) into
 ``TurbofanRul/ModelQuality`` with the dimension ``PipelineName``, shown by the operations dashboard.
 
+The same function publishes the monitoring pipeline's metrics: ``MonitoringFinishedRule`` sends that
+pipeline's finished executions, and the function sends the PutMetricData requests its network-isolated
+jobs left in ``metrics.jsonl`` under ``monitoring/<execution id>/`` (drift and model-quality namespaces).
+
 The role allows exactly the calls the handler makes: the pipeline's executions, the processing jobs
 SageMaker Pipelines starts (``pipelines-*``), the pipeline's prefix in the artifacts bucket and the key;
 ``cloudwatch:PutMetricData`` has no resource-level permissions, so it is on ``*`` and limited to the
@@ -43,11 +47,13 @@ class ModelMetricsPublisher(Construct):
         key: kms.IKey,
         network: LambdaNetwork,
         dead_letter_queue: sqs.IQueue,
+        drift_namespace: str = "TurbofanRul/Drift",
     ) -> None:
         super().__init__(scope, construct_id)
         self.stack = cdk.Stack.of(self)
         self.names = names
         self.namespace = namespace
+        self.monitoring_namespaces = (drift_namespace, namespace)
         self.pipeline_arn = self._sagemaker_arn("pipeline", names.pipeline)
         self.function = OpsFunction(
             self,
@@ -62,6 +68,10 @@ class ModelMetricsPublisher(Construct):
                     "METRICS_NAMESPACE": namespace,
                     "EVALUATE_STEP_NAME": EVALUATE_STEP,
                     "REGISTER_STEP_NAME": REGISTER_STEP,
+                    "MONITORING_PIPELINE_NAME": names.monitoring_pipeline,
+                    "MONITORING_REPORTS_BUCKET": names.artifacts_bucket,
+                    "MONITORING_REPORTS_PREFIX": names.monitoring_prefix,
+                    "MONITORING_NAMESPACES": ",".join(self.monitoring_namespaces),
                 },
                 timeout=cdk.Duration.seconds(60),
             ),
@@ -71,8 +81,10 @@ class ModelMetricsPublisher(Construct):
             log_retention_days=monitoring.log_retention_days,
         )
         self._allow_publishing(key)
+        self._allow_monitoring_metrics()
         self.function.role.acknowledge_wildcards()
         self.rule = self._create_rule(dead_letter_queue)
+        self.monitoring_rule = self._create_rule(dead_letter_queue, monitoring=True)
 
     def _sagemaker_arn(self, resource: str, name: str) -> str:
         return self.stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
@@ -107,23 +119,49 @@ class ModelMetricsPublisher(Construct):
             "cloudwatch:namespace condition limits it to the model-quality namespace",
         )
 
-    def _create_rule(self, dead_letter_queue: sqs.IQueue) -> events.CfnRule:
+    def _allow_monitoring_metrics(self) -> None:
+        role, names = self.function.role, self.names
+        bucket = f"arn:{self.stack.partition}:s3:::{names.artifacts_bucket}"
+        role.allow(
+            "ListMonitoringReports",
+            ["s3:ListBucket"],
+            [bucket],
+            conditions={"StringLike": {"s3:prefix": [f"{names.monitoring_prefix}*"]}},
+        )
+        role.allow(
+            "ReadMonitoringReports",
+            ["s3:GetObject"],
+            [f"{bucket}/{names.monitoring_prefix}*"],
+            wildcard_reason="metrics.jsonl is keyed by monitoring execution and step under monitoring/",
+        )
+        role.allow(
+            "PutMonitoringMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": list(self.monitoring_namespaces)}},
+            wildcard_reason="cloudwatch:PutMetricData supports no resource-level permissions; the "
+            "cloudwatch:namespace condition limits it to the drift and model-quality namespaces",
+        )
+
+    def _create_rule(self, dead_letter_queue: sqs.IQueue, monitoring: bool = False) -> events.CfnRule:
         function = self.function.function
+        pipeline = self.names.monitoring_pipeline if monitoring else self.names.pipeline
+        construct_id = "MonitoringFinishedRule" if monitoring else "PipelineFinishedRule"
         rule = add_rule(
             self,
-            "PipelineFinishedRule",
-            rule_name=f"{self.names.prefix}-publish-model-metrics",
-            description=f"Publish the evaluation of finished executions of {self.names.pipeline}",
+            construct_id,
+            rule_name=f"{self.names.prefix}-publish-{'monitoring' if monitoring else 'model'}-metrics",
+            description=f"Publish the metrics of finished executions of {pipeline}",
             event_pattern={
                 "source": ["aws.sagemaker"],
                 "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
                 "detail": {
-                    "pipelineArn": [self.pipeline_arn],
+                    "pipelineArn": [self._sagemaker_arn("pipeline", pipeline)],
                     "currentPipelineExecutionStatus": list(PUBLISHED_STATUSES),
                 },
             },
             target={"id": "PublishModelMetricsFunction", "arn": function.function_arn},
             dead_letter_queue=dead_letter_queue,
         )
-        function.add_permission("InvokedByPipelineFinishedRule", principal=EVENTS, source_arn=rule.attr_arn)
+        function.add_permission(f"InvokedBy{construct_id}", principal=EVENTS, source_arn=rule.attr_arn)
         return rule

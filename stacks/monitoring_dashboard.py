@@ -31,9 +31,11 @@ from settings import MonitoringSettings, ResourceNames, ServingSettings
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"  # SageMaker's own spelling
-# containers/drift.py under the Model Monitor contract (MODEL_MONITOR_NAMESPACE there); its CLI default,
-# TurbofanRul/Drift, is for runs outside Model Monitor.
-DRIFT_NAMESPACE = "/aws/sagemaker/Endpoint/data-metrics"
+# containers/drift.py under the Model Monitor contract (MODEL_MONITOR_NAMESPACE there), used only with
+# monitoring.use_model_monitor; by default the monitoring pipeline's drift job writes its CLI namespace
+# (drift.NAMESPACE), which the metrics function publishes.
+MODEL_MONITOR_DRIFT_NAMESPACE = "/aws/sagemaker/Endpoint/data-metrics"
+PIPELINE_DRIFT_NAMESPACE = "TurbofanRul/Drift"
 DRIFT_METRICS = ("MaxPSI", "DriftedFeatures")
 QUALITY_NAMESPACE = "TurbofanRul/ModelQuality"  # containers/model_quality.py
 QUALITY_METRICS = ("RMSE", "PHM08Score")
@@ -49,8 +51,14 @@ ROLLBACK_5XX = "endpoint-5xx-errors"  # alarm name suffixes; the alarms roll bac
 ROLLBACK_LATENCY = "endpoint-latency-p99"
 
 
+def drift_namespace(monitoring: MonitoringSettings) -> str:
+    """Where the drift metrics land: Model Monitor's namespace, or the monitoring pipeline's."""
+    return MODEL_MONITOR_DRIFT_NAMESPACE if monitoring.use_model_monitor else PIPELINE_DRIFT_NAMESPACE
+
+
 class ServingAlarms(Construct):
-    """Endpoint and drift alarms (``errors_5xx``, ``model_errors``, ``latency``, ``drift``)."""
+    """Endpoint, drift and silent-monitoring alarms (``errors_5xx``, ``model_errors``, ``latency``,
+    ``drift``, ``monitoring_silent``)."""
 
     def __init__(
         self,
@@ -66,6 +74,7 @@ class ServingAlarms(Construct):
         self.names = names
         self.latency_threshold_ms = serving.latency_alarm_threshold_ms
         self.action = cloudwatch_actions.SnsAction(topic)
+        self.drift_namespace = drift_namespace(monitoring)
         self.errors_5xx = self._alarm(
             "Endpoint5xxErrors",
             name=ROLLBACK_5XX,
@@ -104,6 +113,7 @@ class ServingAlarms(Construct):
                 "the entry into ALARM starts a retraining pipeline execution"
             ),
         )
+        self.monitoring_silent = self._silent_alarm(monitoring.silent_alarm_hours)
 
     @property
     def rollback_alarm_names(self) -> tuple[str, ...]:
@@ -112,7 +122,27 @@ class ServingAlarms(Construct):
 
     @property
     def all(self) -> tuple[cloudwatch.Alarm, ...]:
-        return (self.errors_5xx, self.model_errors, self.latency, self.drift)
+        return (self.errors_5xx, self.model_errors, self.latency, self.drift, self.monitoring_silent)
+
+    def _silent_alarm(self, hours: int) -> cloudwatch.Alarm:
+        """No drift datapoint for `hours` hours: monitoring stopped (no traffic, failed jobs, no schedule)."""
+        metric = self.drift_metric("MaxPSI").with_(statistic="SampleCount", period=cdk.Duration.hours(hours))
+        alarm = cloudwatch.Alarm(
+            self,
+            "MonitoringSilent",
+            alarm_name=self.alarm_name("monitoring-silent"),
+            alarm_description=(
+                f"No drift metric for {hours} h: the monitoring jobs failed, found no captured request, or "
+                "were not started; drift would go unnoticed"
+            ),
+            metric=metric,
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,  # missing data is the failure here
+        )
+        alarm.add_alarm_action(self.action)
+        return alarm
 
     def alarm_name(self, name: str) -> str:
         return f"{self.names.prefix}-{name}"
@@ -129,7 +159,7 @@ class ServingAlarms(Construct):
     def drift_metric(self, metric_name: str) -> cloudwatch.Metric:
         # The drift job runs hourly (the monitoring schedule), so one datapoint per hour.
         return cloudwatch.Metric(
-            namespace=DRIFT_NAMESPACE,
+            namespace=self.drift_namespace,
             metric_name=metric_name,
             dimensions_map={"Endpoint": self.names.endpoint},
             statistic="Maximum",

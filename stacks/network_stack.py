@@ -5,6 +5,11 @@ NAT gateway), interface endpoints for every AWS API the jobs and Studio call, an
 endpoint. ``mode="import"`` uses an existing VPC and subnets (ids from the settings) and adds the same
 endpoints and security groups to it. Flow logs go to a KMS-encrypted log group with a retention.
 
+Every endpoint has an endpoint policy (``stacks.data_perimeter``): the S3 gateway endpoint reaches only
+the project's buckets and the AWS-owned bucket of ECR image layers; the interface endpoints serve only
+principals of the project account acting on resources of the project account (all ten services accept
+endpoint policies), and the ECR ones also serve pulls of AWS-owned images.
+
 Security groups carry only the rules that are needed: jobs and Studio may open HTTPS (443) connections
 (the route tables only know the VPC and the S3 gateway endpoint, so that reaches AWS endpoints only);
 the endpoints accept 443 from those two groups; instances of one multi-instance job talk to each other;
@@ -23,6 +28,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from settings import NetworkSettings, ResourceNames
+from stacks.data_perimeter import interface_endpoint_statements, s3_endpoint_statements
 from stacks.nag import skip_checkov
 from stacks.roles import LeastPrivilegeRole
 
@@ -38,6 +44,7 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
     "EventBridge": ec2.InterfaceVpcEndpointAwsService.EVENTBRIDGE,
 }
+ECR_ENDPOINTS = frozenset({"EcrApi", "EcrDocker"})
 HTTPS = ec2.Port.tcp(443)
 
 
@@ -219,9 +226,19 @@ class NetworkStack(cdk.Stack):
         group.add_ingress_rule(self.studio_security_group, HTTPS, "HTTPS from SageMaker Studio")
         return group
 
+    @property
+    def s3_endpoint_id(self) -> str | None:
+        """Id of the S3 gateway endpoint this stack created (None when the imported VPC brings its own)."""
+        if self.s3_endpoint is None:
+            return None
+        if isinstance(self.s3_endpoint, ec2.CfnVPCEndpoint):
+            return self.s3_endpoint.ref
+        return self.s3_endpoint.vpc_endpoint_id
+
     def _create_interface_endpoints(self) -> dict[str, ec2.InterfaceVpcEndpoint]:
-        return {
-            name: ec2.InterfaceVpcEndpoint(
+        endpoints = {}
+        for name, service in INTERFACE_ENDPOINTS.items():
+            endpoint = ec2.InterfaceVpcEndpoint(
                 self,
                 f"{name}Endpoint",
                 vpc=self.vpc,
@@ -231,14 +248,23 @@ class NetworkStack(cdk.Stack):
                 open=False,  # only the ingress rules above, not the whole VPC CIDR
                 private_dns_enabled=True,
             )
-            for name, service in INTERFACE_ENDPOINTS.items()
-        }
+            for statement in interface_endpoint_statements(self.account, ecr=name in ECR_ENDPOINTS):
+                endpoint.add_to_policy(statement)
+            endpoints[name] = endpoint
+        return endpoints
 
-    def _create_s3_endpoint(self) -> ec2.IVpcEndpoint | None:
+    def _s3_endpoint_statements(self) -> list[iam.PolicyStatement]:
+        buckets = [self.names.data_bucket, self.names.artifacts_bucket]
+        return s3_endpoint_statements(buckets, self.partition, self.account, self.region)
+
+    def _create_s3_endpoint(self) -> ec2.IVpcEndpoint | ec2.CfnVPCEndpoint | None:
         if self.network.mode == "create":
-            return self.vpc.add_gateway_endpoint(
+            endpoint = self.vpc.add_gateway_endpoint(
                 "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.subnet_selection]
             )
+            for statement in self._s3_endpoint_statements():
+                endpoint.add_to_policy(statement)
+            return endpoint
         if not self.network.route_table_ids:
             return None  # route tables unknown: the imported VPC must bring its own S3 gateway endpoint
         return ec2.CfnVPCEndpoint(
@@ -248,4 +274,5 @@ class NetworkStack(cdk.Stack):
             service_name=f"com.amazonaws.{self.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=list(self.network.route_table_ids),
+            policy_document=iam.PolicyDocument(statements=self._s3_endpoint_statements()),
         )

@@ -6,7 +6,10 @@ Built after the ML stack, from the typed :class:`stacks.platform.Platform` and t
 * :class:`stacks.deployment.DeployOnApproval` — an approved (or rejected) model version is deployed;
 * :class:`stacks.model_metrics.ModelMetricsPublisher` — a finished pipeline execution's evaluation is
   published to CloudWatch (the pipeline's jobs run with network isolation);
-* :class:`stacks.monitoring_dashboard.ServingAlarms` — endpoint 5xx, model errors, p99 latency, drift;
+* :class:`stacks.monitoring_dashboard.ServingAlarms` — endpoint 5xx, model errors, p99 latency, drift,
+  monitoring silent;
+* :class:`stacks.monitoring_schedule.MonitoringSchedule` — EventBridge Scheduler starts the monitoring
+  pipeline hourly (its metrics are published by the model-metrics function);
 * ``PipelineFailedRule`` — a failed pipeline execution is published, readable, to the alerts topic;
 * one alarm per dead-letter queue, and :class:`stacks.monitoring_dashboard.OpsDashboard`.
 
@@ -31,6 +34,7 @@ from settings import Settings
 from stacks.deployment import DeployOnApproval
 from stacks.model_metrics import ModelMetricsPublisher
 from stacks.monitoring_dashboard import QUALITY_NAMESPACE, OpsDashboard, ServingAlarms, queue_alarm
+from stacks.monitoring_schedule import MonitoringSchedule
 from stacks.network_stack import HTTPS, NetworkStack
 from stacks.ops_common import LambdaNetwork, add_rule, encrypted_queue
 from stacks.platform import Platform
@@ -109,6 +113,14 @@ class OpsStack(cdk.Stack):
             key=platform.key,
             network=self.network,
             dead_letter_queue=self.events_dlq,
+            drift_namespace=self.alarms.drift_namespace,
+        )
+        self.monitoring_schedule = MonitoringSchedule(
+            self,
+            "MonitoringSchedule",
+            names=names,
+            monitoring=settings.monitoring,
+            trigger_role=platform.trigger_role,
         )
         self.pipeline_failed_rule = self._create_pipeline_failed_rule()
         self.queue_alarms = self._create_queue_alarms()

@@ -2,8 +2,10 @@
 
 :func:`build_platform` creates one stack per concern, in dependency order, passing each the settings
 sub-model and the typed resources it needs, and returns a :class:`Platform` holding every object a
-later stack uses. Construct ids are stable PascalCase (``Storage``, ``Network``, ...); CloudFormation
-stack names carry the project prefix so that two environments can share an account.
+later stack uses. Construct ids are stable PascalCase (``Key``, ``Network``, ``Storage``, ...);
+CloudFormation stack names carry the project prefix so that two environments can share an account.
+The key comes first (network and buckets use it), then the network, then the buckets, whose
+data-perimeter policies name the network's S3 gateway endpoint.
 """
 
 from __future__ import annotations
@@ -17,16 +19,17 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from settings import ResourceNames, Settings
+from settings import ResourceNames, Settings, SettingsError
 from stacks.alerts_stack import AlertsStack
 from stacks.cost_stack import CostStack
 from stacks.iam_stack import IamStack
 from stacks.job_image import job_image_repository_arn
+from stacks.key_stack import KeyStack
 from stacks.network_stack import JobNetwork, NetworkStack
 from stacks.storage_stack import StorageStack
 from stacks.studio_stack import StudioStack
 
-STACK_IDS = ("Storage", "Network", "Iam", "Studio", "Alerts", "Cost")
+STACK_IDS = ("Key", "Network", "Storage", "Iam", "Studio", "Alerts", "Cost")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Platform:
     pipeline_role: iam.IRole
     job_role: iam.IRole
     trigger_role: iam.IRole
+    model_role: iam.IRole  # the endpoint model's execution role, passed by the deploy function
     job_network: JobNetwork
     alerts_topic: sns.ITopic
     stacks: dict[str, cdk.Stack]
@@ -56,25 +60,48 @@ def stack_props(settings: Settings, concern: str) -> dict:
     }
 
 
+def perimeter_endpoint_ids(settings: Settings, network: NetworkStack) -> list[str] | None:
+    """VPC endpoints inside the data perimeter, or None when ``security.data_perimeter`` is off."""
+    security = settings.security
+    if not security.data_perimeter:
+        return None
+    ids = [i for i in (network.s3_endpoint_id,) if i is not None] + list(security.perimeter_vpc_endpoint_ids)
+    if not ids:
+        raise SettingsError(
+            "security.data_perimeter is on but no S3 gateway endpoint is known: the imported VPC has no "
+            "network.route_table_ids (got ()) and security.perimeter_vpc_endpoint_ids is empty (got ())"
+        )
+    return ids
+
+
 def build_platform(scope: Construct, settings: Settings) -> Platform:
     """Create the platform stacks under ``scope`` (the app) and return the typed seam."""
     names = settings.names
-    storage = StorageStack(
-        scope, "Storage", names=names, storage=settings.storage, **stack_props(settings, "Storage")
-    )
+    key = KeyStack(scope, "Key", names=names, security=settings.security, **stack_props(settings, "Key"))
     network = NetworkStack(
         scope,
         "Network",
         network=settings.network,
         names=names,
-        key=storage.key,
+        key=key.key,
         **stack_props(settings, "Network"),
+    )
+    storage = StorageStack(
+        scope,
+        "Storage",
+        names=names,
+        storage=settings.storage,
+        security=settings.security,
+        key=key.key,
+        perimeter_endpoint_ids=perimeter_endpoint_ids(settings, network),
+        **stack_props(settings, "Storage"),
     )
     iam_stack = IamStack(
         scope,
         "Iam",
         names=names,
         pipeline=settings.pipeline,
+        security=settings.security,
         instance_types=settings.allowed_instance_types,
         key=storage.key,
         job_network=network.job_network,
@@ -121,11 +148,13 @@ def build_platform(scope: Construct, settings: Settings) -> Platform:
         pipeline_role=iam_stack.pipeline_role,
         job_role=iam_stack.job_role,
         trigger_role=iam_stack.trigger_role,
+        model_role=iam_stack.model_role,
         job_network=network.job_network,
         alerts_topic=alerts.topic,
         stacks={
-            "Storage": storage,
+            "Key": key,
             "Network": network,
+            "Storage": storage,
             "Iam": iam_stack,
             "Studio": studio,
             "Alerts": alerts,

@@ -6,6 +6,10 @@ uses a wildcard in an action or resource must come with a written reason, which 
 cdk-nag acknowledgement of exactly those findings (``AwsSolutions-IAM5[Resource::…]``) on that policy,
 applied by :meth:`LeastPrivilegeRole.acknowledge_wildcards` once all statements are added.
 A wildcard without a reason raises at synth, so it cannot slip in unexplained.
+``LeastPrivilegePolicy`` is the same policy on its own, for a later stack that adds permissions to an
+existing role once the resources they name exist (the Studio domain, for the Studio role). Explicit denies
+(:meth:`LeastPrivilegeRole.deny`, e.g. "never approve a model") go into the same policy; a deny needs
+no reason for a wildcard because it can only take permissions away.
 """
 
 from __future__ import annotations
@@ -24,24 +28,12 @@ class WildcardWithoutReasonError(ValueError):
     """A policy statement uses ``*`` in an action or resource and no reason was given."""
 
 
-class LeastPrivilegeRole(Construct):
-    """A named role (``role``) with a single customer-managed policy (``policy``)."""
+class LeastPrivilegePolicy(Construct):
+    """One customer-managed policy (``policy``) whose wildcards each carry a written reason."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        role_name: str,
-        assumed_by: iam.IPrincipal,
-        description: str,
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, description: str) -> None:
         super().__init__(scope, construct_id)
-        self.role = iam.Role(
-            self, "Role", role_name=role_name, assumed_by=assumed_by, description=description
-        )
-        self.policy = iam.ManagedPolicy(self, "Policy", description=f"Least-privilege policy of {role_name}")
-        self.role.add_managed_policy(self.policy)
+        self.policy = iam.ManagedPolicy(self, "Policy", description=description)
         self.wildcard_reasons: dict[str, list[str]] = {}
 
     def allow(
@@ -68,6 +60,25 @@ class LeastPrivilegeRole(Construct):
         self.policy.add_statements(statement)
         return statement
 
+    def deny(
+        self,
+        sid: str,
+        actions: Sequence[str],
+        resources: Sequence[str],
+        *,
+        conditions: Mapping[str, Mapping[str, object]] | None = None,
+    ) -> iam.PolicyStatement:
+        """Add an explicit Deny statement: no Allow in any policy of the role can override it."""
+        statement = iam.PolicyStatement(
+            sid=sid,
+            effect=iam.Effect.DENY,
+            actions=list(actions),
+            resources=list(resources),
+            conditions=dict(conditions) if conditions else None,
+        )
+        self.policy.add_statements(statement)
+        return statement
+
     def acknowledge_wildcards(self) -> None:
         """Acknowledge each wildcard finding once, with the reasons of every statement that raises it.
 
@@ -75,6 +86,31 @@ class LeastPrivilegeRole(Construct):
         """
         for finding, reasons in self.wildcard_reasons.items():
             acknowledge(self.policy, IAM5, "; ".join(reasons), findings=[finding])
+
+
+class LeastPrivilegeRole(LeastPrivilegePolicy):
+    """A named role (``role``) with a single customer-managed policy (``policy``)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        role_name: str,
+        assumed_by: iam.IPrincipal,
+        description: str,
+        extra_trust_actions: Sequence[str] = (),
+    ) -> None:
+        super().__init__(scope, construct_id, description=f"Least-privilege policy of {role_name}")
+        self.role_name = role_name
+        self.role = iam.Role(
+            self, "Role", role_name=role_name, assumed_by=assumed_by, description=description
+        )
+        if extra_trust_actions:  # e.g. sts:SetSourceIdentity, granted to the same principal and conditions
+            self.role.assume_role_policy.add_statements(
+                iam.PolicyStatement(actions=list(extra_trust_actions), principals=[assumed_by])
+            )
+        self.role.add_managed_policy(self.policy)
 
     @property
     def role_arn(self) -> str:

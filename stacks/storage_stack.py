@@ -1,10 +1,10 @@
-"""Storage stack: the customer-managed KMS key and the data, artifacts and access-log buckets.
+"""Storage stack: the data, artifacts and access-log buckets, encrypted with the Key stack's key.
 
-The key policy is scoped without naming role objects: the roles live in a later stack (which depends
-on this one for the key and buckets), and KMS rejects a key policy whose principals do not exist yet.
-So the usage statements trust the account and require ``aws:PrincipalArn`` to be one of the project's
-role ARNs, which are deterministic from the settings. Services get only what they need: CloudWatch
-Logs for the project's log groups, Budgets and CloudWatch to publish to the encrypted alerts topic.
+The data and artifacts buckets carry the data perimeter (``stacks.data_perimeter``): unless the
+``security.data_perimeter`` setting is off, their policies deny requests that do not come through the
+project's S3 gateway endpoint, except for the named deploy principals, AWS services and the two roles
+AWS uses outside the VPC. The endpoint ids come from the Network stack, which is why this stack comes
+after it (and the key has a stack of its own, before both).
 
 The access-log bucket uses S3-managed keys (SSE-S3) because S3 server access logging cannot deliver
 to a bucket whose default encryption is SSE-KMS. All buckets keep their objects on stack deletion.
@@ -12,46 +12,21 @@ to a bucket whose default encryption is SSE-KMS. All buckets keep their objects 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from settings import ResourceNames, StorageSettings
+from settings import ResourceNames, SecuritySettings, StorageSettings
+from stacks.data_perimeter import bucket_perimeter_statement, perimeter_exempt_arns
+
+# Imported from here by other stacks before the key had its own stack; the names live in key_stack.
+from stacks.key_stack import KEY_GRANT_ACTIONS, KEY_USE_ACTIONS, TOPIC_PUBLISHER_SERVICES
 from stacks.nag import acknowledge, skip_checkov
 
-# Administrative key actions for the account (so the key can never become unmanageable); they do not
-# include Encrypt/Decrypt/GenerateDataKey, which only the project's roles and named services get.
-KEY_ADMIN_ACTIONS = [
-    "kms:Create*",
-    "kms:Describe*",
-    "kms:Enable*",
-    "kms:List*",
-    "kms:Put*",
-    "kms:Update*",
-    "kms:Revoke*",
-    "kms:Disable*",
-    "kms:Get*",
-    "kms:Delete*",
-    "kms:TagResource",
-    "kms:UntagResource",
-    "kms:ScheduleKeyDeletion",
-    "kms:CancelKeyDeletion",
-]
-KEY_USE_ACTIONS = [
-    "kms:Encrypt",
-    "kms:Decrypt",
-    "kms:ReEncryptFrom",
-    "kms:ReEncryptTo",
-    "kms:GenerateDataKey",
-    "kms:GenerateDataKeyWithoutPlaintext",
-    "kms:DescribeKey",
-]
-KEY_GRANT_ACTIONS = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
-# Services that publish to the KMS-encrypted alerts topic (budget notifications, alarms, EventBridge rules);
-# EventBridge also sends undeliverable events to the KMS-encrypted dead-letter queues of the Ops stack.
-TOPIC_PUBLISHER_SERVICES = ["budgets.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"]
+__all__ = ["KEY_GRANT_ACTIONS", "KEY_USE_ACTIONS", "TOPIC_PUBLISHER_SERVICES", "StorageStack"]
 
 REPLICATION_REASON = (
     "Single-region reference deployment: objects are protected by versioning, noncurrent-version "
@@ -60,7 +35,11 @@ REPLICATION_REASON = (
 
 
 class StorageStack(cdk.Stack):
-    """KMS key (``key``) and buckets (``data_bucket``, ``artifacts_bucket``, ``access_logs_bucket``)."""
+    """Buckets (``data_bucket``, ``artifacts_bucket``, ``access_logs_bucket``) and the key they use (``key``).
+
+    ``perimeter_endpoint_ids`` are the VPC endpoints inside the data perimeter; None when the perimeter is
+    off (``security.data_perimeter``).
+    """
 
     def __init__(
         self,
@@ -69,85 +48,21 @@ class StorageStack(cdk.Stack):
         *,
         names: ResourceNames,
         storage: StorageSettings,
+        security: SecuritySettings,
+        key: kms.IKey,
+        perimeter_endpoint_ids: Sequence[str] | None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.names = names
         self.storage = storage
+        self.security = security
+        self.key = key
+        self.perimeter_endpoint_ids = perimeter_endpoint_ids
 
-        self.key = self._create_key()
         self.access_logs_bucket = self._create_access_logs_bucket()
         self.data_bucket = self._create_data_bucket()
         self.artifacts_bucket = self._create_artifacts_bucket()
-
-    def _role_arn(self, role_name: str) -> str:
-        return self.format_arn(service="iam", region="", resource="role", resource_name=role_name)
-
-    def _create_key(self) -> kms.Key:
-        account_root = iam.AccountRootPrincipal()
-        role_arns = [self._role_arn(name) for name in self.names.key_user_roles()]
-        log_groups = self.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"{self.names.log_group_prefix}*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
-        policy = iam.PolicyDocument(
-            statements=[
-                iam.PolicyStatement(
-                    sid="KeyAdministration",
-                    principals=[account_root],
-                    actions=KEY_ADMIN_ACTIONS,
-                    resources=["*"],  # in a key policy "*" means this key
-                ),
-                iam.PolicyStatement(
-                    sid="UseByProjectRoles",
-                    principals=[account_root],
-                    actions=KEY_USE_ACTIONS,
-                    resources=["*"],
-                    conditions={"ArnEquals": {"aws:PrincipalArn": role_arns}},
-                ),
-                iam.PolicyStatement(
-                    sid="GrantsForAwsResourcesOfProjectRoles",  # SageMaker job volumes, Studio EFS
-                    principals=[account_root],
-                    actions=KEY_GRANT_ACTIONS,
-                    resources=["*"],
-                    conditions={
-                        "ArnEquals": {"aws:PrincipalArn": role_arns},
-                        "Bool": {"kms:GrantIsForAWSResource": "true"},
-                    },
-                ),
-                iam.PolicyStatement(
-                    sid="CloudWatchLogsOfProjectLogGroups",
-                    principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
-                    actions=[
-                        "kms:Encrypt*",
-                        "kms:Decrypt*",
-                        "kms:ReEncrypt*",
-                        "kms:GenerateDataKey*",
-                        "kms:Describe*",
-                    ],
-                    resources=["*"],
-                    conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
-                ),
-                iam.PolicyStatement(
-                    sid="PublishToEncryptedAlertsTopic",
-                    principals=[iam.ServicePrincipal(service) for service in TOPIC_PUBLISHER_SERVICES],
-                    actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                    resources=["*"],
-                    conditions={"StringEquals": {"aws:SourceAccount": self.account}},
-                ),
-            ]
-        )
-        return kms.Key(
-            self,
-            "DataKey",
-            alias=self.names.key_alias,
-            description=f"{self.names.prefix}: data, models, SageMaker volumes, Studio, logs and alerts",
-            enable_key_rotation=True,
-            policy=policy,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
 
     def _create_access_logs_bucket(self) -> s3.Bucket:
         bucket = s3.Bucket(
@@ -211,7 +126,16 @@ class StorageStack(cdk.Stack):
             **kwargs,
         )
         acknowledge(bucket, "NIST.800.53.R5-S3BucketReplicationEnabled", REPLICATION_REASON)
+        self._add_perimeter(bucket)
         return bucket
+
+    def _add_perimeter(self, bucket: s3.Bucket) -> None:
+        if self.perimeter_endpoint_ids is None:
+            return
+        exempt = perimeter_exempt_arns(self.security, self.names, self.partition, self.account, self.region)
+        bucket.add_to_resource_policy(
+            bucket_perimeter_statement(bucket.bucket_arn, self.perimeter_endpoint_ids, exempt)
+        )
 
     def _version_rules(self) -> list[s3.LifecycleRule]:
         return [

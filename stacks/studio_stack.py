@@ -4,6 +4,12 @@ Studio traffic stays in the project VPC (``VpcOnly``: no SageMaker-managed inter
 home volume and space volumes are encrypted with the project key; notebooks are shared to the
 artifacts bucket under ``studio/`` with the same key. JupyterLab apps shut down after the idle time
 from the settings (``JupyterLabAppSettings.AppLifecycleManagement.IdleSettings``), a cost guardrail.
+
+Per-user attribution: ``ExecutionRoleIdentityConfig=USER_PROFILE_NAME`` makes every session of the
+shared execution role carry the user profile name as ``sts:SourceIdentity`` (CloudTrail shows who did
+what). Once the domain exists, this stack attaches the execution role's Studio permissions scoped to the
+domain id (:mod:`stacks.studio_access`): spaces and apps only for their owner, only on the instance
+types in ``studio.app_instance_types``, the first of which is the domain's default.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from settings import ResourceNames, StudioSettings
+from stacks.studio_access import attach_studio_access
 
 
 class StudioStack(cdk.Stack):
@@ -42,10 +49,19 @@ class StudioStack(cdk.Stack):
         self.names = names
         self.domain = self._create_domain(vpc, subnets, security_group, execution_role, key, artifacts_bucket)
         self.user_profiles = {name: self._create_user_profile(name) for name in studio.user_profiles}
+        self.access = attach_studio_access(
+            self,
+            domain_id=self.domain.attr_domain_id,
+            role=execution_role,
+            instance_types=studio.app_instance_types,
+        )
 
     def _idle_jupyterlab(self) -> sagemaker.CfnDomain.JupyterLabAppSettingsProperty:
         minutes = self.studio.idle_shutdown_minutes
         return sagemaker.CfnDomain.JupyterLabAppSettingsProperty(
+            default_resource_spec=sagemaker.CfnDomain.ResourceSpecProperty(
+                instance_type=self.studio.app_instance_types[0]
+            ),
             app_lifecycle_management=sagemaker.CfnDomain.AppLifecycleManagementProperty(
                 idle_settings=sagemaker.CfnDomain.IdleSettingsProperty(
                     lifecycle_management="ENABLED",
@@ -53,7 +69,7 @@ class StudioStack(cdk.Stack):
                     min_idle_timeout_in_minutes=60,  # users may shorten it, never below an hour
                     max_idle_timeout_in_minutes=minutes,  # nor lengthen it past the project limit
                 )
-            )
+            ),
         )
 
     def _create_domain(
@@ -72,6 +88,9 @@ class StudioStack(cdk.Stack):
             domain_name=self.names.studio_domain,
             auth_mode="IAM",
             app_network_access_type="VpcOnly",
+            domain_settings=sagemaker.CfnDomain.DomainSettingsProperty(
+                execution_role_identity_config="USER_PROFILE_NAME"
+            ),
             kms_key_id=key.key_arn,
             vpc_id=vpc.vpc_id,
             subnet_ids=[subnet.subnet_id for subnet in subnets],

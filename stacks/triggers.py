@@ -1,18 +1,25 @@
-"""What starts the training pipeline: a schedule, new raw data, and drift.
+"""What starts the training pipeline: a schedule, new raw data, and drift — all through one function.
 
-* ``ScheduleRule`` — ``pipeline.schedule_expression`` (none when it is unset) starts the pipeline
-  directly (an EventBridge SageMaker-pipeline target, assuming the Iam stack's trigger role) on all the
-  raw data.
+* ``ScheduleRule`` — ``pipeline.schedule_expression`` (none when it is unset) invokes the
+  ``start_pipeline`` function with the input ``{"reason": "schedule", "InputDataUri": s3://<data>/raw/}``.
 * ``NewDataRule`` — S3 ``Object Created`` events of the data bucket under ``raw/`` (the bucket sends its
-  events to EventBridge) invoke the ``start_pipeline`` function, which debounces a burst of files into
-  one execution on the files' folder.
-* ``DriftRule`` — the drift alarm entering ALARM ("CloudWatch Alarm State Change") starts a retraining
-  execution on all the raw data, like the schedule.
+  events to EventBridge) invoke the function, which debounces a burst of files into one execution on the
+  files' folder.
+* ``DriftRule`` — the drift alarm entering ALARM ("CloudWatch Alarm State Change") invokes the function
+  with ``{"reason": "drift", "InputDataUri": s3://<data>/raw/}``.
 
-Every target has a retry policy and the shared, KMS-encrypted dead-letter queue of EventBridge targets.
+No rule targets the pipeline directly: a static target cannot compute the input's data version, and
+SageMaker's step cache, keyed by the steps' arguments, would then reuse the old outputs for 30 days. The
+function lists the input prefix, passes ``DataVersion`` and ``RegisteredDataVersion`` (see
+``lambdas/start_pipeline``) and starts nothing when the newest registered model was trained on the same
+data. Its role may list the raw prefix, read the project's model registry and start and list the
+project's pipeline executions, nothing else. Every target has a retry policy and the shared,
+KMS-encrypted dead-letter queue of EventBridge targets.
 """
 
 from __future__ import annotations
+
+import json
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -22,7 +29,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from pipeline_steps.names import INPUT_DATA_URI
+from lambdas.start_pipeline import config as start_config
+from lambdas.start_pipeline.events import DRIFT, SCHEDULE, rule_input
 from settings import MonitoringSettings, ResourceNames
 from stacks.ops_common import EVENTS, FunctionSpec, LambdaNetwork, OpsFunction, add_rule
 
@@ -40,48 +48,47 @@ class PipelineTriggers(Construct):
         monitoring: MonitoringSettings,
         key: kms.IKey,
         network: LambdaNetwork,
-        trigger_role: iam.IRole,
         drift_alarm: cloudwatch.IAlarm,
         dead_letter_queue: sqs.IQueue,
+        # Unused since the rules invoke the start function: kept until OpsStack stops passing it.
+        trigger_role: iam.IRole | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.names = names
         self.dead_letter_queue = dead_letter_queue
-        self.trigger_role = trigger_role
-        self.pipeline_arn = cdk.Stack.of(self).format_arn(
+        stack = cdk.Stack.of(self)
+        self.pipeline_arn = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=names.pipeline
         )
+        self.data_bucket_arn = f"arn:{stack.partition}:s3:::{names.data_bucket}"
         self.all_raw_data_uri = f"s3://{names.data_bucket}/{names.raw_data_prefix}"
-        self.schedule_rule = self._create_schedule_rule(schedule_expression) if schedule_expression else None
         self.start_function = self._create_start_function(monitoring, key, network)
+        self.schedule_rule = self._create_schedule_rule(schedule_expression) if schedule_expression else None
         self.new_data_rule = self._create_new_data_rule()
         self.drift_rule = self._create_drift_rule(drift_alarm)
 
-    def _pipeline_target(self) -> dict[str, object]:
-        """Start the pipeline on every file under raw/ (the definition's default, made explicit)."""
-        return {
-            "id": "TrainingPipeline",
-            "arn": self.pipeline_arn,
-            "role_arn": self.trigger_role.role_arn,
-            "sage_maker_pipeline_parameters": events.CfnRule.SageMakerPipelineParametersProperty(
-                pipeline_parameter_list=[
-                    events.CfnRule.SageMakerPipelineParameterProperty(
-                        name=INPUT_DATA_URI, value=self.all_raw_data_uri
-                    )
-                ]
-            ),
-        }
+    def _function_target(self, target_id: str, reason: str | None = None) -> dict[str, object]:
+        """Invoke the start function; with a `reason`, on all of raw/ (the rule's constant input)."""
+        target: dict[str, object] = {"id": target_id, "arn": self.start_function.function.function_arn}
+        if reason is not None:
+            target["input"] = json.dumps(rule_input(reason, self.all_raw_data_uri), sort_keys=True)
+        return target
+
+    def _invoked_by(self, rule: events.CfnRule, permission_id: str) -> None:
+        self.start_function.function.add_permission(permission_id, principal=EVENTS, source_arn=rule.attr_arn)
 
     def _create_schedule_rule(self, schedule_expression: str) -> events.CfnRule:
-        return add_rule(
+        rule = add_rule(
             self,
             "ScheduleRule",
             rule_name=f"{self.names.prefix}-scheduled-training",
-            description=f"Start {self.names.pipeline} on a schedule",
+            description=f"Start {self.names.pipeline} on a schedule, if the raw data changed",
             schedule_expression=schedule_expression,
-            target=self._pipeline_target(),
+            target=self._function_target("StartPipelineOnSchedule", SCHEDULE),
             dead_letter_queue=self.dead_letter_queue,
         )
+        self._invoked_by(rule, "InvokedByScheduleRule")
+        return rule
 
     def _create_start_function(
         self, monitoring: MonitoringSettings, key: kms.IKey, network: LambdaNetwork
@@ -94,38 +101,66 @@ class PipelineTriggers(Construct):
                 name="start-pipeline",
                 role_name=names.start_pipeline_role,
                 handler="start_pipeline.handler.handler",
-                description="Starts the training pipeline once per burst of new raw-data files",
+                description="Starts the training pipeline on new, scheduled or drift-triggered data versions",
                 environment={
-                    "PIPELINE_NAME": names.pipeline,
-                    "DATA_BUCKET": names.data_bucket,
-                    "RAW_PREFIX": names.raw_data_prefix,
-                    "ALLOWED_SUFFIXES": ",".join(monitoring.raw_data_suffixes),
-                    "DEBOUNCE_SECONDS": str(monitoring.new_data_debounce_seconds),
+                    start_config.ENV_PIPELINE: names.pipeline,
+                    start_config.ENV_BUCKET: names.data_bucket,
+                    start_config.ENV_RAW_PREFIX: names.raw_data_prefix,
+                    start_config.ENV_SUFFIXES: ",".join(monitoring.raw_data_suffixes),
+                    start_config.ENV_DEBOUNCE: str(monitoring.new_data_debounce_seconds),
+                    start_config.ENV_GROUP: names.model_package_group,
                 },
+                # Listing the prefix and the registry adds a few calls; concurrent invocations are made
+                # safe by the start request's idempotency token (see the handler).
                 timeout=cdk.Duration.seconds(60),
-                # One at a time: the debounce check then always sees the execution an earlier file started.
-                reserved_concurrency=1,
             ),
             names=names,
             key=key,
             network=network,
             log_retention_days=monitoring.log_retention_days,
         )
-        start.role.allow(
+        self._allow_start(start)
+        return start
+
+    def _allow_start(self, start: OpsFunction) -> None:
+        names, role = self.names, start.role
+        role.allow(
             "StartAndListProjectPipeline",
             ["sagemaker:StartPipelineExecution", "sagemaker:ListPipelineExecutions"],
             [self.pipeline_arn],
         )
-        start.role.acknowledge_wildcards()
-        return start
+        role.allow(
+            "ListRawData",
+            ["s3:ListBucket"],
+            [self.data_bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{names.raw_data_prefix}*"]}},
+        )
+        role.allow(
+            "DescribeModelVersions",
+            ["sagemaker:DescribeModelPackage"],
+            [
+                cdk.Stack.of(self).format_arn(
+                    service="sagemaker",
+                    resource="model-package",
+                    resource_name=f"{names.model_package_group}/*",
+                )
+            ],
+            wildcard_reason="model package versions are numbered by the registry inside the project's group",
+        )
+        role.allow(
+            "ListModelVersions",
+            ["sagemaker:ListModelPackages"],
+            ["*"],
+            wildcard_reason="sagemaker:ListModelPackages supports no resource-level permissions",
+        )
+        role.acknowledge_wildcards()
 
     def _create_new_data_rule(self) -> events.CfnRule:
-        function = self.start_function.function
         rule = add_rule(
             self,
             "NewDataRule",
             rule_name=f"{self.names.prefix}-new-raw-data",
-            description=f"New objects under s3://{self.names.data_bucket}/{self.names.raw_data_prefix}",
+            description=f"New objects under {self.all_raw_data_uri}",
             event_pattern={
                 "source": ["aws.s3"],
                 "detail-type": ["Object Created"],
@@ -134,24 +169,26 @@ class PipelineTriggers(Construct):
                     "object": {"key": [{"prefix": self.names.raw_data_prefix}]},
                 },
             },
-            target={"id": "StartPipelineFunction", "arn": function.function_arn},
+            target=self._function_target("StartPipelineFunction"),
             dead_letter_queue=self.dead_letter_queue,
         )
-        function.add_permission("InvokedByNewDataRule", principal=EVENTS, source_arn=rule.attr_arn)
+        self._invoked_by(rule, "InvokedByNewDataRule")
         return rule
 
     def _create_drift_rule(self, drift_alarm: cloudwatch.IAlarm) -> events.CfnRule:
-        return add_rule(
+        rule = add_rule(
             self,
             "DriftRule",
             rule_name=f"{self.names.prefix}-retrain-on-drift",
-            description=f"Retrain {self.names.pipeline} when the drift alarm enters ALARM",
+            description=f"Retrain {self.names.pipeline} on drift (alarm in ALARM), if the raw data changed",
             event_pattern={
                 "source": ["aws.cloudwatch"],
                 "detail-type": ["CloudWatch Alarm State Change"],
                 "resources": [drift_alarm.alarm_arn],
                 "detail": {"state": {"value": ["ALARM"]}},
             },
-            target=self._pipeline_target(),
+            target=self._function_target("StartPipelineOnDrift", DRIFT),
             dead_letter_queue=self.dead_letter_queue,
         )
+        self._invoked_by(rule, "InvokedByDriftRule")
+        return rule

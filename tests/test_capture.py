@@ -13,13 +13,12 @@ import pytest
 
 import serve
 from rul.capture import (
-    FRAME_COLUMNS,
     CaptureConfig,
     DataCapture,
     capture_record,
-    captured_frame,
     decode_body,
     read_captures,
+    read_window,
 )
 from rul.data import COLUMNS
 from rul.errors import ConfigurationError, DataFormatError
@@ -140,11 +139,11 @@ def test_read_captures_reports_a_malformed_line_and_ignores_a_write_in_progress(
     assert len(list(read_captures(tmp_path))) == 1
     with path.open("a") as handle:
         handle.write("\n")
-    with pytest.raises(DataFormatError, match=r"line 2: not a capture record"):
+    with pytest.raises(DataFormatError, match=r"line 2: not valid JSON"):
         list(read_captures(tmp_path))
 
 
-def test_captured_frame_joins_predictions_to_the_input_rows(tmp_path, model_dir, serving_subset):
+def test_read_window_parses_requests_as_serving_does(tmp_path, model_dir, serving_subset):
     capture = DataCapture(CaptureConfig(tmp_path, "e", seed=0))
     service = serve.Service(serve.ServerSettings(model_dir=model_dir), capture)
     test = serving_subset.test
@@ -157,31 +156,53 @@ def test_captured_frame_joins_predictions_to_the_input_rows(tmp_path, model_dir,
     assert status == 200
     assert service.invoke(b"1,2,3", "text/csv", None)[0] == 400  # errors are not captured
 
-    frame = captured_frame(read_captures(tmp_path))
-    assert list(frame.columns) == FRAME_COLUMNS
-    assert len(frame) == len(test) + len(units)
-    first = frame[frame["event_id"] == frame["event_id"].iloc[0]]
-    assert first["inference_id"].unique().tolist() == ["client-id-1"]
-    pd.testing.assert_frame_equal(
-        first[COLUMNS].reset_index(drop=True), test[COLUMNS].reset_index(drop=True), check_dtype=False
-    )
-    predictions = {p["unit"]: p["predicted_rul"] for p in json.loads(payload)["predictions"]}
-    last = first[first["is_last"]]
-    assert dict(zip(last["unit"], last["predicted_rul"], strict=True)) == pytest.approx(predictions)
-    assert first.groupby("unit")["predicted_rul"].nunique().eq(1).all()
-    assert (
-        str(frame["inference_time"].dtype).startswith("datetime64")
-        and frame["inference_time"].dt.tz is not None
-    )
-    assert frame["model_version"].isna().all()
+    window = read_window(tmp_path)
+    assert window.files == 1 and not window.skipped and len(window.requests) == 2
+    first = window.requests[0]
+    assert first.inference_id == "client-id-1" and first.model_version is None
+    pd.testing.assert_frame_equal(first.rows, test[COLUMNS].reset_index(drop=True), check_dtype=False)
+    predictions = window.predictions()
+    answered = {p["unit"]: p["predicted_rul"] for p in json.loads(payload)["predictions"]}
+    mine = predictions[predictions["event_id"] == first.event_id]
+    assert dict(zip(mine["unit"], mine["predicted_rul"], strict=True)) == pytest.approx(answered)
+    assert (mine["last_cycle"].to_numpy() == test.groupby("unit")["cycle"].max().to_numpy()).all()
+    assert len(predictions) == test["unit"].nunique() + 2, "the CSV response of the second is read too"
+    rows = window.model_rows()
+    assert len(rows) == (test.groupby("unit").size().clip(upper=30)).sum(), "units 1-2 were sent twice"
+    assert rows["inference_time"].map(lambda moment: moment.tzinfo is not None).all()
 
 
-def test_captured_frame_of_nothing_has_the_columns():
-    frame = captured_frame([])
-    assert list(frame.columns) == FRAME_COLUMNS and frame.empty
+def test_read_window_of_nothing_has_the_columns(tmp_path):
+    window = read_window(tmp_path)
+    assert window.model_rows().empty and list(window.model_rows().columns)[:2] == ["unit", "cycle"]
+    assert window.predictions().empty and window.summary()["records"] == 0
+    with pytest.raises(DataFormatError, match="the captures folder does not exist"):
+        read_window(tmp_path / "none")
 
 
-def test_captured_frame_names_an_unreadable_record():
-    record = capture_record("not,rows", "text/csv", "{}", "application/json", MOMENT, event_id="ev-1")
-    with pytest.raises(DataFormatError, match="capture record ev-1"):
-        captured_frame([record])
+@pytest.mark.parametrize(
+    ("request_body", "request_type", "reason"),
+    [
+        ("1,2,3", "text/csv", "serving would reject the request (400: line 1: expected 26 columns"),
+        ("1 2 3", "application/x-npy", "serving would reject the request (415"),
+        (b"\xff\xfe", "text/csv", "not UTF-8"),
+    ],
+)
+def test_read_window_skips_what_serving_would_reject(tmp_path, request_body, request_type, reason):
+    capture = DataCapture(CaptureConfig(tmp_path, "e", seed=0))
+    record = capture_record(request_body, request_type, '{"predictions": []}', "application/json", MOMENT)
+    path = capture.write(record)
+    window = read_window(tmp_path)
+    assert not window.requests and len(window.skipped) == 1
+    skipped = window.skipped[0]
+    assert (skipped.path, skipped.line) == (str(path), 1) and reason in skipped.reason
+    assert str(skipped).startswith(f"{path}:1: ")
+
+
+def test_read_window_skips_invalid_base64(tmp_path):
+    capture = DataCapture(CaptureConfig(tmp_path, "e", seed=0))
+    record = capture_record(b"\x00", "application/x-npy", "{}", "application/json", MOMENT)
+    record["captureData"]["endpointInput"]["data"] = "***"
+    capture.write(record)
+    (skipped,) = read_window(tmp_path).skipped
+    assert "captureData.endpointInput is not valid BASE64" in skipped.reason

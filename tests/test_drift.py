@@ -17,6 +17,9 @@ from scipy import stats
 import drift
 from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
 from rul import drift_stats as ds
+from rul import drift_tests as dt
+from rul.capture import read_window
+from rul.drift_constraints import constraint_violations
 from rul.contract import run_entrypoint
 from rul.data import COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS
 from rul.errors import ConfigurationError, DataFormatError
@@ -119,40 +122,40 @@ def run_drift(opt_ml, baseline_dir, windows, *extra):
 def test_identical_samples_do_not_drift():
     rng = np.random.default_rng(0)
     reference = rng.normal(size=2000)
-    statistic, pvalue = ds.ks_test(reference, reference.copy())
-    bins = ds.psi_bins(reference)
-    value = ds.psi(ds.bin_shares(bins, reference), ds.bin_shares(bins, reference))
-    assert statistic == 0 and pvalue == 1.0 and value == 0.0 and ds.severity(value) == ds.LOW
+    statistic, pvalue = dt.ks_test(reference, reference.copy())
+    bins = dt.psi_bins(reference)
+    value = dt.psi(dt.bin_shares(bins, reference), dt.bin_shares(bins, reference))
+    assert statistic == 0 and pvalue == 1.0 and value == 0.0 and dt.severity(value) == dt.LOW
 
 
 def test_shifted_sample_drifts_and_a_same_distribution_sample_does_not():
     rng = np.random.default_rng(1)
     reference = rng.normal(size=2000)
-    bins = ds.psi_bins(reference)
-    expected = ds.bin_shares(bins, reference)
+    bins = dt.psi_bins(reference)
+    expected = dt.bin_shares(bins, reference)
     same, shifted = rng.normal(size=500), rng.normal(0.5, 1, size=500)
-    assert ds.ks_test(reference, same)[1] > 0.05 and ds.psi(expected, ds.bin_shares(bins, same)) < 0.1
-    assert ds.ks_test(reference, shifted)[1] < 1e-6 and ds.psi(expected, ds.bin_shares(bins, shifted)) > 0.2
+    assert dt.ks_test(reference, same)[1] > 0.05 and dt.psi(expected, dt.bin_shares(bins, same)) < 0.1
+    assert dt.ks_test(reference, shifted)[1] < 1e-6 and dt.psi(expected, dt.bin_shares(bins, shifted)) > 0.2
 
 
 @pytest.mark.parametrize(
     ("value", "level"), [(0.0, "low"), (0.0999, "low"), (0.1, "medium"), (0.1999, "medium"), (0.2, "high")]
 )
 def test_severity_boundaries(value, level):
-    assert ds.severity(value) == level
+    assert dt.severity(value) == level
 
 
 def test_psi_by_hand_and_epsilon_for_empty_bins():
     expected, actual = np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.75, 0.0])
-    assert ds.psi(expected, actual) == pytest.approx(-0.25 * np.log(0.5) + 0.25 * np.log(1.5))
+    assert dt.psi(expected, actual) == pytest.approx(-0.25 * np.log(0.5) + 0.25 * np.log(1.5))
     # A bin empty in the baseline counts with share 1e-4; a bin empty on both sides adds nothing.
-    assert ds.psi(np.array([1.0, 0.0]), np.array([0.9, 0.1])) == pytest.approx(
+    assert dt.psi(np.array([1.0, 0.0]), np.array([0.9, 0.1])) == pytest.approx(
         -0.1 * np.log(0.9) + (0.1 - 1e-4) * np.log(0.1 / 1e-4)
     )
 
 
 def test_psi_bins_put_out_of_range_values_in_their_own_bins():
-    bins = ds.psi_bins(np.arange(100.0))
+    bins = dt.psi_bins(np.arange(100.0))
     assigned = bins.assign(np.array([-1.0, 0.0, 99.0, 100.0]))
     assert (
         assigned[0] == 0
@@ -163,32 +166,32 @@ def test_psi_bins_put_out_of_range_values_in_their_own_bins():
 
 def test_near_constant_feature_bins_on_its_mode():
     reference = np.r_[np.full(980, 21.61), np.full(20, 21.60)]  # sensor 6 with 2% one-quantum dips
-    bins = ds.psi_bins(reference)
+    bins = dt.psi_bins(reference)
     assert bins.mode == 21.61 and bins.count == 5
-    same = ds.psi(ds.bin_shares(bins, reference), ds.bin_shares(bins, reference[::2]))
+    same = dt.psi(dt.bin_shares(bins, reference), dt.bin_shares(bins, reference[::2]))
     more_dips = np.r_[np.full(400, 21.61), np.full(100, 21.60)]
     assert same == 0.0
-    assert ds.psi(ds.bin_shares(bins, reference), ds.bin_shares(bins, more_dips)) > 0.2
+    assert dt.psi(dt.bin_shares(bins, reference), dt.bin_shares(bins, more_dips)) > 0.2
 
 
 def test_benjamini_hochberg_matches_scipy_and_holm_matches_a_hand_computation():
     p = np.array([0.01, 0.04, 0.03, 0.005])
-    assert ds.adjust_pvalues(p, "bh") == pytest.approx(stats.false_discovery_control(p, method="bh"))
-    assert ds.adjust_pvalues(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert ds.adjust_pvalues([0.9, 0.8], "holm") == pytest.approx([1.0, 1.0])
+    assert dt.adjust_pvalues(p, "bh") == pytest.approx(stats.false_discovery_control(p, method="bh"))
+    assert dt.adjust_pvalues(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert dt.adjust_pvalues([0.9, 0.8], "holm") == pytest.approx([1.0, 1.0])
     with pytest.raises(ConfigurationError):
-        ds.adjust_pvalues(p, "bonferroni")
+        dt.adjust_pvalues(p, "bonferroni")
     with pytest.raises(ConfigurationError):
-        ds.adjust_pvalues([1.5], "bh")
+        dt.adjust_pvalues([1.5], "bh")
 
 
 def test_effective_rows_count_units_not_rows_when_rows_of_a_unit_agree():
     groups = np.repeat(np.arange(10), 30)
     same_within = np.repeat(np.random.default_rng(0).normal(size=10), 30)
     independent = np.random.default_rng(1).normal(size=300)
-    assert ds.effective_rows(same_within, groups) == pytest.approx(10)
-    assert ds.effective_rows(independent, groups) > 200
-    assert ds.effective_rows(independent, None) == 300
+    assert dt.effective_rows(same_within, groups) == pytest.approx(10)
+    assert dt.effective_rows(independent, groups) > 200
+    assert dt.effective_rows(independent, None) == 300
 
 
 def test_settings_are_validated():
@@ -228,7 +231,7 @@ def test_violations_have_model_monitors_shape_and_checks(baseline):
     current.loc[1:, "sensor_7"] = None
     current["sensor_9"] = 99999.0
     features = ds.compare_features(baseline, current, ds.DriftSettings())
-    document = ds.constraint_violations(baseline, current, features, ds.DriftSettings())
+    document = constraint_violations(baseline, current, features, ds.DriftSettings())
     assert set(document) == {"violations"}
     assert all(
         set(v) == {"feature_name", "constraint_check_type", "description"} for v in document["violations"]
@@ -248,30 +251,30 @@ def test_violations_have_model_monitors_shape_and_checks(baseline):
 # Capture records
 
 
-def test_capture_parser_names_the_file_and_line_of_a_malformed_record(tmp_path):
+def test_malformed_records_are_skipped_with_their_file_and_line(tmp_path):
     folder = tmp_path / ENDPOINT / "AllTraffic" / "2026" / "11" / "25" / "13"
     folder.mkdir(parents=True)
     rows = served_windows(seed=5, units=1)
     good = capture_line(rows, START)
-    (folder / "a.jsonl").write_text(good + "\n" + '{"captureData": {}\n')
-    with pytest.raises(DataFormatError, match=r"a\.jsonl, line 2: not valid JSON"):
-        list(ds.read_captures(tmp_path))
     bad_row = good.replace('"data": "1,', '"data": "1,2,', 1)
-    (folder / "a.jsonl").write_text(bad_row + "\n")
-    with pytest.raises(DataFormatError, match=r"line 1: request row 1 has 27 fields"):
-        list(ds.read_captures(tmp_path))
-    stray = capture_line(rows, START, [{"unit": 7, "predicted_rul": 3.0}])
-    (folder / "a.jsonl").write_text(stray + "\n")
-    with pytest.raises(DataFormatError, match="unit 7, absent from the input"):
-        list(ds.read_captures(tmp_path))
+    stray = capture_line(rows, START, [{"unit": 7, "predicted_rul": 3.0, "cycles_used": 30, "padded": False}])
+    (folder / "a.jsonl").write_text("\n".join([good, '{"captureData": {}', bad_row, stray, good]) + "\n")
+    window = read_window(tmp_path)
+    assert len(window.requests) == 2
+    reasons = {skipped.line: skipped.reason for skipped in window.skipped}
+    assert sorted(reasons) == [2, 3, 4] and all(s.path.endswith("a.jsonl") for s in window.skipped)
+    assert reasons[2].startswith("not valid JSON")
+    assert "serving would reject the request" in reasons[3] and "expected 26 columns, found 27" in reasons[3]
+    assert "the response predicts units [7], the request sent [1]" in reasons[4]
 
 
 def test_capture_window_and_predictions(tmp_path):
     write_captures(tmp_path, served_windows(seed=5, units=3))
-    records = list(ds.read_captures(tmp_path, START + timedelta(minutes=1), START + timedelta(minutes=2)))
-    assert len(records) == 1 and records[0].inference_time == START + timedelta(minutes=1)
-    predictions = ds.captured_predictions(records)
-    assert list(predictions["unit"]) == [2] and predictions["last_cycle"][0] == records[0].rows["cycle"].max()
+    window = read_window(tmp_path, START + timedelta(minutes=1), START + timedelta(minutes=2))
+    assert len(window.requests) == 1 and window.requests[0].inference_time == START + timedelta(minutes=1)
+    predictions = window.predictions()
+    assert list(predictions["unit"]) == [2]
+    assert predictions["last_cycle"][0] == window.requests[0].rows["cycle"].max()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -324,10 +327,11 @@ def test_metrics_file_holds_put_metric_data_requests(opt_ml, baseline_dir):
     assert request["Namespace"] == "TurbofanRul/Drift"
     names = [datum["MetricName"] for datum in request["MetricData"]]
     assert (
-        names[:3] == ["MaxPSI", "DriftedFeatures", "ConstraintViolations"] and names.count("FeaturePSI") == 24
+        names[:4] == ["MaxPSI", "DriftedFeatures", "ConstraintViolations", "CaptureRecordsSkipped"]
+        and names.count("FeaturePSI") == 24
     )
     assert request["MetricData"][0]["Dimensions"] == [{"Name": "Endpoint", "Value": ENDPOINT}]
-    assert request["MetricData"][3]["Dimensions"][1] == {"Name": "Feature", "Value": "setting_1"}
+    assert request["MetricData"][4]["Dimensions"][1] == {"Name": "Feature", "Value": "setting_1"}
     datetime.fromisoformat(request["MetricData"][0]["Timestamp"])
 
 
@@ -346,6 +350,7 @@ def test_cloudwatch_receives_the_metrics(opt_ml, baseline_dir, monkeypatch):
             "MaxPSI",
             "DriftedFeatures",
             "ConstraintViolations",
+            "CaptureRecordsSkipped",
             "FeaturePSI",
         }
         now = datetime.now(UTC)
@@ -379,9 +384,10 @@ def test_errors_name_the_problem(opt_ml, baseline_dir, tmp_path, capsys):
     )
     assert "no capture file (*.jsonl) found" in capsys.readouterr().err
     bad = next(captures.rglob("*.jsonl"))
-    bad.write_text(bad.read_text() + "not json\n")
+    bad.write_text("not json\n" * 2)
     assert run_entrypoint(drift.main, ["--baseline", str(baseline_dir), "--captures", str(captures)]) == 1
-    assert f"{bad}, line 3: not valid JSON" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no readable captured request" in err and f"2 skipped, {bad}:1: not valid JSON" in err
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -456,13 +462,18 @@ def test_model_monitor_contract_writes_violations_and_cloudwatch_metric_files(op
     assert not (output / drift.METRICS_FILE).exists()  # no other target under the contract
     metrics_file = opt_ml / "output" / "metrics" / "cloudwatch" / drift.CLOUDWATCH_METRICS_FILE
     lines = [json.loads(line) for line in metrics_file.read_text().splitlines()]
-    assert [line["MetricName"] for line in lines[:3]] == ["MaxPSI", "DriftedFeatures", "ConstraintViolations"]
-    assert [line["MetricName"] for line in lines[3:]] == ["FeaturePSI"] * 24
+    assert [line["MetricName"] for line in lines[:4]] == [
+        "MaxPSI",
+        "DriftedFeatures",
+        "ConstraintViolations",
+        "CaptureRecordsSkipped",
+    ]
+    assert [line["MetricName"] for line in lines[4:]] == ["FeaturePSI"] * 24
     assert all(set(line) == {"MetricName", "Timestamp", "Dimensions", "Value", "Unit"} for line in lines)
     assert lines[0]["Dimensions"] == [{"Name": "Endpoint", "Value": ENDPOINT}]
     assert lines[0]["Value"] == pytest.approx(report["max_psi"]) and lines[0]["Value"] >= 0.2
     assert lines[2]["Value"] == len(violations) and lines[2]["Unit"] == "Count"
-    assert lines[3]["Dimensions"] == [
+    assert lines[4]["Dimensions"] == [
         {"Name": "Endpoint", "Value": ENDPOINT},
         {"Name": "Feature", "Value": "setting_1"},
     ]

@@ -24,6 +24,8 @@ from rul.lineage import (
     merge_manifests,
     read_manifest,
     split_summary,
+    version_note,
+    write_manifest,
 )
 
 
@@ -47,8 +49,14 @@ def test_preprocess_writes_a_manifest_of_the_exact_input(tmp_path, monkeypatch, 
     source = synthetic_dir / "train_FD001.txt"
     manifest = run_preprocess(tmp_path / "a", monkeypatch, source, "--seed", "1")
     assert manifest["files"] == [
-        {"name": "train_FD001.txt", "bytes": source.stat().st_size, "sha256": file_sha256(source)}
+        {
+            "name": "train_FD001.txt",
+            "bytes": source.stat().st_size,
+            "sha256": file_sha256(source),
+            "unit_ids": list(range(1, 41)),
+        }
     ]
+    assert manifest["declared_version"] is None
     assert manifest["version"] == dataset_version(manifest["files"]) and len(manifest["version"]) == 12
     frame = read_trajectories(source)
     assert manifest["rows"] == len(frame) and manifest["units"] == frame["unit"].nunique() == 40
@@ -125,14 +133,98 @@ def test_read_manifest_names_the_folder_when_there_is_none(tmp_path):
         read_manifest(tmp_path)
 
 
+def _all_steps(steps: list[dict]):
+    """The steps of a definition, with those inside condition branches."""
+    for step in steps:
+        yield step
+        for branch in ("IfSteps", "ElseSteps"):
+            yield from _all_steps(step.get("Arguments", {}).get(branch, []))
+
+
 def test_the_manifest_is_a_preprocess_output_and_travels_into_the_registry():
     definition = json.loads(render_definition(local_config()))
     preprocess_step = next(step for step in definition["Steps"] if step["Name"] == names.PREPROCESS_STEP)
     outputs = {o["OutputName"]: o for o in preprocess_step["Arguments"]["ProcessingOutputConfig"]["Outputs"]}
     assert outputs[names.MANIFEST_OUTPUT]["S3Output"]["LocalPath"] == "/opt/ml/processing/manifest"
-    gate = next(step for step in definition["Steps"] if step["Type"] == "Condition")
-    register = next(step for step in gate["Arguments"]["IfSteps"] if step["Type"] == "RegisterModel")
+    register = next(step for step in _all_steps(definition["Steps"]) if step["Type"] == "RegisterModel")
     manifest = register["Arguments"]["CustomerMetadataProperties"][names.DATA_MANIFEST_METADATA_KEY]
     outputs_path = f"Steps.{names.PREPROCESS_STEP}.ProcessingOutputConfig.Outputs"
     output = f"{outputs_path}['{names.MANIFEST_OUTPUT}'].S3Output.S3Uri"
     assert manifest == {"Get": output}
+
+
+def test_a_declared_data_version_is_kept_beside_the_content_hash(
+    tmp_path, monkeypatch, synthetic_dir, capsys
+):
+    manifest = run_preprocess(
+        tmp_path / "a", monkeypatch, synthetic_dir / "train_FD001.txt", "--data-version", "v7"
+    )
+    assert manifest["declared_version"] == "v7" and manifest["version"] != "v7"
+    out = capsys.readouterr().out
+    assert "declared data version v7 (from the object listing) differs" in out and manifest["version"] in out
+    same = run_preprocess(
+        tmp_path / "b", monkeypatch, synthetic_dir / "train_FD001.txt", "--data-version", manifest["version"]
+    )
+    assert same["declared_version"] == same["version"]
+    assert "differs" not in capsys.readouterr().out
+    assert version_note(same) is None and version_note({**same, "declared_version": None}) is None
+    unset = run_preprocess(
+        tmp_path / "c", monkeypatch, synthetic_dir / "train_FD001.txt", "--data-version", ""
+    )
+    assert unset["declared_version"] is None
+
+
+def _entry(name: str, sha: str, units: list[int]) -> dict:
+    return {"name": name, "bytes": 1, "sha256": sha, "unit_ids": units}
+
+
+def _shard_manifest(host: str, *files: dict) -> dict:
+    return build_manifest(list(files), "FD001", ["unit"], ["s"], {}, {"seed": 0}, host)
+
+
+def test_an_instance_without_files_has_an_empty_manifest_that_merges():
+    empty = _shard_manifest("algo-2")
+    assert empty["version"] is None and empty["files"] == [] and empty["rows"] == 0
+    full = _shard_manifest("algo-1", _entry("train_FD001.txt", "aa", [1, 2]))
+    merged = merge_manifests([empty, full])
+    assert merged["version"] == full["version"] and merged["hosts"] == ["algo-1", "algo-2"]
+
+
+def test_read_manifest_refuses_a_run_where_no_instance_read_a_file(tmp_path):
+    write_manifest(_shard_manifest("algo-1"), tmp_path, "algo-1")
+    write_manifest(_shard_manifest("algo-2"), tmp_path, "algo-2")
+    with pytest.raises(DataFormatError, match="no instance of algo-1, algo-2 read an input file"):
+        read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        (
+            _entry("a/train_FD001.txt", "aa", [1, 2]),
+            _entry("b/train_FD001.txt", "bb", [2, 3]),
+            r"b/train_FD001.txt: holds dataset unit 2, as a/train_FD001.txt does \(algo-1 and algo-2\)",
+        ),
+        (
+            _entry("train_FD001_x.txt", "aa", [10001]),
+            _entry("train_FD001_y.txt", "aa", [20001]),
+            "train_FD001_y.txt: has the same contents as train_FD001_x.txt",
+        ),
+        (
+            _entry("train_FD001.txt", "aa", [1]),
+            _entry("train_FD001.txt", "aa", [1]),
+            r"train_FD001.txt: read by two instances \(algo-1 and algo-2\)",
+        ),
+    ],
+)
+def test_merging_names_files_read_twice(first, second, message):
+    with pytest.raises(DataFormatError, match=message):
+        merge_manifests([_shard_manifest("algo-1", first), _shard_manifest("algo-2", second)])
+    with pytest.raises(DataFormatError, match=message.split(" \\(")[0]):
+        _shard_manifest("algo-1", first, second)
+
+
+def test_merging_refuses_different_declared_versions():
+    one = _shard_manifest("algo-1", _entry("a.txt", "aa", [1]))
+    with pytest.raises(ValueError, match="disagree on 'declared_version'"):
+        merge_manifests([one, {**_shard_manifest("algo-2"), "declared_version": "v2"}])

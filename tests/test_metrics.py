@@ -20,6 +20,21 @@ def test_phm08_hand_computed_case():
     assert score == pytest.approx(2.068141, abs=1e-6)
 
 
+def test_phm08_per_100_units_is_the_mean_unit_score_times_100():
+    y_true, y_pred = [10, 20, 30], [13, 20, 17]
+    assert metrics.phm08_score_per_100_units(y_true, y_pred) == pytest.approx(
+        metrics.phm08_score(y_true, y_pred) * 100 / 3
+    )
+    # The same errors on ten times the units: the sum grows tenfold, the per-100 figure does not.
+    many_true, many_pred = y_true * 10, y_pred * 10
+    assert metrics.phm08_score(many_true, many_pred) == pytest.approx(10 * metrics.phm08_score(y_true, y_pred))
+    assert metrics.phm08_score_per_100_units(many_true, many_pred) == pytest.approx(
+        metrics.phm08_score_per_100_units(y_true, y_pred)
+    )
+    with pytest.raises(DataFormatError):
+        metrics.phm08_score_per_100_units([], [])
+
+
 def test_phm08_penalises_late_more_than_early():
     late = metrics.phm08_score([50], [60])
     early = metrics.phm08_score([50], [40])
@@ -118,7 +133,7 @@ def test_report_is_json_serialisable_with_exact_shape():
         "predictions",
     }
     for block in ("regression_metrics", "capped_truth_metrics"):
-        assert set(report[block]) == {"rmse", "mae", "r2", "phm08_score"}
+        assert set(report[block]) == {"rmse", "mae", "r2", "phm08_score", "phm08_score_per_100_units"}
         for entry in report[block].values():
             assert set(entry) == {"value", "standard_deviation"}
             assert type(entry["value"]) is float and type(entry["standard_deviation"]) is float
@@ -163,7 +178,7 @@ def test_report_with_numpy_units_and_mismatched_units():
 def test_flat_metrics():
     y_true, y_pred, report = _report()
     flat = metrics.flat_metrics(report)
-    assert list(flat) == ["rmse", "mae", "r2", "phm08_score"]
+    assert list(flat) == ["rmse", "mae", "r2", "phm08_score", "phm08_score_per_100_units"]
     assert flat["rmse"] == pytest.approx(metrics.rmse(y_true, y_pred))
     assert flat["r2"] == report["regression_metrics"]["r2"]["value"]
 

@@ -118,6 +118,7 @@ def test_realised_metrics_equal_a_hand_computation(scenario):
     assert report["capped_truth_metrics"]["rmse"]["value"] == pytest.approx(capped["rmse"])
     assert report["counts"] == {
         "requests": 3,
+        "skipped_records": 0,
         "predictions": 5,
         "matched_predictions": 4,
         "unmatched_predictions": 1,
@@ -132,7 +133,8 @@ def test_realised_metrics_equal_a_hand_computation(scenario):
     assert request["Namespace"] == "TurbofanRul/ModelQuality"
     values = {datum["MetricName"]: datum["Value"] for datum in request["MetricData"]}
     assert values["RMSE"] == pytest.approx(expected["rmse"]) and values["MatchedPredictions"] == 4
-    assert values["UnmatchedPredictions"] == 1
+    assert values["UnmatchedPredictions"] == 1 and values["CaptureRecordsSkipped"] == 0
+    assert report["captures"]["records_read"] == 3 and report["captures"]["first_skipped"] == []
 
 
 def test_window_limits_the_predictions(scenario):
@@ -156,8 +158,8 @@ def test_a_unit_failing_twice_matches_each_life_by_event_time(tmp_path):
         '{"unit": 7, "failure_cycle": 120, "event_time": "2026-11-25T14:00:00Z"}\n'
         '{"unit": 7, "failure_cycle": 140, "event_time": "2026-12-20T00:00:00Z"}\n'
     )
-    records = model_quality.load_captures(captures, None, None)
-    report = model_quality.quality_report(records, model_quality.read_failure_events(events), 125.0, {})
+    window = model_quality.load_window(captures, None, None)
+    report = model_quality.quality_report(window, model_quality.read_failure_events(events), 125.0, {})
     assert [p["true_rul"] for p in report["predictions"]] == [20, 120]
 
 
@@ -166,11 +168,45 @@ def test_json_ground_truth_and_no_labels_yet(tmp_path):
     write_capture_file(captures, [record([(1, 10, 30.0)], START)])
     truth = tmp_path / "truth.json"
     truth.write_text(json.dumps({"events": [{"unit": 9, "failure_cycle": 200}]}))
-    records = model_quality.load_captures(captures, None, None)
-    report = model_quality.quality_report(records, model_quality.read_failure_events(truth), 125.0, {})
+    window = model_quality.load_window(captures, None, None)
+    report = model_quality.quality_report(window, model_quality.read_failure_events(truth), 125.0, {})
     assert report["regression_metrics"]["rmse"] == {"value": None}
     names = [d["MetricName"] for d in model_quality.quality_metrics(report, ENDPOINT, START)]
-    assert names == ["MatchedPredictions", "UnmatchedPredictions"]
+    assert names == ["MatchedPredictions", "UnmatchedPredictions", "CaptureRecordsSkipped"]
+
+
+def whitespace_record(unit: int, last_cycle: int, rul: float, moment: datetime) -> str:
+    """A request the endpoint accepts but a comma-only reader does not: a reordered header and
+    whitespace-separated rows."""
+    rows = request_rows(unit, last_cycle)
+    order = [*reversed(COLUMNS)]
+    body = " ".join(order) + "\n" + "\n".join(" ".join(str(v) for v in row) for row in rows[order].to_numpy())
+    line = json.loads(record([(unit, last_cycle, rul)], moment))
+    line["captureData"]["endpointInput"]["data"] = body
+    return json.dumps(line)
+
+
+def test_requests_serving_accepts_are_read_and_a_corrupt_record_is_skipped(opt_ml, capsys):
+    captures = opt_ml / "processing" / "input" / "captures"
+    path = write_capture_file(
+        captures,
+        [
+            whitespace_record(1, 100, 60.0, START),
+            '{"captureData": "truncated',
+            record([(2, 50, 120.0)], START + timedelta(minutes=1)),
+        ],
+    )
+    truth = opt_ml / "processing" / "input" / "ground_truth"
+    truth.mkdir(parents=True)
+    (truth / "f.csv").write_text("unit,failure_cycle\n1,150\n2,170\n")
+    assert run_entrypoint(model_quality.main, []) == 0
+    report = json.loads((opt_ml / "processing" / "output" / model_quality.REPORT_FILE).read_text())
+    assert report["counts"]["requests"] == 2 and report["counts"]["matched_predictions"] == 2
+    assert [p["true_rul"] for p in report["predictions"]] == [50, 120]
+    captured = report["captures"]
+    assert (captured["records"], captured["records_read"], captured["records_skipped"]) == (3, 2, 1)
+    assert captured["first_skipped"][0]["file"] == str(path) and captured["first_skipped"][0]["line"] == 2
+    assert f"skipped capture record {path}:2: not valid JSON" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

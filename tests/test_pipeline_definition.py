@@ -32,7 +32,6 @@ from pipeline_steps.code import (
     source_dir_uri,
 )
 from pipeline_steps.config import PipelineConfig, local_config
-from pipeline_steps.pipeline import GBM_RANGES
 from pipeline_steps.render import find_timestamped_values, render_definition
 from pipeline_steps.session import disable_sdk_telemetry, offline_session
 from rul.data import SUBSETS
@@ -46,7 +45,7 @@ SECURE = {
     "subnet_ids": ("subnet-0aaa", "subnet-0bbb"),
     "security_group_ids": ("sg-0ccc",),
 }
-JOB_STEPS = (names.PREPROCESS_STEP, names.TUNE_STEP, names.EVALUATE_STEP)
+JOB_STEPS = (names.PREPROCESS_STEP, names.BASELINE_STEP, names.TUNE_STEP, names.EVALUATE_STEP)
 PROCESSING_STEPS = (names.PREPROCESS_STEP, names.BASELINE_STEP, names.EVALUATE_STEP)
 REGISTER_JSON_NAME = names.REGISTER_STEP_JSON_NAME
 
@@ -157,6 +156,11 @@ def execution_join(step: str, *parts: str) -> dict:
     return {"Std:Join": {"On": "/", "Values": [*values, *parts]}}
 
 
+def registry_join(step: str, *parts: str) -> dict:
+    values = ["s3:/", "local-artifacts", "registry", "turbofan-rul", {"Get": "Execution.PipelineExecutionId"}]
+    return {"Std:Join": {"On": "/", "Values": [*values, step, *parts]}}
+
+
 TOP_MODEL = {
     "Std:Join": {
         "On": "/",
@@ -205,7 +209,7 @@ def test_no_clock_dependent_values(definition):
 def test_top_level_steps_and_types(definition):
     assert [(step["Name"], step["Type"]) for step in definition["Steps"]] == [
         (names.PREPROCESS_STEP, "Processing"),
-        (names.BASELINE_STEP, "QualityCheck"),
+        (names.BASELINE_STEP, "Processing"),
         (names.TUNE_STEP, "Tuning"),
         (names.EVALUATE_STEP, "Processing"),
         (names.GATE_STEP, "Condition"),
@@ -219,8 +223,18 @@ def test_every_named_step_is_rendered(definition):
 
 def test_condition_branches(definition):
     gate = all_steps(definition)[names.GATE_STEP]["Arguments"]
-    assert [(s["Name"], s["Type"]) for s in gate["IfSteps"]] == [(REGISTER_JSON_NAME, "RegisterModel")]
+    assert [(s["Name"], s["Type"]) for s in gate["IfSteps"]] == [(names.DATA_VERSION_CHECK_STEP, "Condition")]
     assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [(names.FAIL_STEP, "Fail")]
+    check = gate["IfSteps"][0]["Arguments"]
+    assert check["IfSteps"] == []  # the same data version as the newest package: succeed, register nothing
+    assert [(s["Name"], s["Type"]) for s in check["ElseSteps"]] == [(REGISTER_JSON_NAME, "RegisterModel")]
+    assert check["Conditions"] == [
+        {
+            "Type": "Equals",
+            "LeftValue": {"Get": f"Parameters.{names.DATA_VERSION}"},
+            "RightValue": {"Get": f"Parameters.{names.REGISTERED_DATA_VERSION}"},
+        }
+    ]
 
 
 def test_steps_are_wired_by_properties_not_depends_on(definition):
@@ -251,10 +265,11 @@ def test_parameter_defaults(definition):
     assert defaults == {
         names.INPUT_DATA_URI: "s3://local-data/raw/",
         names.SUBSET: "FD001",
+        names.DATA_VERSION: "unversioned",
+        names.REGISTERED_DATA_VERSION: "",
         names.PROCESSING_INSTANCE_TYPE: "ml.m5.large",
         names.PROCESSING_INSTANCE_COUNT: 1,
         names.TRAINING_INSTANCE_TYPE: "ml.m5.xlarge",
-        names.MODEL_FAMILY: "gbm",
         names.MAX_TUNING_JOBS: 6,
         names.MAX_PARALLEL_TUNING_JOBS: 2,
         names.RMSE_THRESHOLD: 20.0,
@@ -289,7 +304,10 @@ def test_preprocess_reads_raw_data_sharded_with_the_library(definition):
     assert step["Environment"] == {"PYTHONPATH": "/opt/ml/processing/input/lib"}
     app = step["AppSpecification"]
     assert app["ContainerEntrypoint"] == ["python3", "/opt/ml/processing/input/code/preprocess.py"]
-    assert app["ContainerArguments"] == ["--subset", {"Get": f"Parameters.{names.SUBSET}"}]
+    assert app["ContainerArguments"] == [
+        *("--subset", {"Get": f"Parameters.{names.SUBSET}"}),
+        *("--data-version", {"Get": f"Parameters.{names.DATA_VERSION}"}),
+    ]
     cluster = step["ProcessingResources"]["ClusterConfig"]
     assert cluster["InstanceCount"] == {"Get": f"Parameters.{names.PROCESSING_INSTANCE_COUNT}"}
     assert cluster["InstanceType"] == {"Get": f"Parameters.{names.PROCESSING_INSTANCE_TYPE}"}
@@ -300,23 +318,33 @@ def test_preprocess_outputs_have_explicit_per_execution_destinations(definition)
     assert list(outputs) == list(names.PREPROCESS_OUTPUTS)
     for name, output in outputs.items():
         assert output["LocalPath"] == f"/opt/ml/processing/{name}"
-        assert output["S3Uri"] == execution_join(names.PREPROCESS_STEP, name)
+        # The manifest is referred to by the registered package: kept under registry/, the rest expires.
+        join = registry_join if name == names.MANIFEST_OUTPUT else execution_join
+        assert output["S3Uri"] == join(names.PREPROCESS_STEP, name), name
 
 
 # --- baseline -----------------------------------------------------------------------------------------
 
 
-def test_data_quality_baseline(definition):
+def test_data_quality_baseline_is_our_own_job_on_the_project_image(definition):
     step = all_steps(definition)[names.BASELINE_STEP]
-    assert step["SkipCheck"] is True and step["RegisterNewBaseline"] is True
-    assert step["ModelPackageGroupName"] == "turbofan-rul"
-    assert step["CheckType"] == "DATA_QUALITY"
-    (baseline_input,) = inputs_by_name(step).values()
-    assert baseline_input["S3Uri"] == output_get(names.BASELINE_OUTPUT)
-    env = step["Arguments"]["Environment"]
-    assert json.loads(env["dataset_format"])["csv"]["header"] is True
+    args = step["Arguments"]
+    assert args["AppSpecification"]["ImageUri"] == local_config().image_uri
+    assert args["AppSpecification"]["ContainerEntrypoint"] == [
+        "python3",
+        "/opt/ml/processing/input/code/baseline.py",
+    ]
+    assert args["AppSpecification"]["ContainerArguments"] == [
+        *("--dataset-dir", names.BASELINE_DATASET_PATH),
+        *("--output-dir", names.DATA_QUALITY_OUTPUT_PATH),
+        "--header",
+    ]
+    inputs = inputs_by_name(step)
+    assert inputs[names.BASELINE_DATASET_INPUT]["S3Uri"] == output_get(names.BASELINE_OUTPUT)
+    assert inputs[names.CODE_INPUT]["S3Uri"] == "s3://local-artifacts/code/000000000000/src/baseline.py"
+    assert "model-monitor" not in json.dumps(step)
     (output,) = outputs_by_name(step).values()
-    assert output["S3Uri"] == execution_join(names.BASELINE_STEP, "baseline")
+    assert output["S3Uri"] == registry_join(names.BASELINE_STEP, "baseline")
 
 
 # --- tuning -------------------------------------------------------------------------------------------
@@ -329,6 +357,8 @@ def test_tuning_objective_budget_and_ranges(definition):
     assert config["ResourceLimits"] == {
         "MaxNumberOfTrainingJobs": {"Get": f"Parameters.{names.MAX_TUNING_JOBS}"},
         "MaxParallelTrainingJobs": {"Get": f"Parameters.{names.MAX_PARALLEL_TUNING_JOBS}"},
+        # 60 minutes per trial, 3 rounds of the default budget (6 trials, 2 at a time).
+        "MaxRuntimeInSeconds": 3 * 3600,
     }
     ranges = config["ParameterRanges"]
     continuous = {r["Name"]: r for r in ranges["ContinuousParameterRanges"]}
@@ -342,13 +372,6 @@ def test_tuning_objective_budget_and_ranges(definition):
         "ScalingType": "Logarithmic",
     }
     assert (integer["max_leaf_nodes"]["MinValue"], integer["max_leaf_nodes"]["MaxValue"]) == ("7", "63")
-
-
-@pytest.mark.parametrize("name", sorted(GBM_RANGES))
-def test_tuning_ranges_lie_within_the_hyperparameter_bounds(name):
-    _, low, high, _ = GBM_RANGES[name]
-    bound_low, bound_high = BOUNDS[name]
-    assert bound_low <= low < high <= bound_high
 
 
 def test_tuning_channels_are_preprocess_outputs(definition):
@@ -368,7 +391,7 @@ def test_training_is_script_mode_on_the_project_image(definition):
     assert algorithm["TrainingImage"] == local_config().image_uri
     assert algorithm["MetricDefinitions"] == metric_definitions("validation")
     static = training["StaticHyperParameters"]
-    assert static["model_family"] == {"Get": f"Parameters.{names.MODEL_FAMILY}"}
+    assert static["model_family"] == '"gbm"'  # a render-time choice: each family has its own ranges
     assert static["seed"] == '"0"'
     assert static["sagemaker_program"] == '"train.py"'
     assert static["sagemaker_submit_directory"] == '"/opt/ml/input/data/code/sourcedir.tar.gz"'
@@ -381,7 +404,10 @@ def test_training_is_script_mode_on_the_project_image(definition):
 
 def test_metric_regexes_read_the_lines_train_prints(definition):
     training = all_steps(definition)[names.TUNE_STEP]["Arguments"]["TrainingJobDefinition"]
-    log = "validation:rmse=13.2500\nvalidation:mae=9.1000\nvalidation:r2=0.8000\nvalidation:phm08_score=245.1"
+    log = (
+        "validation:rmse=13.2500\nvalidation:mae=9.1000\nvalidation:r2=0.8000\n"
+        "validation:phm08_score=245.1\nvalidation:phm08_score_per_100_units=49.02"
+    )
     values = {
         d["Name"]: re.search(d["Regex"], log).group(1)
         for d in training["AlgorithmSpecification"]["MetricDefinitions"]
@@ -391,6 +417,7 @@ def test_metric_regexes_read_the_lines_train_prints(definition):
         "validation:mae": "9.1000",
         "validation:r2": "0.8000",
         "validation:phm08_score": "245.1",
+        "validation:phm08_score_per_100_units": "49.02",
     }
 
 
@@ -419,7 +446,7 @@ def test_evaluate_inputs_arguments_and_report(definition):
         {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
     ]
     (output,) = outputs_by_name(step).values()
-    assert output["S3Uri"] == execution_join(names.EVALUATE_STEP, "evaluation")
+    assert output["S3Uri"] == registry_join(names.EVALUATE_STEP, "evaluation")
 
 
 def test_quality_gate_conditions(definition):
@@ -468,14 +495,16 @@ def test_register_model_package(definition):
     manifest_output = (
         f"Steps.{names.PREPROCESS_STEP}.ProcessingOutputConfig.Outputs['manifest'].S3Output.S3Uri"
     )
-    assert args["CustomerMetadataProperties"] == {names.DATA_MANIFEST_METADATA_KEY: {"Get": manifest_output}}
+    assert args["CustomerMetadataProperties"] == {
+        names.DATA_MANIFEST_METADATA_KEY: {"Get": manifest_output},
+        names.DATA_VERSION_METADATA_KEY: {"Get": f"Parameters.{names.DATA_VERSION}"},
+    }
     quality = args["DriftCheckBaselines"]["ModelDataQuality"]
-    assert quality["Statistics"]["S3Uri"] == {
-        "Get": f"Steps.{names.BASELINE_STEP}.CalculatedBaselineStatistics"
-    }
-    assert quality["Constraints"]["S3Uri"] == {
-        "Get": f"Steps.{names.BASELINE_STEP}.CalculatedBaselineConstraints"
-    }
+    baseline_output = f"Steps.{names.BASELINE_STEP}.ProcessingOutputConfig.Outputs['baseline'].S3Output.S3Uri"
+    for kind, file_name in (("Statistics", "statistics.json"), ("Constraints", "constraints.json")):
+        assert quality[kind]["S3Uri"] == {
+            "Std:Join": {"On": "/", "Values": [{"Get": baseline_output}, file_name]}
+        }, kind
     assert not any(name.startswith(f"{names.REGISTER_STEP}-Repack") for name in all_steps(definition))
 
 
@@ -488,7 +517,7 @@ def test_retry_policies_and_cache_on_job_steps(definition):
             ("SageMaker.CAPACITY_ERROR", "SageMaker.RESOURCE_LIMIT"),
         ], name
         assert all(policy["BackoffRate"] > 1 for policy in steps[name]["RetryPolicies"])
-    for name in (*JOB_STEPS, names.BASELINE_STEP):
+    for name in JOB_STEPS:
         assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, name
     # A register step accepts only step-level (API) retries.
     register_kinds = [tuple(p["ExceptionType"]) for p in steps[REGISTER_JSON_NAME]["RetryPolicies"]]
@@ -640,6 +669,11 @@ def test_local_config_is_well_formed():
         ("approval_status", "Maybe"),
         ("cache_expiry", "30 days"),
         ("model_family", "xgboost"),
+        ("max_runtime_minutes", 0),
+        ("max_runtime_minutes", 20_000),
+        ("training_instance_count", 0),
+        ("training_instance_count", 2),
+        ("data_version", "has space"),
     ],
 )
 def test_config_validation_names_the_field_and_value(field, value):

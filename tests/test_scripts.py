@@ -6,14 +6,17 @@ import json
 import shutil
 import tarfile
 
+import numpy as np
 import pandas as pd
 import pytest
 
+import baseline
 import evaluate
 import preprocess
 import train
 from rul.contract import run_entrypoint
 from rul.data import COLUMNS
+from rul.metrics import evaluation_report
 
 FAST_HPS = {"feature_set": '"stats"', "ensemble_size": "1", "max_iter": "60", "validation_draws": "2"}
 
@@ -119,11 +122,13 @@ def test_evaluate_compares_with_the_champion_and_states_the_gate(opt_ml, preproc
             bundle.add(path, arcname=path.name)
     (champion / "champion.json").write_text(json.dumps({"version": 3}))
     arguments = ["--model-dir", str(opt_ml / "model"), "--rmse-threshold", "0.5", "--champion-tolerance", "2"]
+    arguments += ["--score-threshold", "1e9"]
     assert run_entrypoint(evaluate.main, arguments) == 0
     report = json.loads((opt_ml / "processing" / "evaluation" / "evaluation.json").read_text())
-    rmse = report["regression_metrics"]["rmse"]["value"]
+    # The gate's basis: the truth capped at the training cap.
+    rmse = report["capped_truth_metrics"]["rmse"]["value"]
     assert report["champion"]["version"] == 3
-    assert report["champion"]["regression_metrics"]["rmse"]["value"] == pytest.approx(rmse)
+    assert report["champion"]["capped_truth_metrics"]["rmse"]["value"] == pytest.approx(rmse)
     assert report["champion_comparison"]["allowed_rmse"] == pytest.approx(rmse + 2)
     assert report["gate"]["passed"] is False
     assert report["gate"]["failed_rules"] == [f"RMSE {rmse:.2f} exceeds the threshold 0.5"]
@@ -141,10 +146,65 @@ def test_without_a_champion_only_the_thresholds_decide(opt_ml, preprocessed):
     report = json.loads((opt_ml / "processing" / "evaluation" / "evaluation.json").read_text())
     assert report["champion"] is None
     assert report["champion_comparison"]["allowed_rmse"] == evaluate.NO_CHAMPION_LIMIT
+    capped = report["capped_truth_metrics"]
     assert report["gate"] == {
         "passed": True,
         "failed_rules": [],
         "summary": "all quality rules pass",
+        "basis": "capped_truth_metrics",
+        "rul_cap": 125,
+        "rmse": capped["rmse"]["value"],
+        "phm08_score_per_100_units": capped["phm08_score_per_100_units"]["value"],
         "rmse_threshold": 1e9,
         "score_threshold": 1e9,
+        "description": evaluate.GATE_DESCRIPTION,
     }
+
+
+def _report(y_true, y_pred) -> dict:
+    return evaluation_report(y_true, y_pred, cap=125, n_bootstrap=2)
+
+
+def test_the_gate_verdict_does_not_depend_on_the_number_of_test_units():
+    rng = np.random.default_rng(4)
+    y_true = rng.uniform(5, 200, 20)
+    y_pred = np.clip(y_true + rng.normal(3, 12, 20), 0, 125)
+    no_champion = {"allowed_rmse": evaluate.NO_CHAMPION_LIMIT, "tolerance": 1.0}
+    small, large = _report(y_true, y_pred), _report(np.tile(y_true, 10), np.tile(y_pred, 10))
+    per_100 = small["capped_truth_metrics"]["phm08_score_per_100_units"]["value"]
+    # A threshold between the per-100 score and the summed score of 200 units: the sum would flip the verdict.
+    threshold = per_100 * 1.5
+    assert large["capped_truth_metrics"]["phm08_score"]["value"] > threshold
+    verdicts = [evaluate.gate_verdict(r, no_champion, 30.0, threshold) for r in (small, large)]
+    assert [v["passed"] for v in verdicts] == [True, True]
+    assert verdicts[0]["phm08_score_per_100_units"] == pytest.approx(verdicts[1]["phm08_score_per_100_units"])
+    strict = [evaluate.gate_verdict(r, no_champion, 30.0, per_100 * 0.5) for r in (small, large)]
+    assert len(strict[0]["failed_rules"]) == 1 and strict[0]["failed_rules"] == strict[1]["failed_rules"]
+
+
+def test_the_gate_measures_rmse_against_the_capped_truth():
+    # Truth far above the cap: a model capped at 125 is judged by the truth it could predict.
+    y_true, y_pred = np.array([300.0, 250.0, 40.0]), np.array([124.0, 125.0, 42.0])
+    report = _report(y_true, y_pred)
+    verdict = evaluate.gate_verdict(report, {"allowed_rmse": 1e12, "tolerance": 1.0}, 5.0, 1e9)
+    assert report["regression_metrics"]["rmse"]["value"] > 100
+    assert verdict["passed"] is True and verdict["rmse"] < 5.0
+
+
+def test_baseline_plain_contract_equals_the_analyzer_contract(opt_ml, preprocessed, monkeypatch):
+    dataset = preprocessed / "baseline"
+    plain = ["--dataset-dir", str(dataset), "--output-dir", "/opt/ml/processing/plain", "--header"]
+    assert run_entrypoint(baseline.main, plain) == 0
+    monkeypatch.setenv("dataset_format", json.dumps({"csv": {"header": True}}))
+    monkeypatch.setenv("dataset_source", str(dataset))
+    monkeypatch.setenv("output_path", "/opt/ml/processing/analyzer")
+    assert run_entrypoint(baseline.main) == 0
+    for name in ("statistics.json", "constraints.json"):
+        written = json.loads((preprocessed / "plain" / name).read_text())  # /opt/ml follows the base dir
+        assert written == json.loads((preprocessed / "analyzer" / name).read_text()), name
+    assert written["features"]
+
+
+def test_baseline_plain_contract_needs_both_folders(opt_ml, preprocessed):
+    assert run_entrypoint(baseline.main, ["--dataset-dir", str(preprocessed / "baseline")]) == 1
+    assert "--dataset-dir and --output-dir" in (opt_ml / "output" / "failure").read_text()

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from rul.errors import ConfigurationError
-from rul.splits import CutProtocol, assign_splits, cut_point, cut_units, split_by_unit, unit_uniform
+from rul.errors import ConfigurationError, DataFormatError
+from rul.splits import (
+    FILE_KEYS,
+    UNIT_SPAN,
+    CutProtocol,
+    assign_splits,
+    check_unique_units,
+    cut_point,
+    cut_units,
+    file_key,
+    label_units,
+    split_by_unit,
+    unit_uniform,
+)
 
 
 def _lives_frame(lives: dict[int, int]) -> pd.DataFrame:
@@ -231,3 +245,64 @@ def test_cut_units_rejects_draw_counts_that_would_collide_and_empty_frames():
         cut_units(frame, seed=0, draws=1000)
     with pytest.raises(ConfigurationError, match="no units"):
         cut_units(frame.iloc[:0], seed=0)
+
+
+# --- file_key, label_units and check_unique_units -----------------------------------------------------
+
+
+def test_the_subsets_own_file_keeps_its_unit_numbers_and_other_files_get_a_stable_key():
+    assert file_key("train_FD001", "FD001") == 0
+    keys = {file_key(f"train_FD001_part{index}", "FD001") for index in range(200)}
+    assert len(keys) == 200 and all(1 <= key < FILE_KEYS for key in keys)
+    assert file_key("train_FD001_part7", "FD001") == file_key("train_FD001_part7", "FD001")
+    assert file_key("train_FD002", "FD001") != 0  # another subset's file is not this subset's own
+
+
+def test_label_units_names_units_by_file_and_number():
+    frame = _lives_frame({1: 3, 2: 4})
+    own = label_units(frame, "train_FD001.txt", "FD001")
+    assert own["unit"].tolist() == frame["unit"].tolist() and set(own["source"]) == {"train_FD001.txt"}
+    other = label_units(frame, "new/train_FD001_week2.txt", "FD001")
+    key = file_key("train_FD001_week2", "FD001")
+    assert other["unit"].tolist() == (key * UNIT_SPAN + frame["unit"]).tolist()
+    assert other["source_unit"].tolist() == frame["unit"].tolist() and frame["unit"].max() == 2  # input kept
+    assert set(other["unit"]).isdisjoint(own["unit"])
+
+
+def test_label_units_refuses_unit_numbers_beyond_the_span():
+    with pytest.raises(DataFormatError, match=re.escape(f"big.txt: unit {UNIT_SPAN} exceeds")):
+        label_units(_lives_frame({UNIT_SPAN: 2}), "big.txt", "FD001")
+
+
+def test_splits_of_labelled_units_do_not_depend_on_the_other_files():
+    frame = _lives_frame({unit: 40 for unit in range(1, 31)})
+    alone = split_by_unit(label_units(frame, "train_FD001_b.txt", "FD001"), 3, 0.2, 0.2)
+    both = split_by_unit(
+        pd.concat(
+            [label_units(frame, "train_FD001.txt", "FD001"), label_units(frame, "train_FD001_b.txt", "FD001")]
+        ),
+        3,
+        0.2,
+        0.2,
+    )
+    for name, part in alone.items():
+        from_b = both[name][both[name]["source"] == "train_FD001_b.txt"].reset_index(drop=True)
+        pd.testing.assert_frame_equal(from_b, part)
+
+
+def test_check_unique_units_names_both_files_of_a_repeated_unit():
+    frame = _lives_frame({1: 3, 2: 3})
+    first, second = (
+        label_units(frame, "a/train_FD001.txt", "FD001"),
+        label_units(frame, "b/train_FD001.txt", "FD001"),
+    )
+    check_unique_units(first, "input")
+    with pytest.raises(
+        DataFormatError,
+        match=re.escape("input: unit 1 occurs in both a/train_FD001.txt and b/train_FD001.txt"),
+    ):
+        check_unique_units(pd.concat([first, second]), "input")
+    with pytest.raises(DataFormatError, match=re.escape("unit 2 of a/train_FD001.txt occurs twice")):
+        check_unique_units(pd.concat([first, first[first["unit"] == 2]]), "input")
+    with pytest.raises(DataFormatError, match="input: unit 1 occurs twice"):
+        check_unique_units(pd.concat([frame, frame]), "input")

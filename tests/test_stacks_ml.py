@@ -1,11 +1,17 @@
-"""The ML stack: model package group, code and definition deployment, and the pipeline resource."""
+"""The ML stack: model package group, job image, code and definition deployment, and the pipeline resource.
+
+The default app builds the job image as a CDK asset; a second app brings its own image (the setting). In
+both, one image URI reaches every job, the registered model's inference specification and the Ops stack.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk.assertions import Match, Template
 from cdk_helpers import cdk_json_context
 
@@ -19,13 +25,53 @@ from pipeline_steps.render import render_definition
 
 pytestmark = pytest.mark.slow
 
+BYO_URI = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/team/rul-jobs:2026.11.1"
+IMAGE_KEYS = {"ImageUri", "TrainingImage", "Image"}
+
+
+def _app_stack(app: cdk.App, stack_id: str) -> cdk.Stack:
+    stack = app.node.find_child(stack_id)
+    assert isinstance(stack, cdk.Stack)
+    return stack
+
 
 @pytest.fixture(scope="module")
 def ml_stack():
-    app = build_app(cdk_json_context())
-    return next(
-        child for child in app.node.children if isinstance(child, cdk.Stack) and child.node.id == "Ml"
-    )
+    return _app_stack(build_app(cdk_json_context()), "Ml")
+
+
+@pytest.fixture(scope="module")
+def byo_ml_stack():
+    context = {**cdk_json_context(), "settings": {"pipeline": {"job_image_uri": BYO_URI}}}
+    return _app_stack(build_app(context), "Ml")
+
+
+def _images(node: object, key: str = "") -> list[tuple[str, object]]:
+    """(key, value) of every image field in a definition, and of any other string naming an ECR image."""
+    if isinstance(node, dict):
+        return [found for k, v in node.items() for found in _images(v, k)]
+    if isinstance(node, list):
+        return [found for item in node for found in _images(item, key)]
+    return [(key, node)] if key in IMAGE_KEYS or (isinstance(node, str) and ".dkr.ecr." in node) else []
+
+
+def _templates(stack: cdk.Stack) -> dict[str, dict]:
+    app = stack.node.root
+    return {
+        child.node.id: Template.from_stack(child).to_json()
+        for child in app.node.children
+        if isinstance(child, cdk.Stack)
+    }
+
+
+def _drift_image(ops_template: dict) -> object:
+    (variables,) = [
+        r["Properties"]["Environment"]["Variables"]
+        for r in ops_template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and "DRIFT_IMAGE_URI" in r["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    return variables["DRIFT_IMAGE_URI"]
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +134,113 @@ def test_the_template_definition_runs_in_the_local_runner(ml_stack, tmp_path, sy
     result = executor.start({"MaxTuningJobs": 1, "MaxParallelTuningJobs": 1})
     assert result.status == "Succeeded", result.failure_reason
     assert [p.version for p in registry.list(config.model_package_group_name)] == [1]
+
+
+# The job image ---------------------------------------------------------------------------------------
+
+
+def test_no_template_and_no_definition_names_a_latest_image(ml_stack, byo_ml_stack):
+    for stack in (ml_stack, byo_ml_stack):
+        assert ":latest" not in stack.definition
+        for stack_id, template in _templates(stack).items():
+            assert ":latest" not in json.dumps(template), stack_id
+
+
+def test_every_image_of_the_definition_is_the_one_job_image(ml_stack):
+    images = _images(json.loads(ml_stack.definition))
+    assert {key for key, _ in images} == IMAGE_KEYS  # processing, training and the registered model
+    assert {value for _, value in images} == {ml_stack.job_image_uri}
+
+
+def test_the_job_image_is_the_content_addressed_linux_amd64_asset(ml_stack):
+    (asset,) = [c for c in ml_stack.node.find_all() if isinstance(c, ecr_assets.DockerImageAsset)]
+    assert ml_stack.job_image_uri == asset.image_uri
+    resolved = ml_stack.resolve(ml_stack.job_image_uri)
+    assert resolved["Fn::Sub"].endswith(f"-container-assets-111111111111-eu-west-1:{asset.asset_hash}")
+    assembly = cdk.Stage.of(ml_stack).synth()
+    manifest = json.loads((Path(assembly.directory) / f"{ml_stack.artifact_id}.assets.json").read_text())
+    (image,) = manifest["dockerImages"].values()
+    assert image["source"]["platform"] == "linux/amd64"
+    assert [d["imageTag"] for d in image["destinations"].values()] == [asset.asset_hash]
+
+
+def test_the_deployed_definition_and_the_ops_stack_get_the_same_image_uri(ml_stack, template):
+    resolved = ml_stack.resolve(ml_stack.job_image_uri)
+    # The definition's tokens are filled in at deploy time by the BucketDeployment (json_data markers).
+    (deployment,) = template.find_resources("Custom::CDKBucketDeployment").values()
+    markers = [m for source in deployment["Properties"]["SourceMarkers"] for m in source.values()]
+    assert {"Fn::Join": ["", ['"', resolved, '"']]} in markers
+    # Endpoint model and monitoring image of the deploy function: the same Fn::Sub, no export needed.
+    assert _drift_image(_templates(ml_stack)["Ops"]) == resolved
+
+
+def test_a_brought_image_replaces_the_asset_everywhere(ml_stack, byo_ml_stack):
+    assert byo_ml_stack.job_image_uri == BYO_URI
+    assert not [c for c in byo_ml_stack.node.find_all() if isinstance(c, ecr_assets.DockerImageAsset)]
+    assert {value for _, value in _images(json.loads(byo_ml_stack.definition))} == {BYO_URI}
+    assert _drift_image(_templates(byo_ml_stack)["Ops"]) == BYO_URI
+    # Another image, another definition object: CloudFormation updates the pipeline when the image changes.
+    assert byo_ml_stack.definition_key != ml_stack.definition_key
+
+
+# Deployment of the code and definition, and the pipeline resource -----------------------------------
+
+
+def _logical_id(template: Template, kind: str, prefix: str) -> str:
+    (found,) = [key for key in template.find_resources(kind) if key.startswith(prefix)]
+    return found
+
+
+def test_the_pipeline_waits_for_the_policy_that_lets_it_read_its_definition(template):
+    read_definition = _logical_id(template, "AWS::IAM::ManagedPolicy", "ReadPipelineDefinition")
+    (pipeline,) = template.find_resources("AWS::SageMaker::Pipeline").values()
+    assert read_definition in pipeline["DependsOn"]
+
+
+def test_code_is_deployed_by_the_named_role_with_only_this_versions_writes(ml_stack, template):
+    names = ml_stack.platform.names
+    role_id = _logical_id(template, "AWS::IAM::Role", "CodeDeploymentRole")
+    role = template.find_resources("AWS::IAM::Role")[role_id]["Properties"]
+    assert role["RoleName"] == names.code_deployment_role
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+    assert not role.get("ManagedPolicyArns") and not role.get("Policies")
+    handler = [
+        r
+        for r in template.find_resources("AWS::Lambda::Function").values()
+        if r["Properties"]["Role"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    ]
+    assert len(handler) == 1
+    assert not template.find_resources("AWS::IAM::Policy")  # CDK's broad default grants are not attached
+    policy_id = _logical_id(template, "AWS::IAM::ManagedPolicy", "CodeDeploymentAccess")
+    policy = template.find_resources("AWS::IAM::ManagedPolicy")[policy_id]["Properties"]
+    assert policy["Roles"] == [{"Ref": role_id}]
+    by_action = {json.dumps(s["Action"]): s["Resource"] for s in policy["PolicyDocument"]["Statement"]}
+    artifacts = f"arn:aws:s3:::{names.artifacts_bucket}"
+    assert sorted(by_action['"s3:PutObject"']) == sorted(
+        [
+            f"{artifacts}/code/{ml_stack.bundle.version}/*",
+            f"{artifacts}/{ml_stack.definition_key}",
+            f"{artifacts}/champion/NO_CHAMPION_YET.txt",
+        ]
+    )
+    assert by_action['"s3:ListBucket"'] == artifacts
+    (deployment,) = template.find_resources("Custom::CDKBucketDeployment").values()
+    reads = [
+        f"arn:aws:s3:::{b}/{k}"
+        for b, k in zip(
+            deployment["Properties"]["SourceBucketNames"],
+            deployment["Properties"]["SourceObjectKeys"],
+            strict=True,
+        )
+    ]
+    assert sorted(by_action['"s3:GetObject"']) == sorted(reads)
+    assert set(by_action) == {
+        '"s3:PutObject"',
+        '"s3:ListBucket"',
+        '"s3:GetObject"',
+        '["kms:Decrypt", "kms:GenerateDataKey"]',
+        '["logs:CreateLogStream", "logs:PutLogEvents"]',
+    }
+    assert policy_id in deployment["DependsOn"]

@@ -25,9 +25,10 @@ pytestmark = pytest.mark.slow
 
 SETTINGS = load_settings()
 NAMES = SETTINGS.names
-DRIFT_IMAGE = (
-    f"{SETTINGS.aws.account}.dkr.ecr.{SETTINGS.aws.region}.amazonaws.com/"
-    f"{SETTINGS.pipeline.ecr_repository_names[0]}:latest"
+# What CloudFormation makes of the Ml stack's job image asset URI here (no export: a pseudo parameter).
+DRIFT_IMAGE_REPOSITORY = (
+    f"{SETTINGS.aws.account}.dkr.ecr.{SETTINGS.aws.region}.${{AWS::URLSuffix}}/"
+    f"cdk-hnb659fds-container-assets-{SETTINGS.aws.account}-{SETTINGS.aws.region}:"
 )
 
 
@@ -88,14 +89,13 @@ PIPELINE_ARN = f"arn:aws:sagemaker:eu-west-1:111111111111:pipeline/{NAMES.pipeli
 
 
 def test_schedule_rule_starts_the_pipeline_on_all_raw_data(resources):
+    """Through the start function, which computes the data version (tests/test_triggers_data_version.py)."""
     rule = _rule(resources, f"{NAMES.prefix}-scheduled-training")
     assert rule["ScheduleExpression"] == SETTINGS.pipeline.schedule_expression
     (target,) = rule["Targets"]
-    assert target["Arn"] == PIPELINE_ARN
-    assert "trigger" in json.dumps(target["RoleArn"]).lower()  # the Iam stack's EventBridge role
-    assert target["SageMakerPipelineParameters"]["PipelineParameterList"] == [
-        {"Name": INPUT_DATA_URI, "Value": f"s3://{NAMES.data_bucket}/{NAMES.raw_data_prefix}"}
-    ]
+    function_id, _ = _function(resources, "start-pipeline")
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert json.loads(target["Input"])[INPUT_DATA_URI] == f"s3://{NAMES.data_bucket}/{NAMES.raw_data_prefix}"
 
 
 def test_new_data_rule_matches_objects_under_the_raw_prefix(resources):
@@ -121,7 +121,8 @@ def test_drift_alarm_entering_alarm_starts_retraining(resources):
     (alarm_ref,) = pattern["resources"]
     alarm_id = alarm_ref["Fn::GetAtt"][0]
     assert resources[alarm_id]["Properties"]["AlarmName"] == f"{NAMES.prefix}-drift"
-    assert rule["Targets"][0]["Arn"] == PIPELINE_ARN
+    function_id, _ = _function(resources, "start-pipeline")
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
 
 
 def test_model_package_rule_sends_our_groups_decisions_to_the_deploy_function(resources):
@@ -256,6 +257,7 @@ def _concrete(environment: dict) -> dict[str, str]:
         "SUBNET_IDS": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
         "SECURITY_GROUP_IDS": "sg-0123456789abcdef0",
         "KMS_KEY_ARN": "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "DRIFT_IMAGE_URI": DRIFT_IMAGE_REPOSITORY.replace("${AWS::URLSuffix}", "amazonaws.com") + "0" * 64,
     }
     return {key: fake.get(key, value) for key, value in environment.items()}
 
@@ -268,13 +270,17 @@ def test_start_function_environment_matches_settings_and_its_handler_accepts_it(
         "RAW_PREFIX": NAMES.raw_data_prefix,
         "ALLOWED_SUFFIXES": ".txt",
         "DEBOUNCE_SECONDS": "300",
+        "MODEL_PACKAGE_GROUP_NAME": NAMES.model_package_group,
     }
     config = start_handler.load_config(environment)
     assert config.debounce_seconds == SETTINGS.monitoring.new_data_debounce_seconds
 
 
-def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it(resources):
+def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it(app, resources):
     environment = _environment(resources, "deploy-on-approval")
+    ml = _stack(app, "Ml")
+    drift_image = ml.resolve(ml.job_image_uri)  # the one job image, content-addressed
+    assert drift_image["Fn::Sub"].startswith(DRIFT_IMAGE_REPOSITORY)
     serving, strategy = SETTINGS.serving, SETTINGS.serving.deployment
     job_role = f"arn:aws:iam::111111111111:role/{NAMES.job_role}"
     expected = {
@@ -294,7 +300,7 @@ def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it
         "ROLLBACK_ALARM_NAMES": f"{NAMES.prefix}-endpoint-5xx-errors,{NAMES.prefix}-endpoint-latency-p99",
         "MONITORING_SCHEDULE_NAME": NAMES.monitoring_schedule,
         "MONITORING_SCHEDULE_CRON": "cron(0 * ? * * *)",
-        "DRIFT_IMAGE_URI": DRIFT_IMAGE,
+        "DRIFT_IMAGE_URI": drift_image,
         "ARTIFACTS_BUCKET": NAMES.artifacts_bucket,
         "CHAMPION_PREFIX": NAMES.champion_prefix,
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Template
 from cdk_helpers import platform_app, template_of
 
 from settings import Settings
@@ -43,12 +43,14 @@ def test_every_bucket_is_encrypted(template: Template) -> None:
 
 @pytest.mark.parametrize("name", [NAMES.data_bucket, NAMES.artifacts_bucket])
 def test_data_and_artifacts_use_the_project_key(template: Template, name: str) -> None:
-    (key_id,) = template.find_resources("AWS::KMS::Key")
+    (key_id,) = template_of("Key").find_resources("AWS::KMS::Key")
     default = _bucket_named(template, name)["Properties"]["BucketEncryption"][
         "ServerSideEncryptionConfiguration"
     ][0]["ServerSideEncryptionByDefault"]
     assert default["SSEAlgorithm"] == "aws:kms"
-    assert default["KMSMasterKeyID"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    # The key lives in the Key stack: the bucket imports its ARN from that stack's export.
+    assert key_id in default["KMSMasterKeyID"]["Fn::ImportValue"]
+    template.resource_count_is("AWS::KMS::Key", 0)
 
 
 def test_access_log_bucket_uses_s3_managed_keys(template: Template) -> None:
@@ -102,6 +104,36 @@ def test_data_bucket_sends_events_to_eventbridge(template: Template) -> None:
     template.resource_count_is("AWS::Lambda::Function", 0)  # no notification custom resource
 
 
+# Prefixes of the artifacts bucket that nothing may expire: registered model data, what model packages
+# refer to, the model in service and the job code a registered version was built from.
+KEPT_ARTIFACT_PREFIXES = (
+    NAMES.registry_prefix,
+    NAMES.models_prefix,
+    NAMES.champion_prefix,
+    NAMES.code_prefix,
+)
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a.startswith(b) or b.startswith(a)
+
+
+@pytest.mark.parametrize("kept", KEPT_ARTIFACT_PREFIXES)
+def test_no_lifecycle_rule_expires_a_kept_prefix(template: Template, kept: str) -> None:
+    rules = _bucket_named(template, NAMES.artifacts_bucket)["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = [rule for rule in rules if "ExpirationInDays" in rule or "ExpirationDate" in rule]
+    assert expiring, "the intermediates rule exists"
+    for rule in expiring:
+        prefix = rule.get("Prefix", rule.get("Filter", {}).get("Prefix", ""))
+        assert prefix, f"rule {rule['Id']} expires current objects of the whole bucket"
+        assert not _overlap(prefix, kept), f"rule {rule['Id']} ({prefix}) expires {kept}"
+
+
+def test_kept_prefixes_are_distinct_from_the_intermediates() -> None:
+    assert all(not _overlap(NAMES.intermediates_prefix, kept) for kept in KEPT_ARTIFACT_PREFIXES)
+    assert len(set(KEPT_ARTIFACT_PREFIXES)) == 4
+
+
 def test_pipeline_intermediates_and_old_versions_expire(template: Template) -> None:
     rules = _bucket_named(template, NAMES.artifacts_bucket)["Properties"]["LifecycleConfiguration"]["Rules"]
     by_id = {rule["Id"]: rule for rule in rules}
@@ -113,32 +145,8 @@ def test_pipeline_intermediates_and_old_versions_expire(template: Template) -> N
     assert all("ExpirationInDays" not in rule for rule in data_rules)  # raw data is never expired
 
 
-def test_key_rotates_and_is_retained(template: Template) -> None:
-    template.resource_count_is("AWS::KMS::Key", 1)
-    template.has_resource(
-        "AWS::KMS::Key",
-        {"Properties": Match.object_like({"EnableKeyRotation": True}), "DeletionPolicy": "Retain"},
-    )
-    template.has_resource_properties("AWS::KMS::Alias", {"AliasName": NAMES.key_alias})
-
-
-def test_key_policy_scopes_data_use_to_project_roles(template: Template) -> None:
-    (key,) = template.find_resources("AWS::KMS::Key").values()
-    statements = key["Properties"]["KeyPolicy"]["Statement"]
-    assert all(s["Action"] != "kms:*" for s in statements), "no blanket kms:* in the key policy"
-    role_arns = {f"arn:aws:iam::111111111111:role/{name}" for name in NAMES.key_user_roles()}
-    for statement in statements:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        if "kms:Decrypt" in actions and "AWS" in statement["Principal"]:
-            assert set(statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]) == role_arns
-    services = {s["Sid"]: s for s in statements if "Service" in s["Principal"]}
-    logs = services["CloudWatchLogsOfProjectLogGroups"]
-    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].endswith(
-        f"log-group:{NAMES.log_group_prefix}*"
-    )
-
-
 def test_storage_stack_is_the_seam_source() -> None:
     _, platform = platform_app()
     assert platform.data_bucket is platform.stacks["Storage"].data_bucket
-    assert platform.key is platform.stacks["Storage"].key
+    assert platform.artifacts_bucket is platform.stacks["Storage"].artifacts_bucket
+    assert platform.key is platform.stacks["Key"].key is platform.stacks["Storage"].key

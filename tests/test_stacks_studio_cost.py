@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
-from cdk_helpers import platform_app, template_of
+from cdk_helpers import as_list, platform_app, policy_statements, template_of
 
 from settings import Settings
 
@@ -105,6 +107,70 @@ def test_platform_seam_exposes_typed_objects() -> None:
     assert isinstance(platform.key, kms.Key)
     assert isinstance(platform.data_bucket, s3.Bucket) and isinstance(platform.artifacts_bucket, s3.Bucket)
     assert isinstance(platform.pipeline_role, iam.Role) and isinstance(platform.job_role, iam.Role)
+    assert isinstance(platform.model_role, iam.Role) and platform.model_role is not platform.job_role
     assert isinstance(platform.job_network.security_group, ec2.SecurityGroup)
     assert len(platform.job_network.subnet_ids) == 2
     assert platform.names.pipeline == SETTINGS.names.pipeline
+
+
+# Per-user attribution and owner-scoped spaces and apps
+
+
+def _domain_policy(studio: Template) -> list[dict]:
+    (policy,) = studio.find_resources("AWS::IAM::ManagedPolicy").values()
+    assert "StudioRole" in json.dumps(policy["Properties"]["Roles"])
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_domain_attributes_sessions_to_the_user_profile(studio: Template) -> None:
+    studio.has_resource_properties(
+        "AWS::SageMaker::Domain", {"DomainSettings": {"ExecutionRoleIdentityConfig": "USER_PROFILE_NAME"}}
+    )
+
+
+def test_domain_default_app_instance_type_is_the_first_allowed_one() -> None:
+    template = template_of("Studio", '{"studio": {"app_instance_types": ["ml.t3.large", "ml.m5.large"]}}')
+    (domain,) = template.find_resources("AWS::SageMaker::Domain").values()
+    for settings_key in ("DefaultUserSettings", "DefaultSpaceSettings"):
+        spec = domain["Properties"][settings_key]["JupyterLabAppSettings"]["DefaultResourceSpec"]
+        assert spec == {"InstanceType": "ml.t3.large"}
+    statements = _domain_policy(template)
+    creates = [
+        s for s in statements if {"sagemaker:CreateApp", "sagemaker:CreateSpace"} & set(as_list(s["Action"]))
+    ]
+    for statement in creates:
+        types = statement["Condition"]["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"]
+        assert types == ["ml.t3.large", "ml.m5.large"]
+
+
+def test_space_and_app_changes_are_owner_scoped_with_instance_types(studio: Template) -> None:
+    statements = _domain_policy(studio)
+    changes = {"CreateSpace", "UpdateSpace", "DeleteSpace", "CreateApp", "DeleteApp"}
+    scoped = [s for s in statements if {f"sagemaker:{a}" for a in changes} & set(as_list(s["Action"]))]
+    assert {a.removeprefix("sagemaker:") for s in scoped for a in as_list(s["Action"])} == changes
+    for statement in scoped:
+        condition, resource = statement["Condition"], json.dumps(statement["Resource"])
+        if "ArnLike" in condition:
+            owner = json.dumps(condition["ArnLike"]["sagemaker:OwnerUserProfileArn"])
+            assert "user-profile/" in owner and "/${sagemaker:UserProfileName}" in owner
+        else:  # apps outside spaces: no owner key, the caller's profile is in the app ARN
+            assert condition["Null"] == {"sagemaker:OwnerUserProfileArn": "true"}
+            assert "/${sagemaker:UserProfileName}/*" in resource
+        if {"sagemaker:CreateApp", "sagemaker:CreateSpace"} & set(as_list(statement["Action"])):
+            assert condition["ForAllValues:StringEquals"]["sagemaker:InstanceTypes"] == ["ml.t3.medium"]
+
+
+def test_studio_grants_name_the_domain_id_not_a_wildcard(studio: Template) -> None:
+    statements = _domain_policy(studio)
+    resources = [r for s in statements for r in as_list(s["Resource"])]
+    assert resources
+    for resource in resources:
+        assert {"Fn::GetAtt": ["Domain", "DomainId"]} in resource["Fn::Join"][1], resource
+    iam_statements = policy_statements(template_of("Iam"))
+    for kind in ("domain", "user-profile", "space", "app"):
+        assert f":{kind}/" not in json.dumps(iam_statements)
+
+
+def test_studio_tags_only_on_creation(studio: Template) -> None:
+    (tag,) = [s for s in _domain_policy(studio) if "sagemaker:AddTags" in as_list(s["Action"])]
+    assert tag["Condition"] == {"Null": {"sagemaker:TaggingAction": "false"}}

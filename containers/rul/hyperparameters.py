@@ -12,6 +12,23 @@ from rul.errors import ConfigurationError
 
 MODEL_FAMILIES = ("gbm", "cnn", "lstm")
 
+# The hyperparameters each family reads (besides the shared data settings): what a tuner may search for it.
+_SHARED = ("window", "rul_cap", "n_conditions", "validation_draws", "seed", "feature_set", "learning_rate")
+_DEEP = ("epochs", "batch_size", "units", "dropout", "patience")
+FAMILY_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
+    "gbm": (
+        *_SHARED,
+        "max_iter",
+        "max_leaf_nodes",
+        "min_samples_leaf",
+        "l2_regularization",
+        "max_features",
+        "ensemble_size",
+    ),
+    "cnn": (*_SHARED, *_DEEP, "filters"),
+    "lstm": (*_SHARED, *_DEEP),
+}
+
 # Inclusive bounds of the numeric hyperparameters.
 BOUNDS: dict[str, tuple[float, float]] = {
     "window": (5, 200),

@@ -1,12 +1,15 @@
 """Dataset manifests: which exact files a model was trained on, and how they were split.
 
-The preprocess job writes one manifest per instance (`manifest-<host>.json`): the SHA-256 and size of
-each raw input file it read, the row and unit counts of the whole input and of each split (with the unit
-numbers), the column layout and the feature columns, the split settings, and a short `version` derived
-from the file hashes alone, so the same raw files give the same version whatever the split settings or
-the number of instances. `merge_manifests` combines the per-instance manifests of a sharded run into the
-manifest of the whole input (same version as a single-instance run on the same files). The manifest
-travels with the model into the registry (its URI in the model package's customer metadata).
+The preprocess job writes one manifest per instance (`manifest-<host>.json`): the SHA-256, size and
+dataset unit ids of each raw input file it read, the row and unit counts of each split (with the unit
+ids), the column layout and the feature columns, the split settings, a short `version` derived from the
+file hashes alone (the same raw files give the same version whatever the split settings or the number of
+instances; null on an instance that received no file) and the `declared_version` the pipeline was
+started with (`--data-version`, computed by the starter from the object listing; null when not given).
+`merge_manifests` combines the per-instance manifests of a sharded run into the manifest of the whole
+input (same version as a single-instance run on the same files) and names any file, content or unit that
+two instances both read. The manifest travels with the model into the registry (its URI in the model
+package's customer metadata).
 """
 
 from __future__ import annotations
@@ -42,12 +45,17 @@ def dataset_version(files: Iterable[Mapping[str, Any]]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:VERSION_LENGTH]
 
 
-def describe_files(paths: Sequence[Path], root: Path) -> list[dict[str, Any]]:
-    """Name (relative to `root`), size and SHA-256 of each file, in name order."""
-    entries = [
-        {"name": path.relative_to(root).as_posix(), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-        for path in paths
-    ]
+def describe_files(
+    paths: Sequence[Path], root: Path, unit_ids: Mapping[str, Sequence[int]] | None = None
+) -> list[dict[str, Any]]:
+    """Name (relative to `root`), size and SHA-256 of each file, and its dataset unit ids when given."""
+    entries = []
+    for path in paths:
+        name = path.relative_to(root).as_posix()
+        entry = {"name": name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+        if unit_ids is not None:
+            entry["unit_ids"] = sorted(int(unit) for unit in unit_ids.get(name, ()))
+        entries.append(entry)
     return sorted(entries, key=lambda entry: entry["name"])
 
 
@@ -68,11 +76,14 @@ def build_manifest(
     splits: Mapping[str, Mapping[str, Any]],
     settings: Mapping[str, Any],
     host: str = "algo-1",
+    declared_version: str | None = None,
 ) -> dict[str, Any]:
     """The manifest of one instance's input: `files` from `describe_files`, `splits` from `split_summary`."""
+    check_distinct_files([(host, entry) for entry in files])
     return {
         "manifest_format": MANIFEST_FORMAT,
-        "version": dataset_version(files),
+        "version": dataset_version(files) if files else None,
+        "declared_version": declared_version,
         "subset": subset,
         "files": [dict(entry) for entry in files],
         "rows": sum(split["rows"] for split in splits.values()),
@@ -91,9 +102,17 @@ def merge_manifests(manifests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         raise ValueError("no manifest to merge")
     first = manifests[0]
     for other in manifests[1:]:
-        for key in ("manifest_format", "subset", "columns", "features", "settings"):
+        for key in ("manifest_format", "subset", "columns", "features", "settings", "declared_version"):
             if other.get(key) != first.get(key):
                 raise ValueError(f"manifests disagree on {key!r}: {first.get(key)!r} vs {other.get(key)!r}")
+    hosts = [",".join(manifest.get("hosts", [])) for manifest in manifests]
+    check_distinct_files(
+        [
+            (host, entry)
+            for host, manifest in zip(hosts, manifests, strict=True)
+            for entry in manifest["files"]
+        ]
+    )
     files = {entry["name"]: entry for manifest in manifests for entry in manifest["files"]}
     splits: dict[str, dict[str, Any]] = {}
     for manifest in manifests:
@@ -105,13 +124,47 @@ def merge_manifests(manifests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     ordered = [files[name] for name in sorted(files)]
     return {
         **first,
-        "version": dataset_version(ordered),
+        "version": dataset_version(ordered) if ordered else None,
         "files": ordered,
         "rows": sum(split["rows"] for split in splits.values()),
         "units": sum(split["units"] for split in splits.values()),
         "splits": splits,
         "hosts": sorted(host for manifest in manifests for host in manifest.get("hosts", [])),
     }
+
+
+def check_distinct_files(entries: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Raise naming the two files (and hosts) when a file, its contents or one of its units is read twice."""
+    seen: dict[str, tuple[str, str]] = {}
+    for host, entry in entries:
+        name = entry["name"]
+        claims = [("name", name), ("sha256", entry["sha256"])]
+        claims += [("unit", str(unit)) for unit in entry.get("unit_ids", ())]
+        for kind, value in claims:
+            if (kind, value) in seen:
+                other_host, other = seen[(kind, value)]
+                raise DataFormatError(name, None, _duplicate_problem(kind, value, other, other_host, host))
+            seen[(kind, value)] = (host, name)
+
+
+def _duplicate_problem(kind: str, value: str, other: str, other_host: str, host: str) -> str:
+    where = f"({other_host} and {host})" if other_host != host else f"(both on {host})"
+    if kind == "name":
+        return f"read by two instances {where}: was the input replicated instead of sharded?"
+    if kind == "sha256":
+        return f"has the same contents as {other} {where}: the same data would be trained on twice"
+    return f"holds dataset unit {value}, as {other} does {where}: rename or remove one of the files"
+
+
+def version_note(manifest: Mapping[str, Any]) -> str | None:
+    """A line for the log when the declared data version differs from the content hash, else None."""
+    declared, computed = manifest.get("declared_version"), manifest.get("version")
+    if declared is None or declared == computed:
+        return None
+    return (
+        f"declared data version {declared} (from the object listing) differs from the content hash "
+        f"{computed} of {len(manifest['files'])} file(s)"
+    )
 
 
 def write_manifest(manifest: Mapping[str, Any], directory: str | Path, host: str) -> Path:
@@ -132,4 +185,9 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
             manifests.append(json.loads(path.read_text()))
         except json.JSONDecodeError as error:
             raise DataFormatError(path, error.lineno, f"not valid JSON: {error.msg}") from None
-    return merge_manifests(manifests)
+    merged = merge_manifests(manifests)
+    if not merged["files"]:
+        raise DataFormatError(
+            directory, None, f"no instance of {', '.join(merged['hosts'])} read an input file"
+        )
+    return merged

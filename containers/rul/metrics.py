@@ -1,6 +1,7 @@
 """Evaluation metrics for RUL predictions, in the shapes the jobs report them.
 
-Point metrics (RMSE, MAE, R², the asymmetric PHM08 score) take one true and one predicted RUL per engine
+Point metrics (RMSE, MAE, R², the asymmetric PHM08 score summed over the units, and the same score per
+100 units, which does not grow with the number of test units) take one true and one predicted RUL per engine
 unit; `evaluation_report` bundles them with bootstrap standard deviations, the same metrics against truth
 clipped at the training cap, the error per true-RUL bucket and the per-unit predictions, in the JSON
 shape of a SageMaker Model Monitor model-quality (regression) report. `format_metrics` prints the
@@ -23,7 +24,8 @@ from rul.errors import ConfigurationError, DataFormatError
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 DEFAULT_BUCKETS: tuple[float, ...] = (0, 25, 50, 75, 100, 125, math.inf)
-METRIC_NAMES = ("rmse", "mae", "r2", "phm08_score")
+METRIC_NAMES = ("rmse", "mae", "r2", "phm08_score", "phm08_score_per_100_units")
+PHM08_UNITS_PER_BLOCK = 100
 METRIC_REGEX_TEMPLATE = "{name}=([-0-9.eE+]+)"
 PREDICTIONS_SOURCE = "predictions"
 
@@ -92,7 +94,19 @@ def phm08_score(y_true: Any, y_pred: Any) -> float:
     return float(np.sum(per_unit))
 
 
-METRICS: dict[str, Metric] = {"rmse": rmse, "mae": mae, "r2": r2, "phm08_score": phm08_score}
+def phm08_score_per_100_units(y_true: Any, y_pred: Any) -> float:
+    """The PHM08 score as if there were 100 units with these errors: independent of the number of units."""
+    true, _ = validate_predictions(y_true, y_pred)
+    return phm08_score(y_true, y_pred) * PHM08_UNITS_PER_BLOCK / len(true)
+
+
+METRICS: dict[str, Metric] = {
+    "rmse": rmse,
+    "mae": mae,
+    "r2": r2,
+    "phm08_score": phm08_score,
+    "phm08_score_per_100_units": phm08_score_per_100_units,
+}
 
 
 def _edge_number(value: float) -> int | float:
@@ -196,7 +210,7 @@ def _plain(value: Any) -> Any:
 
 
 def flat_metrics(report: Mapping[str, Any]) -> dict[str, float]:
-    """The four headline values of `report["regression_metrics"]`, by name."""
+    """The headline values of `report["regression_metrics"]`, by name."""
     block = report["regression_metrics"]
     return {name: float(block[name]["value"]) for name in METRIC_NAMES}
 

@@ -1,9 +1,13 @@
-"""Splitting by whole units and cutting held-out units the way the official C-MAPSS test set does.
+"""Naming units across files, splitting by whole units and cutting held-out units like the official test set.
 
-Units are assigned to splits by a hash of (seed, purpose, unit number), so the assignment of a unit does
-not depend on which other units are present: sharded preprocessing gives the same split as one job.
-Held-out units are cut at a random cycle drawn like the official test set's (true RUL mostly in the
-low-to-mid range, at least `min_cycles` cycles observed), and the model is scored at the cut.
+C-MAPSS numbers units from 1 in every file, so a unit is identified by its file and its number: the
+dataset unit id is `file_key(stem) * UNIT_SPAN + number`, where the subset's own file (`train_FD001`) has
+key 0 and keeps its numbers, and any other file's key is drawn from a hash of its stem. Units are assigned
+to splits, and held-out units cut, by a hash of (seed, purpose, dataset unit id), so the assignment of a
+unit depends neither on the other units present nor on which instance read its file: any sharding gives
+the same dataset. Held-out units are cut at a random cycle drawn like the official test set's (true RUL
+mostly in the low-to-mid range, at least `min_cycles` cycles observed), and the model is scored at the
+cut. `check_unique_units` names the files of a unit that reached a table twice.
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from rul.errors import ConfigurationError
+from rul.errors import ConfigurationError, DataFormatError
+
+# Units within one file: C-MAPSS files hold at most 260. Keys stay below 10**6 so that ids (< 10**10),
+# even renumbered for several cuts (x 1000), stay exact in the float64 that CSV readers may produce.
+UNIT_SPAN = 10_000
+FILE_KEYS = 1_000_000
+SOURCE_COLUMNS = ["source", "source_unit"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,57 @@ class CutProtocol:
     min_cycles: int = 30
     min_rul: int = 6
     max_rul: int = 150
+
+
+def file_key(stem: str, subset: str) -> int:
+    """0 for the subset's own training file, else a number in [1, FILE_KEYS) drawn from the stem."""
+    if stem == f"train_{subset}":
+        return 0
+    digest = hashlib.sha256(stem.encode()).digest()
+    return 1 + int.from_bytes(digest[:8], "big") % (FILE_KEYS - 1)
+
+
+def label_units(frame: pd.DataFrame, source: str, subset: str) -> pd.DataFrame:
+    """A trajectory frame read from `source` with dataset unit ids, its file and the units' own numbers."""
+    too_large = frame.loc[frame["unit"] >= UNIT_SPAN, "unit"]
+    if len(too_large):
+        raise DataFormatError(
+            source, None, f"unit {too_large.iloc[0]} exceeds the {UNIT_SPAN - 1} units a file may hold"
+        )
+    labelled = frame.copy()
+    labelled["source"] = source
+    labelled["source_unit"] = frame["unit"]
+    labelled["unit"] = file_key(_stem(source), subset) * UNIT_SPAN + frame["unit"]
+    return labelled
+
+
+def check_unique_units(frame: pd.DataFrame, where: str) -> None:
+    """Raise if a unit's cycles occur twice (two files with one stem, or one file read by two instances)."""
+    repeated = frame.duplicated(["unit", "cycle"], keep=False)
+    if not repeated.any():
+        return
+    unit = frame.loc[repeated, "unit"].iloc[0]
+    rows = frame[frame["unit"] == unit]
+    if "source" not in frame.columns:
+        raise DataFormatError(where, None, f"unit {unit} occurs twice")
+    sources = sorted(rows["source"].unique())
+    number = rows["source_unit"].iloc[0]
+    if len(sources) == 1:
+        raise DataFormatError(
+            where, None, f"unit {number} of {sources[0]} occurs twice: was the file read by two instances?"
+        )
+    same_name = len({_stem(source) for source in sources}) == 1
+    reason = "files of the same name hold the same units" if same_name else "their names share a file key"
+    raise DataFormatError(
+        where,
+        None,
+        f"unit {number} occurs in both {' and '.join(sources)} (dataset unit id {unit}): "
+        f"{reason}; rename or remove one",
+    )
+
+
+def _stem(source: str) -> str:
+    return source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
 def unit_uniform(unit: int, seed: int, purpose: str) -> float:

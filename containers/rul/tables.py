@@ -16,6 +16,7 @@ import pandas as pd
 from rul.contract import base_dir
 from rul.data import COLUMNS, check_trajectory_order
 from rul.errors import DataFormatError, ModelArtifactError
+from rul.splits import check_unique_units
 
 
 def current_host() -> str:
@@ -54,6 +55,7 @@ def read_trajectory_table(directory: str | Path, stem: str) -> pd.DataFrame:
         raise DataFormatError(directory, None, f"{stem} table lacks columns {missing}")
     if frame[COLUMNS].isna().any().any():
         raise DataFormatError(directory, None, f"{stem} table has missing values")
+    check_unique_units(frame, f"{directory}/{stem}")  # a unit from two shards, named with both files
     frame = frame.sort_values(["unit", "cycle"], kind="stable").reset_index(drop=True)
     check_trajectory_order(frame, f"{directory}/{stem}")
     return frame

@@ -15,6 +15,9 @@ Steps: `list_pipeline_execution_steps` -> the EvaluateModel step's `Metadata.Pro
 `put_metric_data` of RMSE, MAE, PHM08Score (uncapped `regression_metrics.*.value`), RMSECappedTruth
 (`capped_truth_metrics.rmse.value`) and Registered, timestamped with the event's time.
 
+Executions of the monitoring pipeline (when `MONITORING_PIPELINE_NAME` is set) are handed to
+`monitoring.publish_execution`: their jobs' own PutMetricData requests are sent as they are.
+
 Other statuses, other pipelines and malformed events are ignored without any call; an execution without a
 succeeded evaluation, or whose evaluation.json is missing or malformed, is skipped with the reason. Every
 path returns {"action", "reason", ...} and logs one JSON line; AWS errors are logged, then raised (retried).
@@ -31,6 +34,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from .monitoring import load_monitoring_config, monitoring_execution, publish_execution
 
 LOGGER = logging.getLogger("publish_model_metrics")
 LOGGER.setLevel(logging.INFO)
@@ -252,6 +257,22 @@ def run(
     )
 
 
+def run_monitoring(event: Any, environ: Mapping[str, str], s3: Any, cloudwatch: Any) -> dict[str, Any] | None:
+    """Publish a finished monitoring execution's metrics; None when the event is not one."""
+    config = load_monitoring_config(environ)
+    execution = monitoring_execution(event, config) if config else None
+    if config is None or execution is None:
+        return None
+    execution_id, status = execution
+    fields = {"pipeline": config.pipeline_name, "execution_id": execution_id, "execution_status": status}
+    outcome = publish_execution(s3, cloudwatch, config, execution_id)
+    if not outcome["requests"]:
+        return decide("skipped", "no monitoring metrics to publish", logging.WARNING, **fields, **outcome)
+    level = logging.WARNING if outcome["skipped_lines"] else logging.INFO
+    reason = f"{outcome['metrics']} monitoring metrics in {outcome['requests']} request(s)"
+    return decide("published", reason, level, **fields, **outcome)
+
+
 def make_clients() -> tuple[Any, Any, Any]:
     import boto3
     from botocore.config import Config
@@ -265,6 +286,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     try:
         config = load_config(os.environ)
         sagemaker, s3, cloudwatch = make_clients()
+        monitored = run_monitoring(event, os.environ, s3, cloudwatch)
+        if monitored is not None:
+            return monitored
         return run(event, config, sagemaker, s3, cloudwatch, lambda: datetime.now(UTC))
     except Exception as error:
         decide("error", f"{type(error).__name__}: {error}", level=logging.ERROR)

@@ -1,2 +1,2 @@
-"""New-data trigger: starts one training-pipeline execution per burst of raw files
-(handler: `start_pipeline.handler.handler`)."""
+"""Training-pipeline starter: one execution per burst of new raw files, per schedule tick and per drift
+alarm, keyed by the data version of its input (handler: `start_pipeline.handler.handler`)."""
