@@ -267,6 +267,10 @@ class ServingSettings(FrozenModel):
     instance_type: InstanceType = "ml.m5.large"
     instance_count: InstanceCount = MIN_SHIFTING_INSTANCES
     data_capture_percent: int = Field(default=20, ge=1, le=100)
+    # Who writes the captures: "sagemaker" (the endpoint config's DataCaptureConfig) or "container" (the
+    # serving container uploads them itself, same layout): AWS documents data capture among the Model
+    # Monitor pages closed to new customers, so a new account may need "container".
+    capture_mode: Literal["sagemaker", "container"] = "sagemaker"
     deployment: DeploymentStrategy = DeploymentStrategy()
     latency_alarm_threshold_ms: float = Field(default=200.0, gt=0, le=60_000)
     # Invocation5XXErrors per minute that count as a breach; two breaching minutes raise the alarm.
@@ -447,6 +451,7 @@ class ResourceNames:
     champion_prefix = "champion/"  # artifacts bucket: the approved model in service (read by evaluation)
     studio_prefix = "studio/"  # artifacts bucket: Studio users' scratch space and shared notebooks
     data_capture_prefix = "datacapture/"  # artifacts bucket: endpoint requests and responses (data capture)
+    ground_truth_prefix = "ground-truth/"  # artifacts bucket: late failure labels read by the quality job
     monitoring_prefix = "monitoring/"  # artifacts bucket: Model Monitor reports
 
     def buckets(self) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ from rul.contract import base_dir, processing_dir, run_entrypoint
 from rul.data import COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS, SUBSETS, read_trajectories
 from rul.errors import DataFormatError
 from rul.lineage import build_manifest, describe_files, split_summary, version_note, write_manifest
+from rul.model_window import model_rows
 from rul.models import log
 from rul.splits import SOURCE_COLUMNS, CutProtocol, check_unique_units, cut_units, label_units, split_by_unit
 from rul.tables import current_host, write_table
@@ -130,7 +131,7 @@ def baseline_windows(train: pd.DataFrame, seed: int, protocol: CutProtocol, draw
     if train.empty:
         return train[SETTING_COLUMNS + SENSOR_COLUMNS].reset_index(drop=True)
     cut, _ = cut_units(train, seed + 1, protocol, draws=draws)
-    windows = cut.groupby("unit", sort=False).tail(protocol.min_cycles)
+    windows = model_rows(cut, protocol.min_cycles)  # what serving feeds the model, as monitoring reads it
     return windows[SETTING_COLUMNS + SENSOR_COLUMNS].reset_index(drop=True)
 
 

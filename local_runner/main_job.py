@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_runner.champion import ensure_champion_prefix
+from local_runner.data_version import with_data_versions
 from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExecutor
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
@@ -137,4 +138,7 @@ def run_main_job(
         pipeline_name=workspace.config.pipeline_name,
         tracker=tracker,
     )
-    return workspace, executor.start({names.SUBSET: options.subset, **parameters})
+    run_parameters = {names.SUBSET: options.subset, **parameters}
+    # DataVersion and RegisteredDataVersion, as the start function passes them on AWS (user values win).
+    run_parameters = with_data_versions(run_parameters, workspace.store, workspace.registry, workspace.config)
+    return workspace, executor.start(run_parameters)

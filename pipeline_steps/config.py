@@ -129,7 +129,9 @@ class PipelineConfig:
             _fail("champion_tolerance", self.champion_tolerance, "must not be negative")
         if self.training_instance_count != 1:
             # SageMaker's SKLearn script mode refuses more (no distributed training); train.py is single-node.
-            _fail("training_instance_count", self.training_instance_count, "must be 1 (train.py is single-node)")
+            _fail(
+                "training_instance_count", self.training_instance_count, "must be 1 (train.py is single-node)"
+            )
         if self.max_runtime_minutes > MAX_JOB_RUNTIME_MINUTES:
             _fail(
                 "max_runtime_minutes", self.max_runtime_minutes, f"must not exceed {MAX_JOB_RUNTIME_MINUTES}"

@@ -78,10 +78,15 @@ def create_job_role(ctx: WorkloadContext) -> LeastPrivilegeRole:
         wildcard_reason="job outputs are keyed by pipeline execution id, unknown before the run",
     )
     role.allow(
-        "ReadChampionAndCaptures",
+        "ReadChampionCapturesAndLabels",
         S3_READ,
-        [arns.artifacts(names.champion_prefix), arns.artifacts(names.data_capture_prefix)],
-        wildcard_reason="the champion has a fixed prefix; captures are keyed by endpoint, variant and hour",
+        [
+            arns.artifacts(names.champion_prefix),
+            arns.artifacts(names.data_capture_prefix),
+            arns.artifacts(names.ground_truth_prefix),
+        ],
+        wildcard_reason="the champion has a fixed prefix; captures are keyed by endpoint, variant and hour; "
+        "late labels by delivery",
     )
     role.allow(
         "WriteMonitoringReports",
@@ -99,6 +104,7 @@ def create_job_role(ctx: WorkloadContext) -> LeastPrivilegeRole:
             names.code_prefix,
             names.champion_prefix,
             names.data_capture_prefix,
+            names.ground_truth_prefix,
             names.monitoring_prefix,
         ],
     )

@@ -29,14 +29,14 @@ from pipeline_steps.code import build_source_bundle, code_uri_for
 from pipeline_steps.config import PipelineConfig
 from pipeline_steps.monitoring_names import GROUND_TRUTH_PLACEHOLDER, GROUND_TRUTH_PLACEHOLDER_TEXT
 from pipeline_steps.render import render_definition
-from settings import PipelineSettings
+from settings import PipelineSettings, ResourceNames
 from stacks.job_image import CONTAINERS_DIR, job_image_uri
-from stacks.monitoring_pipeline import GROUND_TRUTH_PREFIX, MonitoringPipeline, monitoring_pipeline_config
+from stacks.monitoring_pipeline import MonitoringPipeline, monitoring_pipeline_config
 from stacks.nag import NIST_R5, acknowledge, skip_checkov
 from stacks.platform import Platform
 
 CHAMPION_PLACEHOLDER = "NO_CHAMPION_YET.txt"  # same name as local_runner.champion.PLACEHOLDER
-GROUND_TRUTH_PLACEHOLDER_KEY = GROUND_TRUTH_PREFIX + GROUND_TRUTH_PLACEHOLDER
+GROUND_TRUTH_PLACEHOLDER_KEY = ResourceNames.ground_truth_prefix + GROUND_TRUTH_PLACEHOLDER
 
 
 def pipeline_config(

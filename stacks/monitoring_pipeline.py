@@ -21,8 +21,6 @@ from pipeline_steps.monitoring_pipeline import render_monitoring_definition
 from settings import MonitoringSettings
 from stacks.platform import Platform
 
-GROUND_TRUTH_PREFIX = "ground-truth/"  # artifacts bucket: late failure labels
-
 
 def monitoring_pipeline_config(
     platform: Platform, monitoring: MonitoringSettings, code_uri: str, image_uri: str, network_isolation: bool
@@ -39,9 +37,9 @@ def monitoring_pipeline_config(
         endpoint_name=names.endpoint,
         capture_uri=artifacts + names.data_capture_prefix,
         baseline_uri=champion_baselines_uri(artifacts + names.champion_prefix),
-        ground_truth_uri=artifacts + GROUND_TRUTH_PREFIX,
+        ground_truth_uri=artifacts + names.ground_truth_prefix,
         output_prefix=names.monitoring_prefix,
-        kms_key_arn=f"arn:aws:kms:{aws.region}:{aws.account}:{names.key_alias}",
+        kms_key_arn=platform.key.key_arn,  # the APIs take a key id or key ARN, not an alias ARN
         subnet_ids=tuple(platform.job_network.subnet_ids),
         security_group_ids=tuple(platform.job_network.security_group_ids),
         enable_network_isolation=network_isolation,

@@ -140,8 +140,13 @@ def test_whole_histories_and_windows_give_the_same_drift_statistics(tmp_path, mo
     windows = model_rows(fleet, 30)
     features = {}
     for name, rows in (("whole", fleet), ("windows", windows)):
-        requests = [(json_body(unit_rows, as_objects=False), "application/json")
-                    for _, unit_rows in rows.groupby("unit")]  # fmt: skip
+        # Four requests of ten engines each, JSON and CSV, as a client batching its fleet would send.
+        requests = [
+            (json_body(group, as_objects=False), "application/json")
+            if index % 2
+            else (whitespace_body(group), "text/csv")
+            for index, (_, group) in enumerate(rows.groupby((rows["unit"] - 1) // 10))
+        ]
         serve_requests(tmp_path / name, model_dir, requests)
         captured = read_window(tmp_path / name).model_rows()
         features[name] = compare_features(baseline, captured, DriftSettings())

@@ -19,9 +19,9 @@ from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
 from rul import drift_stats as ds
 from rul import drift_tests as dt
 from rul.capture import read_window
-from rul.drift_constraints import constraint_violations
 from rul.contract import run_entrypoint
 from rul.data import COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS
+from rul.drift_constraints import constraint_violations
 from rul.errors import ConfigurationError, DataFormatError
 from rul.monitoring import write_baseline
 from rul.synthetic import DriftSpec, SyntheticSpec, generate

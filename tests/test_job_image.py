@@ -107,8 +107,8 @@ def test_image_pins_match_the_project_pins():
 # The asset -------------------------------------------------------------------------------------------
 
 
-def _asset(directory: Path) -> cdk.aws_ecr_assets.DockerImageAsset:
-    app = cdk.App(outdir=str(directory.parent / f"cdk.out-{directory.name}"))
+def _asset(directory: Path, outdir: Path) -> cdk.aws_ecr_assets.DockerImageAsset:
+    app = cdk.App(outdir=str(outdir))
     stack = cdk.Stack(app, "Image", env=cdk.Environment(account="111111111111", region="eu-west-1"))
     return create_job_image_asset(stack, "JobImage", directory)
 
@@ -121,7 +121,8 @@ def _copy_sources(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def clean_hash(tmp_path_factory) -> str:
-    return _asset(_copy_sources(tmp_path_factory.mktemp("clean") / "containers")).asset_hash
+    work = tmp_path_factory.mktemp("clean")
+    return _asset(_copy_sources(work / "containers"), work / "cdk.out").asset_hash
 
 
 def test_the_asset_hash_is_stable_and_ignores_caches_and_tests(tmp_path, clean_hash):
@@ -129,18 +130,19 @@ def test_the_asset_hash_is_stable_and_ignores_caches_and_tests(tmp_path, clean_h
     for junk in ("rul/__pycache__/models.cpython-311.pyc", ".pytest_cache/v/x", "tests/test_x.py", "x.pyo"):
         (dirty / junk).parent.mkdir(parents=True, exist_ok=True)
         (dirty / junk).write_text("junk")
-    assert _asset(dirty).asset_hash == clean_hash
-    assert _asset(CONTAINERS_DIR).asset_hash == clean_hash  # the working tree, whatever it has cached
+    assert _asset(dirty, tmp_path / "dirty.out").asset_hash == clean_hash
+    # The working tree, whatever it has cached:
+    assert _asset(CONTAINERS_DIR, tmp_path / "tree.out").asset_hash == clean_hash
 
 
 def test_a_changed_source_changes_the_hash(tmp_path, clean_hash):
     changed = _copy_sources(tmp_path / "containers")
     (changed / "serve.py").write_text((changed / "serve.py").read_text() + "\n# changed\n")
-    assert _asset(changed).asset_hash != clean_hash
+    assert _asset(changed, tmp_path / "cdk.out").asset_hash != clean_hash
 
 
 def test_synth_stages_the_sources_for_linux_amd64_without_docker(tmp_path):
-    asset = _asset(_copy_sources(tmp_path / "containers"))
+    asset = _asset(_copy_sources(tmp_path / "containers"), tmp_path / "cdk.out")
     assembly = cdk.Stage.of(asset).synth()
     manifest = json.loads((Path(assembly.directory) / "Image.assets.json").read_text())
     (image,) = manifest["dockerImages"].values()

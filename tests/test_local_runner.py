@@ -1,4 +1,8 @@
-"""The local runner end to end: the rendered definition executed on small synthetic data."""
+"""The local runner end to end: the rendered definition executed on small synthetic data.
+
+Trials use tiny static hyperparameters (one small gbm member) so the runs stay fast on a loaded machine;
+the data-version tests rerun the same work folder: unchanged data is all cache hits and registers nothing,
+a new data version runs fresh steps and registers a new version."""
 
 from __future__ import annotations
 
@@ -16,15 +20,35 @@ from rul.data import read_trajectories, write_trajectories
 
 pytestmark = pytest.mark.slow
 FAST = {"MaxTuningJobs": 2, "MaxParallelTuningJobs": 1}
+TINY = {
+    "static_hyperparameters": (
+        ("feature_set", "stats"),
+        ("ensemble_size", "1"),
+        ("max_iter", "40"),
+        ("validation_draws", "2"),
+    )
+}
+JOB_STEPS = {"PreprocessData", "DataQualityBaseline", "TuneModel", "EvaluateModel"}
+REGISTER = "RegisterModel-RegisterModel"
+
+
+def run(work: Path, data_dir: Path, echo=lambda line: None, **parameters):
+    options = MainJobOptions(
+        work_dir=work, data_dir=data_dir, parameters={**FAST, **parameters}, config_overrides=TINY
+    )
+    return run_main_job(options, echo=echo)
+
+
+def registered_data_version(workspace) -> str:
+    """What a starter passes as RegisteredDataVersion: the DataVersion of the newest package."""
+    return workspace.registry.latest_metadata(workspace.config.model_package_group_name, "DataVersion")
 
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, synthetic_dir):
     work = tmp_path_factory.mktemp("work")
     lines = []
-    workspace, result = run_main_job(
-        MainJobOptions(work_dir=work, data_dir=synthetic_dir, parameters=FAST), echo=lines.append
-    )
+    workspace, result = run(work, synthetic_dir, lines.append, DataVersion="v1")
     return work, workspace, result, lines
 
 
@@ -34,6 +58,7 @@ def test_the_rendered_definition_runs_end_to_end_and_registers_a_model(first_run
     statuses = {step.name: step.status for step in result.steps}
     assert statuses["FailQualityGate"] == "NotExecuted"
     assert all(status == "Succeeded" for name, status in statuses.items() if name != "FailQualityGate")
+    assert result.step("CheckNewDataVersion").properties == {"Outcome": "False"}
     tuning = result.step("TuneModel").properties
     assert len(tuning["TrainingJobSummaries"]) == 2
     assert any(line.startswith("trial 2/2") for line in lines)
@@ -43,36 +68,51 @@ def test_the_rendered_definition_runs_end_to_end_and_registers_a_model(first_run
         f"{tuning['BestTrainingJob']['TrainingJobName']}/output/model.tar.gz"
     )
     assert workspace.store.path_for(packages[0].model_data_url).is_file()
-    baseline = result.step("DataQualityBaseline").properties["CalculatedBaselineStatistics"]
+    outputs = result.step("DataQualityBaseline").properties["ProcessingOutputConfig"]["Outputs"]
+    baseline = outputs["baseline"]["S3Output"]["S3Uri"] + "/statistics.json"
     assert packages[0].drift_check_baselines["ModelDataQuality"]["Statistics"]["S3Uri"] == baseline
     assert json.loads(workspace.store.read_text(baseline))["dataset"]["item_count"] > 0
+    assert packages[0].customer_metadata["DataVersion"] == "v1"
+    registry = f"s3://local-artifacts/registry/turbofan-rul/{result.execution_id}/"
+    evaluation = packages[0].metrics["ModelQuality"]["Statistics"]["S3Uri"]
+    for uri in (baseline, evaluation, packages[0].customer_metadata["DataManifestUri"]):
+        assert uri.startswith(registry), uri
+    assert json.loads(workspace.store.read_text(evaluation))["gate"]["basis"] == "capped_truth_metrics"
     assert json.loads((work / "definition.json").read_text()) == workspace.definition
 
 
-def test_a_rerun_reuses_cached_steps(first_run, synthetic_dir):
-    work, _, _, _ = first_run
-    workspace, result = run_main_job(
-        MainJobOptions(work_dir=work, data_dir=synthetic_dir, parameters=FAST), echo=lambda line: None
-    )
-    cached = {step.name for step in result.steps if step.cache_hit}
-    assert {"PreprocessData", "DataQualityBaseline", "TuneModel", "EvaluateModel"} <= cached
-    assert result.status == "Succeeded"
-    assert [p.version for p in workspace.registry.list(workspace.config.model_package_group_name)] == [2, 1]
+def test_unchanged_data_is_all_cache_hits_and_registers_nothing(first_run, synthetic_dir):
+    work, workspace, _, _ = first_run
+    assert registered_data_version(workspace) == "v1"
+    workspace, result = run(work, synthetic_dir, DataVersion="v1", RegisteredDataVersion="v1")
+    assert result.status == "Succeeded", result.failure_reason
+    assert {step.name for step in result.steps if step.cache_hit} == JOB_STEPS
+    assert result.step("CheckNewDataVersion").properties == {"Outcome": "True"}
+    assert result.step(REGISTER).status == "NotExecuted"
+    assert [p.version for p in workspace.registry.list(workspace.config.model_package_group_name)] == [1]
+
+
+def test_a_new_data_version_runs_fresh_steps_and_registers_a_new_version(first_run, synthetic_dir):
+    work, workspace, _, _ = first_run
+    workspace, result = run(work, synthetic_dir, DataVersion="v2", RegisteredDataVersion="v1")
+    assert result.status == "Succeeded", result.failure_reason
+    assert not any(step.cache_hit for step in result.steps)
+    packages = workspace.registry.list(workspace.config.model_package_group_name)
+    assert [p.version for p in packages] == [2, 1]
+    assert packages[0].customer_metadata["DataVersion"] == "v2" == registered_data_version(workspace)
 
 
 def test_a_failed_gate_ends_in_the_fail_step_and_registers_nothing(first_run, synthetic_dir):
     work, _, _, _ = first_run
-    workspace, result = run_main_job(
-        MainJobOptions(work_dir=work, data_dir=synthetic_dir, parameters={**FAST, "RmseThreshold": 0.5}),
-        echo=lambda line: None,
-    )
+    workspace, result = run(work, synthetic_dir, DataVersion="v2", RmseThreshold=0.5)
     assert result.status == "Failed"
-    assert result.step("RegisterModel-RegisterModel").status == "NotExecuted"
+    assert result.step(REGISTER).status == "NotExecuted"
+    assert result.step("CheckNewDataVersion").status == "NotExecuted"
     message = result.step("FailQualityGate").failure_reason
-    assert message.startswith("Quality gate failed: test RMSE ")
+    assert message.startswith("Quality gate failed (on the truth capped at the training cap): test RMSE ")
     assert "(threshold 0.5)" in message and "exceeds the threshold 0.5" in message
     before = len(workspace.registry.list(workspace.config.model_package_group_name))
-    assert before == 2  # the two earlier runs, nothing new
+    assert before == 2  # the two earlier registrations, nothing new
 
 
 def test_approving_a_version_makes_it_the_champion(first_run, capsys):
@@ -115,6 +155,7 @@ def test_sharded_preprocessing_equals_the_single_instance_run(tmp_path, syntheti
             parameters={
                 "InputDataUri": "s3://local-data/sharded/",
                 "Subset": "FD001",
+                "DataVersion": "unversioned",
                 "ProcessingInstanceType": "ml.m5.large",
                 "ProcessingInstanceCount": count,
             },

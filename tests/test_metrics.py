@@ -27,7 +27,9 @@ def test_phm08_per_100_units_is_the_mean_unit_score_times_100():
     )
     # The same errors on ten times the units: the sum grows tenfold, the per-100 figure does not.
     many_true, many_pred = y_true * 10, y_pred * 10
-    assert metrics.phm08_score(many_true, many_pred) == pytest.approx(10 * metrics.phm08_score(y_true, y_pred))
+    assert metrics.phm08_score(many_true, many_pred) == pytest.approx(
+        10 * metrics.phm08_score(y_true, y_pred)
+    )
     assert metrics.phm08_score_per_100_units(many_true, many_pred) == pytest.approx(
         metrics.phm08_score_per_100_units(y_true, y_pred)
     )

@@ -35,7 +35,7 @@ from pipeline_steps.config import PipelineConfig, local_config
 from pipeline_steps.render import find_timestamped_values, render_definition
 from pipeline_steps.session import disable_sdk_telemetry, offline_session
 from rul.data import SUBSETS
-from rul.hyperparameters import BOUNDS, MODEL_FAMILIES
+from rul.hyperparameters import MODEL_FAMILIES
 from rul.metrics import metric_definitions, metric_regex
 
 CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"

@@ -146,6 +146,18 @@ def test_an_unknown_version_names_group_and_version(registry):
         registry.get("missing", 1)
 
 
+def test_latest_metadata_reads_the_newest_version_of_any_status(registry):
+    assert registry.latest_metadata(GROUP, "DataVersion") == ""  # no version yet
+    register(registry, customer_metadata={"DataVersion": "aaa"})
+    register(registry, customer_metadata={"DataManifestUri": "s3://b/m/"})
+    assert registry.latest_metadata(GROUP, "DataVersion") == ""  # the newest has no such key
+    register(registry, customer_metadata={"DataVersion": "bbb"})
+    registry.update_approval(GROUP, 3, "Rejected")
+    assert registry.latest_metadata(GROUP, "DataVersion") == "bbb"
+    with pytest.raises(RegistryError):
+        registry.latest_metadata("no-such-group", "DataVersion")
+
+
 def test_customer_metadata_must_be_strings(registry):
     with pytest.raises(ValueError, match="rmse"):
         registry.register(GROUP, model_url(1), IMAGE, customer_metadata={"rmse": 15.2})

@@ -248,3 +248,59 @@ def test_executor_rejects_unknown_dependencies(tmp_path, store):
     }
     with pytest.raises(ExecutionError, match="unknown step"):
         PipelineExecutor(definition, tmp_path, store, LocalRegistry(tmp_path / "r.sqlite"))
+
+
+def nested_definition() -> dict:
+    """The gate's shape: an outer condition whose if-branch is a second condition (Equals of two string
+    parameters, empty if-branch) guarding a leaf; a Fail step stands in for the register leaf."""
+    leaf = {"Name": "Leaf", "Type": "Fail", "Arguments": {"ErrorMessage": "leaf ran"}}
+    inner = {
+        "Name": "Inner",
+        "Type": "Condition",
+        "Arguments": {
+            "Conditions": [
+                {
+                    "Type": "Equals",
+                    "LeftValue": {"Get": "Parameters.A"},
+                    "RightValue": {"Get": "Parameters.B"},
+                }
+            ],
+            "IfSteps": [],
+            "ElseSteps": [leaf],
+        },
+    }
+    outer_condition = {
+        "Type": "LessThanOrEqualTo",
+        "LeftValue": 1.0,
+        "RightValue": {"Get": "Parameters.Limit"},
+    }
+    return {
+        "Parameters": [
+            {"Name": "A", "Type": "String", "DefaultValue": "v1"},
+            {"Name": "B", "Type": "String", "DefaultValue": ""},
+            {"Name": "Limit", "Type": "Float", "DefaultValue": 5.0},
+        ],
+        "Steps": [
+            {
+                "Name": "Outer",
+                "Type": "Condition",
+                "Arguments": {"Conditions": [outer_condition], "IfSteps": [inner], "ElseSteps": []},
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("parameters", "status", "inner", "leaf"),
+    [
+        ({}, "Failed", "Succeeded", "Failed"),  # new data version: the leaf runs
+        ({"B": "v1"}, "Succeeded", "Succeeded", "NotExecuted"),  # same version: succeed, nothing more
+        ({"Limit": 0.5}, "Succeeded", "NotExecuted", "NotExecuted"),  # outer false: the nest is skipped
+    ],
+)
+def test_executor_runs_nested_conditions(tmp_path, store, parameters, status, inner, leaf):
+    registry = LocalRegistry(tmp_path / "registry.sqlite")
+    executor = PipelineExecutor(nested_definition(), tmp_path, store, registry, echo=lambda line: None)
+    result = executor.start(parameters)
+    assert result.status == status, result.failure_reason
+    assert (result.step("Inner").status, result.step("Leaf").status) == (inner, leaf)

@@ -84,6 +84,23 @@ def test_allowed_instance_types_cover_pipeline_and_serving() -> None:
         ({"alerts": {"emails": ["not-an-email"]}}, "alerts.emails.0", "not-an-email"),
         ({"cost": {"monthly_budget_usd": 0}}, "cost.monthly_budget_usd", "0"),
         ({"project": {"name": "Bad_Name"}}, "project.name", "Bad_Name"),
+        (
+            {"pipeline": {"job_image_uri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/jobs:latest"}},
+            "pipeline.job_image_uri",
+            "'latest' is not a pinned image",
+        ),
+        (
+            {"pipeline": {"job_image_uri": "docker.io/library/python:3.11"}},
+            "pipeline.job_image_uri",
+            "docker.io/library/python:3.11",
+        ),
+        ({"security": {"approver_arns": ["alice"]}}, "security.approver_arns.0", "alice"),
+        (
+            {"security": {"key_admin_arns": ["arn:aws:iam::12345:role/admin"]}},
+            "security.key_admin_arns.0",
+            "arn:aws:iam::12345:role/admin",
+        ),
+        ({"security": {"cdk_bootstrap_qualifier": "Bad-Q"}}, "security.cdk_bootstrap_qualifier", "Bad-Q"),
     ],
 )
 def test_bad_value_names_field_and_value(override: dict, field: str, value: str) -> None:
@@ -203,3 +220,34 @@ def test_longest_allowed_names_still_fit_bucket_and_role_limits() -> None:
     assert max(len(name) for name in settings.names.roles()) <= 64
     with pytest.raises(SettingsError, match=r"project\.name"):
         load_settings({"project": {"name": "abcdefghijklmnopq"}})
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/rul-jobs@sha256:" + "0" * 64,
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/rul-jobs:2026-12-03.1",
+    ],
+)
+def test_a_pinned_job_image_is_accepted(uri: str) -> None:
+    assert load_settings({"pipeline": {"job_image_uri": uri}}).pipeline.job_image_uri == uri
+
+
+def test_role_names_carry_the_region_so_two_regions_do_not_collide() -> None:
+    ireland = load_settings({"aws": {"region": "eu-west-1"}}).names
+    virginia = load_settings({"aws": {"region": "us-east-1"}}).names
+    assert set(ireland.roles()).isdisjoint(virginia.roles())
+    assert all(name.endswith("-eu-west-1") for name in ireland.roles())
+
+
+def test_persona_principals_accept_role_user_and_root_arns() -> None:
+    security = load_settings(
+        {
+            "security": {
+                "approver_arns": ["arn:aws:iam::123456789012:role/ml-approvers"],
+                "operator_arns": ["arn:aws:iam::123456789012:user/ops/sam", "arn:aws:iam::123456789012:root"],
+            }
+        }
+    ).security
+    assert security.approver_arns == ("arn:aws:iam::123456789012:role/ml-approvers",)
+    assert len(security.operator_arns) == 2

@@ -109,7 +109,9 @@ def test_the_deployed_definition_is_get_pipeline_rendered_for_the_stack_config(m
     processing = next(step for step in definition["Steps"] if step["Name"] == "PreprocessData")["Arguments"]
     assert processing["NetworkConfig"]["EnableNetworkIsolation"] is True
     assert processing["NetworkConfig"]["VpcConfig"]["Subnets"]  # the job network's subnets
-    assert processing["ProcessingOutputConfig"]["KmsKeyId"].endswith(ml_stack.platform.names.key_alias)
+    # The key ARN (SageMaker's volume keys take a key id or ARN, not an alias), resolved at deploy time.
+    kms_key = processing["ProcessingOutputConfig"]["KmsKeyId"]
+    assert ml_stack.resolve(kms_key) == ml_stack.resolve(ml_stack.platform.key.key_arn)
 
 
 def test_code_definition_and_champion_placeholder_are_deployed_encrypted(template):
@@ -141,7 +143,7 @@ def test_the_template_definition_runs_in_the_local_runner(ml_stack, tmp_path, sy
 
 def test_no_template_and_no_definition_names_a_latest_image(ml_stack, byo_ml_stack):
     for stack in (ml_stack, byo_ml_stack):
-        assert ":latest" not in stack.definition
+        assert ":latest" not in stack.definition + stack.monitoring_pipeline.definition
         for stack_id, template in _templates(stack).items():
             assert ":latest" not in json.dumps(template), stack_id
 
@@ -150,6 +152,8 @@ def test_every_image_of_the_definition_is_the_one_job_image(ml_stack):
     images = _images(json.loads(ml_stack.definition))
     assert {key for key, _ in images} == IMAGE_KEYS  # processing, training and the registered model
     assert {value for _, value in images} == {ml_stack.job_image_uri}
+    monitoring = _images(json.loads(ml_stack.monitoring_pipeline.definition))
+    assert monitoring and {value for _, value in monitoring} == {ml_stack.job_image_uri}
 
 
 def test_the_job_image_is_the_content_addressed_linux_amd64_asset(ml_stack):
@@ -177,7 +181,8 @@ def test_the_deployed_definition_and_the_ops_stack_get_the_same_image_uri(ml_sta
 def test_a_brought_image_replaces_the_asset_everywhere(ml_stack, byo_ml_stack):
     assert byo_ml_stack.job_image_uri == BYO_URI
     assert not [c for c in byo_ml_stack.node.find_all() if isinstance(c, ecr_assets.DockerImageAsset)]
-    assert {value for _, value in _images(json.loads(byo_ml_stack.definition))} == {BYO_URI}
+    for definition in (byo_ml_stack.definition, byo_ml_stack.monitoring_pipeline.definition):
+        assert {value for _, value in _images(json.loads(definition))} == {BYO_URI}
     assert _drift_image(_templates(byo_ml_stack)["Ops"]) == BYO_URI
     # Another image, another definition object: CloudFormation updates the pipeline when the image changes.
     assert byo_ml_stack.definition_key != ml_stack.definition_key

@@ -45,7 +45,7 @@ def test_the_monitoring_pipeline_is_deployed_inline_with_its_two_steps(templates
     assert (
         mnames.WINDOW_SCRIPT in body and f"s3://{NAMES.artifacts_bucket}/{NAMES.data_capture_prefix}" in body
     )
-    assert NAMES.pipeline_role in text(monitoring["RoleArn"]) or "Ref" in text(monitoring["RoleArn"])
+    assert monitoring["RoleArn"] == pipelines[NAMES.pipeline]["Properties"]["RoleArn"]  # the pipeline role
 
 
 def test_eventbridge_scheduler_starts_it_hourly_as_the_trigger_role(templates):

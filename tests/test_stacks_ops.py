@@ -17,6 +17,7 @@ from cdk_helpers import as_list, cdk_json_context
 from app import build_app
 from lambdas.deploy_on_approval import config as deploy_config
 from lambdas.publish_model_metrics import handler as publish_handler
+from lambdas.publish_model_metrics import monitoring as publish_monitoring
 from lambdas.start_pipeline import handler as start_handler
 from pipeline_steps.names import INPUT_DATA_URI
 from settings import load_settings
@@ -173,18 +174,22 @@ def test_finished_pipeline_executions_invoke_the_metrics_publisher(resources):
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 8}
     assert "event-targets-dlq" in json.dumps(resources[target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]])
-    (permission,) = [
+    permissions = [
         r["Properties"]
         for r in _of_type(resources, "AWS::Lambda::Permission").values()
         if r["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
     ]
-    assert permission["Principal"] == "events.amazonaws.com"
-    assert permission["SourceArn"]["Fn::GetAtt"][0] in _of_type(resources, "AWS::Events::Rule")
+    # One per rule: the training pipeline's and the monitoring pipeline's finished executions.
+    assert len(permissions) == 2
+    rules = _of_type(resources, "AWS::Events::Rule")
+    for permission in permissions:
+        assert permission["Principal"] == "events.amazonaws.com"
+        assert permission["SourceArn"]["Fn::GetAtt"][0] in rules
 
 
 def test_every_target_has_a_retry_policy_and_an_encrypted_dead_letter_queue(resources):
     rules = _of_type(resources, "AWS::Events::Rule")
-    assert len(rules) == 6
+    assert len(rules) == 7
     queue_policies = _of_type(resources, "AWS::SQS::QueuePolicy").values()
     for rule in rules.values():
         (target,) = rule["Properties"]["Targets"]
@@ -317,7 +322,12 @@ def test_metrics_function_environment_matches_settings_and_its_handler_accepts_i
         "METRICS_NAMESPACE": "TurbofanRul/ModelQuality",
         "EVALUATE_STEP_NAME": "EvaluateModel",
         "REGISTER_STEP_NAME": "RegisterModel",
+        "MONITORING_PIPELINE_NAME": NAMES.monitoring_pipeline,
+        "MONITORING_REPORTS_BUCKET": NAMES.artifacts_bucket,
+        "MONITORING_REPORTS_PREFIX": NAMES.monitoring_prefix,
+        "MONITORING_NAMESPACES": "TurbofanRul/Drift,TurbofanRul/ModelQuality",
     }
+    assert publish_monitoring.load_monitoring_config(environment) is not None
     config = publish_handler.load_config(environment)
     assert config.namespace == "TurbofanRul/ModelQuality"
 
@@ -416,9 +426,9 @@ def test_latency_alarm_converts_milliseconds_to_microseconds(resources):
 
 def test_drift_alarm(resources):
     alarm = _alarm(resources, f"{NAMES.prefix}-drift")
-    # SageMaker publishes the drift job's metric file (Model Monitor BYOC) in its own namespace.
+    # Default path: the monitoring pipeline's drift job; the metrics function publishes its namespace.
     assert (alarm["Namespace"], alarm["MetricName"]) == (
-        "/aws/sagemaker/Endpoint/data-metrics",
+        "TurbofanRul/Drift",
         SETTINGS.monitoring.drift_metric,
     )
     assert alarm["Dimensions"] == [{"Name": "Endpoint", "Value": NAMES.endpoint}]
@@ -466,7 +476,7 @@ def test_dashboard_shows_endpoint_drift_pipeline_and_quality_metrics(resources):
 
 
 def test_key_policy_admits_the_function_roles_and_eventbridge(app):
-    (key,) = Template.from_stack(_stack(app, "Storage")).find_resources("AWS::KMS::Key").values()
+    (key,) = Template.from_stack(_stack(app, "Key")).find_resources("AWS::KMS::Key").values()
     statements = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
     roles = statements["UseByProjectRoles"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]
     for name in (NAMES.deploy_role, NAMES.start_pipeline_role, NAMES.publish_metrics_role):
@@ -474,19 +484,22 @@ def test_key_policy_admits_the_function_roles_and_eventbridge(app):
     assert "events.amazonaws.com" in statements["PublishToEncryptedAlertsTopic"]["Principal"]["Service"]
 
 
-def test_job_role_writes_data_capture_and_monitoring_reports(app):
+def test_model_role_writes_data_capture_and_job_role_writes_monitoring_reports(app):
     template = Template.from_stack(_stack(app, "Iam"))
-    statements = [
-        s
+    statements = {
+        s.get("Sid"): s
         for policy in template.find_resources("AWS::IAM::ManagedPolicy").values()
         for s in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
-    (capture,) = [s for s in statements if s.get("Sid") == "ReadWriteCaptureAndMonitoring"]
+    }
+    capture = statements["WriteDataCaptureAndMonitoring"]  # the endpoint model's role
     assert set(as_list(capture["Resource"])) == {
         f"arn:aws:s3:::{NAMES.artifacts_bucket}/datacapture/*",
         f"arn:aws:s3:::{NAMES.artifacts_bucket}/monitoring/*",
     }
-    assert "s3:PutObject" in capture["Action"]
+    reports = statements["WriteMonitoringReports"]  # the monitoring pipeline's jobs
+    assert as_list(reports["Resource"]) == [f"arn:aws:s3:::{NAMES.artifacts_bucket}/monitoring/*"]
+    for statement in (capture, reports):
+        assert "s3:PutObject" in statement["Action"]
 
 
 def test_function_security_group_is_admitted_by_the_vpc_endpoints(resources):

@@ -19,6 +19,7 @@ ENV_SECURITY_GROUPS = "SECURITY_GROUP_IDS"
 ENV_KMS_KEY = "KMS_KEY_ARN"
 ENV_CAPTURE_URI = "DATA_CAPTURE_S3_URI"
 ENV_CAPTURE_PERCENT = "DATA_CAPTURE_PERCENT"
+ENV_CAPTURE_MODE = "DATA_CAPTURE_MODE"  # "sagemaker" (DataCaptureConfig) or "container" (serve.py uploads)
 ENV_INSTANCE_TYPE = "INSTANCE_TYPE"
 ENV_INSTANCE_COUNT = "INSTANCE_COUNT"
 ENV_STRATEGY = "DEPLOYMENT_STRATEGY"
@@ -26,6 +27,7 @@ ENV_TRAFFIC_PERCENT = "TRAFFIC_PERCENT"
 ENV_TRAFFIC_WAIT = "TRAFFIC_WAIT_SECONDS"
 ENV_TERMINATION_WAIT = "TERMINATION_WAIT_SECONDS"
 ENV_ALARMS = "ROLLBACK_ALARM_NAMES"
+ENV_USE_MODEL_MONITOR = "USE_MODEL_MONITOR"  # "true": also keep a Model Monitor schedule
 ENV_SCHEDULE = "MONITORING_SCHEDULE_NAME"
 ENV_SCHEDULE_CRON = "MONITORING_SCHEDULE_CRON"
 ENV_MONITOR_IMAGE = "DRIFT_IMAGE_URI"  # the project image, runs containers/drift.py
@@ -47,6 +49,7 @@ SUBNET_PATTERN = re.compile(r"^subnet-[0-9a-f]+$")
 SECURITY_GROUP_PATTERN = re.compile(r"^sg-[0-9a-f]+$")
 # Model Monitor accepts hourly or daily cron expressions only (plus NOW for one-off runs, not used here).
 CRON_PATTERN = re.compile(r"^cron\(.+\)$")
+CAPTURE_MODES = ("sagemaker", "container")
 
 
 class ConfigError(ValueError):
@@ -89,12 +92,13 @@ class DeployConfig:
     model_role_arn: str
     network: NetworkConfig
     kms_key_arn: str
-    capture_s3_uri: str
+    capture_s3_uri: str  # the capture root; captures land under <root><endpoint>/<variant>/yyyy/mm/dd/hh/
     capture_percent: int
+    capture_mode: str  # one of CAPTURE_MODES
     instance_type: str
     instance_count: int
     traffic: TrafficShift
-    monitoring: MonitoringConfig
+    monitoring: MonitoringConfig | None  # None: no Model Monitor schedule (the default, any account)
     artifacts_bucket: str
     champion_prefix: str  # key prefix in the artifacts bucket, ends with "/"
 
@@ -141,6 +145,14 @@ class _Reader:
             if not pattern.match(value):
                 self.problems.append(f"{name}: {value!r} does not match {pattern.pattern}")
         return values
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.environ.get(name, "").strip().lower()
+        if value == "":
+            return default
+        if value not in ("true", "false"):
+            self.problems.append(f"{name}: must be true or false (got {value!r})")
+        return value == "true"
 
     def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
         value = self.environ.get(name, default).strip().lower()
@@ -200,10 +212,12 @@ def load_config(environ: Mapping[str, str]) -> DeployConfig:
         kms_key_arn=read.text(ENV_KMS_KEY, KMS_ARN_PATTERN),
         capture_s3_uri=read.text(ENV_CAPTURE_URI, S3_URI_PATTERN),
         capture_percent=read.integer(ENV_CAPTURE_PERCENT, 1, 100, default=20),
+        capture_mode=read.choice(ENV_CAPTURE_MODE, CAPTURE_MODES, "sagemaker"),
         instance_type=read.text(ENV_INSTANCE_TYPE, INSTANCE_TYPE_PATTERN, default="ml.m5.large"),
         instance_count=instance_count,
         traffic=_traffic(read, instance_count),
-        monitoring=_monitoring(read),
+        # The schedule's variables are read (and required) only when Model Monitor is in use.
+        monitoring=_monitoring(read) if read.flag(ENV_USE_MODEL_MONITOR, default=False) else None,
         artifacts_bucket=read.text(ENV_ARTIFACTS_BUCKET, BUCKET_PATTERN),
         champion_prefix=prefix,
     )

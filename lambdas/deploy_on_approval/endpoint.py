@@ -6,6 +6,13 @@ setting (instance type, capture percentage, role...) yields a new name instead o
 configs carry tags naming the version they serve; `endpoint_state` reads them back to tell which version
 is in service. An existing endpoint is only ever changed through a blue/green update with canary or
 linear traffic shifting and CloudWatch-alarm auto-rollback.
+
+Captures come from one of two writers, in the same layout (`<root><endpoint>/<variant>/yyyy/mm/dd/hh/`):
+`sagemaker` mode sets the endpoint config's `DataCaptureConfig` and keeps the model network-isolated;
+`container` mode leaves `DataCaptureConfig` out and tells the serving container (`serve.py`,
+`rul.capture_upload`) through its environment where to upload its own captures. That model runs without
+network isolation, because isolation blocks every outbound call of the container, S3 included, and gives
+it no credentials; it stays in the job subnets, whose only routes are the VPC endpoints.
 """
 
 from __future__ import annotations
@@ -20,6 +27,17 @@ from .registry import ModelVersion
 from .resources import TAG_VERSION, bounded_name, create_unless_exists, digest, is_missing, version_tags
 
 VARIANT_NAME = "AllTraffic"
+# The serving container's variables (containers/serve.py, containers/rul/capture_upload.py; the function
+# cannot import them, a test checks that both sides agree).
+CAPTURE_ENVIRONMENT = {
+    "dir": "RUL_CAPTURE_DIR",
+    "percentage": "RUL_CAPTURE_PERCENTAGE",
+    "endpoint": "RUL_ENDPOINT_NAME",
+    "variant": "RUL_VARIANT_NAME",
+    "s3_uri": "RUL_CAPTURE_S3_URI",
+    "kms_key": "RUL_CAPTURE_KMS_KEY_ID",
+}
+CONTAINER_CAPTURE_DIR = "/tmp/rul-capture"  # noqa: S108 - inside the serving container, emptied by uploads
 # Endpoint states in which SageMaker refuses an update; the function fails so Lambda retries it later.
 BUSY_STATES = frozenset(
     {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
@@ -38,8 +56,26 @@ class EndpointState:
     version: int | None = None  # from that config's tags
 
 
+def container_capture_environment(config: DeployConfig) -> dict[str, str]:
+    """The serving container's capture variables in `container` mode (empty in `sagemaker` mode)."""
+    if config.capture_mode != "container":
+        return {}
+    names = CAPTURE_ENVIRONMENT
+    return {
+        names["dir"]: CONTAINER_CAPTURE_DIR,
+        names["percentage"]: str(config.capture_percent),
+        names["endpoint"]: config.endpoint_name,
+        names["variant"]: VARIANT_NAME,
+        names["s3_uri"]: f"{config.capture_s3_uri.rstrip('/')}/{config.endpoint_name}/",
+        names["kms_key"]: config.kms_key_arn,
+    }
+
+
 def model_request(config: DeployConfig, version: ModelVersion) -> dict[str, Any]:
-    container = {"Image": version.image, "ModelDataUrl": version.model_data_url}
+    container: dict[str, Any] = {"Image": version.image, "ModelDataUrl": version.model_data_url}
+    environment = container_capture_environment(config)
+    if environment:
+        container["Environment"] = environment
     vpc = {
         "Subnets": list(config.network.subnet_ids),
         "SecurityGroupIds": list(config.network.security_group_ids),
@@ -50,7 +86,7 @@ def model_request(config: DeployConfig, version: ModelVersion) -> dict[str, Any]
         "PrimaryContainer": container,
         "ExecutionRoleArn": config.model_role_arn,
         "VpcConfig": vpc,
-        "EnableNetworkIsolation": True,
+        "EnableNetworkIsolation": not environment,  # the container uploads its captures itself
         "Tags": version_tags(version),
     }
 
@@ -63,21 +99,25 @@ def endpoint_config_request(config: DeployConfig, version: ModelVersion, model_n
         "InitialInstanceCount": config.instance_count,
         "InitialVariantWeight": 1.0,
     }
-    capture = {
-        "EnableCapture": True,
-        "InitialSamplingPercentage": config.capture_percent,
-        "DestinationS3Uri": config.capture_s3_uri,
-        "KmsKeyId": config.kms_key_arn,
-        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-    }
+    capture = None
+    if config.capture_mode == "sagemaker":
+        capture = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": config.capture_percent,
+            "DestinationS3Uri": config.capture_s3_uri,
+            "KmsKeyId": config.kms_key_arn,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        }
     suffix = f"v{version.version}-{digest(variant, capture, config.kms_key_arn)}"
-    return {
+    request: dict[str, Any] = {
         "EndpointConfigName": bounded_name(config.endpoint_name, suffix),
         "ProductionVariants": [variant],
-        "DataCaptureConfig": capture,
         "KmsKeyId": config.kms_key_arn,  # the instances' ML storage volumes
         "Tags": version_tags(version),
     }
+    if capture is not None:
+        request["DataCaptureConfig"] = capture
+    return request
 
 
 def deployment_config(config: DeployConfig) -> dict[str, Any]:

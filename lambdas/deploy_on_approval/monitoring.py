@@ -1,4 +1,10 @@
-"""The drift monitor of the endpoint: the project's drift job as a bring-your-own-container Model Monitor job.
+"""The optional Model Monitor schedule of the endpoint: the project's drift job as a bring-your-own-container job.
+
+Only with `USE_MODEL_MONITOR=true` (`monitoring.use_model_monitor`, for accounts that still have Model
+Monitor, closed to new customers): `converge` is the only entry point, and with the setting off it makes
+no Model Monitor call at all; the monitoring pipeline then watches the endpoint, on the baselines the
+function copies to the champion prefix (`champion.publish`). With it on, a version registered without
+baselines has its predecessor's schedule deleted, since that would judge the new model by the old data.
 
 The one monitoring schedule carries its job definition inline (`MonitoringScheduleConfig.
 MonitoringJobDefinition`): `MonitoringAppSpecification` runs the project image (`DRIFT_IMAGE_URI`) with
@@ -39,7 +45,7 @@ DRIFT_ARGUMENTS = ["--contract", "model-monitor"]
 def job_definition(config: DeployConfig, version: ModelVersion) -> dict[str, Any]:
     """The inline `MonitoringJobDefinition` of the drift job for `version`."""
     monitoring = config.monitoring
-    assert version.baseline is not None  # checked by the caller
+    assert monitoring is not None and version.baseline is not None  # checked by `converge`
     return {
         "BaselineConfig": {
             "ConstraintsResource": {"S3Uri": version.baseline.constraints_s3_uri},
@@ -94,6 +100,7 @@ def job_definition(config: DeployConfig, version: ModelVersion) -> dict[str, Any
 
 
 def schedule_config(config: DeployConfig, version: ModelVersion) -> dict[str, Any]:
+    assert config.monitoring is not None
     return {
         "ScheduleConfig": {"ScheduleExpression": config.monitoring.schedule_cron},
         "MonitoringJobDefinition": job_definition(config, version),
@@ -109,8 +116,23 @@ def _current_schedule(sagemaker: Any, name: str) -> dict[str, Any] | None:
         raise
 
 
+def converge(sagemaker: Any, config: DeployConfig, version: ModelVersion) -> str:
+    """The schedule for `version`: "created", "updated", "unchanged", "deleted: ..." or "skipped: ..."."""
+    if config.monitoring is None:
+        return "skipped: Model Monitor is off; the monitoring pipeline watches the endpoint"
+    if version.baseline is None:
+        reason = f"v{version.version} has no DriftCheckBaselines.ModelDataQuality"
+        name = config.monitoring.schedule_name
+        if _current_schedule(sagemaker, name) is None:
+            return f"skipped: {reason}"
+        sagemaker.delete_monitoring_schedule(MonitoringScheduleName=name)
+        return f"deleted: {reason}"
+    return ensure_monitoring(sagemaker, config, version)
+
+
 def ensure_monitoring(sagemaker: Any, config: DeployConfig, version: ModelVersion) -> str:
     """Return "created", "updated" or "unchanged" for the schedule of `version`."""
+    assert config.monitoring is not None
     wanted = schedule_config(config, version)
     schedule_name = config.monitoring.schedule_name
     current = _current_schedule(sagemaker, schedule_name)
@@ -124,7 +146,9 @@ def ensure_monitoring(sagemaker: Any, config: DeployConfig, version: ModelVersio
     have = current.get("MonitoringScheduleConfig", {})
     # A schedule of the former data-quality definition (by name) differs too, and is moved to this one.
     same_definition = have.get("MonitoringJobDefinition") == wanted["MonitoringJobDefinition"]
-    same_cron = have.get("ScheduleConfig", {}).get("ScheduleExpression") == config.monitoring.schedule_cron
+    same_cron = have.get("ScheduleConfig", {}).get("ScheduleExpression") == wanted["ScheduleConfig"][
+        "ScheduleExpression"
+    ]
     if same_definition and same_cron:
         return "unchanged"
     sagemaker.update_monitoring_schedule(

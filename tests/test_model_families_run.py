@@ -1,0 +1,58 @@
+"""Each model family runs through the pipeline locally, with its own search space and a tiny budget.
+
+One work folder for all three runs: the preprocessing is a cache hit after the first, so each later run
+costs its trial and its evaluation. The gbm run also takes the Model Monitor baseline path (the analyzer's
+contract, emulated by baseline.py), the deep runs the default processing-job baseline. The gate is opened
+(thresholds 1e9) because a one-epoch network is not meant to be good, only to run.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from local_runner.main_job import MainJobOptions, run_main_job
+from pipeline_steps import names
+from pipeline_steps.tuning import TUNING_RANGES
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "gbm": (("feature_set", "stats"), ("ensemble_size", "1"), ("max_iter", "30")),
+    "cnn": (("epochs", "1"), ("patience", "1")),
+    "lstm": (("epochs", "1"), ("patience", "1")),
+}
+OPEN_GATE = {"RmseThreshold": 1e9, "ScoreThreshold": 1e9, "MaxTuningJobs": 1, "MaxParallelTuningJobs": 1}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("families")
+
+
+@pytest.mark.parametrize("family", ["gbm", "cnn", "lstm"])
+def test_each_family_runs_through_the_pipeline_with_its_own_ranges(family, work, synthetic_dir):
+    overrides = {
+        "static_hyperparameters": (*TINY[family], ("validation_draws", "1")),
+        "use_model_monitor": family == "gbm",
+    }
+    options = MainJobOptions(
+        work_dir=work,
+        data_dir=synthetic_dir,
+        # ModelFamily as a run parameter re-renders the definition with that family.
+        parameters={**OPEN_GATE, names.MODEL_FAMILY: family},
+        config_overrides=overrides,
+        tracking=False,
+    )
+    workspace, result = run_main_job(options, echo=lambda line: None)
+    assert result.status == "Succeeded", result.failure_reason
+    steps = {step["Name"]: step for step in workspace.definition["Steps"]}
+    assert steps[names.BASELINE_STEP]["Type"] == ("QualityCheck" if family == "gbm" else "Processing")
+    best = result.step(names.TUNE_STEP).properties["BestTrainingJob"]
+    assert set(best["TunedHyperParameters"]) == set(TUNING_RANGES[family])
+    package = workspace.registry.list(workspace.config.model_package_group_name)[0]
+    evaluation = package.metrics["ModelQuality"]["Statistics"]["S3Uri"]
+    assert json.loads(workspace.store.read_text(evaluation))["model"]["model_family"] == family
+    statistics = package.drift_check_baselines["ModelDataQuality"]["Statistics"]["S3Uri"]
+    assert json.loads(workspace.store.read_text(statistics))["dataset"]["item_count"] > 0
