@@ -267,10 +267,10 @@ class ServingSettings(FrozenModel):
     instance_type: InstanceType = "ml.m5.large"
     instance_count: InstanceCount = MIN_SHIFTING_INSTANCES
     data_capture_percent: int = Field(default=20, ge=1, le=100)
-    # Who writes the captures: "sagemaker" (the endpoint config's DataCaptureConfig) or "container" (the
-    # serving container uploads them itself, same layout): AWS documents data capture among the Model
-    # Monitor pages closed to new customers, so a new account may need "container".
-    capture_mode: Literal["sagemaker", "container"] = "sagemaker"
+    # Who writes the captures: "container" (the serving container uploads them itself through the S3 gateway
+    # endpoint, SageMaker's layout; works on any account) or "sagemaker" (the endpoint config's
+    # DataCaptureConfig, documented among the Model Monitor pages that closed to new customers on 2026-07-30).
+    capture_mode: Literal["sagemaker", "container"] = "container"
     deployment: DeploymentStrategy = DeploymentStrategy()
     latency_alarm_threshold_ms: float = Field(default=200.0, gt=0, le=60_000)
     # Invocation5XXErrors per minute that count as a breach; two breaching minutes raise the alarm.

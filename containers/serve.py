@@ -12,8 +12,9 @@
    when it starts, so a gunicorn HUP (graceful reload) picks up whatever `<base>/model` points to then.
 
 Request and response shapes are in `rul.inference`; data capture (optional, `$RUL_CAPTURE_DIR`) in
-`rul.capture`. Bad input answers 4xx with `{"error": message, "status": code}`; the server's own faults
-answer 500 with a message, and never kill the worker. `python serve.py check <model_dir>` loads a model
+`rul.capture`, and its upload to `$RUL_CAPTURE_S3_URI` (optional, by the master) in `rul.capture_upload`.
+Bad input answers 4xx with `{"error": message, "status": code}`; the server's own faults answer 500 with
+a message, and never kill the worker. `python serve.py check <model_dir>` loads a model
 and makes one prediction on a canned window, printing a JSON verdict (exit 0 or 1): the health check the
 local endpoint runs in a fresh process before it swaps models.
 
@@ -357,8 +358,17 @@ def run_server(settings: ServerSettings, pid_file: Path | None = None) -> int:
     # Import the model libraries once in the master, so that a worker forked at start or on a HUP only
     # loads the model (about 0.1 s) instead of importing pandas and scikit-learn too (seconds).
     import rul.inference  # noqa: F401
+    from rul.capture_upload import uploader_from_environment
 
-    StandaloneServer().run()
+    # Captures go to S3 from the master, never from a worker: a request never waits for an upload.
+    uploader = uploader_from_environment(os.environ, settings.capture_dir, settings.endpoint_name)
+    if uploader is not None:
+        uploader.start()
+    try:
+        StandaloneServer().run()
+    finally:  # gunicorn exits through SystemExit once its workers stopped: upload what they wrote
+        if uploader is not None:
+            uploader.stop()
     return 0
 
 

@@ -5,6 +5,7 @@ python -m local_runner registry list | show N | approve N | reject N
 python -m local_runner endpoint serve [--model-version N] | swap N | status
 python -m local_runner monitor [run [--captures D] [--window-end T]] | drift ... | quality ...
 python -m local_runner ui [--work-dir .work] [--port 5000]     the MLflow UI of the tracked executions
+python -m local_runner demo [--work-dir .work-demo]      the whole model lifecycle, with a timeline
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from local_runner.champion import follow_registry
+from local_runner.demo import add_demo_parser, run_demo_command
 from local_runner.endpoint import on_approval_callback
 from local_runner.endpoint_cli import add_endpoint_parser, run_endpoint_command
 from local_runner.execution import ExecutionError, ExecutionResult
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_parser(verbs)
     add_endpoint_parser(verbs)
     add_monitor_parser(verbs)
+    add_demo_parser(verbs)
     return parser
 
 
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_endpoint_command(args)
     if args.verb == "monitor":
         return run_monitor_command(args)
+    if args.verb == "demo":
+        return run_demo_command(args)
     workspace = prepare_workspace(args.work_dir, render=False)
     follow_champion = follow_registry(
         workspace.store, workspace.config.champion_uri, workspace.registry, args.group

@@ -2,15 +2,20 @@
 
 ``ModelPackageStateRule`` sends "SageMaker Model Package State Change" events of the project's model
 package group with status Approved or Rejected to the function (retry policy, EventBridge dead-letter
-queue). The function (reserved concurrency 1, so two approvals never race; two asynchronous retries,
-then its own encrypted failure queue) converges the endpoint ``<prefix>-rul`` (blue/green, auto-rollback on
-the 5xx and latency alarms), its hourly monitoring schedule (the project image's ``drift.py`` as a
-bring-your-own-container Model Monitor job, its definition inline in the schedule) and the champion
-prefix on the newest approved version. Its environment comes from the settings and the platform; the
-model and the monitoring jobs run as the job role, in the job network, with the project key.
+queue). The function (two asynchronous retries, then its own encrypted failure queue) converges the
+endpoint ``<prefix>-rul`` (blue/green, auto-rollback on the 5xx and latency alarms) and the champion prefix
+(model, pointer, drift baselines) on the newest approved version, plus, with
+``monitoring.use_model_monitor`` only, a Model Monitor schedule of the project's drift job. It has no
+reserved concurrency (a new account's quota is 10, all of it unreservable), so two approvals may run at
+once: that is safe because each run converges on the registry's newest approved version, idempotently,
+and SageMaker refuses a second UpdateEndpoint while one is running; that run fails and its asynchronous
+retry converges later. The endpoint model and the optional schedule run as the model role (the only role
+this function may pass), in the job network, with the project key; ``serving.capture_mode`` chooses who
+writes the captures (SageMaker's DataCaptureConfig, or the serving container itself).
 
 The role allows exactly the calls the handler makes, on the project's names: ``ListModelPackages`` is the
-only SageMaker action on ``*`` (it has no resource-level permissions).
+only SageMaker action on ``*`` (it has no resource-level permissions); the Model Monitor actions are
+granted only when the setting is on.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from settings import MonitoringSettings, ResourceNames, ServingSettings
-from stacks.iam_stack import instance_type_guardrail
+from stacks.iam_conditions import instance_type_guardrail
 from stacks.network_stack import JobNetwork
 from stacks.ops_common import EVENTS, FunctionSpec, LambdaNetwork, OpsFunction, add_rule
 from stacks.roles import LeastPrivilegeRole
@@ -55,10 +60,12 @@ class DeployOnApproval(Construct):
         self.drift_image_uri = drift_image_uri
         self.stack = cdk.Stack.of(self)
         self.names = names
+        self.use_model_monitor = monitoring.use_model_monitor
         self.rollback_alarm_names = tuple(rollback_alarm_names)
-        # Endpoint model and monitoring jobs run as the job role (deterministic name, see ml_stack).
+        # The endpoint model (and optional schedule) run as the model role; its name is deterministic
+        # (stacks.iam_job_roles), so no cross-stack export is needed.
         self.model_role_arn = self.stack.format_arn(
-            service="iam", region="", resource="role", resource_name=names.job_role
+            service="iam", region="", resource="role", resource_name=names.model_role
         )
         self.environment = self._environment(serving, monitoring, key, job_network)
         self.function = OpsFunction(
@@ -87,7 +94,7 @@ class DeployOnApproval(Construct):
     ) -> dict[str, str]:
         names, strategy = self.names, serving.deployment
         artifacts = f"s3://{names.artifacts_bucket}/"
-        return {
+        environment = {
             "MODEL_PACKAGE_GROUP_NAME": names.model_package_group,
             "ENDPOINT_NAME": names.endpoint,
             "MODEL_EXECUTION_ROLE_ARN": self.model_role_arn,
@@ -96,6 +103,7 @@ class DeployOnApproval(Construct):
             "KMS_KEY_ARN": key.key_arn,
             "DATA_CAPTURE_S3_URI": artifacts + names.data_capture_prefix,
             "DATA_CAPTURE_PERCENT": str(serving.data_capture_percent),
+            "DATA_CAPTURE_MODE": serving.capture_mode,
             "INSTANCE_TYPE": serving.instance_type,
             "INSTANCE_COUNT": str(serving.instance_count),
             "DEPLOYMENT_STRATEGY": strategy.type,
@@ -103,6 +111,14 @@ class DeployOnApproval(Construct):
             "TRAFFIC_WAIT_SECONDS": str(strategy.wait_seconds),
             "TERMINATION_WAIT_SECONDS": str(strategy.termination_wait_seconds),
             "ROLLBACK_ALARM_NAMES": ",".join(self.rollback_alarm_names),
+            "ARTIFACTS_BUCKET": names.artifacts_bucket,
+            "CHAMPION_PREFIX": names.champion_prefix,
+            "USE_MODEL_MONITOR": "true" if self.use_model_monitor else "false",
+        }
+        if not self.use_model_monitor:
+            return environment
+        return {
+            **environment,
             "MONITORING_SCHEDULE_NAME": names.monitoring_schedule,
             "MONITORING_SCHEDULE_CRON": monitoring.schedule_cron,
             "DRIFT_IMAGE_URI": self.drift_image_uri,
@@ -111,8 +127,6 @@ class DeployOnApproval(Construct):
             "MONITORING_INSTANCE_TYPE": monitoring.instance_type,
             "MONITORING_VOLUME_GB": str(monitoring.volume_gb),
             "MONITORING_MAX_RUNTIME_SECONDS": str(monitoring.max_runtime_minutes * 60),
-            "ARTIFACTS_BUCKET": names.artifacts_bucket,
-            "CHAMPION_PREFIX": names.champion_prefix,
         }
 
     def _sagemaker_arn(self, resource: str, name: str) -> str:
@@ -138,7 +152,7 @@ class DeployOnApproval(Construct):
             ],
         )
         role.allow(
-            "PassModelAndMonitoringRole",
+            "PassModelRole",
             ["iam:PassRole"],
             [self.model_role_arn],
             conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
@@ -150,10 +164,17 @@ class DeployOnApproval(Construct):
             wildcard_reason="registered model artifacts are keyed by execution; copied to the champion",
         )
         role.allow(
+            "ReadRegisteredBaselines",
+            ["s3:GetObject"],
+            [self._objects(names.registry_prefix)],
+            wildcard_reason="drift baselines are registered under keys per execution; copied to the champion",
+        )
+        role.allow(
             "PublishChampion",
             ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
             [self._objects(names.champion_prefix)],
-            wildcard_reason="the champion prefix holds model.tar.gz, champion.json and the placeholder",
+            wildcard_reason="the champion prefix holds model.tar.gz, champion.json, the placeholder and "
+            "baselines/statistics.json and constraints.json",
         )
         role.allow(
             "ListChampion",
@@ -217,12 +238,15 @@ class DeployOnApproval(Construct):
             wildcard_reason="Create/UpdateEndpoint are also authorized on the config they point to; "
             + config_reason,
         )
+        if not self.use_model_monitor:
+            return
         role.allow(  # the drift job's definition is inline: no job-definition resource to create
-            "CreateAndUpdateMonitoringSchedule",
+            "ManageMonitoringSchedule",
             [
                 "sagemaker:DescribeMonitoringSchedule",
                 "sagemaker:CreateMonitoringSchedule",
                 "sagemaker:UpdateMonitoringSchedule",
+                "sagemaker:DeleteMonitoringSchedule",
                 "sagemaker:AddTags",
             ],
             [self._sagemaker_arn("monitoring-schedule", schedule)],

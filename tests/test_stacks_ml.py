@@ -22,6 +22,7 @@ from local_runner.main_job import publish_code
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
 from pipeline_steps.render import render_definition
+from stacks.ml_stack import CHAMPION_PLACEHOLDER, GROUND_TRUTH_PLACEHOLDER_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,9 @@ def ml_stack():
 
 @pytest.fixture(scope="module")
 def byo_ml_stack():
-    context = {**cdk_json_context(), "settings": {"pipeline": {"job_image_uri": BYO_URI}}}
+    # With the Model Monitor schedule on, so the Ops stack's deploy function carries the image too.
+    settings = {"pipeline": {"job_image_uri": BYO_URI}, "monitoring": {"use_model_monitor": True}}
+    context = {**cdk_json_context(), "settings": settings}
     return _app_stack(build_app(context), "Ml")
 
 
@@ -62,6 +65,19 @@ def _templates(stack: cdk.Stack) -> dict[str, dict]:
         for child in app.node.children
         if isinstance(child, cdk.Stack)
     }
+
+
+def _ecr_references(node: object) -> list[object]:
+    """Every ECR image reference in a template: literal strings and ``Fn::Sub`` expressions."""
+    if isinstance(node, str):
+        return [node] if ".dkr.ecr." in node else []
+    if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), str):
+        return [node] if ".dkr.ecr." in node["Fn::Sub"] else []
+    if isinstance(node, dict):
+        return [found for value in node.values() for found in _ecr_references(value)]
+    if isinstance(node, list):
+        return [found for item in node for found in _ecr_references(item)]
+    return []
 
 
 def _drift_image(ops_template: dict) -> object:
@@ -174,8 +190,10 @@ def test_the_deployed_definition_and_the_ops_stack_get_the_same_image_uri(ml_sta
     (deployment,) = template.find_resources("Custom::CDKBucketDeployment").values()
     markers = [m for source in deployment["Properties"]["SourceMarkers"] for m in source.values()]
     assert {"Fn::Join": ["", ['"', resolved, '"']]} in markers
-    # Endpoint model and monitoring image of the deploy function: the same Fn::Sub, no export needed.
-    assert _drift_image(_templates(ml_stack)["Ops"]) == resolved
+    # Any other stack naming an image (the Ops deploy function, when it runs Model Monitor) names this
+    # one: the same Fn::Sub, a pseudo parameter and no export.
+    references = [ref for t in _templates(ml_stack).values() for ref in _ecr_references(t)]
+    assert references and all(ref == resolved for ref in references)
 
 
 def test_a_brought_image_replaces_the_asset_everywhere(ml_stack, byo_ml_stack):
@@ -183,7 +201,9 @@ def test_a_brought_image_replaces_the_asset_everywhere(ml_stack, byo_ml_stack):
     assert not [c for c in byo_ml_stack.node.find_all() if isinstance(c, ecr_assets.DockerImageAsset)]
     for definition in (byo_ml_stack.definition, byo_ml_stack.monitoring_pipeline.definition):
         assert {value for _, value in _images(json.loads(definition))} == {BYO_URI}
-    assert _drift_image(_templates(byo_ml_stack)["Ops"]) == BYO_URI
+    templates = _templates(byo_ml_stack)
+    assert _drift_image(templates["Ops"]) == BYO_URI  # the deploy function's monitoring image
+    assert {ref for t in templates.values() for ref in _ecr_references(t)} == {BYO_URI}
     # Another image, another definition object: CloudFormation updates the pipeline when the image changes.
     assert byo_ml_stack.definition_key != ml_stack.definition_key
 
@@ -198,7 +218,11 @@ def _logical_id(template: Template, kind: str, prefix: str) -> str:
 
 def test_the_pipeline_waits_for_the_policy_that_lets_it_read_its_definition(template):
     read_definition = _logical_id(template, "AWS::IAM::ManagedPolicy", "ReadPipelineDefinition")
-    (pipeline,) = template.find_resources("AWS::SageMaker::Pipeline").values()
+    (pipeline,) = [
+        p
+        for p in template.find_resources("AWS::SageMaker::Pipeline").values()
+        if "PipelineDefinitionS3Location" in p["Properties"]["PipelineDefinition"]
+    ]
     assert read_definition in pipeline["DependsOn"]
 
 
@@ -227,7 +251,8 @@ def test_code_is_deployed_by_the_named_role_with_only_this_versions_writes(ml_st
         [
             f"{artifacts}/code/{ml_stack.bundle.version}/*",
             f"{artifacts}/{ml_stack.definition_key}",
-            f"{artifacts}/champion/NO_CHAMPION_YET.txt",
+            f"{artifacts}/{names.champion_prefix}{CHAMPION_PLACEHOLDER}",
+            f"{artifacts}/{GROUND_TRUTH_PLACEHOLDER_KEY}",
         ]
     )
     assert by_action['"s3:ListBucket"'] == artifacts

@@ -26,11 +26,6 @@ pytestmark = pytest.mark.slow
 
 SETTINGS = load_settings()
 NAMES = SETTINGS.names
-# What CloudFormation makes of the Ml stack's job image asset URI here (no export: a pseudo parameter).
-DRIFT_IMAGE_REPOSITORY = (
-    f"{SETTINGS.aws.account}.dkr.ecr.{SETTINGS.aws.region}.${{AWS::URLSuffix}}/"
-    f"cdk-hnb659fds-container-assets-{SETTINGS.aws.account}-{SETTINGS.aws.region}:"
-)
 
 
 @pytest.fixture(scope="module")
@@ -233,11 +228,13 @@ def test_every_queue_is_kms_encrypted_and_tls_only(resources):
 
 
 @pytest.mark.parametrize("name", ["start-pipeline", "deploy-on-approval", "publish-model-metrics"])
-def test_functions_run_in_the_vpc_with_one_concurrent_run_two_retries_and_a_failure_queue(resources, name):
+def test_functions_run_in_the_vpc_unreserved_with_two_retries_and_a_failure_queue(resources, name):
     function_id, function = _function(resources, name)
     props = function["Properties"]
     assert props["Runtime"] == "python3.12"
-    assert props["ReservedConcurrentExecutions"] == 1
+    # No reservation: a new account's quota is 10 and all 10 must stay unreserved (the handlers are
+    # idempotent instead, see each one's docstring).
+    assert "ReservedConcurrentExecutions" not in props
     assert props["VpcConfig"]["SubnetIds"] and props["VpcConfig"]["SecurityGroupIds"]
     queue_id = props["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
     assert "KmsMasterKeyId" in resources[queue_id]["Properties"]
@@ -262,7 +259,6 @@ def _concrete(environment: dict) -> dict[str, str]:
         "SUBNET_IDS": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
         "SECURITY_GROUP_IDS": "sg-0123456789abcdef0",
         "KMS_KEY_ARN": "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        "DRIFT_IMAGE_URI": DRIFT_IMAGE_REPOSITORY.replace("${AWS::URLSuffix}", "amazonaws.com") + "0" * 64,
     }
     return {key: fake.get(key, value) for key, value in environment.items()}
 
@@ -281,21 +277,17 @@ def test_start_function_environment_matches_settings_and_its_handler_accepts_it(
     assert config.debounce_seconds == SETTINGS.monitoring.new_data_debounce_seconds
 
 
-def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it(app, resources):
+def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it(resources):
     environment = _environment(resources, "deploy-on-approval")
-    ml = _stack(app, "Ml")
-    drift_image = ml.resolve(ml.job_image_uri)  # the one job image, content-addressed
-    assert drift_image["Fn::Sub"].startswith(DRIFT_IMAGE_REPOSITORY)
     serving, strategy = SETTINGS.serving, SETTINGS.serving.deployment
-    job_role = f"arn:aws:iam::111111111111:role/{NAMES.job_role}"
     expected = {
         "MODEL_PACKAGE_GROUP_NAME": NAMES.model_package_group,
         "ENDPOINT_NAME": NAMES.endpoint,
-        "MODEL_EXECUTION_ROLE_ARN": job_role,
-        "MONITORING_ROLE_ARN": job_role,
+        "MODEL_EXECUTION_ROLE_ARN": f"arn:aws:iam::111111111111:role/{NAMES.model_role}",
         "DATA_CAPTURE_S3_URI": f"s3://{NAMES.artifacts_bucket}/datacapture/",
-        "MONITORING_OUTPUT_S3_URI": f"s3://{NAMES.artifacts_bucket}/monitoring/",
         "DATA_CAPTURE_PERCENT": str(serving.data_capture_percent),
+        "DATA_CAPTURE_MODE": "sagemaker",
+        "USE_MODEL_MONITOR": "false",
         "INSTANCE_TYPE": serving.instance_type,
         "INSTANCE_COUNT": "2",
         "DEPLOYMENT_STRATEGY": strategy.type,
@@ -303,16 +295,16 @@ def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it
         "TRAFFIC_WAIT_SECONDS": str(strategy.wait_minutes * 60),
         "TERMINATION_WAIT_SECONDS": str(strategy.termination_wait_minutes * 60),
         "ROLLBACK_ALARM_NAMES": f"{NAMES.prefix}-endpoint-5xx-errors,{NAMES.prefix}-endpoint-latency-p99",
-        "MONITORING_SCHEDULE_NAME": NAMES.monitoring_schedule,
-        "MONITORING_SCHEDULE_CRON": "cron(0 * ? * * *)",
-        "DRIFT_IMAGE_URI": drift_image,
         "ARTIFACTS_BUCKET": NAMES.artifacts_bucket,
         "CHAMPION_PREFIX": NAMES.champion_prefix,
     }
+    # Default settings: no Model Monitor, so none of the schedule's variables (tests/test_stacks_deployment.py
+    # builds the construct with it on).
     assert {key: environment[key] for key in expected} == expected
+    assert not {key for key in environment if key.startswith(("MONITORING_", "DRIFT_"))}
     config = deploy_config.load_config(_concrete(environment))
     assert config.traffic.wait_seconds == 600 and config.traffic.termination_wait_seconds == 300
-    assert config.monitoring.max_runtime_seconds == SETTINGS.monitoring.max_runtime_minutes * 60
+    assert config.monitoring is None and config.capture_mode == "sagemaker"
 
 
 def test_metrics_function_environment_matches_settings_and_its_handler_accepts_it(resources):
@@ -380,10 +372,10 @@ def test_metrics_role_reads_evaluations_and_puts_only_the_quality_namespace(reso
     assert not {a for a in actions if a.startswith(("s3:Put", "s3:Delete", "sagemaker:Create"))}
 
 
-def test_deploy_role_passes_only_the_job_role_to_sagemaker(resources):
+def test_deploy_role_passes_only_the_model_role_to_sagemaker(resources):
     statements = _policy_statements(resources, NAMES.deploy_role)
     (pass_role,) = [s for s in statements if "iam:PassRole" in as_list(s["Action"])]
-    assert pass_role["Resource"] == f"arn:aws:iam::111111111111:role/{NAMES.job_role}"
+    assert pass_role["Resource"] == f"arn:aws:iam::111111111111:role/{NAMES.model_role}"
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
 
 
@@ -511,9 +503,18 @@ def test_function_security_group_is_admitted_by_the_vpc_endpoints(resources):
     assert [(rule["FromPort"], rule["ToPort"]) for rule in egress] == [(443, 443)]
 
 
-def test_deploy_role_schedules_the_drift_job_inline(resources):
-    """The schedule carries the drift job's definition: no data-quality job definition to create."""
+def test_deploy_role_has_no_model_monitor_action_by_default(resources):
+    """Model Monitor is off by default (closed to new customers): the role cannot touch a schedule."""
     statements = _policy_statements(resources, NAMES.deploy_role)
     actions = {action for s in statements for action in as_list(s["Action"])}
-    assert {"sagemaker:CreateMonitoringSchedule", "sagemaker:UpdateMonitoringSchedule"} <= actions
-    assert not {a for a in actions if "JobDefinition" in a}
+    assert not {a for a in actions if "Monitoring" in a or "JobDefinition" in a}
+
+
+def test_deploy_role_copies_registered_baselines_to_the_champion(resources):
+    statements = {s["Sid"]: s for s in _policy_statements(resources, NAMES.deploy_role)}
+    bucket = f"arn:aws:s3:::{NAMES.artifacts_bucket}"
+    read = statements["ReadRegisteredBaselines"]
+    assert (read["Action"], read["Resource"]) == ("s3:GetObject", f"{bucket}/{NAMES.registry_prefix}*")
+    publish = statements["PublishChampion"]
+    assert publish["Resource"] == f"{bucket}/{NAMES.champion_prefix}*"  # baselines/ included
+    assert {"s3:PutObject", "s3:DeleteObject"} <= set(as_list(publish["Action"]))

@@ -2,8 +2,12 @@
 
 Same layout as `local_runner/champion.py`: `<prefix>model.tar.gz` + `<prefix>champion.json` ({version,
 model_package_arn, group}), or only the placeholder `NO_CHAMPION_YET.txt` when no version is approved (a
-processing input may not be an empty prefix). Objects are written SSE-KMS with the project key. The model
-is copied with one CopyObject, which S3 limits to 5 GB (far above this project's models).
+processing input may not be an empty prefix). Under `baselines/` it holds the statistics.json and
+constraints.json the version registered as `DriftCheckBaselines.ModelDataQuality` (under the durable
+`registry/` prefix): the fixed baseline input of the monitoring pipeline's drift step. A version without
+them leaves `baselines/` empty, so the drift step fails loudly (the "monitoring silent" alarm reports it)
+rather than judging the new model by its predecessor's data. Objects are written SSE-KMS with the project
+key. Files are copied with one CopyObject each, which S3 limits to 5 GB (far above this project's).
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from .registry import ModelVersion
 PLACEHOLDER = "NO_CHAMPION_YET.txt"
 MODEL_KEY = "model.tar.gz"
 POINTER_KEY = "champion.json"
+# The monitoring pipeline's names (pipeline_steps.monitoring_names), which the function cannot import; a
+# test checks that both sides agree.
+BASELINES_FOLDER = "baselines/"
+STATISTICS_FILE = "statistics.json"
+CONSTRAINTS_FILE = "constraints.json"
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -48,17 +57,62 @@ def _kms(config: DeployConfig) -> dict[str, str]:
     return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": config.kms_key_arn}
 
 
-def publish(s3: Any, config: DeployConfig, version: ModelVersion) -> None:
-    """Copy the version's model.tar.gz to the prefix, then write the pointer, then drop the placeholder."""
-    assert version.model_data_url is not None  # checked by the caller
-    source_bucket, source_key = split_s3_uri(version.model_data_url)
-    bucket, prefix = config.artifacts_bucket, config.champion_prefix
+def _copy(s3: Any, config: DeployConfig, source_uri: str, key: str) -> None:
+    source_bucket, source_key = split_s3_uri(source_uri)
     s3.copy_object(
-        Bucket=bucket,
-        Key=prefix + MODEL_KEY,
+        Bucket=config.artifacts_bucket,
+        Key=key,
         CopySource={"Bucket": source_bucket, "Key": source_key},
         **_kms(config),
     )
+
+
+def baseline_keys(config: DeployConfig) -> dict[str, str]:
+    """{file name: key} of the champion's baselines in the artifacts bucket."""
+    folder = config.champion_prefix + BASELINES_FOLDER
+    return {name: folder + name for name in (STATISTICS_FILE, CONSTRAINTS_FILE)}
+
+
+def _present_baselines(s3: Any, config: DeployConfig) -> set[str]:
+    folder = config.champion_prefix + BASELINES_FOLDER
+    listing = s3.list_objects_v2(Bucket=config.artifacts_bucket, Prefix=folder)
+    return {item["Key"] for item in listing.get("Contents", [])} & set(baseline_keys(config).values())
+
+
+def converge_baselines(s3: Any, config: DeployConfig, version: ModelVersion, *, replace: bool) -> str:
+    """Make `baselines/` hold the version's baselines (copied again when `replace`), or nothing.
+
+    Returns "published", "unchanged", or "deleted: ..." / "skipped: ..." with the reason when the
+    version registered no baselines (the caller logs that as a warning).
+    """
+    keys = baseline_keys(config)
+    present = _present_baselines(s3, config)
+    if version.baseline is None:
+        for key in sorted(present):
+            s3.delete_object(Bucket=config.artifacts_bucket, Key=key)
+        reason = (
+            f"v{version.version} registered no DriftCheckBaselines.ModelDataQuality: {BASELINES_FOLDER} is "
+            "left empty and the monitoring pipeline's drift step fails until a version with baselines is "
+            "approved"
+        )
+        return f"deleted: {reason}" if present else f"skipped: {reason}"
+    if not replace and present == set(keys.values()):
+        return "unchanged"
+    _copy(s3, config, version.baseline.statistics_s3_uri, keys[STATISTICS_FILE])
+    _copy(s3, config, version.baseline.constraints_s3_uri, keys[CONSTRAINTS_FILE])
+    return "published"
+
+
+def publish(s3: Any, config: DeployConfig, version: ModelVersion) -> str:
+    """Copy the version's model.tar.gz and baselines, then write the pointer, then drop the placeholder.
+
+    The pointer goes last: a run that fails before it leaves the old version named, so the retry
+    publishes everything again. Returns what `converge_baselines` did.
+    """
+    assert version.model_data_url is not None  # checked by the caller
+    bucket, prefix = config.artifacts_bucket, config.champion_prefix
+    _copy(s3, config, version.model_data_url, prefix + MODEL_KEY)
+    baselines = converge_baselines(s3, config, version, replace=True)
     pointer = {"version": version.version, "model_package_arn": version.arn, "group": version.group}
     s3.put_object(
         Bucket=bucket,
@@ -68,10 +122,11 @@ def publish(s3: Any, config: DeployConfig, version: ModelVersion) -> None:
         **_kms(config),
     )
     s3.delete_object(Bucket=bucket, Key=prefix + PLACEHOLDER)
+    return baselines
 
 
 def clear(s3: Any, config: DeployConfig) -> None:
-    """No approved version left: remove model and pointer, leave the placeholder."""
+    """No approved version left: remove model, pointer and baselines, leave the placeholder."""
     bucket, prefix = config.artifacts_bucket, config.champion_prefix
     s3.put_object(
         Bucket=bucket,
@@ -82,3 +137,5 @@ def clear(s3: Any, config: DeployConfig) -> None:
     )
     s3.delete_object(Bucket=bucket, Key=prefix + POINTER_KEY)
     s3.delete_object(Bucket=bucket, Key=prefix + MODEL_KEY)
+    for key in baseline_keys(config).values():
+        s3.delete_object(Bucket=bucket, Key=key)

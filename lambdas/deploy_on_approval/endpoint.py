@@ -37,7 +37,8 @@ CAPTURE_ENVIRONMENT = {
     "s3_uri": "RUL_CAPTURE_S3_URI",
     "kms_key": "RUL_CAPTURE_KMS_KEY_ID",
 }
-CONTAINER_CAPTURE_DIR = "/tmp/rul-capture"  # noqa: S108 - inside the serving container, emptied by uploads
+# Inside the serving container; the uploader empties it as it uploads.
+CONTAINER_CAPTURE_DIR = "/tmp/rul-capture"
 # Endpoint states in which SageMaker refuses an update; the function fails so Lambda retries it later.
 BUSY_STATES = frozenset(
     {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}

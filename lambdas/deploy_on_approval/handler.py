@@ -4,12 +4,13 @@ Triggered by the EventBridge rule for `SageMaker Model Package State Change` of 
 Desired state = the newest Approved version of the group (for a rejection: other than the rejected one).
 Each run converges three things on it, each idempotently, and changes nothing that already matches:
 
-1. the endpoint: model (VPC, network isolation) + endpoint config (KMS, data capture of input and output)
-   created or reused; the endpoint created, or moved by a blue/green update (canary or linear traffic
-   shifting, auto-rollback on the configured CloudWatch alarms);
-2. the monitoring schedule of the drift job (`containers/drift.py` as a bring-your-own-container Model
-   Monitor job, see `monitoring`), on the baselines registered with that version;
-3. the champion prefix `s3://<artifacts>/<prefix>` read by the pipeline's EvaluateModel step.
+1. the endpoint: model (VPC) + endpoint config (KMS, data capture of input and output by SageMaker or by
+   the container, see `endpoint`) created or reused; the endpoint created, or moved by a blue/green
+   update (canary or linear traffic shifting, auto-rollback on the configured CloudWatch alarms);
+2. only with `USE_MODEL_MONITOR=true`: the Model Monitor schedule of the drift job (see `monitoring`), on
+   the baselines registered with that version; otherwise no Model Monitor API is called;
+3. the champion prefix `s3://<artifacts>/<prefix>`: the model read by the pipeline's EvaluateModel step
+   and, under `baselines/`, the version's drift baselines read by the monitoring pipeline.
 
 A rejection changes something only when the rejected version is in service (endpoint tags or
 champion.json); with no approved version left the endpoint is left as is and the outcome logged as an
@@ -26,10 +27,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import champion
+from . import champion, monitoring
 from .config import DeployConfig, load_config
 from .endpoint import EndpointBusy, EndpointState, create_or_update, endpoint_state, ensure_model_and_config
-from .monitoring import ensure_monitoring
 from .registry import (
     APPROVED,
     REJECTED,
@@ -81,15 +81,15 @@ def _converge(
     """Bring endpoint, monitor and champion to `target`; return what happened to each."""
     config_name, created = ensure_model_and_config(clients.sagemaker, config, target)
     changes = {"endpoint": create_or_update(clients.sagemaker, config, state, config_name)}
-    if target.baseline is None:
-        changes["monitoring"] = "skipped: the version has no DriftCheckBaselines.ModelDataQuality"
-    else:
-        changes["monitoring"] = ensure_monitoring(clients.sagemaker, config, target)
+    changes["monitoring"] = monitoring.converge(clients.sagemaker, config, target)
     if champion_version == target.version:
         changes["champion"] = "unchanged"
+        changes["baselines"] = champion.converge_baselines(clients.s3, config, target, replace=False)
     else:
-        champion.publish(clients.s3, config, target)
+        changes["baselines"] = champion.publish(clients.s3, config, target)
         changes["champion"] = "published"
+    if changes["baselines"].startswith(("skipped", "deleted")):
+        decide("warning", changes["baselines"], level=logging.WARNING, target_version=target.version)
     if created:
         changes["created"] = ", ".join(created)
     return changes

@@ -1,4 +1,4 @@
-"""The optional Model Monitor schedule of the endpoint: the project's drift job as a bring-your-own-container job.
+"""The optional Model Monitor schedule of the endpoint: the project's drift job as a BYOC Model Monitor job.
 
 Only with `USE_MODEL_MONITOR=true` (`monitoring.use_model_monitor`, for accounts that still have Model
 Monitor, closed to new customers): `converge` is the only entry point, and with the setting off it makes
@@ -146,9 +146,10 @@ def ensure_monitoring(sagemaker: Any, config: DeployConfig, version: ModelVersio
     have = current.get("MonitoringScheduleConfig", {})
     # A schedule of the former data-quality definition (by name) differs too, and is moved to this one.
     same_definition = have.get("MonitoringJobDefinition") == wanted["MonitoringJobDefinition"]
-    same_cron = have.get("ScheduleConfig", {}).get("ScheduleExpression") == wanted["ScheduleConfig"][
-        "ScheduleExpression"
-    ]
+    same_cron = (
+        have.get("ScheduleConfig", {}).get("ScheduleExpression")
+        == wanted["ScheduleConfig"]["ScheduleExpression"]
+    )
     if same_definition and same_cron:
         return "unchanged"
     sagemaker.update_monitoring_schedule(

@@ -1,0 +1,538 @@
+"""The whole model lifecycle, offline, in one command: `python -m local_runner demo`.
+
+On the embedded synthetic data, in a work dir of its own: the training pipeline trains and registers v1,
+v1 is approved (champion and drift baselines published), the local endpoint serves it with data capture,
+a synthetic fleet sends each unit's recent cycles over HTTP, the monitoring pipeline checks that window,
+a drifted fleet (a sensor offset, `rul.synthetic`'s drift modes) sends the next window, the monitoring
+pipeline flags it, and the drift alarm's rule - the Ops stack's: `settings.monitoring.drift_metric` above
+`drift_threshold` - starts retraining on new data: the drifted fleet's run-to-failure histories are
+added to the raw input as a new file, so the data version changes and the steps run fresh. v2 is
+registered (or the gate's numbers say why not), approved (the endpoint swaps after a health check, a
+canary batch confirms the version served), then rejected: champion and endpoint roll back to v1. Every
+transition is real (pipeline runs, registry changes, HTTP requests); `local_runner.demo_report` keeps
+the timeline and writes it as text and as an HTML page. The pipelines' own output goes to a log file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from local_runner.champion import current_champion, follow_registry
+from local_runner.data_version import local_data_version, with_data_versions
+from local_runner.demo_report import Timeline, write_timeline
+from local_runner.endpoint import EndpointOptions, EndpointProcess, on_approval_callback, ping, start_endpoint
+from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExecutor
+from local_runner.main_job import MainJobOptions, Workspace, prepare_workspace, run_main_job
+from local_runner.monitoring_run import MonitoringRunOptions, report_of, run_monitoring
+from local_runner.registry_cli import approve_version, format_table, reject_version
+from local_runner.report import read_evaluation
+from pipeline_steps import monitoring_names as mnames
+from pipeline_steps import names
+from settings import load_settings
+
+MARKER = ".lifecycle-demo"  # marks a work dir as the demo's own, so a rerun may wipe it
+TITLE = "Turbofan RUL: the model lifecycle, offline"
+NEW_DATA_FILE = "train_{subset}_drifted_fleet.txt"
+
+
+class DemoError(RuntimeError):
+    """A transition of the demo did not happen; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    work_dir: Path = Path(".work-demo")
+    subset: str = "FD001"
+    training_units: int = 60  # synthetic run-to-failure units of v1's training data
+    fleet_units: int = 48  # units in service sending traffic, per window
+    new_units: int = 40  # the drifted fleet's run-to-failure histories added for retraining
+    cycles_sent: int = 40  # recent cycles each unit sends (at least the model's window of 30)
+    max_tuning_jobs: int = 2
+    # A small training budget (static hyperparameters of every trial) so two runs fit in minutes.
+    budget: tuple[tuple[str, str], ...] = (("ensemble_size", "1"), ("max_iter", "150"))
+    drift_kind: str = "offset"
+    drift_magnitude: float = 2.0  # in measurement-noise standard deviations
+    drift_sensors: tuple[str, ...] = ("sensor_4", "sensor_11", "sensor_15")
+    seed: int = 0
+    concurrency: int = 4
+    canary_requests: int = 8
+
+
+@dataclass
+class DemoFacts:
+    """What happened, read back from the registry, the endpoint and the reports (the test asserts these)."""
+
+    registered: list[int] = field(default_factory=list)
+    statuses: dict[int, str] = field(default_factory=dict)
+    served: list[str | None] = field(default_factory=list)  # versions /ping reported, in order
+    drift_flags: list[bool] = field(default_factory=list)  # the alarm rule per monitoring window
+    data_versions: list[str] = field(default_factory=list)
+    fresh_steps: list[int] = field(default_factory=list)  # job steps not taken from the cache, per run
+    champion: list[int | None] = field(default_factory=list)
+    gate_passed: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class Demo:
+    options: DemoOptions
+    timeline: Timeline
+    log: Callable[[str], None]
+    facts: DemoFacts = field(default_factory=DemoFacts)
+    endpoint: EndpointProcess | None = None
+    workspace: Workspace | None = None
+    failed: str = ""
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(self.options.work_dir).resolve()
+
+
+def _rul() -> Any:
+    # The runner does not import the container code at module level; the generator and file format are theirs.
+    if str(CONTAINERS_DIR) not in sys.path:
+        sys.path.append(str(CONTAINERS_DIR))
+    import rul.data
+    import rul.synthetic
+
+    return rul
+
+
+# -- training and the registry ------------------------------------------------------------------------------
+def _overrides(options: DemoOptions) -> dict[str, object]:
+    return {"static_hyperparameters": options.budget}
+
+
+def _budget(options: DemoOptions) -> dict[str, object]:
+    return {names.MAX_TUNING_JOBS: options.max_tuning_jobs, names.MAX_PARALLEL_TUNING_JOBS: 1}
+
+
+def record_run(demo: Demo, workspace: Workspace, result: ExecutionResult, label: str) -> int | None:
+    """Add the run's gate numbers and registration to the timeline; the registered version, if any."""
+    evaluation = read_evaluation(result, workspace.store) or {}
+    gate = evaluation.get("gate", {})
+    fresh = [s.name for s in result.steps if s.type in ("Processing", "Tuning") and not s.cache_hit]
+    demo.facts.fresh_steps.append(len(fresh))
+    demo.facts.data_versions.append(str(result.parameters[names.DATA_VERSION]))
+    demo.facts.gate_passed.append(bool(gate.get("passed")))
+    allowed = evaluation.get("champion_comparison", {}).get("allowed_rmse")
+    demo.timeline.add(
+        label,
+        f"pipeline {result.status.lower()} in {result.seconds:.0f}s; "
+        f"quality gate: {gate.get('summary', 'not reached')}",
+        ok=bool(gate.get("passed")),
+        data_version=result.parameters[names.DATA_VERSION],
+        fresh_steps=len(fresh),
+        cached_steps=sum(s.cache_hit for s in result.steps),
+        test_units=evaluation.get("n_units", "-"),
+        rmse_capped=gate.get("rmse", "-"),
+        rmse_threshold=gate.get("rmse_threshold", "-"),
+        phm08_per_100=gate.get("phm08_score_per_100_units", "-"),
+        phm08_threshold=gate.get("score_threshold", "-"),
+        champion_allows=allowed if allowed is not None and allowed < 1e9 else "no champion",
+    )
+    step = next((s for s in result.steps if s.type == "RegisterModel" and s.properties), None)
+    if step is None:
+        return None
+    version = int(step.properties["ModelPackageVersion"])
+    demo.facts.registered.append(version)
+    package = workspace.registry.get(workspace.config.model_package_group_name, version)
+    demo.timeline.add(label, f"model version {version} registered", True, status=package.approval_status)
+    return version
+
+
+def train_first(demo: Demo) -> tuple[Workspace, int]:
+    options = demo.options
+    job = MainJobOptions(
+        work_dir=demo.work_dir,
+        subset=options.subset,
+        synthetic_units=options.training_units,
+        seed=options.seed,
+        parameters=_budget(options),
+        tracking=False,
+        config_overrides=_overrides(options),
+    )
+    demo.timeline.add("train v1", f"training pipeline on {options.training_units} synthetic units")
+    workspace, result = run_main_job(job, echo=demo.log)
+    version = record_run(demo, workspace, result, "train v1")
+    if version is None:
+        raise DemoError(f"v1 was not registered: {result.failure_reason or 'see the pipeline log'}")
+    return workspace, version
+
+
+def change_status(demo: Demo, workspace: Workspace, version: int, approve: bool, reason: str) -> None:
+    """Approve or reject through the registry CLI's functions; champion and endpoint follow, as on AWS."""
+    group = workspace.config.model_package_group_name
+    follow = follow_registry(workspace.store, workspace.config.champion_uri, workspace.registry, group)
+    said: list[str] = []
+    swap = on_approval_callback(demo.work_dir, echo=said.append)
+
+    def on_change(package) -> None:
+        follow(package)
+        swap(package)
+
+    change = approve_version if approve else reject_version
+    package = change(workspace.registry, group, version, reason, on_change)
+    demo.facts.statuses[version] = package.approval_status
+    champion = current_champion(workspace.store, workspace.config.champion_uri)
+    demo.facts.champion.append(champion["version"] if champion else None)
+    stage = f"{'approve' if approve else 'reject'} v{version}"
+    demo.timeline.add(
+        stage, f"version {version} {package.approval_status}: {reason}", True if approve else None
+    )
+    demo.timeline.add(stage, f"champion is version {champion['version'] if champion else 'none'}", True)
+    for line in said:
+        demo.timeline.add(stage, line, "refused" not in line)
+
+
+# -- serving and traffic ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def served_version(demo: Demo, stage: str, note: str) -> str | None:
+    status, document = ping(demo.endpoint.port)
+    version = document.get("model_version")
+    demo.facts.served.append(version)
+    demo.timeline.add(stage, f"/ping {status}: serving version {version} {note}".rstrip(), status == 200)
+    return version
+
+
+def start_serving(demo: Demo, workspace: Workspace, version: int) -> None:
+    package = workspace.registry.get(workspace.config.model_package_group_name, version)
+    options = EndpointOptions(port=free_port(), workers=1, capture_dir=demo.work_dir / "captures")
+    demo.endpoint = start_endpoint(demo.work_dir, package, options)
+    demo.endpoint.wait_ready()
+    served_version(demo, "serve", f"at {demo.endpoint.url}, capturing 100% of invocations")
+
+
+def fleet_requests(units, cycles: int) -> list[bytes]:
+    """One CSV request per unit: its last `cycles` cycles (fewer if the unit has not run that long)."""
+    columns = _rul().data.COLUMNS
+    recent = units.groupby("unit", group_keys=False).tail(cycles)
+    return [rows[columns].to_csv(index=False).encode() for _, rows in recent.groupby("unit")]
+
+
+def invoke(url: str, body: bytes) -> tuple[int, str | None, float]:
+    request = urllib.request.Request(
+        url + "/invocations", body, {"Content-Type": "text/csv", "Accept": "application/json"}
+    )
+    begun = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, document = response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        status, document = error.code, {}
+    return status, document.get("model_version"), time.perf_counter() - begun
+
+
+def send(demo: Demo, stage: str, bodies: list[bytes], what: str) -> list[str | None]:
+    """POST every body with a few concurrent clients; the versions that answered, per request."""
+    with ThreadPoolExecutor(demo.options.concurrency) as pool:
+        answers = list(pool.map(lambda body: invoke(demo.endpoint.url, body), bodies))
+    ok = sum(status == 200 for status, _, _ in answers)
+    latencies = sorted(seconds * 1000 for _, _, seconds in answers)
+    versions = sorted({str(version) for _, version, _ in answers})
+    demo.timeline.add(
+        stage,
+        f"{what}: {len(bodies)} requests, {ok} answered 200 by version {'/'.join(versions)}",
+        ok == len(bodies),
+        requests=len(bodies),
+        answered_200=ok,
+        p50_ms=latencies[len(latencies) // 2],
+        max_ms=latencies[-1],
+    )
+    return [version for _, version, _ in answers]
+
+
+# -- monitoring ----------------------------------------------------------------------------------------------
+def capture_sizes(root: Path) -> dict[Path, int]:
+    return {path: path.stat().st_size for path in root.rglob("*.jsonl")} if root.is_dir() else {}
+
+
+def cut_window(root: Path, before: dict[Path, int], target: Path) -> Path:
+    """The capture records appended since `before`, same layout; capture files are append-only."""
+    for path in root.rglob("*.jsonl"):
+        new = path.read_bytes()[before.get(path, 0) :]
+        if new:
+            destination = target / path.relative_to(root)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(new)
+    return target
+
+
+def ground_truth(fleet, folder: Path) -> Path:
+    """The fleet's failure labels (unit, failure_cycle), as they arrive late in the field."""
+    last = fleet.test.groupby("unit")["cycle"].max()
+    labels = fleet.test_rul.assign(failure_cycle=fleet.test_rul["unit"].map(last) + fleet.test_rul["rul"])
+    folder.mkdir(parents=True, exist_ok=True)
+    labels[["unit", "failure_cycle"]].to_csv(folder / "failures.csv", index=False)
+    return folder
+
+
+def drift_metric(store, result: ExecutionResult, metric: str) -> float:
+    """The alarm's metric as the drift step published it (its metrics file, what CloudWatch receives)."""
+    outputs = result.step(mnames.DRIFT_STEP).properties["ProcessingOutputConfig"]["Outputs"]
+    uri = outputs[mnames.REPORT_OUTPUT]["S3Output"]["S3Uri"].rstrip("/") + "/" + mnames.METRICS_FILE
+    for line in store.read_text(uri).splitlines():
+        for datum in json.loads(line)["MetricData"]:
+            if datum["MetricName"] == metric and not any(d["Name"] == "Feature" for d in datum["Dimensions"]):
+                return float(datum["Value"])
+    raise DemoError(f"the drift step published no {metric} metric in {uri}")
+
+
+def monitor(demo: Demo, stage: str, captures: Path, labels: Path) -> bool:
+    """Run the monitoring pipeline on one window; evaluate the drift alarm's rule; True when it fires."""
+    end = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    options = MonitoringRunOptions(
+        work_dir=demo.work_dir,
+        captures=captures,
+        ground_truth=labels,
+        parameters={mnames.WINDOW_END: end, mnames.WINDOW_HOURS: 1},
+    )
+    _, store, result = run_monitoring(options, echo=demo.log)
+    if result.status != "Succeeded":
+        raise DemoError(f"the monitoring pipeline failed: {result.failure_reason}")
+    report = report_of(store, result, mnames.DRIFT_STEP, mnames.DRIFT_REPORT_FILE)
+    quality = report_of(store, result, mnames.QUALITY_STEP, mnames.QUALITY_REPORT_FILE) or {}
+    monitoring = load_settings().monitoring
+    value = drift_metric(store, result, monitoring.drift_metric)
+    fires = value > monitoring.drift_threshold  # the alarm's GreaterThanThreshold
+    verdict = "DETECTED" if report["drift_detected"] else "not detected"
+    demo.timeline.add(
+        stage,
+        f"monitoring pipeline {result.status.lower()}: drift {verdict}; alarm rule "
+        f"{monitoring.drift_metric} {value:.3f} {'>' if fires else '<='} {monitoring.drift_threshold:g}: "
+        + ("ALARM" if fires else "OK"),
+        not fires,
+        **{monitoring.drift_metric: value},
+        drifted_features=report["drifted_features"],
+        requests=report["counts"]["requests"],
+        records_read=report["captures"]["records_read"],
+        records_skipped=report["captures"]["records_skipped"],
+        labelled_rmse=((quality.get("regression_metrics") or {}).get("rmse") or {}).get("value", "-"),
+    )
+    demo.facts.drift_flags.append(fires)
+    return fires
+
+
+def traffic_window(demo: Demo, stage: str, seed: int, drift) -> bool:
+    """A fleet sends one window of traffic; the monitoring pipeline checks exactly that window."""
+    rul = _rul()
+    spec = rul.synthetic.SyntheticSpec(
+        n_train_units=1, n_test_units=demo.options.fleet_units, seed=seed, drift=drift
+    )
+    fleet = rul.synthetic.generate(spec)
+    before = capture_sizes(demo.work_dir / "captures")
+    what = "drifted fleet" if drift else "fleet"
+    send(
+        demo,
+        stage,
+        fleet_requests(fleet.test, demo.options.cycles_sent),
+        f"{what} of {demo.options.fleet_units} units",
+    )
+    folder = demo.work_dir / "demo" / "windows" / stage.replace(" ", "-")
+    captures = cut_window(demo.work_dir / "captures", before, folder / "captures")
+    return monitor(demo, stage, captures, ground_truth(fleet, folder / "ground-truth"))
+
+
+# -- retraining on new data ---------------------------------------------------------------------------------
+def add_new_data(demo: Demo, workspace: Workspace, drift) -> str:
+    """The drifted fleet's run-to-failure histories, as a new file under the raw input; its URI."""
+    import numpy
+
+    rul = _rul()
+    synthetic = rul.synthetic
+    spec = synthetic.SyntheticSpec(n_train_units=demo.options.new_units, seed=demo.options.seed + 3)
+    # synthetic.generate drifts only its cut test units; these units run to failure under the drift.
+    rng = numpy.random.default_rng(spec.seed)
+    units = synthetic._draw_units(rng, spec.n_train_units, spec)
+    histories = synthetic._trajectories(rng, units, units.lifetime, spec, drift)
+    local = demo.work_dir / "demo" / NEW_DATA_FILE.format(subset=demo.options.subset)
+    rul.data.write_trajectories(histories, local)
+    uri = workspace.config.data_uri.rstrip("/") + "/" + local.name
+    workspace.store.upload(local, uri)
+    return uri
+
+
+def retrain(demo: Demo, drift) -> tuple[Workspace, int | None]:
+    """What the drift alarm's rule starts: the deployed pipeline, on the raw input as it now is."""
+    workspace = prepare_workspace(demo.work_dir, **_overrides(demo.options))
+    before = demo.facts.data_versions[-1]
+    uri = add_new_data(demo, workspace, drift)
+    after = local_data_version(workspace.store, workspace.config.data_uri)
+    demo.timeline.add(
+        "retrain",
+        f"the alarm starts retraining: new file {uri.rsplit('/', 1)[1]} ({demo.options.new_units} units) "
+        f"under the raw input; data version {before} -> {after}",
+        after != before,
+        raw_files=len(workspace.store.objects(workspace.config.data_uri)),
+    )
+    executor = PipelineExecutor(
+        workspace.definition,
+        demo.work_dir,
+        workspace.store,
+        workspace.registry,
+        demo.log,
+        pipeline_name=workspace.config.pipeline_name,
+    )
+    parameters = {names.SUBSET: demo.options.subset, **_budget(demo.options)}
+    result = executor.start(
+        with_data_versions(parameters, workspace.store, workspace.registry, workspace.config)
+    )
+    return workspace, record_run(demo, workspace, result, "train v2")
+
+
+# -- the whole story ---------------------------------------------------------------------------------------
+def prepare_work_dir(work_dir: Path) -> None:
+    """A fresh work dir; an existing one is wiped only when an earlier demo made it."""
+    if work_dir.exists():
+        if not (work_dir / MARKER).is_file():
+            raise DemoError(f"{work_dir} exists and is not a demo work dir; choose another --work-dir")
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True)
+    (work_dir / MARKER).write_text("made by python -m local_runner demo; wiped by the next run\n")
+
+
+def canary_bodies(options: DemoOptions) -> list[bytes]:
+    synthetic = _rul().synthetic
+    spec = synthetic.SyntheticSpec(
+        n_train_units=1, n_test_units=options.canary_requests, seed=options.seed + 4
+    )
+    return fleet_requests(synthetic.generate(spec).test, options.cycles_sent)
+
+
+def release_and_roll_back(demo: Demo, workspace: Workspace, version: int) -> None:
+    bodies = canary_bodies(demo.options)
+    served_version(demo, "approve v2", "before the approval")
+    change_status(demo, workspace, version, True, "drift retraining passed the gate")
+    served_version(demo, "approve v2", "after the health-checked swap")
+    send(demo, "canary", bodies, "canary batch")
+    change_status(demo, workspace, version, False, "a reviewer rejects v2 (the demo's rollback)")
+    served_version(demo, "rollback", "after the rollback")
+    send(demo, "rollback", bodies, "traffic after the rollback")
+
+
+def lifecycle(demo: Demo) -> None:
+    options, stage = demo.options, demo.timeline.stage
+    with stage("train v1"):
+        demo.workspace, v1 = train_first(demo)
+    with stage("approve v1"):
+        change_status(demo, demo.workspace, v1, True, "first model, gate passed")
+    with stage("serve v1"):
+        start_serving(demo, demo.workspace, v1)
+    with stage("clean window"):
+        traffic_window(demo, "clean window", options.seed + 1, None)
+    drift = _rul().synthetic.DriftSpec(options.drift_kind, options.drift_magnitude, options.drift_sensors)
+    with stage("drifted window"):
+        demo.timeline.add(
+            "drifted window",
+            f"sensor drift injected: {options.drift_kind} of {options.drift_magnitude:g} noise sd "
+            f"on {', '.join(options.drift_sensors)}",
+        )
+        fires = traffic_window(demo, "drifted window", options.seed + 2, drift)
+    if not fires:
+        demo.timeline.add("retrain", "the drift alarm did not fire, so nothing retrains", False)
+        return
+    with stage("train v2"):
+        demo.workspace, v2 = retrain(demo, drift)
+    if v2 is None:
+        demo.timeline.add("train v2", "v2 not registered: v1 stays champion; no swap, no rollback", False)
+        return
+    with stage("swap and rollback"):
+        release_and_roll_back(demo, demo.workspace, v2)
+
+
+def summary(demo: Demo) -> dict[str, Any]:
+    facts = demo.facts
+    return {
+        "versions registered": facts.registered,
+        "final statuses": ", ".join(f"v{v} {s}" for v, s in sorted(facts.statuses.items())),
+        "served, in order": " → ".join(str(v) for v in facts.served),
+        "drift alarm per window": ", ".join("ALARM" if flag else "OK" for flag in facts.drift_flags),
+        "data versions": " → ".join(facts.data_versions),
+        "wall time (s)": round(demo.timeline.elapsed(), 1),
+    }
+
+
+def finish(demo: Demo) -> None:
+    """Stop the endpoint; add the registry as it ends up to the timeline."""
+    if demo.endpoint is not None:
+        demo.endpoint.stop()
+        demo.timeline.add("stop", "endpoint stopped")
+    if demo.workspace is not None:
+        group = demo.workspace.config.model_package_group_name
+        for line in format_table(demo.workspace.registry.list(group)):
+            demo.timeline.add("registry", line)
+
+
+def run_demo(options: DemoOptions, echo: Callable[[str], object] = print) -> tuple[Demo, dict[str, Path]]:
+    """The whole story; a transition that fails ends it with a failed event (the page is still written)."""
+    work_dir = Path(options.work_dir).resolve()
+    prepare_work_dir(work_dir)
+    log_path = work_dir / "demo" / "pipelines.log"
+    log_path.parent.mkdir(parents=True)
+    echo(f"{TITLE}\nwork dir {work_dir}; the pipelines' own output goes to {log_path}\n")
+    with log_path.open("a", encoding="utf-8") as log_file:
+        demo = Demo(options, Timeline(echo), lambda line: print(line, file=log_file, flush=True))
+        try:
+            lifecycle(demo)
+        except Exception as error:  # reported in the timeline and by the exit code, never hidden
+            demo.failed = f"{type(error).__name__}: {error}"
+            demo.timeline.add("failed", demo.failed, False)
+        finally:
+            finish(demo)
+    return demo, write_timeline(demo.timeline, work_dir / "demo", TITLE, summary(demo))
+
+
+# -- the command line --------------------------------------------------------------------------------------
+def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    defaults = DemoOptions()
+    demo = subparsers.add_parser("demo", help="the whole model lifecycle, offline, with a timeline")
+    demo.add_argument("--work-dir", type=Path, default=defaults.work_dir, help="wiped and reused by reruns")
+    demo.add_argument("--units", type=int, default=defaults.training_units, help="v1's training units")
+    demo.add_argument("--fleet-units", type=int, default=defaults.fleet_units, help="units per window")
+    demo.add_argument("--new-units", type=int, default=defaults.new_units, help="new run-to-failure units")
+    demo.add_argument("--trials", type=int, default=defaults.max_tuning_jobs, help="tuning trials per run")
+    demo.add_argument("--seed", type=int, default=defaults.seed)
+    return demo
+
+
+def run_demo_command(args: argparse.Namespace, echo: Callable[[str], object] = print) -> int:
+    # The jobs inherit this; with OpenMP's default of a thread per core, the trials, the endpoint and the
+    # monitors spin against each other on a small machine and gbm fitting runs several times slower.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    options = DemoOptions(
+        work_dir=args.work_dir,
+        training_units=args.units,
+        fleet_units=args.fleet_units,
+        new_units=args.new_units,
+        max_tuning_jobs=args.trials,
+        seed=args.seed,
+    )
+    try:
+        demo, paths = run_demo(options, echo)
+    except DemoError as error:
+        echo(f"demo: {error}")
+        return 1
+    echo("")
+    for name, seconds in demo.timeline.stages.items():
+        echo(f"  {name:<20} {seconds:>7.1f}s")
+    echo(f"demo {'FAILED' if demo.failed else 'done'} in {demo.timeline.elapsed():.1f}s")
+    echo(f"timeline: {paths['txt']}\npage:     {paths['html']}")
+    return 1 if demo.failed else 0

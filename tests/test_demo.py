@@ -1,0 +1,117 @@
+"""The lifecycle demo (`local_runner.demo`): its pure parts, and a smaller run that asserts each transition.
+
+The slow test runs the whole story on a small fleet with one tuning trial: real pipeline runs, registry
+changes, HTTP requests to the local endpoint and monitoring runs. Each transition is asserted on what the
+demo read back (the facts) and again on the registry, the champion pointer and the written page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from local_runner.champion import current_champion
+from local_runner.demo import DemoError, DemoOptions, capture_sizes, cut_window, prepare_work_dir, run_demo
+from local_runner.demo_report import Timeline, event_line, render_page
+from local_runner.main_job import prepare_workspace
+
+
+def test_a_window_holds_only_the_records_appended_since_its_start(tmp_path):
+    root = tmp_path / "captures"
+    old = root / "ep" / "AllTraffic" / "2026" / "01" / "01" / "10" / "a.jsonl"
+    old.parent.mkdir(parents=True)
+    old.write_text('{"n": 1}\n')
+    before = capture_sizes(root)
+    with old.open("a") as handle:
+        handle.write('{"n": 2}\n')
+    new = old.with_name("b.jsonl")
+    new.write_text('{"n": 3}\n')
+
+    window = cut_window(root, before, tmp_path / "window")
+
+    assert (window / old.relative_to(root)).read_text() == '{"n": 2}\n'
+    assert (window / new.relative_to(root)).read_text() == '{"n": 3}\n'
+    assert not any(cut_window(root, capture_sizes(root), tmp_path / "empty").rglob("*.jsonl"))
+
+
+def test_only_a_demo_work_dir_is_wiped(tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("precious")
+    with pytest.raises(DemoError, match="is not a demo work dir"):
+        prepare_work_dir(foreign)
+    assert (foreign / "keep.txt").is_file()
+
+    own = tmp_path / "demo"
+    prepare_work_dir(own)
+    (own / "old.txt").write_text("from the last run")
+    prepare_work_dir(own)
+    assert not (own / "old.txt").exists()
+
+
+def test_events_carry_their_numbers_and_the_page_escapes_them():
+    lines = []
+    timeline = Timeline(lines.append)
+    with timeline.stage("monitor"):
+        event = timeline.add("monitor", "drift <b>DETECTED</b>", False, MaxPSI=2.5, features=["sensor_4"])
+    assert lines == [event_line(event)]
+    assert "MaxPSI=2.500" in lines[0] and "features=sensor_4" in lines[0]
+    assert "monitor" in timeline.stages
+    page = render_page(timeline, "t", {"served": "1 → 2"})
+    assert "drift &lt;b&gt;DETECTED&lt;/b&gt;" in page and "<b>DETECTED</b>" not in page
+    assert "default-src 'none'" in page
+
+
+SMALL = DemoOptions(
+    training_units=40,
+    fleet_units=48,
+    new_units=30,
+    cycles_sent=30,
+    max_tuning_jobs=1,
+    budget=(("ensemble_size", "1"), ("max_iter", "80")),
+    canary_requests=4,
+)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("lifecycle") / "work"
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")  # as `demo` sets it: the jobs share two cores with the endpoint
+        demo, paths = run_demo(replace(SMALL, work_dir=work), lines.append)
+    return demo, paths, lines
+
+
+@pytest.mark.slow
+def test_every_transition_of_the_lifecycle_happens(demo_run):
+    demo, _, lines = demo_run
+    facts = demo.facts
+    assert not demo.failed, "\n".join(lines)
+    assert facts.registered == [1, 2], "\n".join(lines)  # v2 passed the gate on the new data
+    assert facts.drift_flags == [False, True]  # clean window: no alarm; drifted window: alarm
+    assert facts.data_versions[0] != facts.data_versions[1]
+    assert facts.fresh_steps[1] == facts.fresh_steps[0] >= 3  # retraining reused no cached job
+    # served at start, before the approval of v2, after its swap, after the rollback
+    assert facts.served == ["1", "1", "2", "1"]
+    assert facts.champion == [1, 2, 1]
+    assert facts.statuses == {1: "Approved", 2: "Rejected"}
+
+
+@pytest.mark.slow
+def test_the_registry_champion_and_page_agree_with_the_timeline(demo_run):
+    demo, paths, _ = demo_run
+    workspace = prepare_workspace(demo.work_dir, render=False)
+    packages = workspace.registry.list(workspace.config.model_package_group_name)
+    assert [(p.version, p.approval_status) for p in packages] == [(2, "Rejected"), (1, "Approved")]
+    assert current_champion(workspace.store, workspace.config.champion_uri)["version"] == 1
+    document = json.loads(paths["json"].read_text())
+    stages = [event["stage"] for event in document["events"]]
+    for stage in ("train v1", "approve v1", "serve", "clean window", "drifted window", "retrain",
+                  "train v2", "approve v2", "canary", "reject v2", "rollback"):  # fmt: skip
+        assert stage in stages
+    page = paths["html"].read_text()
+    assert "ALARM" in page and "timeline" in page
+    assert demo.endpoint is not None and demo.endpoint.process.poll() is not None  # stopped
