@@ -5,7 +5,7 @@ python -m local_runner registry list | show N | approve N | reject N
 python -m local_runner endpoint serve [--model-version N] | swap N | status
 python -m local_runner monitor [run [--captures D] [--window-end T]] | drift ... | quality ...
 python -m local_runner ui [--work-dir .work] [--port 5000]     the MLflow UI of the tracked executions
-python -m local_runner demo [--work-dir .work-demo]      the whole model lifecycle, with a timeline
+python -m local_runner demo [--work-dir .work/demo]      the whole model lifecycle, with a timeline
 """
 
 from __future__ import annotations

@@ -33,12 +33,12 @@ from typing import Any
 
 from local_runner.champion import current_champion, follow_registry
 from local_runner.data_version import local_data_version, with_data_versions
-from local_runner.demo_report import Timeline, write_timeline
+from local_runner.demo_report import DemoFacts, Timeline, summary_cards, write_timeline
 from local_runner.endpoint import EndpointOptions, EndpointProcess, on_approval_callback, ping, start_endpoint
 from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExecutor
 from local_runner.main_job import MainJobOptions, Workspace, prepare_workspace, run_main_job
 from local_runner.monitoring_run import MonitoringRunOptions, report_of, run_monitoring
-from local_runner.registry_cli import approve_version, format_table, reject_version
+from local_runner.registry_cli import approve_version, reject_version
 from local_runner.report import read_evaluation
 from pipeline_steps import monitoring_names as mnames
 from pipeline_steps import names
@@ -55,7 +55,7 @@ class DemoError(RuntimeError):
 
 @dataclass(frozen=True)
 class DemoOptions:
-    work_dir: Path = Path(".work-demo")
+    work_dir: Path = Path(".work/demo")
     subset: str = "FD001"
     training_units: int = 60  # synthetic run-to-failure units of v1's training data
     fleet_units: int = 48  # units in service sending traffic, per window
@@ -70,20 +70,6 @@ class DemoOptions:
     seed: int = 0
     concurrency: int = 4
     canary_requests: int = 8
-
-
-@dataclass
-class DemoFacts:
-    """What happened, read back from the registry, the endpoint and the reports (the test asserts these)."""
-
-    registered: list[int] = field(default_factory=list)
-    statuses: dict[int, str] = field(default_factory=dict)
-    served: list[str | None] = field(default_factory=list)  # versions /ping reported, in order
-    drift_flags: list[bool] = field(default_factory=list)  # the alarm rule per monitoring window
-    data_versions: list[str] = field(default_factory=list)
-    fresh_steps: list[int] = field(default_factory=list)  # job steps not taken from the cache, per run
-    champion: list[int | None] = field(default_factory=list)
-    gate_passed: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -128,7 +114,8 @@ def record_run(demo: Demo, workspace: Workspace, result: ExecutionResult, label:
     demo.facts.fresh_steps.append(len(fresh))
     demo.facts.data_versions.append(str(result.parameters[names.DATA_VERSION]))
     demo.facts.gate_passed.append(bool(gate.get("passed")))
-    allowed = evaluation.get("champion_comparison", {}).get("allowed_rmse")
+    comparison = evaluation.get("champion_comparison", {})
+    champion = evaluation.get("champion")
     demo.timeline.add(
         label,
         f"pipeline {result.status.lower()} in {result.seconds:.0f}s; "
@@ -142,7 +129,8 @@ def record_run(demo: Demo, workspace: Workspace, result: ExecutionResult, label:
         rmse_threshold=gate.get("rmse_threshold", "-"),
         phm08_per_100=gate.get("phm08_score_per_100_units", "-"),
         phm08_threshold=gate.get("score_threshold", "-"),
-        champion_allows=allowed if allowed is not None and allowed < 1e9 else "no champion",
+        champion_rmse=comparison["allowed_rmse"] - comparison["tolerance"] if champion else "no champion",
+        champion_tolerance=comparison.get("tolerance", "-"),
     )
     step = next((s for s in result.steps if s.type == "RegisterModel" and s.properties), None)
     if step is None:
@@ -446,9 +434,8 @@ def lifecycle(demo: Demo) -> None:
             f"on {', '.join(options.drift_sensors)}",
         )
         fires = traffic_window(demo, "drifted window", options.seed + 2, drift)
-    if not fires:
-        demo.timeline.add("retrain", "the drift alarm did not fire, so nothing retrains", False)
-        return
+    if not fires:  # the loop did not close: a failure of the demo, not an outcome to show
+        raise DemoError("the drift alarm did not fire on the drifted window, so nothing retrains")
     with stage("train v2"):
         demo.workspace, v2 = retrain(demo, drift)
     if v2 is None:
@@ -458,18 +445,6 @@ def lifecycle(demo: Demo) -> None:
         release_and_roll_back(demo, demo.workspace, v2)
 
 
-def summary(demo: Demo) -> dict[str, Any]:
-    facts = demo.facts
-    return {
-        "versions registered": facts.registered,
-        "final statuses": ", ".join(f"v{v} {s}" for v, s in sorted(facts.statuses.items())),
-        "served, in order": " → ".join(str(v) for v in facts.served),
-        "drift alarm per window": ", ".join("ALARM" if flag else "OK" for flag in facts.drift_flags),
-        "data versions": " → ".join(facts.data_versions),
-        "wall time (s)": round(demo.timeline.elapsed(), 1),
-    }
-
-
 def finish(demo: Demo) -> None:
     """Stop the endpoint; add the registry as it ends up to the timeline."""
     if demo.endpoint is not None:
@@ -477,8 +452,13 @@ def finish(demo: Demo) -> None:
         demo.timeline.add("stop", "endpoint stopped")
     if demo.workspace is not None:
         group = demo.workspace.config.model_package_group_name
-        for line in format_table(demo.workspace.registry.list(group)):
-            demo.timeline.add("registry", line)
+        packages = demo.workspace.registry.list(group)
+        champion = current_champion(demo.workspace.store, demo.workspace.config.champion_uri)
+        demo.timeline.add(
+            "registry",
+            ", ".join(f"v{p.version} {p.approval_status}" for p in packages)
+            + f"; champion v{champion['version'] if champion else '-'}",
+        )
 
 
 def run_demo(options: DemoOptions, echo: Callable[[str], object] = print) -> tuple[Demo, dict[str, Path]]:
@@ -497,7 +477,9 @@ def run_demo(options: DemoOptions, echo: Callable[[str], object] = print) -> tup
             demo.timeline.add("failed", demo.failed, False)
         finally:
             finish(demo)
-    return demo, write_timeline(demo.timeline, work_dir / "demo", TITLE, summary(demo))
+    return demo, write_timeline(
+        demo.timeline, work_dir / "demo", TITLE, summary_cards(demo.facts, demo.timeline.elapsed())
+    )
 
 
 # -- the command line --------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The timeline of `python -m local_runner demo`: events as they happen, then as text, JSON and one HTML page.
 
-A `Timeline` records each event of the lifecycle demo with the seconds since the demo started, the stage
+`DemoFacts` holds what the demo read back at each transition (versions registered and their
+statuses, the versions /ping reported, the alarm per window, data versions), the page's headline. A
+`Timeline` records each event of the lifecycle demo with the seconds since the demo started, the stage
 it belongs to, a sentence saying what happened, an optional verdict (good, bad or neutral) and the numbers
 behind it (RMSE, the drift metric against its threshold, the version served...). It echoes each event as
 one line when it is added and measures each stage's duration. `write_timeline` writes `timeline.txt`,
@@ -63,6 +65,32 @@ class Timeline:
 
     def of(self, stage: str) -> list[Event]:
         return [event for event in self.events if event.stage == stage]
+
+
+@dataclass
+class DemoFacts:
+    """What happened, read back from the registry, the endpoint and the reports (the test asserts these)."""
+
+    registered: list[int] = field(default_factory=list)
+    statuses: dict[int, str] = field(default_factory=dict)
+    served: list[str | None] = field(default_factory=list)  # versions /ping reported, in order
+    drift_flags: list[bool] = field(default_factory=list)  # the alarm rule per monitoring window
+    data_versions: list[str] = field(default_factory=list)
+    fresh_steps: list[int] = field(default_factory=list)  # job steps not taken from the cache, per run
+    champion: list[int | None] = field(default_factory=list)
+    gate_passed: list[bool] = field(default_factory=list)
+
+
+def summary_cards(facts: DemoFacts, seconds: float) -> dict[str, Any]:
+    """The page's headline: what each transition came to."""
+    return {
+        "versions registered": facts.registered,
+        "final statuses": ", ".join(f"v{v} {s}" for v, s in sorted(facts.statuses.items())),
+        "served, in order": " → ".join(str(v) for v in facts.served),
+        "drift alarm per window": ", ".join("ALARM" if flag else "OK" for flag in facts.drift_flags),
+        "data versions": " → ".join(facts.data_versions),
+        "wall time (s)": round(seconds, 1),
+    }
 
 
 def _mark(ok: bool | None) -> str:

@@ -17,6 +17,7 @@ import train
 from rul.contract import run_entrypoint
 from rul.data import COLUMNS
 from rul.metrics import evaluation_report
+from rul.splits import SOURCE_COLUMNS
 
 FAST_HPS = {"feature_set": '"stats"', "ensemble_size": "1", "max_iter": "60", "validation_draws": "2"}
 
@@ -44,7 +45,8 @@ def test_preprocess_splits_whole_units_and_cuts_test_units(preprocessed):
     unit_sets = [set(frame["unit"]) for frame in parts.values()]
     assert all(not (a & b) for i, a in enumerate(unit_sets) for b in unit_sets[i + 1 :])
     assert sum(len(units) for units in unit_sets) == 40
-    assert list(parts["train"].columns) == COLUMNS
+    # The C-MAPSS columns, then each unit's file and own number (rul.splits.SOURCE_COLUMNS).
+    assert list(parts["train"].columns) == COLUMNS + SOURCE_COLUMNS
     truth = pd.read_csv(preprocessed / "test" / "truth-algo-1.csv")
     assert set(truth["unit"]) == unit_sets[2] and (truth["rul"] >= 6).all()
     assert (parts["test"].groupby("unit").size() >= 30).all()

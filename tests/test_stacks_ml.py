@@ -7,6 +7,7 @@ both, one image URI reaches every job, the registered model's inference specific
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -28,6 +29,9 @@ pytestmark = pytest.mark.slow
 
 BYO_URI = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/team/rul-jobs:2026.11.1"
 IMAGE_KEYS = {"ImageUri", "TrainingImage", "Image"}
+# With Model Monitor on, the data-quality baseline runs AWS's own analyzer image (from an AWS account's
+# registry, chosen by the SDK per region): the one image that is not the project's.
+AWS_ANALYZER = "/sagemaker-model-monitor-analyzer"
 
 
 def _app_stack(app: cdk.App, stack_id: str) -> cdk.Stack:
@@ -68,9 +72,10 @@ def _templates(stack: cdk.Stack) -> dict[str, dict]:
 
 
 def _ecr_references(node: object) -> list[object]:
-    """Every ECR image reference in a template: literal strings and ``Fn::Sub`` expressions."""
+    """Every ECR image reference in a template: URIs inside strings (also inside a definition body) and
+    ``Fn::Sub`` expressions (the asset's URI)."""
     if isinstance(node, str):
-        return [node] if ".dkr.ecr." in node else []
+        return re.findall(r"[0-9]{12}\.dkr\.ecr\.[^\"\s\\]+", node)
     if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), str):
         return [node] if ".dkr.ecr." in node["Fn::Sub"] else []
     if isinstance(node, dict):
@@ -200,10 +205,12 @@ def test_a_brought_image_replaces_the_asset_everywhere(ml_stack, byo_ml_stack):
     assert byo_ml_stack.job_image_uri == BYO_URI
     assert not [c for c in byo_ml_stack.node.find_all() if isinstance(c, ecr_assets.DockerImageAsset)]
     for definition in (byo_ml_stack.definition, byo_ml_stack.monitoring_pipeline.definition):
-        assert {value for _, value in _images(json.loads(definition))} == {BYO_URI}
+        images = {value for _, value in _images(json.loads(definition))}
+        assert {image for image in images if not image.endswith(AWS_ANALYZER)} == {BYO_URI}
     templates = _templates(byo_ml_stack)
     assert _drift_image(templates["Ops"]) == BYO_URI  # the deploy function's monitoring image
-    assert {ref for t in templates.values() for ref in _ecr_references(t)} == {BYO_URI}
+    references = {ref for t in templates.values() for ref in _ecr_references(t)}
+    assert {ref for ref in references if not str(ref).endswith(AWS_ANALYZER)} == {BYO_URI}
     # Another image, another definition object: CloudFormation updates the pipeline when the image changes.
     assert byo_ml_stack.definition_key != ml_stack.definition_key
 
