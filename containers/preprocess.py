@@ -35,7 +35,14 @@ import pandas as pd
 from rul.contract import base_dir, processing_dir, run_entrypoint
 from rul.data import COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS, SUBSETS, read_trajectories
 from rul.errors import DataFormatError
-from rul.lineage import build_manifest, describe_files, split_summary, version_note, write_manifest
+from rul.lineage import (
+    UNVERSIONED,
+    build_manifest,
+    describe_files,
+    split_summary,
+    version_note,
+    write_manifest,
+)
 from rul.model_window import model_rows
 from rul.models import log
 from rul.splits import SOURCE_COLUMNS, CutProtocol, check_unique_units, cut_units, label_units, split_by_unit
@@ -63,7 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the data version the run was started with (kept in the manifest)",
     )
     args = parser.parse_args(argv)
-    args.data_version = args.data_version or None  # a pipeline parameter left empty declares nothing
+    # A pipeline parameter left empty, or at its default, declares nothing.
+    args.data_version = None if args.data_version in ("", UNVERSIONED) else args.data_version
     return args
 
 

@@ -106,8 +106,8 @@ class ModelMetricsPublisher(Construct):
         role.allow(
             "ReadEvaluationReports",
             ["s3:GetObject"],
-            [f"arn:{self.stack.partition}:s3:::{names.artifacts_bucket}/{names.intermediates_prefix}*"],
-            wildcard_reason="evaluation.json is keyed by execution under the pipeline's prefix",
+            [f"arn:{self.stack.partition}:s3:::{names.artifacts_bucket}/{names.registry_prefix}*"],
+            wildcard_reason="evaluation.json is kept under registry/<pipeline>/<execution>/ (keyed by execution)",
         )
         role.allow("DecryptEvaluationReports", ["kms:Decrypt"], [key.key_arn])
         role.allow(

@@ -42,6 +42,7 @@ EVALUATION = {
         "mae": {"value": 10.0, "standard_deviation": 0.8},
         "r2": {"value": 0.85, "standard_deviation": 0.02},
         "phm08_score": {"value": 420.0, "standard_deviation": 60.0},
+        "phm08_score_per_100_units": {"value": 84.0},
     },
     "gate": {"passed": True, "summary": "ok"},
 }
@@ -192,6 +193,7 @@ def test_succeeded_execution_publishes_its_evaluation(aws):
         "MAE": 12.5,
         "PHM08Score": 612.0,
         "RMSECappedTruth": 14.75,
+        "PHM08ScorePer100Units": 84.0,
         "Registered": 1.0,
     }
 
@@ -277,5 +279,6 @@ def test_config_defaults_and_names_match_the_pipeline_definition():
         names.EVALUATION_OUTPUT,
         names.EVALUATION_FILE,
     )
-    assert ".".join(publisher.METRIC_PATHS["RMSE"]) == names.RMSE_JSON_PATH
-    assert ".".join(publisher.METRIC_PATHS["PHM08Score"]) == names.SCORE_JSON_PATH
+    # The gate's figures are published under these names (the uncapped ones too, for comparison).
+    assert ".".join(publisher.METRIC_PATHS["RMSECappedTruth"]) == names.RMSE_JSON_PATH
+    assert ".".join(publisher.METRIC_PATHS["PHM08ScorePer100Units"]) == names.SCORE_JSON_PATH

@@ -228,3 +228,10 @@ def test_merging_refuses_different_declared_versions():
     one = _shard_manifest("algo-1", _entry("a.txt", "aa", [1]))
     with pytest.raises(ValueError, match="disagree on 'declared_version'"):
         merge_manifests([one, {**_shard_manifest("algo-2"), "declared_version": "v2"}])
+
+
+def test_the_runs_default_data_version_is_the_one_preprocess_ignores() -> None:
+    from pipeline_steps.names import DEFAULT_DATA_VERSION
+    from rul.lineage import UNVERSIONED
+
+    assert DEFAULT_DATA_VERSION == UNVERSIONED

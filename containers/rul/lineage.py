@@ -22,6 +22,10 @@ from typing import Any
 
 from rul.errors import DataFormatError
 
+# The DataVersion pipeline parameter's default (pipeline_steps.names.DEFAULT_DATA_VERSION; a test keeps
+# them equal): a run started without a data version.
+UNVERSIONED = "unversioned"
+
 MANIFEST_FORMAT = 1
 MANIFEST_STEM = "manifest"
 VERSION_LENGTH = 12

@@ -55,6 +55,8 @@ METRIC_PATHS: dict[str, tuple[str, ...]] = {
     "MAE": ("regression_metrics", "mae", "value"),
     "PHM08Score": ("regression_metrics", "phm08_score", "value"),
     "RMSECappedTruth": ("capped_truth_metrics", "rmse", "value"),
+    # What the quality gate compares (size-independent, on the capped truth).
+    "PHM08ScorePer100Units": ("capped_truth_metrics", "phm08_score_per_100_units", "value"),
 }
 REGISTERED_METRIC = "Registered"
 
