@@ -125,21 +125,34 @@ class ServingAlarms(Construct):
         return (self.errors_5xx, self.model_errors, self.latency, self.drift, self.monitoring_silent)
 
     def _silent_alarm(self, hours: int) -> cloudwatch.Alarm:
-        """No drift datapoint for `hours` hours: monitoring stopped (no traffic, failed jobs, no schedule)."""
-        metric = self.drift_metric("MaxPSI").with_(statistic="SampleCount", period=cdk.Duration.hours(hours))
+        """The endpoint served requests for `hours` hours but no drift datapoint arrived: monitoring stopped.
+
+        An endpoint without traffic (or none deployed yet) is not a monitoring failure, so the drift
+        datapoints count only when there were invocations: 1 (fine) without traffic, else their count.
+        """
+        period = cdk.Duration.hours(hours)
+        watched = cloudwatch.MathExpression(
+            expression="IF(FILL(invocations, 0) > 0, FILL(datapoints, 0), 1)",
+            using_metrics={
+                "invocations": self.endpoint_metric("Invocations", "Sum").with_(period=period),
+                "datapoints": self.drift_metric("MaxPSI").with_(statistic="SampleCount", period=period),
+            },
+            label="drift datapoints while serving",
+            period=period,
+        )
         alarm = cloudwatch.Alarm(
             self,
             "MonitoringSilent",
             alarm_name=self.alarm_name("monitoring-silent"),
             alarm_description=(
-                f"No drift metric for {hours} h: the monitoring jobs failed, found no captured request, or "
-                "were not started; drift would go unnoticed"
+                f"The endpoint served requests but no drift metric arrived for {hours} h: the monitoring "
+                "jobs failed, found no captured request, or were not started; drift would go unnoticed"
             ),
-            metric=metric,
+            metric=watched,
             threshold=1,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,  # missing data is the failure here
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,  # the expression fills the gaps
         )
         alarm.add_alarm_action(self.action)
         return alarm

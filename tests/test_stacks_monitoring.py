@@ -98,10 +98,19 @@ def test_drift_alarm_reads_the_pipeline_namespace_and_silence_breaches(templates
     assert drift["Namespace"] == PIPELINE_DRIFT_NAMESPACE
     assert drift["Dimensions"] == [{"Name": "Endpoint", "Value": NAMES.endpoint}]
     silent = alarms[f"{NAMES.prefix}-monitoring-silent"]
-    assert silent["Namespace"] == PIPELINE_DRIFT_NAMESPACE and silent["Statistic"] == "SampleCount"
-    assert silent["TreatMissingData"] == "breaching"
+    metrics = {query["Id"]: query for query in silent["Metrics"]}
+    assert metrics[next(i for i in metrics if "Expression" in metrics[i])]["Expression"] == (
+        "IF(FILL(invocations, 0) > 0, FILL(datapoints, 0), 1)"
+    )
+    datapoints = metrics["datapoints"]["MetricStat"]
+    assert (
+        datapoints["Metric"]["Namespace"] == PIPELINE_DRIFT_NAMESPACE and datapoints["Stat"] == "SampleCount"
+    )
+    assert datapoints["Period"] == SETTINGS.monitoring.silent_alarm_hours * 3600
+    invocations = metrics["invocations"]["MetricStat"]["Metric"]
+    assert (invocations["Namespace"], invocations["MetricName"]) == ("AWS/SageMaker", "Invocations")
+    assert silent["TreatMissingData"] == "notBreaching"  # no traffic, or no endpoint yet, is not silence
     assert silent["ComparisonOperator"] == "LessThanThreshold"
-    assert silent["Period"] == SETTINGS.monitoring.silent_alarm_hours * 3600
     assert silent["AlarmActions"]
 
 
