@@ -107,7 +107,7 @@ class ModelMetricsPublisher(Construct):
             "ReadEvaluationReports",
             ["s3:GetObject"],
             [f"arn:{self.stack.partition}:s3:::{names.artifacts_bucket}/{names.registry_prefix}*"],
-            wildcard_reason="evaluation.json is kept under registry/<pipeline>/<execution>/ (keyed by execution)",
+            wildcard_reason="evaluation.json is kept under registry/<pipeline>/<execution>/",
         )
         role.allow("DecryptEvaluationReports", ["kms:Decrypt"], [key.key_arn])
         role.allow(
