@@ -14,7 +14,7 @@ export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 # `import sagemaker` probes the EC2 instance-metadata endpoint for credentials; offline there is none.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test lint format bench synth clean ui
+.PHONY: run test lint format bench synth clean ui demo authz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
+
+# The whole lifecycle offline: train, approve, serve, drift, retrain, swap, reject, roll back (~4 minutes).
+demo: $(VENV)/.runtime
+	$(BIN)/python -m local_runner demo
+
+# Who may approve, start, write models, decrypt, pass roles: read off the synthesized templates.
+authz: $(VENV)/.runtime
+	$(BIN)/python -m tools.authz_matrix --write-readme
 
 ui: $(VENV)/.runtime
 	$(BIN)/python -m local_runner ui $(if $(WORK_DIR),--work-dir $(WORK_DIR))

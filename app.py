@@ -24,9 +24,9 @@ def settings_from_context(app: cdk.App) -> Settings:
     return load_settings(app.node.try_get_context("settings"), app.node.try_get_context("settings_file"))
 
 
-def build_app(context: dict | None = None) -> cdk.App:
+def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App:
     """Build the CDK app: every platform stack, project tags and the cdk-nag validation plugins."""
-    app = cdk.App(context=context or {})
+    app = cdk.App(context=context or {}, outdir=outdir)
     settings = settings_from_context(app)
     platform: Platform = build_platform(app, settings)
     ml = MlStack(

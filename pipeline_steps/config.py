@@ -198,7 +198,7 @@ def local_config(work_bucket: str = "local-artifacts", **overrides: object) -> P
         "artifact_bucket": work_bucket,
         "data_uri": "s3://local-data/raw/",
         "code_uri": f"s3://{work_bucket}/code/{LOCAL_CODE_VERSION}/",
-        "image_uri": f"{LOCAL_ACCOUNT}.dkr.ecr.{LOCAL_REGION}.amazonaws.com/turbofan-rul:latest",
+        "image_uri": f"{LOCAL_ACCOUNT}.dkr.ecr.{LOCAL_REGION}.amazonaws.com/turbofan-rul:local",
         "model_package_group_name": "turbofan-rul",
         # Locally the gate stays overridable (`--param RmseThreshold=...`); the deployed pipeline fixes it.
         "gate_overridable": True,

@@ -86,7 +86,6 @@ class OpsStack(cdk.Stack):
             monitoring=settings.monitoring,
             key=platform.key,
             network=self.network,
-            trigger_role=platform.trigger_role,
             drift_alarm=self.alarms.drift,
             dead_letter_queue=self.events_dlq,
         )
@@ -101,7 +100,7 @@ class OpsStack(cdk.Stack):
             job_network=platform.job_network,
             rollback_alarm_names=self.alarms.rollback_alarm_names,
             dead_letter_queue=self.events_dlq,
-            # The project image, as for the pipeline's jobs (ml_stack): the schedule runs drift.py in it.
+            # The job image, as for the pipelines (ml_stack): the optional Model Monitor schedule runs it.
             drift_image_uri=image_uri,
         )
         self.model_metrics = ModelMetricsPublisher(

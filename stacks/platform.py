@@ -52,9 +52,11 @@ class Platform:
 
 
 def stack_props(settings: Settings, concern: str) -> dict:
-    """Common stack keyword arguments: environment, prefixed stack name, description."""
+    """Common stack keyword arguments: environment, synthesizer, prefixed stack name, description."""
     return {
         "env": cdk.Environment(account=settings.aws.account, region=settings.aws.region),
+        # The bootstrap qualifier names the asset repository the job image is pushed to and pulled from.
+        "synthesizer": cdk.DefaultStackSynthesizer(qualifier=settings.security.cdk_bootstrap_qualifier),
         "stack_name": f"{settings.project.prefix}-{concern.lower()}",
         "description": f"{settings.project.prefix}: {concern} of the turbofan RUL MLOps platform",
     }

@@ -24,7 +24,6 @@ import json
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -50,8 +49,6 @@ class PipelineTriggers(Construct):
         network: LambdaNetwork,
         drift_alarm: cloudwatch.IAlarm,
         dead_letter_queue: sqs.IQueue,
-        # Unused since the rules invoke the start function: kept until OpsStack stops passing it.
-        trigger_role: iam.IRole | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.names = names

@@ -112,7 +112,7 @@ def test_jobs_are_isolated_encrypted_in_the_vpc_and_bounded_in_time(definition):
         assert cluster["InstanceType"] == {"Get": "Parameters.ProcessingInstanceType"}
         assert arguments["ProcessingOutputConfig"]["KmsKeyId"] == KEY
         app = arguments["AppSpecification"]
-        assert app["ImageUri"].endswith("turbofan-rul:latest")
+        assert app["ImageUri"].endswith("turbofan-rul:local")
         assert app["ContainerEntrypoint"] == [
             "python3",
             f"/opt/ml/processing/input/code/{mnames.WINDOW_SCRIPT}",

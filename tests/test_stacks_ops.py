@@ -286,7 +286,7 @@ def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it
         "MODEL_EXECUTION_ROLE_ARN": f"arn:aws:iam::111111111111:role/{NAMES.model_role}",
         "DATA_CAPTURE_S3_URI": f"s3://{NAMES.artifacts_bucket}/datacapture/",
         "DATA_CAPTURE_PERCENT": str(serving.data_capture_percent),
-        "DATA_CAPTURE_MODE": "sagemaker",
+        "DATA_CAPTURE_MODE": "container",
         "USE_MODEL_MONITOR": "false",
         "INSTANCE_TYPE": serving.instance_type,
         "INSTANCE_COUNT": "2",
@@ -304,7 +304,7 @@ def test_deploy_function_environment_matches_settings_and_its_handler_accepts_it
     assert not {key for key in environment if key.startswith(("MONITORING_", "DRIFT_"))}
     config = deploy_config.load_config(_concrete(environment))
     assert config.traffic.wait_seconds == 600 and config.traffic.termination_wait_seconds == 300
-    assert config.monitoring is None and config.capture_mode == "sagemaker"
+    assert config.monitoring is None and config.capture_mode == "container"
 
 
 def test_metrics_function_environment_matches_settings_and_its_handler_accepts_it(resources):

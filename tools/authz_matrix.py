@@ -169,14 +169,13 @@ def synthesized_templates(cdk_out: Path | None) -> dict[str, dict]:
     if cdk_out is not None:
         return load_templates(cdk_out)
     import json
-    import os
 
     from app import build_app
 
     context = json.loads((README.parent / "cdk.json").read_text())["context"]
-    os.environ["CDK_OUTDIR"] = tempfile.mkdtemp(prefix="authz-")  # where cdk.App writes the assembly
-    build_app(context).synth()
-    return load_templates(Path(os.environ["CDK_OUTDIR"]))
+    outdir = tempfile.mkdtemp(prefix="authz-")
+    build_app(context, outdir=outdir).synth()
+    return load_templates(Path(outdir))
 
 
 def main(argv: list[str] | None = None) -> int:
