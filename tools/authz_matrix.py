@@ -1,8 +1,8 @@
 """Authorization matrix of the deployed app: who can approve, start, write models, decrypt, pass roles.
 
 Read off the synthesized templates (``cdk synth`` output, or an in-process synth when no folder is
-given) with :mod:`tools.iam_eval`, for every named role of the project, so the table in the README
-cannot drift from the code (``tests/test_authz_matrix.py`` regenerates it and compares)::
+given) with :mod:`tools.iam_eval`, for every role of the templates (CDK's own unnamed roles by logical
+id), so the table in the README cannot drift from the code (``tests/test_authz_matrix.py`` regenerates it and compares)::
 
     python -m tools.authz_matrix                 # synthesize in-process, print the table
     python -m tools.authz_matrix --cdk-out cdk.out
@@ -139,6 +139,8 @@ def matrix_rows(templates: Mapping[str, dict], settings: Settings) -> list[list[
 
 
 def _short(name: str, names: ResourceNames, region: str) -> str:
+    if name.startswith("${"):
+        return f"{name[2:-1]} (CDK's own, unnamed)"
     return name.removeprefix(f"{names.prefix}-").removesuffix(f"-{region}")
 
 

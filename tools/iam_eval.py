@@ -28,7 +28,7 @@ NAME_PROPERTIES = ("RoleName", "BucketName", "PipelineName", "FunctionName", "Qu
 
 @dataclass
 class Role:
-    """A named role, who may assume it, and every statement attached to it."""
+    """A role (its name, or ${LogicalId} for CDK's unnamed ones), who may assume it, its statements."""
 
     name: str
     arn: str
@@ -135,7 +135,7 @@ def _exports(templates: Mapping[str, dict]) -> dict[str, tuple[str, Any]]:
 
 
 def read_roles(templates: Mapping[str, dict]) -> dict[str, Role]:
-    """Every named role of the templates with all statements attached to it, by role name."""
+    """Every role of the templates with all statements attached to it, by name (or ${LogicalId})."""
     renderer = Renderer(templates, _exports(templates))
     roles: dict[str, Role] = {}
     managed: dict[str, list[dict]] = {}
@@ -144,18 +144,21 @@ def read_roles(templates: Mapping[str, dict]) -> dict[str, Role]:
             props = renderer.render(stack, resource.get("Properties", {}))
             if resource["Type"] == "AWS::IAM::ManagedPolicy":
                 managed[f"${{{logical}}}"] = props["PolicyDocument"]["Statement"]
-            if resource["Type"] == "AWS::IAM::Role" and isinstance(props.get("RoleName"), str):
-                roles[props["RoleName"]] = _role(props, template)
+            if resource["Type"] == "AWS::IAM::Role":
+                # Roles are keyed as a Ref to them renders: the name, or ${LogicalId} for CDK's unnamed ones.
+                key = renderer.render(stack, {"Ref": logical})
+                roles[key] = _role(props, template, key)
     for stack, template in templates.items():
-        for resource in template.get("Resources", {}).values():
+        for logical, resource in template.get("Resources", {}).items():
             props = renderer.render(stack, resource.get("Properties", {}))
             if resource["Type"] in {"AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"}:
                 for name in props.get("Roles", []):
                     if name in roles:
                         roles[name].statements.extend(_as_list(props["PolicyDocument"]["Statement"]))
-            if resource["Type"] == "AWS::IAM::Role" and props.get("RoleName") in roles:
+            if resource["Type"] == "AWS::IAM::Role":
+                key = renderer.render(stack, {"Ref": logical})
                 for arn in props.get("ManagedPolicyArns", []):
-                    roles[props["RoleName"]].statements.extend(_as_list(managed.get(arn, [])))
+                    roles[key].statements.extend(_as_list(managed.get(arn, [])))
     return _deduplicated(roles)
 
 
@@ -166,13 +169,12 @@ def _deduplicated(roles: dict[str, Role]) -> dict[str, Role]:
     return roles
 
 
-def _role(props: dict, template: dict) -> Role:
+def _role(props: dict, template: dict, name: str) -> Role:
     trusted = []
     for statement in _as_list(props.get("AssumeRolePolicyDocument", {}).get("Statement", [])):
         for kind, principals in statement.get("Principal", {}).items():
             trusted.extend(f"{kind}:{principal}" for principal in _as_list(principals))
     statements = [s for p in props.get("Policies", []) for s in _as_list(p["PolicyDocument"]["Statement"])]
-    name = props["RoleName"]
     return Role(name=name, arn=role_arn(name, template), trusted=sorted(set(trusted)), statements=statements)
 
 
