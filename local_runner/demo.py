@@ -16,85 +16,23 @@ the timeline and writes it as text and as an HTML page. The pipelines' own outpu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from local_runner.champion import current_champion, follow_registry
 from local_runner.data_version import local_data_version, with_data_versions
-from local_runner.demo_report import DemoFacts, Timeline, summary_cards, write_timeline
-from local_runner.endpoint import EndpointOptions, EndpointProcess, on_approval_callback, ping, start_endpoint
-from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExecutor
+from local_runner.demo_report import Timeline, summary_cards, write_timeline
+from local_runner.demo_state import MARKER, NEW_DATA_FILE, TITLE, Demo, DemoError, DemoOptions, _rul
+from local_runner.demo_traffic import fleet_requests, send, traffic_window
+from local_runner.endpoint import EndpointOptions, on_approval_callback, ping, start_endpoint
+from local_runner.execution import ExecutionResult, PipelineExecutor
 from local_runner.main_job import MainJobOptions, Workspace, prepare_workspace, run_main_job
-from local_runner.monitoring_run import MonitoringRunOptions, report_of, run_monitoring
 from local_runner.registry_cli import approve_version, reject_version
 from local_runner.report import read_evaluation
-from pipeline_steps import monitoring_names as mnames
 from pipeline_steps import names
-from settings import load_settings
-
-MARKER = ".lifecycle-demo"  # marks a work dir as the demo's own, so a rerun may wipe it
-TITLE = "Turbofan RUL: the model lifecycle, offline"
-NEW_DATA_FILE = "train_{subset}_drifted_fleet.txt"
-
-
-class DemoError(RuntimeError):
-    """A transition of the demo did not happen; the message says which and why."""
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    work_dir: Path = Path(".work/demo")
-    subset: str = "FD001"
-    training_units: int = 60  # synthetic run-to-failure units of v1's training data
-    fleet_units: int = 48  # units in service sending traffic, per window
-    new_units: int = 40  # the drifted fleet's run-to-failure histories added for retraining
-    cycles_sent: int = 40  # recent cycles each unit sends (at least the model's window of 30)
-    max_tuning_jobs: int = 2
-    # A small training budget (static hyperparameters of every trial) so two runs fit in minutes.
-    budget: tuple[tuple[str, str], ...] = (("ensemble_size", "1"), ("max_iter", "150"))
-    drift_kind: str = "offset"
-    drift_magnitude: float = 2.0  # in measurement-noise standard deviations
-    drift_sensors: tuple[str, ...] = ("sensor_4", "sensor_11", "sensor_15")
-    seed: int = 0
-    concurrency: int = 4
-    canary_requests: int = 8
-
-
-@dataclass
-class Demo:
-    options: DemoOptions
-    timeline: Timeline
-    log: Callable[[str], None]
-    facts: DemoFacts = field(default_factory=DemoFacts)
-    endpoint: EndpointProcess | None = None
-    workspace: Workspace | None = None
-    failed: str = ""
-
-    @property
-    def work_dir(self) -> Path:
-        return Path(self.options.work_dir).resolve()
-
-
-def _rul() -> Any:
-    # The runner does not import the container code at module level; the generator and file format are theirs.
-    if str(CONTAINERS_DIR) not in sys.path:
-        sys.path.append(str(CONTAINERS_DIR))
-    import rul.data
-    import rul.synthetic
-
-    return rul
 
 
 # -- training and the registry ------------------------------------------------------------------------------
@@ -209,137 +147,6 @@ def start_serving(demo: Demo, workspace: Workspace, version: int) -> None:
     served_version(demo, "serve", f"at {demo.endpoint.url}, capturing 100% of invocations")
 
 
-def fleet_requests(units, cycles: int) -> list[bytes]:
-    """One CSV request per unit: its last `cycles` cycles (fewer if the unit has not run that long)."""
-    columns = _rul().data.COLUMNS
-    recent = units.groupby("unit", group_keys=False).tail(cycles)
-    return [rows[columns].to_csv(index=False).encode() for _, rows in recent.groupby("unit")]
-
-
-def invoke(url: str, body: bytes) -> tuple[int, str | None, float]:
-    request = urllib.request.Request(
-        url + "/invocations", body, {"Content-Type": "text/csv", "Accept": "application/json"}
-    )
-    begun = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            status, document = response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        status, document = error.code, {}
-    return status, document.get("model_version"), time.perf_counter() - begun
-
-
-def send(demo: Demo, stage: str, bodies: list[bytes], what: str) -> list[str | None]:
-    """POST every body with a few concurrent clients; the versions that answered, per request."""
-    with ThreadPoolExecutor(demo.options.concurrency) as pool:
-        answers = list(pool.map(lambda body: invoke(demo.endpoint.url, body), bodies))
-    ok = sum(status == 200 for status, _, _ in answers)
-    latencies = sorted(seconds * 1000 for _, _, seconds in answers)
-    versions = sorted({str(version) for _, version, _ in answers})
-    demo.timeline.add(
-        stage,
-        f"{what}: {len(bodies)} requests, {ok} answered 200 by version {'/'.join(versions)}",
-        ok == len(bodies),
-        requests=len(bodies),
-        answered_200=ok,
-        p50_ms=latencies[len(latencies) // 2],
-        max_ms=latencies[-1],
-    )
-    return [version for _, version, _ in answers]
-
-
-# -- monitoring ----------------------------------------------------------------------------------------------
-def capture_sizes(root: Path) -> dict[Path, int]:
-    return {path: path.stat().st_size for path in root.rglob("*.jsonl")} if root.is_dir() else {}
-
-
-def cut_window(root: Path, before: dict[Path, int], target: Path) -> Path:
-    """The capture records appended since `before`, same layout; capture files are append-only."""
-    for path in root.rglob("*.jsonl"):
-        new = path.read_bytes()[before.get(path, 0) :]
-        if new:
-            destination = target / path.relative_to(root)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(new)
-    return target
-
-
-def ground_truth(fleet, folder: Path) -> Path:
-    """The fleet's failure labels (unit, failure_cycle), as they arrive late in the field."""
-    last = fleet.test.groupby("unit")["cycle"].max()
-    labels = fleet.test_rul.assign(failure_cycle=fleet.test_rul["unit"].map(last) + fleet.test_rul["rul"])
-    folder.mkdir(parents=True, exist_ok=True)
-    labels[["unit", "failure_cycle"]].to_csv(folder / "failures.csv", index=False)
-    return folder
-
-
-def drift_metric(store, result: ExecutionResult, metric: str) -> float:
-    """The alarm's metric as the drift step published it (its metrics file, what CloudWatch receives)."""
-    outputs = result.step(mnames.DRIFT_STEP).properties["ProcessingOutputConfig"]["Outputs"]
-    uri = outputs[mnames.REPORT_OUTPUT]["S3Output"]["S3Uri"].rstrip("/") + "/" + mnames.METRICS_FILE
-    for line in store.read_text(uri).splitlines():
-        for datum in json.loads(line)["MetricData"]:
-            if datum["MetricName"] == metric and not any(d["Name"] == "Feature" for d in datum["Dimensions"]):
-                return float(datum["Value"])
-    raise DemoError(f"the drift step published no {metric} metric in {uri}")
-
-
-def monitor(demo: Demo, stage: str, captures: Path, labels: Path) -> bool:
-    """Run the monitoring pipeline on one window; evaluate the drift alarm's rule; True when it fires."""
-    end = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
-    options = MonitoringRunOptions(
-        work_dir=demo.work_dir,
-        captures=captures,
-        ground_truth=labels,
-        parameters={mnames.WINDOW_END: end, mnames.WINDOW_HOURS: 1},
-    )
-    _, store, result = run_monitoring(options, echo=demo.log)
-    if result.status != "Succeeded":
-        raise DemoError(f"the monitoring pipeline failed: {result.failure_reason}")
-    report = report_of(store, result, mnames.DRIFT_STEP, mnames.DRIFT_REPORT_FILE)
-    quality = report_of(store, result, mnames.QUALITY_STEP, mnames.QUALITY_REPORT_FILE) or {}
-    monitoring = load_settings().monitoring
-    value = drift_metric(store, result, monitoring.drift_metric)
-    fires = value > monitoring.drift_threshold  # the alarm's GreaterThanThreshold
-    verdict = "DETECTED" if report["drift_detected"] else "not detected"
-    demo.timeline.add(
-        stage,
-        f"monitoring pipeline {result.status.lower()}: drift {verdict}; alarm rule "
-        f"{monitoring.drift_metric} {value:.3f} {'>' if fires else '<='} {monitoring.drift_threshold:g}: "
-        + ("ALARM" if fires else "OK"),
-        not fires,
-        **{monitoring.drift_metric: value},
-        drifted_features=report["drifted_features"],
-        requests=report["counts"]["requests"],
-        records_read=report["captures"]["records_read"],
-        records_skipped=report["captures"]["records_skipped"],
-        labelled_rmse=((quality.get("regression_metrics") or {}).get("rmse") or {}).get("value", "-"),
-    )
-    demo.facts.drift_flags.append(fires)
-    return fires
-
-
-def traffic_window(demo: Demo, stage: str, seed: int, drift) -> bool:
-    """A fleet sends one window of traffic; the monitoring pipeline checks exactly that window."""
-    rul = _rul()
-    spec = rul.synthetic.SyntheticSpec(
-        n_train_units=1, n_test_units=demo.options.fleet_units, seed=seed, drift=drift
-    )
-    fleet = rul.synthetic.generate(spec)
-    before = capture_sizes(demo.work_dir / "captures")
-    what = "drifted fleet" if drift else "fleet"
-    send(
-        demo,
-        stage,
-        fleet_requests(fleet.test, demo.options.cycles_sent),
-        f"{what} of {demo.options.fleet_units} units",
-    )
-    folder = demo.work_dir / "demo" / "windows" / stage.replace(" ", "-")
-    captures = cut_window(demo.work_dir / "captures", before, folder / "captures")
-    return monitor(demo, stage, captures, ground_truth(fleet, folder / "ground-truth"))
-
-
-# -- retraining on new data ---------------------------------------------------------------------------------
 def add_new_data(demo: Demo, workspace: Workspace, drift) -> str:
     """The drifted fleet's run-to-failure histories, as a new file under the raw input; its URI."""
     import numpy

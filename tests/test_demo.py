@@ -13,8 +13,10 @@ from dataclasses import replace
 import pytest
 
 from local_runner.champion import current_champion
-from local_runner.demo import DemoError, DemoOptions, capture_sizes, cut_window, prepare_work_dir, run_demo
+from local_runner.demo import prepare_work_dir, run_demo
 from local_runner.demo_report import Timeline, event_line, render_page
+from local_runner.demo_state import DemoError, DemoOptions
+from local_runner.demo_traffic import capture_sizes, cut_window
 from local_runner.main_job import prepare_workspace
 
 
