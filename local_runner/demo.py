@@ -149,15 +149,9 @@ def start_serving(demo: Demo, workspace: Workspace, version: int) -> None:
 
 def add_new_data(demo: Demo, workspace: Workspace, drift) -> str:
     """The drifted fleet's run-to-failure histories, as a new file under the raw input; its URI."""
-    import numpy
-
     rul = _rul()
-    synthetic = rul.synthetic
-    spec = synthetic.SyntheticSpec(n_train_units=demo.options.new_units, seed=demo.options.seed + 3)
-    # synthetic.generate drifts only its cut test units; these units run to failure under the drift.
-    rng = numpy.random.default_rng(spec.seed)
-    units = synthetic._draw_units(rng, spec.n_train_units, spec)
-    histories = synthetic._trajectories(rng, units, units.lifetime, spec, drift)
+    spec = rul.synthetic.SyntheticSpec(n_train_units=demo.options.new_units, seed=demo.options.seed + 3)
+    histories = rul.synthetic.run_to_failure(spec, drift)
     local = demo.work_dir / "demo" / NEW_DATA_FILE.format(subset=demo.options.subset)
     rul.data.write_trajectories(histories, local)
     uri = workspace.config.data_uri.rstrip("/") + "/" + local.name

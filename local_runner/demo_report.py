@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local_runner.report import _STYLE as REPORT_STYLE
+from local_runner.report import STYLE as REPORT_STYLE
 
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 

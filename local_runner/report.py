@@ -407,7 +407,7 @@ def render(data: ReportData) -> str:
 <meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Execution {_e(result.execution_id)}: {_e(result.status)}</title>
-<style>{_STYLE}</style></head>
+<style>{STYLE}</style></head>
 <body><header><h1>Turbofan RUL pipeline execution</h1>
 <p><span class="mono">{_e(result.execution_id)}</span> {status} in {_number(result.seconds, 1)} s
 (jobs {_number(result.job_seconds, 1)} s)</p>{failure}</header>
@@ -429,7 +429,7 @@ def write_report(result: ExecutionResult, store: ObjectStore, links: Mapping[str
     return path
 
 
-_STYLE = """
+STYLE = """  # shared with the demo page (local_runner.demo_report)
 :root { --fg:#1d2733; --muted:#5b6776; --line:#dde3ea; --bg:#f6f8fa; --good:#1a7f37; --bad:#c62828;
         --accent:#2f6fb3; }
 * { box-sizing: border-box; }

@@ -22,6 +22,7 @@ from rul.synthetic import (
     SyntheticSpec,
     generate,
     main,
+    run_to_failure,
     write_subset,
 )
 
@@ -320,3 +321,14 @@ def test_module_runs_as_a_script(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "train_FD001.txt").is_file() and (tmp_path / "RUL_FD001.txt").is_file()
+
+
+def test_run_to_failure_histories_carry_the_drift_over_their_whole_life() -> None:
+    spec = SyntheticSpec(n_train_units=6, seed=3)
+    clean = run_to_failure(spec)
+    drifted = run_to_failure(spec, DriftSpec(kind="offset", magnitude=3.0, sensors=("sensor_11",)))
+    assert clean["unit"].nunique() == 6 and len(clean) == len(drifted)
+    shift = (drifted["sensor_11"] - clean["sensor_11"]).abs()
+    assert (shift > 0).mean() > 0.9  # every cycle, not only a cut tail
+    untouched = (drifted["sensor_4"] - clean["sensor_4"]).abs().max()
+    assert untouched < shift.mean()

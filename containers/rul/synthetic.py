@@ -294,6 +294,17 @@ def generate(spec: SyntheticSpec | None = None) -> Subset:
     return Subset(name=SUBSET_NAME, train=train, test=test, test_rul=test_rul)
 
 
+def run_to_failure(spec: SyntheticSpec, drift: DriftSpec | None = None) -> pd.DataFrame:
+    """`spec.n_train_units` run-to-failure histories whose sensors carry `drift` over their whole life.
+
+    `generate` drifts only its cut test units (what an endpoint sees); retraining after drift needs the
+    drifted fleet's complete histories, i.e. new training data recorded under the changed conditions.
+    """
+    rng = np.random.default_rng(spec.seed)
+    units = _draw_units(rng, spec.n_train_units, spec)
+    return _trajectories(rng, units, units.lifetime, spec, drift)
+
+
 def write_subset(subset: Subset, directory: str | Path, name: str = "FD001") -> dict[str, Path]:
     """Write train_<name>.txt, test_<name>.txt and RUL_<name>.txt; return paths keyed train, test, rul."""
     if subset.test is None or subset.test_rul is None:
