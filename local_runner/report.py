@@ -429,7 +429,8 @@ def write_report(result: ExecutionResult, store: ObjectStore, links: Mapping[str
     return path
 
 
-STYLE = """  # shared with the demo page (local_runner.demo_report)
+# Shared with the demo page (local_runner.demo_report).
+STYLE = """
 :root { --fg:#1d2733; --muted:#5b6776; --line:#dde3ea; --bg:#f6f8fa; --good:#1a7f37; --bad:#c62828;
         --accent:#2f6fb3; }
 * { box-sizing: border-box; }
