@@ -1,7 +1,8 @@
 # Two commands set everything up on a fresh machine:
 #   make run    creates .venv, installs the runtime set, renders the SageMaker pipeline definition and runs
 #               it locally (the main job) on the embedded synthetic default
-#   make test   installs the dev set and the CDK CLI, then runs lint, format check and the whole test suite
+#   make test   installs the dev set and the CDK CLI, then runs lint, format check and the test suite
+#               (`make test-long` runs the end-to-end checks of minutes each; CI runs both)
 # DATA_DIR=../shared/data/cmapss SUBSET=FD004 make run   runs the main job on real C-MAPSS files instead.
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 # `import sagemaker` probes the EC2 instance-metadata endpoint for credentials; offline there is none.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test lint format bench synth clean ui demo authz
+.PHONY: run test test-long lint format bench synth clean ui demo authz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +39,12 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not long"
+
+# End-to-end checks of minutes each (the lifecycle demo, the deep families' pipeline runs, data versioning
+# over three runs); CI runs them after `make test`.
+test-long: $(VENV)/.dev node_modules/.installed
+	$(BIN)/pytest -q -m long
 
 # The whole lifecycle offline: train, approve, serve, drift, retrain, swap, reject, roll back (~4 minutes).
 demo: $(VENV)/.runtime

@@ -88,6 +88,7 @@ def demo_run(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_every_transition_of_the_lifecycle_happens(demo_run):
     demo, _, lines = demo_run
     facts = demo.facts
@@ -103,6 +104,7 @@ def test_every_transition_of_the_lifecycle_happens(demo_run):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_the_registry_champion_and_page_agree_with_the_timeline(demo_run):
     demo, paths, _ = demo_run
     workspace = prepare_workspace(demo.work_dir, render=False)

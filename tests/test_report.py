@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluate import gate_verdict
 from local_runner.execution import ExecutionResult, StepRecord
 from local_runner.object_store import ObjectStore
 from local_runner.report import collect, render, write_report
@@ -39,14 +40,8 @@ def _evaluation(store: ObjectStore, passed: bool = True) -> None:
     predicted = np.clip(truth + rng.normal(0, 12, 30), 0, 125)
     report = evaluation_report(truth, predicted, cap=125, units=range(1, 31), n_bootstrap=20)
     report["champion"], report["champion_comparison"] = None, {"allowed_rmse": 1e12, "tolerance": 1.0}
-    summary = "all quality rules pass" if passed else "RMSE 13.11 exceeds the threshold 0.5"
-    report["gate"] = {
-        "passed": passed,
-        "failed_rules": [] if passed else [summary],
-        "summary": summary,
-        "rmse_threshold": 20.0 if passed else 0.5,
-        "score_threshold": 500.0,
-    }
+    # The gate section exactly as evaluate.py writes it.
+    report["gate"] = gate_verdict(report, report["champion_comparison"], 20.0 if passed else 0.5, 500.0)
     folder = store.path_for(f"{ROOT}/EvaluateModel/evaluation")
     folder.mkdir(parents=True)
     (folder / "evaluation.json").write_text(json.dumps(report))

@@ -28,7 +28,7 @@ from rul.lineage import dataset_version, describe_files
 URI = "s3://local-data/raw/"
 GROUP = "turbofan-rul-local-models"
 JOB_STEPS = {names.PREPROCESS_STEP, names.BASELINE_STEP, names.TUNE_STEP, names.EVALUATE_STEP}
-FAST = {names.MAX_TUNING_JOBS: 2, names.MAX_PARALLEL_TUNING_JOBS: 1}
+FAST = {names.MAX_TUNING_JOBS: 1, names.MAX_PARALLEL_TUNING_JOBS: 1}
 
 
 def _store_with(tmp_path: Path, name: str, files: dict[str, bytes]) -> ObjectStore:
@@ -98,15 +98,16 @@ def test_parameters_get_both_versions_unless_the_user_set_them(tmp_path):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, synthetic_dir):
-    """Run 1 and 2 on the same files, run 3 after one file changed; each run's (workspace, result)."""
+    """Run 1 and 2 on the same files, run 3 after one file changed; each run's (result, versions after it)."""
     work = tmp_path_factory.mktemp("work")
     data = tmp_path_factory.mktemp("data")
     shutil.copy(synthetic_dir / "train_FD001.txt", data / "train_FD001.txt")
 
     def run():
-        return run_main_job(
+        workspace, result = run_main_job(
             MainJobOptions(work_dir=work, data_dir=data, parameters=FAST, tracking=False), echo=print
         )
+        return workspace, result, _versions(workspace)  # the registry as this run left it
 
     first, second = run(), run()
     path = data / "train_FD001.txt"
@@ -121,41 +122,44 @@ def _versions(workspace) -> list[tuple[int, str | None]]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_the_first_run_registers_its_data_version_which_is_the_manifests(runs):
-    (workspace, result), _, _ = runs
+    (workspace, result, versions), _, _ = runs
     assert result.status == "Succeeded", result.failure_reason
     version = result.parameters[names.DATA_VERSION]
     assert result.parameters[names.REGISTERED_DATA_VERSION] == ""
-    assert _versions(workspace) == [(1, version)]
-    manifest_uri = workspace.registry.list(workspace.config.model_package_group_name)[0].customer_metadata[
-        names.DATA_MANIFEST_METADATA_KEY
-    ]
+    assert versions == [(1, version)]
+    packages = workspace.registry.list(workspace.config.model_package_group_name)
+    (first_package,) = [package for package in packages if package.version == 1]
+    manifest_uri = first_package.customer_metadata[names.DATA_MANIFEST_METADATA_KEY]
     (manifest,) = workspace.store.path_for(manifest_uri).glob("manifest-*.json")
     assert json.loads(manifest.read_text())["version"] == version
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_rerun_on_the_same_data_is_all_cache_hits_and_registers_nothing(runs):
-    (_, first), (workspace, second), _ = runs
+    (_, first, _), (_, second, versions), _ = runs
     assert second.status == "Succeeded", second.failure_reason
     assert second.parameters[names.DATA_VERSION] == first.parameters[names.DATA_VERSION]
     assert second.parameters[names.REGISTERED_DATA_VERSION] == first.parameters[names.DATA_VERSION]
     assert {step.name for step in second.steps if step.cache_hit} >= JOB_STEPS
-    assert [version for version, _ in _versions(workspace)] == [1]
+    assert [version for version, _ in versions] == [1]
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_changed_data_runs_fresh_steps_and_registers_a_new_version_if_the_gate_passes(runs):
-    (_, first), _, (workspace, third) = runs
+    (_, first, _), _, (_, third, versions) = runs
     assert third.parameters[names.DATA_VERSION] != first.parameters[names.DATA_VERSION]
     assert third.parameters[names.REGISTERED_DATA_VERSION] == first.parameters[names.DATA_VERSION]
     assert not third.step(names.PREPROCESS_STEP).cache_hit
     assert not any(step.cache_hit for step in third.steps if step.name in JOB_STEPS)
     if third.status == "Succeeded":
-        assert _versions(workspace) == [
+        assert versions == [
             (2, third.parameters[names.DATA_VERSION]),
             (1, first.parameters[names.DATA_VERSION]),
         ]
     else:  # the gate failed on the new data: nothing registered
         assert third.step(names.FAIL_STEP).status == "Failed"
-        assert [version for version, _ in _versions(workspace)] == [1]
+        assert [version for version, _ in versions] == [1]

@@ -362,7 +362,7 @@ def test_metrics_role_reads_evaluations_and_puts_only_the_quality_namespace(reso
     assert statements["DescribeEvaluationJobs"]["Resource"] == f"{arn}:processing-job/pipelines-*"
     assert statements["ReadEvaluationReports"]["Action"] == "s3:GetObject"
     assert statements["ReadEvaluationReports"]["Resource"] == (
-        f"arn:aws:s3:::{NAMES.artifacts_bucket}/{NAMES.pipeline}/*"
+        f"arn:aws:s3:::{NAMES.artifacts_bucket}/{NAMES.registry_prefix}*"  # kept with the registered package
     )
     assert statements["DecryptEvaluationReports"]["Action"] == "kms:Decrypt"
     put = statements["PutModelQualityMetrics"]
