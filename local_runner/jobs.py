@@ -79,11 +79,6 @@ def _prepare_base(job_dir: Path, host: str, hosts: list[str]) -> Path:
     return base
 
 
-def job_threads(parallel_jobs: int = 2) -> int:
-    """Threads per job so that the default two parallel jobs share the machine's cores."""
-    return max(1, (os.cpu_count() or 1) // parallel_jobs)
-
-
 def run_command(
     name: str,
     command: list[str],
@@ -99,9 +94,6 @@ def run_command(
     command = [rewrite(part, base) for part in command]
     env = {**os.environ, **{key: rewrite(value, base) for key, value in environment.items()}}
     env.update({"SAGEMAKER_BASE_DIR": str(base), "PYTHONUNBUFFERED": "1"})
-    # Jobs run side by side (two tuning trials by default): OpenMP's one-thread-per-core default made them
-    # oversubscribe the cores (a gbm fit took 121 s instead of 8 s on 2 shared cores). The user's value wins.
-    env.setdefault("OMP_NUM_THREADS", str(job_threads()))
     lines: list[str] = []
     with log_path.open("w") as log_file:
         try:
