@@ -26,6 +26,7 @@ from local_runner.main_job import MainJobError, MainJobOptions, Workspace, prepa
 from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
 from local_runner.registry_cli import add_registry_parser, run_registry_command
 from local_runner.tracking import add_ui_parser, run_ui
+from pipeline_steps import names
 
 
 def parse_assignment(text: str) -> tuple[str, object]:
@@ -71,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data_unchanged(result: ExecutionResult) -> bool:
+    """The new-data check ran and found the newest registered version's data (its condition held)."""
+    step = next((s for s in result.steps if s.name == names.DATA_VERSION_CHECK_STEP), None)
+    return bool(step and step.properties and step.properties.get("Outcome") == "True")
+
+
 def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) -> list[str]:
     lines = ["", f"{'step':<26} {'type':<13} {'status':<12} {'seconds':>8}"]
     for step in result.steps:
@@ -100,7 +107,8 @@ def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) ->
         lines.append(
             f"test units {report['n_units']}: RMSE {metrics['rmse']['value']:.2f} "
             f"(capped truth {capped['rmse']['value']:.2f}), MAE {metrics['mae']['value']:.2f}, "
-            f"PHM08 score {metrics['phm08_score']['value']:.1f}"
+            f"PHM08 score {metrics['phm08_score']['value']:.1f} "
+            f"({capped['phm08_score_per_100_units']['value']:.1f} per 100 units on the capped truth)"
         )
         lines.append(f"quality gate: {report['gate']['summary']}")
         lines.append(f"evaluation plots: {workspace.store.path_for(uri.rstrip('/') + '/plots')}")
@@ -111,6 +119,11 @@ def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) ->
         lines.append(
             f"registered model version {registered.properties['ModelPackageVersion']}: "
             f"{registered.properties['ModelPackageArn']}"
+        )
+    elif _data_unchanged(result):
+        lines.append(
+            f"nothing registered: the data is unchanged since the newest version "
+            f"(DataVersion {result.parameters.get(names.DATA_VERSION)})"
         )
     lines.append(
         f"execution {result.execution_id}: {result.status}"
