@@ -35,7 +35,8 @@ def work(tmp_path_factory):
 
 # gbm (the default family) runs in `make test`; the deep families' runs in `make test-long`.
 @pytest.mark.parametrize(
-    "family", ["gbm", pytest.param("cnn", marks=pytest.mark.long), pytest.param("lstm", marks=pytest.mark.long)]
+    "family",
+    ["gbm", pytest.param("cnn", marks=pytest.mark.long), pytest.param("lstm", marks=pytest.mark.long)],
 )
 def test_each_family_runs_through_the_pipeline_with_its_own_ranges(family, work, synthetic_dir):
     overrides = {

@@ -2,7 +2,8 @@
 
 Read off the synthesized templates (``cdk synth`` output, or an in-process synth when no folder is
 given) with :mod:`tools.iam_eval`, for every role of the templates (CDK's own unnamed roles by logical
-id), so the table in the README cannot drift from the code (``tests/test_authz_matrix.py`` regenerates it and compares)::
+id), so the table in the README cannot drift from the code (``tests/test_authz_matrix.py`` regenerates it
+and compares)::
 
     python -m tools.authz_matrix                 # synthesize in-process, print the table
     python -m tools.authz_matrix --cdk-out cdk.out
