@@ -51,7 +51,7 @@ def work_dir(tmp_path, model_dir) -> Path:
         if version != 4:
             pack(model_dir, store.path_for(url), leave_out="estimator.joblib" if version == 3 else None)
         status = APPROVED if version == 1 else PENDING
-        registry.register(GROUP, url, "local/turbofan-rul:latest", approval_status=status)
+        registry.register(GROUP, url, "local/turbofan-rul:local", approval_status=status)
     return tmp_path
 
 

@@ -101,7 +101,9 @@ def processing_job() -> dict:
         "ProcessingJobArn": JOB_ARN,
         "ProcessingJobStatus": "Completed",
         "CreationTime": datetime(2026, 11, 2, 12, 30, tzinfo=UTC),
-        "AppSpecification": {"ImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/turbofan:latest"},
+        "AppSpecification": {
+            "ImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/turbofan@sha256:" + "a" * 64
+        },
         "ProcessingResources": {
             "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
         },

@@ -28,7 +28,7 @@ from local_runner.registry_cli import (
 )
 
 GROUP = "turbofan-rul-models"
-IMAGE = "000000000000.dkr.ecr.us-east-1.amazonaws.com/rul:latest"
+IMAGE = "000000000000.dkr.ecr.us-east-1.amazonaws.com/rul:2026-12-03"
 
 
 def model_url(version: int) -> str:
