@@ -15,7 +15,7 @@ export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 # `import sagemaker` probes the EC2 instance-metadata endpoint for credentials; offline there is none.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test test-long lint format bench synth clean ui demo authz
+.PHONY: run test test-long chaos lint format bench synth clean ui demo authz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,12 +39,17 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -m "not long"
+	$(BIN)/pytest -q -m "not long and not chaos"
 
 # End-to-end checks of minutes each (the lifecycle demo, the deep families' pipeline runs, data versioning
 # over three runs); CI runs them after `make test`.
 test-long: $(VENV)/.dev node_modules/.installed
 	$(BIN)/pytest -q -m long
+
+# Fault injection: hostile clients, idle and slow connections, swaps under load, kills at step boundaries,
+# concurrent registry commands, corrupt files (a small subset of each runs in `make test`).
+chaos: $(VENV)/.dev node_modules/.installed
+	$(BIN)/pytest -q -m chaos
 
 # The whole lifecycle offline: train, approve, serve, drift, retrain, swap, reject, roll back (~4 minutes).
 demo: $(VENV)/.runtime
