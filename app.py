@@ -17,6 +17,7 @@ from stacks.ml_stack import MlStack
 from stacks.nag import add_nag_checks
 from stacks.ops_stack import OpsStack
 from stacks.platform import Platform, build_platform, stack_props
+from stacks.tracking_stack import TrackingStack
 
 
 def settings_from_context(app: cdk.App) -> Settings:
@@ -38,7 +39,26 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
         **stack_props(settings, "Ml"),
     )
     ml.add_dependency(platform.stacks["Iam"], "the pipeline runs as the project's roles")
-    ops = OpsStack(app, "Ops", platform=platform, image_uri=ml.job_image_uri, **stack_props(settings, "Ops"))
+    tracking = None
+    if settings.tracking.mlflow_server:
+        tracking = TrackingStack(
+            app,
+            "Tracking",
+            platform=platform,
+            tracking=settings.tracking,
+            **stack_props(settings, "Tracking"),
+        )
+        tracking.add_stack_dependency(
+            platform.stacks["Studio"], "the Studio role gets the MLflow permissions"
+        )
+    ops = OpsStack(
+        app,
+        "Ops",
+        platform=platform,
+        image_uri=ml.job_image_uri,
+        mlflow_server_arn=tracking.server_arn if tracking else None,
+        **stack_props(settings, "Ops"),
+    )
     ops.add_stack_dependency(
         ml, "the rules start the pipeline and deploy versions of the model package group"
     )

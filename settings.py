@@ -322,6 +322,22 @@ class CostSettings(FrozenModel):
     forecast_threshold_percent: float = Field(default=100.0, gt=0, le=1000)
 
 
+class TrackingSettings(FrozenModel):
+    """Managed MLflow on AWS: a SageMaker MLflow tracking server the finished executions are logged to.
+
+    Off by default: a tracking server is billed per hour while it exists (check the SageMaker pricing
+    page for the size); local runs always track in SQLite under the work folder.
+    """
+
+    mlflow_server: bool = False
+    server_size: Literal["Small", "Medium", "Large"] = "Small"
+    # SageMaker picks its latest supported MLflow version when None.
+    mlflow_version: str | None = Field(default=None, pattern=r"^\d+\.\d+\.\d+$")
+    weekly_maintenance_window_start: str = Field(
+        default="Sun:03:30", pattern=r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):[0-5]\d$"
+    )
+
+
 class ResourceNames:
     """Deterministic physical names shared by the stacks and the pipeline definition."""
 
@@ -423,6 +439,15 @@ class ResourceNames:
         return self._role("metrics-fn")
 
     @property
+    def mlflow_role(self) -> str:
+        """Role the MLflow tracking server assumes to read and write its artifact store."""
+        return self._role("mlflow")
+
+    @property
+    def mlflow_tracking_server(self) -> str:
+        return f"{self.prefix}-mlflow"
+
+    @property
     def endpoint(self) -> str:
         return f"{self.prefix}-rul"
 
@@ -455,6 +480,7 @@ class ResourceNames:
     data_capture_prefix = "datacapture/"  # artifacts bucket: endpoint requests and responses (data capture)
     ground_truth_prefix = "ground-truth/"  # artifacts bucket: late failure labels read by the quality job
     monitoring_prefix = "monitoring/"  # artifacts bucket: Model Monitor reports
+    mlflow_prefix = "mlflow/"  # artifacts bucket: the managed MLflow tracking server's artifact store
 
     def buckets(self) -> tuple[str, ...]:
         return (self.data_bucket, self.artifacts_bucket, self.access_logs_bucket)
@@ -473,6 +499,7 @@ class ResourceNames:
             self.start_pipeline_role,
             self.deploy_role,
             self.publish_metrics_role,
+            self.mlflow_role,
         )
 
     def roles(self) -> tuple[str, ...]:
@@ -493,6 +520,7 @@ class Settings(FrozenModel):
     serving: ServingSettings = ServingSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     cost: CostSettings = CostSettings()
+    tracking: TrackingSettings = TrackingSettings()
 
     @property
     def names(self) -> ResourceNames:

@@ -78,6 +78,7 @@ def service_side_role_names(names: ResourceNames) -> list[str]:
     return [
         names.pipeline_role,  # SageMaker Pipelines: the definition object and JsonGet property files
         names.code_deployment_role,  # CDK BucketDeployment Lambda (not attached to the VPC)
+        names.mlflow_role,  # the MLflow tracking server runs in a SageMaker-managed VPC
     ]
 
 

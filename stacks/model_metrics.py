@@ -11,6 +11,10 @@ The same function publishes the monitoring pipeline's metrics: ``MonitoringFinis
 pipeline's finished executions, and the function sends the PutMetricData requests its network-isolated
 jobs left in ``metrics.jsonl`` under ``monitoring/<execution id>/`` (drift and model-quality namespaces).
 
+With the managed MLflow server on (``tracking.mlflow_server``), the function also logs each finished
+training execution to it as one MLflow run (metrics, data and model version, registered or not), through
+the ``sagemaker.experiments`` VPC endpoint: the jobs cannot, being network-isolated.
+
 The role allows exactly the calls the handler makes: the pipeline's executions, the processing jobs
 SageMaker Pipelines starts (``pipelines-*``), the pipeline's prefix in the artifacts bucket and the key;
 ``cloudwatch:PutMetricData`` has no resource-level permissions, so it is on ``*`` and limited to the
@@ -25,12 +29,19 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.publish_model_metrics.mlflow_log import ENV_EXPERIMENT, ENV_TRACKING_SERVER_ARN
 from pipeline_steps.names import EVALUATE_STEP, REGISTER_STEP
 from settings import MonitoringSettings, ResourceNames
 from stacks.ops_common import EVENTS, FunctionSpec, LambdaNetwork, OpsFunction, add_rule
+from stacks.tracking_stack import MLFLOW_LOG_ACTIONS
 
 # lambdas/publish_model_metrics/handler.py HANDLED_STATUSES
 PUBLISHED_STATUSES = ("Succeeded", "Failed")
+
+
+def mlflow_environment(names: ResourceNames, server_arn: str) -> dict[str, str]:
+    """Where the function logs each finished training execution: the server and the pipeline's experiment."""
+    return {ENV_TRACKING_SERVER_ARN: server_arn, ENV_EXPERIMENT: names.pipeline}
 
 
 class ModelMetricsPublisher(Construct):
@@ -48,6 +59,7 @@ class ModelMetricsPublisher(Construct):
         network: LambdaNetwork,
         dead_letter_queue: sqs.IQueue,
         drift_namespace: str = "TurbofanRul/Drift",
+        mlflow_server_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.stack = cdk.Stack.of(self)
@@ -72,6 +84,7 @@ class ModelMetricsPublisher(Construct):
                     "MONITORING_REPORTS_BUCKET": names.artifacts_bucket,
                     "MONITORING_REPORTS_PREFIX": names.monitoring_prefix,
                     "MONITORING_NAMESPACES": ",".join(self.monitoring_namespaces),
+                    **(mlflow_environment(names, mlflow_server_arn) if mlflow_server_arn else {}),
                 },
                 timeout=cdk.Duration.seconds(60),
             ),
@@ -82,6 +95,8 @@ class ModelMetricsPublisher(Construct):
         )
         self._allow_publishing(key)
         self._allow_monitoring_metrics()
+        if mlflow_server_arn:
+            self.function.role.allow("LogExecutionsToMlflow", MLFLOW_LOG_ACTIONS, [mlflow_server_arn])
         self.function.role.acknowledge_wildcards()
         self.rule = self._create_rule(dead_letter_queue)
         self.monitoring_rule = self._create_rule(dead_letter_queue, monitoring=True)

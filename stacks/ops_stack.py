@@ -60,7 +60,14 @@ class OpsStack(cdk.Stack):
     ``pipeline_failed_rule``."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, platform: Platform, image_uri: str, **kwargs
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        platform: Platform,
+        image_uri: str,
+        mlflow_server_arn: str | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.platform = platform
@@ -113,6 +120,7 @@ class OpsStack(cdk.Stack):
             network=self.network,
             dead_letter_queue=self.events_dlq,
             drift_namespace=self.alarms.drift_namespace,
+            mlflow_server_arn=mlflow_server_arn,
         )
         self.monitoring_schedule = MonitoringSchedule(
             self,

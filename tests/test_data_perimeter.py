@@ -30,7 +30,8 @@ DEPLOYERS = [
     for role in ("cfn-exec", "deploy", "file-publishing")
 ]
 SERVICE_SIDE = [
-    f"arn:aws:iam::{ACCOUNT}:role/{name}" for name in (NAMES.pipeline_role, NAMES.code_deployment_role)
+    f"arn:aws:iam::{ACCOUNT}:role/{name}"
+    for name in (NAMES.pipeline_role, NAMES.code_deployment_role, NAMES.mlflow_role)
 ]
 IMPORTED_VPC = {
     "mode": "import",

@@ -26,7 +26,9 @@ IMPORTED_VPC = {
         "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
         "availability_zones": ["eu-west-1a", "eu-west-1b"],
         "route_table_ids": ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"],
-    }
+    },
+    # Optional stacks on, so their settings are read too.
+    "tracking": {"mlflow_server": True},
 }
 
 

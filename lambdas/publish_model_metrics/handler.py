@@ -15,6 +15,9 @@ Steps: `list_pipeline_execution_steps` -> the EvaluateModel step's `Metadata.Pro
 `put_metric_data` of RMSE, MAE, PHM08Score (uncapped `regression_metrics.*.value`), RMSECappedTruth
 (`capped_truth_metrics.rmse.value`) and Registered, timestamped with the event's time.
 
+With `MLFLOW_TRACKING_SERVER_ARN` set, the execution is also logged to that MLflow tracking server as one
+run (`mlflow_log`), before the metrics are put, so a retried failure publishes nothing twice.
+
 Executions of the monitoring pipeline (when `MONITORING_PIPELINE_NAME` is set) are handed to
 `monitoring.publish_execution`: their jobs' own PutMetricData requests are sent as they are.
 
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .mlflow_log import MlflowRestClient, load_target, log_execution, make_client
 from .monitoring import load_monitoring_config, monitoring_execution, publish_execution
 
 LOGGER = logging.getLogger("publish_model_metrics")
@@ -225,7 +229,13 @@ def metric_data(values: Mapping[str, float], pipeline: str, timestamp: datetime)
 
 
 def run(
-    event: Any, config: PublishConfig, sagemaker: Any, s3: Any, cloudwatch: Any, clock: Callable[[], datetime]
+    event: Any,
+    config: PublishConfig,
+    sagemaker: Any,
+    s3: Any,
+    cloudwatch: Any,
+    clock: Callable[[], datetime],
+    mlflow: MlflowRestClient | None = None,
 ) -> dict[str, Any]:
     """Act on one event with the given clients and clock (the tests call this)."""
     try:
@@ -246,6 +256,16 @@ def run(
         return decide("skipped", str(reason), **fields)
     registered = is_registered(steps, config.register_step)
     values[REGISTERED_METRIC] = 1.0 if registered else 0.0
+    if mlflow is not None:  # first: a failure here is retried before anything is published twice
+        tags = {"pipeline": config.pipeline_name, "execution_status": execution.status, **fields}
+        fields["mlflow_run_id"] = log_execution(
+            mlflow,
+            execution.execution_arn,
+            execution.status,
+            values,
+            tags,
+            int(execution.time.timestamp() * 1000),
+        )
     cloudwatch.put_metric_data(
         Namespace=config.namespace, MetricData=metric_data(values, config.pipeline_name, execution.time)
     )
@@ -291,7 +311,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         monitored = run_monitoring(event, os.environ, s3, cloudwatch)
         if monitored is not None:
             return monitored
-        return run(event, config, sagemaker, s3, cloudwatch, lambda: datetime.now(UTC))
+        target = load_target(os.environ)
+        mlflow = make_client(target) if target else None
+        return run(event, config, sagemaker, s3, cloudwatch, lambda: datetime.now(UTC), mlflow)
     except Exception as error:
         decide("error", f"{type(error).__name__}: {error}", level=logging.ERROR)
         raise
