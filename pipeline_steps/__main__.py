@@ -1,20 +1,27 @@
-"""Command line: `python -m pipeline_steps render --out definition.json [--bucket B] [--region R] ...`.
+"""Command line: `python -m pipeline_steps render|start|status|list-executions|approve|reject ...`.
 
-Renders the pipeline definition offline from a `local_config()` with the given overrides and writes it to
-`--out` (or stdout with `--out -`). The SDK's loggers are quieted first because the `sagemaker.config`
-logger writes to stdout on import. Exit code 2 for a bad option or config value.
+`render --out definition.json [--bucket B] [--region R] ...` renders the pipeline definition offline from
+a `local_config()` with the given overrides and writes it to `--out` (or stdout with `--out -`); the SDK's
+loggers are quieted first because the `sagemaker.config` logger writes to stdout on import. The other
+verbs drive the deployed pipeline on AWS (`aws_verbs`): start an execution, show or wait for one, list
+them, approve or reject a registered model version. Exit code 2 for a bad option or value; nothing heavier
+than argparse is imported until a verb runs, so `--help` is fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
-from pathlib import Path
+
+from pipeline_steps.aws_cli import add_verbs
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline_steps", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline_steps",
+        description="Render the pipeline definition offline, or drive the deployed pipeline on AWS.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="write the pipeline definition JSON")
     render.add_argument("--out", required=True, help="output file, or - for stdout")
@@ -23,11 +30,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     render.add_argument("--code-uri", default=None, help="s3:// prefix of the code bundle")
     render.add_argument("--data-uri", default=None, help="s3:// prefix of the raw data")
     render.add_argument("--image-uri", default=None, help="processing and training image")
+    add_verbs(commands)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command != "render":
+        from pipeline_steps.aws_verbs import run
+
+        return run(args)
+    return render_definition_file(args)
+
+
+def render_definition_file(args: argparse.Namespace) -> int:
+    import logging
+
     for name in ("sagemaker", "sagemaker.config"):
         logging.getLogger(name).setLevel(logging.ERROR)
     from pipeline_steps.config import local_config
@@ -52,9 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.out == "-":
         sys.stdout.write(definition + "\n")
     else:
-        Path(args.out).write_text(definition + "\n")
+        write_atomically(args.out, definition + "\n")
         print(f"wrote {args.out} ({len(definition)} characters)", file=sys.stderr)
     return 0
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 if __name__ == "__main__":
