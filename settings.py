@@ -266,6 +266,11 @@ class DeploymentStrategy(FrozenModel):
 class ServingSettings(FrozenModel):
     """Real-time endpoint sizing, data capture and its alarms (latency, 5xx errors)."""
 
+    # "serverless": memory and concurrency instead of instances. AWS's serverless exclusions apply: no VPC
+    # configuration, network isolation, DataCaptureConfig or second variant (Settings checks combinations).
+    mode: Literal["instances", "serverless"] = "instances"
+    serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
+    serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
     instance_type: InstanceType = "ml.m5.large"
     instance_count: InstanceCount = MIN_SHIFTING_INSTANCES
     data_capture_percent: int = Field(default=20, ge=1, le=100)
@@ -280,7 +285,7 @@ class ServingSettings(FrozenModel):
 
     @model_validator(mode="after")
     def _fleet_allows_traffic_shifting(self) -> ServingSettings:
-        if self.instance_count < MIN_SHIFTING_INSTANCES:
+        if self.mode == "instances" and self.instance_count < MIN_SHIFTING_INSTANCES:
             raise ValueError(
                 f"instance_count must be at least {MIN_SHIFTING_INSTANCES} for {self.deployment.type} "
                 "traffic shifting, whose first step holds at most 50 % of the fleet "
@@ -535,6 +540,26 @@ class Settings(FrozenModel):
             self.serving.instance_type,
         }
         return tuple(sorted(types))
+
+    @model_validator(mode="after")
+    def _serverless_fits(self) -> Settings:
+        if self.serving.mode != "serverless":
+            return self
+        problems = []
+        if self.serving.capture_mode != "container":
+            problems.append(
+                "serving.capture_mode must be 'container': serverless endpoints have no data capture"
+            )
+        if self.security.data_perimeter:
+            problems.append(
+                "security.data_perimeter must be false: a serverless endpoint has no VPC configuration, so "
+                "it fetches its model and uploads captures outside the S3 endpoint the perimeter requires"
+            )
+        if self.monitoring.use_model_monitor:
+            problems.append("monitoring.use_model_monitor must be false: Model Monitor needs data capture")
+        if problems:
+            raise ValueError("serving.mode 'serverless' cannot run as configured: " + "; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _names_fit(self) -> Settings:

@@ -104,6 +104,9 @@ class DeployOnApproval(Construct):
             "DATA_CAPTURE_S3_URI": artifacts + names.data_capture_prefix,
             "DATA_CAPTURE_PERCENT": str(serving.data_capture_percent),
             "DATA_CAPTURE_MODE": serving.capture_mode,
+            "SERVING_MODE": serving.mode,
+            "SERVERLESS_MEMORY_MB": str(serving.serverless_memory_mb),
+            "SERVERLESS_MAX_CONCURRENCY": str(serving.serverless_max_concurrency),
             "INSTANCE_TYPE": serving.instance_type,
             "INSTANCE_COUNT": str(serving.instance_count),
             "DEPLOYMENT_STRATEGY": strategy.type,
@@ -217,7 +220,8 @@ class DeployOnApproval(Construct):
             "CreateEndpointConfigs",
             ["sagemaker:CreateEndpointConfig"],
             [endpoint_configs],
-            conditions=instance_type_guardrail([serving.instance_type]),
+            # A serverless config names no instance type; an instance-based one must name the serving type.
+            conditions=instance_type_guardrail([serving.instance_type], required=serving.mode == "instances"),
             wildcard_reason=config_reason + "; only the serving instance type",
         )
         role.allow(

@@ -119,3 +119,34 @@ def test_defaults_grant_no_model_monitor_call_and_container_capture_is_passed_on
     assert not {a for a in actions(statements) if "Monitoring" in a}
     (pass_role,) = [s for s in statements if "iam:PassRole" in as_list(s["Action"])]
     assert pass_role["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/{settings.names.model_role}"
+
+
+def _endpoint_config_conditions(statements: list[dict]) -> dict:
+    (create,) = [s for s in statements if "sagemaker:CreateEndpointConfig" in as_list(s["Action"])]
+    return create["Condition"]
+
+
+def test_serverless_settings_reach_the_function_and_free_the_instance_type_condition():
+    environment, statements, settings = build(
+        {
+            "serving": {"mode": "serverless", "serverless_memory_mb": 4096},
+            "security": {"data_perimeter": False},
+        }
+    )
+
+    config = deploy_config.load_config(concrete(environment))
+
+    assert config.serverless == deploy_config.ServerlessConfig(memory_mb=4096, max_concurrency=5)
+    conditions = _endpoint_config_conditions(statements)
+    # A serverless config names no instance type; any type it names must still be the serving type.
+    assert "Null" not in conditions
+    assert conditions["ForAllValues:StringEquals"] == {
+        "sagemaker:InstanceTypes": [settings.serving.instance_type]
+    }
+
+
+def test_instance_endpoints_must_name_the_serving_instance_type():
+    environment, statements, _ = build({})
+
+    assert deploy_config.load_config(concrete(environment)).serverless is None
+    assert _endpoint_config_conditions(statements)["Null"] == {"sagemaker:InstanceTypes": "false"}

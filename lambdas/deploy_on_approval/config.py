@@ -22,6 +22,9 @@ ENV_CAPTURE_PERCENT = "DATA_CAPTURE_PERCENT"
 ENV_CAPTURE_MODE = "DATA_CAPTURE_MODE"  # "sagemaker" (DataCaptureConfig) or "container" (serve.py uploads)
 ENV_INSTANCE_TYPE = "INSTANCE_TYPE"
 ENV_INSTANCE_COUNT = "INSTANCE_COUNT"
+ENV_SERVING_MODE = "SERVING_MODE"  # "instances" or "serverless"
+ENV_SERVERLESS_MEMORY = "SERVERLESS_MEMORY_MB"
+ENV_SERVERLESS_CONCURRENCY = "SERVERLESS_MAX_CONCURRENCY"
 ENV_STRATEGY = "DEPLOYMENT_STRATEGY"
 ENV_TRAFFIC_PERCENT = "TRAFFIC_PERCENT"
 ENV_TRAFFIC_WAIT = "TRAFFIC_WAIT_SECONDS"
@@ -50,6 +53,8 @@ SECURITY_GROUP_PATTERN = re.compile(r"^sg-[0-9a-f]+$")
 # Model Monitor accepts hourly or daily cron expressions only (plus NOW for one-off runs, not used here).
 CRON_PATTERN = re.compile(r"^cron\(.+\)$")
 CAPTURE_MODES = ("sagemaker", "container")
+SERVING_MODES = ("instances", "serverless")
+SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
 
 
 class ConfigError(ValueError):
@@ -71,6 +76,12 @@ class TrafficShift:
     wait_seconds: int  # baking time between steps
     termination_wait_seconds: int  # keep the blue fleet this long after the full shift
     rollback_alarms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServerlessConfig:
+    memory_mb: int  # one of SERVERLESS_MEMORY_SIZES
+    max_concurrency: int
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class DeployConfig:
     monitoring: MonitoringConfig | None  # None: no Model Monitor schedule (the default, any account)
     artifacts_bucket: str
     champion_prefix: str  # key prefix in the artifacts bucket, ends with "/"
+    serverless: ServerlessConfig | None = None  # None: instance-based endpoint
 
 
 class _Reader:
@@ -161,12 +173,30 @@ class _Reader:
         return value
 
 
-def _traffic(read: _Reader, instance_count: int) -> TrafficShift:
+def _serverless(read: _Reader, capture_mode: str, monitored: bool) -> ServerlessConfig | None:
+    """The serverless sizes, or None for instances; AWS's serverless exclusions are refused by name."""
+    if read.choice(ENV_SERVING_MODE, SERVING_MODES, "instances") != "serverless":
+        return None
+    memory = read.integer(ENV_SERVERLESS_MEMORY, 1024, 6144, default=2048)
+    if memory not in SERVERLESS_MEMORY_SIZES:
+        read.problems.append(f"{ENV_SERVERLESS_MEMORY}: must be a whole number of GB in MB (got {memory})")
+    if capture_mode != "container":
+        read.problems.append(
+            f"{ENV_CAPTURE_MODE}: serverless endpoints have no data capture (got {capture_mode!r})"
+        )
+    if monitored:
+        read.problems.append(
+            f"{ENV_USE_MODEL_MONITOR}: Model Monitor needs data capture, absent on serverless"
+        )
+    return ServerlessConfig(memory, read.integer(ENV_SERVERLESS_CONCURRENCY, 1, 200, default=5))
+
+
+def _traffic(read: _Reader, instance_count: int, serverless: bool = False) -> TrafficShift:
     strategy = read.choice(ENV_STRATEGY, ("canary", "linear"), "canary")
     # SageMaker: a canary must be <= 50 % of the green fleet, a linear step 10-50 %.
     low = 10 if strategy == "linear" else 1
     percent = read.integer(ENV_TRAFFIC_PERCENT, low, 50, default=10)
-    if instance_count < 2:
+    if instance_count < 2 and not serverless:
         read.problems.append(
             f"{ENV_INSTANCE_COUNT}: {strategy} shifting needs at least 2 instances, because the first "
             f"step may hold at most 50 % of the green fleet (got {instance_count})"
@@ -201,6 +231,9 @@ def load_config(environ: Mapping[str, str]) -> DeployConfig:
     read = _Reader(environ)
     instance_count = read.integer(ENV_INSTANCE_COUNT, 1, 100, default=2)
     prefix = read.text(ENV_CHAMPION_PREFIX, re.compile(r"^[\w./-]+/$"), default="champion/")
+    capture_mode = read.choice(ENV_CAPTURE_MODE, CAPTURE_MODES, "sagemaker")
+    monitored = read.flag(ENV_USE_MODEL_MONITOR, default=False)
+    serverless = _serverless(read, capture_mode, monitored)
     config = DeployConfig(
         group_name=read.text(ENV_GROUP, NAME_PATTERN),
         endpoint_name=read.text(ENV_ENDPOINT, NAME_PATTERN),
@@ -212,14 +245,15 @@ def load_config(environ: Mapping[str, str]) -> DeployConfig:
         kms_key_arn=read.text(ENV_KMS_KEY, KMS_ARN_PATTERN),
         capture_s3_uri=read.text(ENV_CAPTURE_URI, S3_URI_PATTERN),
         capture_percent=read.integer(ENV_CAPTURE_PERCENT, 1, 100, default=20),
-        capture_mode=read.choice(ENV_CAPTURE_MODE, CAPTURE_MODES, "sagemaker"),
+        capture_mode=capture_mode,
         instance_type=read.text(ENV_INSTANCE_TYPE, INSTANCE_TYPE_PATTERN, default="ml.m5.large"),
         instance_count=instance_count,
-        traffic=_traffic(read, instance_count),
+        traffic=_traffic(read, instance_count, serverless is not None),
         # The schedule's variables are read (and required) only when Model Monitor is in use.
-        monitoring=_monitoring(read) if read.flag(ENV_USE_MODEL_MONITOR, default=False) else None,
+        monitoring=_monitoring(read) if monitored else None,
         artifacts_bucket=read.text(ENV_ARTIFACTS_BUCKET, BUCKET_PATTERN),
         champion_prefix=prefix,
+        serverless=serverless,
     )
     if read.problems:
         raise ConfigError("invalid deploy-on-approval configuration: " + "; ".join(read.problems))

@@ -5,7 +5,9 @@ event reuses what exists (describe first; an "already exists" race is treated as
 setting (instance type, capture percentage, role...) yields a new name instead of a stale reuse. Endpoint
 configs carry tags naming the version they serve; `endpoint_state` reads them back to tell which version
 is in service. An existing endpoint is only ever changed through a blue/green update with canary or
-linear traffic shifting and CloudWatch-alarm auto-rollback.
+linear traffic shifting and CloudWatch-alarm auto-rollback. A serverless endpoint (`SERVING_MODE=serverless`)
+gets a `ServerlessConfig` variant, no VPC, no network isolation, no volume key, and is updated blue/green
+all at once under the same alarms (its fleet has no instance capacity to shift by percent).
 
 Captures come from one of two writers, in the same layout (`<root><endpoint>/<variant>/yyyy/mm/dd/hh/`):
 `sagemaker` mode sets the endpoint config's `DataCaptureConfig` and keeps the model network-isolated;
@@ -81,6 +83,14 @@ def model_request(config: DeployConfig, version: ModelVersion) -> dict[str, Any]
         "Subnets": list(config.network.subnet_ids),
         "SecurityGroupIds": list(config.network.security_group_ids),
     }
+    if config.serverless is not None:  # serverless endpoints take neither a VPC nor network isolation
+        suffix = f"v{version.version}-{digest(container, 'serverless', config.model_role_arn)}"
+        return {
+            "ModelName": bounded_name(config.group_name, suffix),
+            "PrimaryContainer": container,
+            "ExecutionRoleArn": config.model_role_arn,
+            "Tags": version_tags(version),
+        }
     suffix = f"v{version.version}-{digest(container, vpc, config.model_role_arn)}"
     return {
         "ModelName": bounded_name(config.group_name, suffix),
@@ -92,14 +102,24 @@ def model_request(config: DeployConfig, version: ModelVersion) -> dict[str, Any]
     }
 
 
-def endpoint_config_request(config: DeployConfig, version: ModelVersion, model_name: str) -> dict[str, Any]:
-    variant = {
+def _variant(config: DeployConfig, model_name: str) -> dict[str, Any]:
+    variant: dict[str, Any] = {
         "VariantName": VARIANT_NAME,
         "ModelName": model_name,
-        "InstanceType": config.instance_type,
-        "InitialInstanceCount": config.instance_count,
         "InitialVariantWeight": 1.0,
     }
+    if config.serverless is not None:
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": config.serverless.memory_mb,
+            "MaxConcurrency": config.serverless.max_concurrency,
+        }
+    else:
+        variant.update(InstanceType=config.instance_type, InitialInstanceCount=config.instance_count)
+    return variant
+
+
+def endpoint_config_request(config: DeployConfig, version: ModelVersion, model_name: str) -> dict[str, Any]:
+    variant = _variant(config, model_name)
     capture = None
     if config.capture_mode == "sagemaker":
         capture = {
@@ -113,9 +133,10 @@ def endpoint_config_request(config: DeployConfig, version: ModelVersion, model_n
     request: dict[str, Any] = {
         "EndpointConfigName": bounded_name(config.endpoint_name, suffix),
         "ProductionVariants": [variant],
-        "KmsKeyId": config.kms_key_arn,  # the instances' ML storage volumes
         "Tags": version_tags(version),
     }
+    if config.serverless is None:
+        request["KmsKeyId"] = config.kms_key_arn  # the instances' ML storage volumes (serverless has none)
     if capture is not None:
         request["DataCaptureConfig"] = capture
     return request
@@ -123,12 +144,14 @@ def endpoint_config_request(config: DeployConfig, version: ModelVersion, model_n
 
 def deployment_config(config: DeployConfig) -> dict[str, Any]:
     traffic = config.traffic
-    step = {"Type": "CAPACITY_PERCENT", "Value": traffic.percent}
-    routing: dict[str, Any] = {
-        "Type": traffic.strategy.upper(),
-        "WaitIntervalInSeconds": traffic.wait_seconds,
-    }
-    routing["CanarySize" if traffic.strategy == "canary" else "LinearStepSize"] = step
+    routing: dict[str, Any] = {"WaitIntervalInSeconds": traffic.wait_seconds}
+    if config.serverless is not None:
+        # A serverless fleet has no instances to shift by capacity: all at once, watched by the same alarms.
+        routing["Type"] = "ALL_AT_ONCE"
+    else:
+        routing["Type"] = traffic.strategy.upper()
+        step = {"Type": "CAPACITY_PERCENT", "Value": traffic.percent}
+        routing["CanarySize" if traffic.strategy == "canary" else "LinearStepSize"] = step
     return {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": routing,
