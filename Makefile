@@ -15,7 +15,7 @@ export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 # `import sagemaker` probes the EC2 instance-metadata endpoint for credentials; offline there is none.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test test-long chaos lint format bench synth clean ui demo authz
+.PHONY: run test test-long chaos dashboard lint format bench synth clean ui demo authz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ chaos: $(VENV)/.dev node_modules/.installed
 # The whole lifecycle offline: train, approve, serve, drift, retrain, swap, reject, roll back (~4 minutes).
 demo: $(VENV)/.runtime
 	$(BIN)/python -m local_runner demo
+
+# The operations dashboard on 127.0.0.1:$(DASHBOARD_PORT): SOURCE=local (WORK_DIR, default .work) or aws.
+DASHBOARD_PORT ?= 8501
+dashboard: $(VENV)/.runtime
+	PYTHONPATH=. $(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer -- --source $(or $(SOURCE),local) $(if $(WORK_DIR),--work-dir $(WORK_DIR)) $(DASHBOARD_ARGS)
 
 # Who may approve, start, write models, decrypt, pass roles: read off the synthesized templates.
 authz: $(VENV)/.runtime
