@@ -15,7 +15,7 @@ export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 # `import sagemaker` probes the EC2 instance-metadata endpoint for credentials; offline there is none.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test test-long chaos dashboard lint format bench synth clean ui demo authz
+.PHONY: run test test-long chaos dashboard airflow-test airflow-test-long lint format bench synth clean ui demo authz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,22 @@ demo: $(VENV)/.runtime
 DASHBOARD_PORT ?= 8501
 dashboard: $(VENV)/.runtime
 	PYTHONPATH=. $(BIN)/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer -- --source $(or $(SOURCE),local) $(if $(WORK_DIR),--work-dir $(WORK_DIR)) $(DASHBOARD_ARGS)
+
+# The optional Airflow DAG (airflow/), in its own venv: Airflow's pins clash with ours. Not part of `make test`.
+AIRFLOW_VENV := .venv-airflow
+
+$(AIRFLOW_VENV)/.installed: airflow/requirements.txt airflow/constraints.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install --quiet -r airflow/requirements.txt -c airflow/constraints.txt
+	touch $@
+
+airflow-test: $(AIRFLOW_VENV)/.installed $(VENV)/.runtime
+	$(AIRFLOW_VENV)/bin/pytest -q airflow/tests -m "not long"
+
+# The local mode end to end through Airflow (minutes).
+airflow-test-long: $(AIRFLOW_VENV)/.installed $(VENV)/.runtime
+	$(AIRFLOW_VENV)/bin/pytest -q airflow/tests -m long
 
 # Who may approve, start, write models, decrypt, pass roles: read off the synthesized templates.
 authz: $(VENV)/.runtime

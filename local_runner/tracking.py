@@ -2,17 +2,25 @@
 
 By default the store is SQLite under the work folder (`<work>/mlflow/mlflow.db`, artifacts in
 `<work>/mlflow/artifacts`); `MLFLOW_TRACKING_URI` in the environment points the runner and its jobs at
-another store instead. The experiment is named after the pipeline. Runs:
+another store instead. The experiment is named after the pipeline and tagged as a model-development
+experiment (MLflow 3's UI would otherwise open it on its GenAI traces view). Runs:
 
 - the execution: pipeline parameters as params; the data version, the dataset input and the manifest once
   preprocessing has run; the test metrics, the execution record and the HTML report at the end;
 - one nested run per step that started (type, status, seconds, cache hit, failure reason); the container
-  jobs of a step log their own runs nested under it (the jobs get `MLFLOW_TRACKING_URI`,
-  `MLFLOW_EXPERIMENT_NAME`, `MLFLOW_PARENT_RUN_ID`, `MLFLOW_RUN_NAME` and `MLFLOW_RUN_TAGS`, see
-  `containers/rul/tracking.py`), so each tuning trial is a run under the tuning step's run; the tuning run
-  gets the objective per trial and the best trial's run is tagged `best_trial`;
-- a registered model version is mirrored into MLflow's model registry (model name = package group) with
-  the package ARN, approval status, test metrics and data version as tags.
+  job of a processing or training step logs its parameters, metrics and artifacts into that same run
+  (`MLFLOW_RUN_ID`), while each tuning trial gets a run of its own nested under the tuning step's run
+  (`MLFLOW_PARENT_RUN_ID`; the jobs also get `MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`,
+  `MLFLOW_RUN_NAME` and `MLFLOW_RUN_TAGS`, see `containers/rul/tracking.py`). One execution is thus one
+  parent run, one run per step and one per trial; the tuning run gets the objective per trial and the best
+  trial's run is tagged `best_trial`;
+- a registered model version is mirrored into MLflow's model registry (`tracking_registry`): a `pyfunc`
+  model with its signature, loadable as `models:/<group>/<version>`, tagged with the package ARN,
+  approval status, test metrics and data version. `mirror_approval` mirrors a later approval or
+  rejection and moves the `champion` alias.
+
+`python -m local_runner ui` (`make ui`) serves the MLflow UI of that store on the loopback interface, with
+MLflow's telemetry and its server job runner off.
 
 MLflow is imported and connected on a background thread started with the tracker, so the import overlaps
 the runner's own preparation. Tracking failures are echoed once and switch tracking off; they never fail
@@ -21,43 +29,42 @@ an execution.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from local_runner.object_store import ObjectStore
+from local_runner.tracking_registry import mirror_approval as mirror_approval
+from local_runner.tracking_registry import register_version
+from local_runner.tracking_runs import log_manifest, log_trials, now_ms
+from local_runner.tracking_store import (
+    STORE_DIR,
+    TELEMETRY_OFF,
+    TRACKING_URI_ENV,
+    artifact_root,
+    default_tracking_uri,
+    resolve_tracking_uri,
+)
+from local_runner.tracking_store import add_ui_parser as add_ui_parser
+from local_runner.tracking_store import run_ui as run_ui
+from local_runner.tracking_store import ui_command as ui_command
+from local_runner.tracking_store import ui_environment as ui_environment
 
 if TYPE_CHECKING:
     from local_runner.execution import ExecutionResult, StepRecord
     from local_runner.registry import ModelPackage
 
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 PARENT_RUN_ENV = "MLFLOW_PARENT_RUN_ID"
 RUN_NAME_ENV = "MLFLOW_RUN_NAME"
 RUN_TAGS_ENV = "MLFLOW_RUN_TAGS"
-STORE_DIR = "mlflow"
+RUN_ID_ENV = "MLFLOW_RUN_ID"
+# MLflow 3's UI opens an experiment without this tag on its GenAI (traces) view.
+EXPERIMENT_KIND_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 CONNECT_TIMEOUT_SECONDS = 120.0
-
-
-def default_tracking_uri(work_dir: Path) -> str:
-    return f"sqlite:///{(Path(work_dir) / STORE_DIR / 'mlflow.db').resolve()}"
-
-
-def artifact_root(work_dir: Path) -> str:
-    return (Path(work_dir) / STORE_DIR / "artifacts").resolve().as_uri()
-
-
-def resolve_tracking_uri(work_dir: Path, environ: Mapping[str, str]) -> str:
-    """`MLFLOW_TRACKING_URI` when set, else the SQLite store of the work folder."""
-    return environ.get(TRACKING_URI_ENV, "").strip() or default_tracking_uri(work_dir)
 
 
 class ExecutionTracker:
@@ -115,6 +122,7 @@ class MlflowExecutionTracker(ExecutionTracker):
         self._execution_run = ""
         self._execution_id = ""
         self._step_runs: dict[str, str] = {}
+        self._step_types: dict[str, str] = {}
         self._manifest_uri = ""  # where this execution's preprocess step (run or cached) put the manifest
         self._connect_error: BaseException | None = None
         self._connected = threading.Event()
@@ -127,11 +135,15 @@ class MlflowExecutionTracker(ExecutionTracker):
 
             client = MlflowClient(tracking_uri=self.tracking_uri)
             experiment = client.get_experiment_by_name(self.experiment_name)
-            self._experiment_id = (
-                experiment.experiment_id
-                if experiment
-                else client.create_experiment(self.experiment_name, artifact_location=self._artifact_location)
-            )
+            if experiment is None:
+                self._experiment_id = client.create_experiment(
+                    self.experiment_name, artifact_location=self._artifact_location, tags=EXPERIMENT_KIND_TAGS
+                )
+            else:
+                self._experiment_id = experiment.experiment_id
+                for key, value in EXPERIMENT_KIND_TAGS.items():
+                    if key not in experiment.tags:  # a store made before the tag was set
+                        client.set_experiment_tag(self._experiment_id, key, value)
             self._client = client
         except Exception as error:
             self._connect_error = error
@@ -194,21 +206,27 @@ class MlflowExecutionTracker(ExecutionTracker):
                 },
             )
             self._step_runs[name] = run.info.run_id
+            self._step_types[name] = step_type
 
         if self._execution_run:
             self._guarded(action, f"starting the run of step {name}")
 
     def job_environment(self, step_name: str, job_name: str) -> dict[str, str]:
-        parent = self._step_runs.get(step_name)
-        if self._failed or not parent:
+        step_run = self._step_runs.get(step_name)
+        if self._failed or not step_run:
             return {TRACKING_URI_ENV: ""}
         tags = {"step.name": step_name, "job.name": job_name, "pipeline.execution_id": self._execution_id}
+        # A trial is a run of its own under the tuning step's run; any other job logs into its step's run.
+        # The other variable is blanked so that one of the runner's own environment does not leak in.
+        trial = self._step_types.get(step_name) == "Tuning"
         return {
             TRACKING_URI_ENV: self.tracking_uri,
             EXPERIMENT_ENV: self.experiment_name,
-            PARENT_RUN_ENV: parent,
+            PARENT_RUN_ENV: step_run if trial else "",
+            RUN_ID_ENV: "" if trial else step_run,
             RUN_NAME_ENV: job_name,
             RUN_TAGS_ENV: json.dumps(tags),
+            **TELEMETRY_OFF,
         }
 
     def finish_step(self, record: StepRecord, store: ObjectStore) -> None:
@@ -223,8 +241,8 @@ class MlflowExecutionTracker(ExecutionTracker):
             if record.failure_reason:
                 tags["step.failure_reason"] = record.failure_reason[:5000]
             metrics = [
-                Metric("seconds", record.seconds, _now_ms(), 0),
-                Metric("job_seconds", record.job_seconds, _now_ms(), 0),
+                Metric("seconds", record.seconds, now_ms(), 0),
+                Metric("job_seconds", record.job_seconds, now_ms(), 0),
             ]
             self._client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
             self._client.set_terminated(run_id, "FAILED" if record.status == "Failed" else "FINISHED")
@@ -235,28 +253,12 @@ class MlflowExecutionTracker(ExecutionTracker):
         self._guarded(action, f"finishing the run of step {record.name}")
 
     def _log_manifest(self, uri: str, store: ObjectStore) -> None:
-        from mlflow.entities import Dataset, DatasetInput, InputTag
-
         from local_runner.report import read_manifest
 
         manifest = read_manifest(store, uri)
-        if manifest is None:
-            return
-        self._manifest_uri = uri
-        self._client.set_tag(self._execution_run, "data.version", manifest["version"])
-        self._client.set_tag(self._execution_run, "data.manifest_uri", uri)
-        self._client.log_dict(self._execution_run, manifest, "data/manifest.json")
-        profile = json.dumps({"rows": manifest["rows"], "units": manifest["units"]})
-        dataset = Dataset(
-            f"cmapss-{manifest['subset']}",
-            manifest["version"],
-            "s3",
-            json.dumps({"uri": uri}),
-            profile=profile,
-        )
-        self._client.log_inputs(
-            self._execution_run, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])]
-        )
+        if manifest is not None:
+            self._manifest_uri = uri
+            log_manifest(self._client, self._execution_run, uri, manifest)
 
     def finish_tuning(self, step_name: str, properties: Mapping[str, Any]) -> None:
         run_id = self._step_runs.get(step_name)
@@ -264,63 +266,16 @@ class MlflowExecutionTracker(ExecutionTracker):
             return
 
         def action() -> None:
-            from mlflow.entities import Metric
-
-            summaries = properties["TrainingJobSummaries"]
-            best = properties["BestTrainingJob"]
-            metrics = []
-            for summary in summaries:
-                objective = summary["FinalHyperParameterTuningJobObjectiveMetric"]
-                number = int(summary["TrainingJobName"].rsplit("-", 1)[-1])
-                if objective:
-                    metrics.append(Metric("trial_objective", objective["Value"], _now_ms(), number))
-            objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
-            metrics.append(Metric("best_objective", objective["Value"], _now_ms(), 0))
-            self._client.log_batch(run_id, metrics=metrics)
-            self._client.set_tag(run_id, "tuning.best_job", best["TrainingJobName"])
-            self._client.set_tag(run_id, "tuning.objective_metric", objective["MetricName"])
-            trial_runs = self._client.search_runs(
-                [self._experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", max_results=1000
-            )
-            for trial in trial_runs:
-                if trial.info.run_name == best["TrainingJobName"]:
-                    self._client.set_tag(trial.info.run_id, "best_trial", "true")
+            log_trials(self._client, self._experiment_id, run_id, properties)
 
         self._guarded(action, f"recording the trials of {step_name}")
 
     def model_registered(self, package: ModelPackage, store: ObjectStore) -> None:
         def action() -> None:
-            from local_runner.report import read_manifest
-
-            tags = {
-                "sagemaker.model_package_arn": package.arn,
-                "sagemaker.approval_status": package.approval_status,
-                "pipeline.execution_id": package.execution_id or "",
-            }
-            statistics = ((package.metrics or {}).get("ModelQuality", {}).get("Statistics", {}) or {}).get(
-                "S3Uri"
-            )
-            if statistics and store.path_for(statistics).is_file():
-                evaluation = json.loads(store.read_text(statistics))
-                for name, entry in evaluation["regression_metrics"].items():
-                    tags[f"metric.test_{name}"] = f"{entry['value']:.4f}"
-            manifest_uri = (package.customer_metadata or {}).get("DataManifestUri", "")
             # The metadata names this execution's prefix; a cached preprocess step left it elsewhere.
-            for uri in dict.fromkeys(u for u in (manifest_uri, self._manifest_uri) if u):
-                manifest = read_manifest(store, uri)
-                if manifest:
-                    tags.update({"data.manifest_uri": uri, "data.version": manifest["version"]})
-                    break
-            if not self._client.search_registered_models(f"name = '{package.group}'"):
-                self._client.create_registered_model(
-                    package.group, description="Mirror of the SageMaker model package group"
-                )
-            version = self._client.create_model_version(
-                package.group,
-                package.model_data_url,
-                run_id=self._execution_run or None,
-                tags=tags,
-                description=f"SageMaker model package {package.arn}",
+            manifests = ((package.customer_metadata or {}).get("DataManifestUri", ""), self._manifest_uri)
+            version = register_version(
+                self._client, self._experiment_id, self._execution_run, package, store, manifests, self.echo
             )
             self.echo(f"mlflow: registered model {package.group} version {version.version}")
 
@@ -337,12 +292,12 @@ class MlflowExecutionTracker(ExecutionTracker):
 
             evaluation = read_evaluation(result, store)
             metrics = [
-                Metric("seconds", result.seconds, _now_ms(), 0),
-                Metric("job_seconds", result.job_seconds, _now_ms(), 0),
+                Metric("seconds", result.seconds, now_ms(), 0),
+                Metric("job_seconds", result.job_seconds, now_ms(), 0),
             ]
             if evaluation:
                 metrics += [
-                    Metric(f"test_{name}", entry["value"], _now_ms(), 0)
+                    Metric(f"test_{name}", entry["value"], now_ms(), 0)
                     for name, entry in evaluation["regression_metrics"].items()
                 ]
                 self._client.set_tag(self._execution_run, "gate.passed", str(evaluation["gate"]["passed"]))
@@ -367,10 +322,6 @@ class MlflowExecutionTracker(ExecutionTracker):
         }
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def make_tracker(
     work_dir: Path,
     experiment_name: str,
@@ -386,44 +337,3 @@ def make_tracker(
     if location:
         (Path(work_dir) / STORE_DIR).mkdir(parents=True, exist_ok=True)
     return MlflowExecutionTracker(uri, experiment_name, location, echo)
-
-
-# -- the `ui` verb ------------------------------------------------------------------------------------------
-def add_ui_parser(verbs: argparse._SubParsersAction) -> None:
-    ui = verbs.add_parser("ui", help="start the MLflow UI on localhost for the tracked executions")
-    ui.add_argument("--work-dir", type=Path, default=Path(".work"))
-    ui.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: localhost only)")
-    ui.add_argument("--port", type=int, default=5000)
-
-
-def ui_command(work_dir: Path, host: str, port: int, environ: Mapping[str, str]) -> list[str]:
-    """The `mlflow ui` command line for the store the runner tracks into."""
-    return [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        resolve_tracking_uri(work_dir, environ),
-        "--default-artifact-root",
-        artifact_root(work_dir),
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-
-
-def run_ui(args: argparse.Namespace) -> int:
-    uri = resolve_tracking_uri(args.work_dir, os.environ)
-    if (
-        uri == default_tracking_uri(args.work_dir)
-        and not (Path(args.work_dir) / STORE_DIR / "mlflow.db").is_file()
-    ):
-        print(f"no MLflow store in {args.work_dir}: run `python -m local_runner run` first", file=sys.stderr)
-        return 1
-    print(f"MLflow UI of {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
-    try:
-        return subprocess.call(ui_command(args.work_dir, args.host, args.port, os.environ))
-    except KeyboardInterrupt:
-        return 0

@@ -1,17 +1,24 @@
 """MLflow tracking: off without MLFLOW_TRACKING_URI, container runs when it is set, and a local run's store.
 
-The container tests run the scripts in-process against a SQLite store in a temporary folder; the
-end-to-end test runs the main job once on small synthetic data and reads the runner's store back.
+The container tests run the scripts in-process against a SQLite store in a temporary folder; the runner's
+hooks, the registry mirror and the approval mirror are tested on one module-scoped SQLite store; the
+end-to-end tests run the main job once on small synthetic data (tiny trials) and read the runner's store
+back: one run per step and per trial, the experiment's kind, and the registered version loaded from MLflow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
+import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -20,13 +27,37 @@ import preprocess
 import train
 from local_runner.__main__ import main as cli_main
 from local_runner.main_job import MainJobOptions, run_main_job
-from local_runner.tracking import ExecutionTracker, default_tracking_uri, make_tracker, ui_command
+from local_runner.object_store import ObjectStore
+from local_runner.registry import APPROVED, PENDING, REJECTED, ModelPackage
+from local_runner.tracking import (
+    EXPERIMENT_KIND_TAGS,
+    ExecutionTracker,
+    MlflowExecutionTracker,
+    default_tracking_uri,
+    make_tracker,
+    mirror_approval,
+    ui_command,
+    ui_environment,
+)
+from local_runner.tracking_model import MODEL_DIR_ARTIFACT
+from local_runner.tracking_pyfunc import MODEL_DIR_ARTIFACT as PYFUNC_MODEL_DIR_ARTIFACT
+from local_runner.tracking_registry import register_version
 from rul.contract import run_entrypoint
+from rul.data import COLUMNS, read_trajectories
+from rul.inference import load_model, predict
 from rul.tracking import Tracker, tracked_run, tracker_from_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FAST_HPS = {"feature_set": '"stats"', "ensemble_size": "2", "max_iter": "30", "validation_draws": "2"}
 FAST = {"MaxTuningJobs": 2, "MaxParallelTuningJobs": 1}
+TINY = {
+    "static_hyperparameters": (
+        ("feature_set", "stats"),
+        ("ensemble_size", "1"),
+        ("max_iter", "40"),
+        ("validation_draws", "2"),
+    )
+}
 
 
 # -- the containers' side ------------------------------------------------------------------------------------
@@ -50,9 +81,18 @@ def test_a_blank_or_absent_uri_gives_the_no_op_tracker():
     assert type(tracker_from_environment("x", {"MLFLOW_TRACKING_URI": "  "})) is Tracker
 
 
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory) -> Path:
+    """A SQLite file holding MLflow's tables, made once: a copy costs far less than creating the tables."""
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(tmp_path, monkeypatch, empty_store):
     """A SQLite store with an experiment and a parent run; the MLFLOW_* variables point the jobs at it."""
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.create_experiment("jobs", artifact_location=(tmp_path / "artifacts").as_uri())
@@ -146,6 +186,48 @@ def test_a_tracked_block_that_raises_still_closes_the_run(store, monkeypatch):
     assert run.info.status == "FAILED" and run.data.metrics == {"before": 1.0}
 
 
+def test_a_job_given_a_run_id_logs_into_that_run_and_leaves_its_status_to_its_owner(store, monkeypatch):
+    client, experiment, parent = store
+    step_run = client.create_run(experiment, run_name="Step").info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", step_run)
+    with tracked_run("train") as tracker:
+        tracker.log_params({"max_iter": 30})
+        tracker.log_metrics({"validation_rmse": 12.5})
+    assert tracker.run_id == step_run
+    runs = client.search_runs([experiment])
+    assert sorted(run.info.run_id for run in runs) == sorted([parent, step_run])
+    run = client.get_run(step_run)
+    assert run.info.status == "RUNNING" and run.data.params == {"max_iter": "30"}
+    assert run.data.metrics == {"validation_rmse": 12.5} and run.data.tags["step.name"] == "Step"
+
+
+def test_each_instance_of_a_multi_instance_job_gets_its_own_run_under_the_given_one(
+    store, tmp_path, monkeypatch
+):
+    client, experiment, parent = store
+    config = tmp_path / "opt_ml" / "config"
+    config.mkdir(parents=True)
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    )
+    monkeypatch.setenv("MLFLOW_RUN_ID", parent)
+    monkeypatch.setenv("MLFLOW_RUN_NAME", "preprocess-job")
+    with tracked_run("preprocess") as tracker:
+        tracker.log_params({"host": "algo-2"})
+    run = child_run(client, experiment, parent, "preprocess-job-algo-2")
+    assert run.info.status == "FINISHED" and run.data.params == {"host": "algo-2"}
+
+
+def test_an_experiment_a_job_creates_is_a_model_development_experiment(store, monkeypatch):
+    client, _, _ = store
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "made-by-a-job")
+    monkeypatch.delenv("MLFLOW_PARENT_RUN_ID")
+    with tracked_run("train"):
+        pass
+    experiment = client.get_experiment_by_name("made-by-a-job")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 # -- the runner's side ---------------------------------------------------------------------------------------
 def test_the_runner_tracker_off_blanks_the_jobs_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere.db")
@@ -165,13 +247,110 @@ def test_the_ui_verb_points_mlflow_at_the_work_store(tmp_path, monkeypatch, caps
     assert "run `python -m local_runner run` first" in capsys.readouterr().err
 
 
+def test_the_ui_runs_with_telemetry_and_the_job_runner_off_on_loopback_only(tmp_path, monkeypatch, capsys):
+    environment = ui_environment({"PATH": "/bin", "MLFLOW_DISABLE_TELEMETRY": "false"})
+    assert environment == {
+        "PATH": "/bin",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "mlflow").mkdir()
+    (tmp_path / "mlflow" / "mlflow.db").write_bytes(b"")
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda command, env: calls.append((command, env)) or 0)
+    assert cli_main(["ui", "--work-dir", str(tmp_path)]) == 0
+    [(command, env)] = calls
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false" and env["DO_NOT_TRACK"] == "true"
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["ui", "--work-dir", str(tmp_path), "--host", "0.0.0.0"])
+    assert exit_info.value.code == 2 and "not a loopback address" in capsys.readouterr().err
+    with pytest.raises(Exception, match="not a loopback address"):
+        ui_command(tmp_path, "192.0.2.1", 5000, {})
+
+
+@pytest.fixture(scope="module")
+def runner_store(tmp_path_factory, empty_store):
+    """One SQLite store for the runner-side unit tests; each test uses its own experiment or model name."""
+    folder = tmp_path_factory.mktemp("runner-store")
+    shutil.copy(empty_store, folder / "mlflow.db")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return uri, MlflowClient(uri), folder
+
+
+def test_a_step_job_logs_into_the_step_run_and_a_trial_nests_under_the_tuning_run(runner_store):
+    uri, client, _ = runner_store
+    old = client.create_experiment("made-before-the-kind-tag")
+    lines = []
+    tracker = MlflowExecutionTracker(uri, "made-before-the-kind-tag", echo=lines.append)
+    tracker.start_execution("exec-1", "pipeline", {"MaxTuningJobs": 2})
+    tracker.start_step("PreprocessData", "Processing")
+    tracker.start_step("TuneModel", "Tuning")
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = {run.info.run_name: run.info.run_id for run in client.search_runs([old])}
+    job = tracker.job_environment("PreprocessData", "exec-1-PreprocessData")
+    assert job["MLFLOW_RUN_ID"] == runs["PreprocessData"] and job["MLFLOW_PARENT_RUN_ID"] == ""
+    assert job["MLFLOW_DISABLE_TELEMETRY"] == "true" and job["MLFLOW_TRACKING_URI"] == uri
+    trial = tracker.job_environment("TuneModel", "exec-1-TuneModel-001")
+    assert trial["MLFLOW_PARENT_RUN_ID"] == runs["TuneModel"] and trial["MLFLOW_RUN_ID"] == ""
+    assert trial["MLFLOW_RUN_NAME"] == "exec-1-TuneModel-001" and not lines
+
+
+def package(group: str, version: int, status: str = PENDING, reason: str = "") -> ModelPackage:
+    arn = f"arn:aws:sagemaker:us-east-1:000000000000:model-package/{group}/{version}"
+    return ModelPackage(
+        group, version, arn, status, f"s3://bucket/{group}/{version}/model.tar.gz", "image", None, None,
+        None, "exec", "2026-12-03T00:00:00", "2026-12-03T00:00:00", reason,
+    )  # fmt: skip
+
+
+def test_approvals_are_mirrored_and_the_champion_alias_follows_the_newest_approved_version(runner_store):
+    uri, client, folder = runner_store
+    store = ObjectStore(folder / "s3")
+    for version in (1, 2):  # no run: registered without a pyfunc model, pointing at the artifact
+        register_version(client, "0", "", package("fleet", version), store, [], echo=print)
+    lines = []
+
+    def mirror(version, status, reason=""):
+        assert mirror_approval(uri, package("fleet", version, status, reason), echo=lines.append) == lines[-1]
+        champion = client.get_registered_model("fleet").aliases.get("champion")
+        return None if champion is None else str(champion), client.get_model_version("fleet", str(version))
+
+    champion, mirrored = mirror(1, APPROVED, "good enough")
+    assert champion == "1" and mirrored.tags["sagemaker.approval_status"] == APPROVED
+    assert mirrored.tags["sagemaker.approval_description"] == "good enough"
+    assert "Approved: good enough" in mirrored.description
+    assert mirror(2, APPROVED)[0] == "2"
+    champion, mirrored = mirror(2, REJECTED, "drifts")
+    assert champion == "1" and mirrored.tags["sagemaker.approval_status"] == REJECTED
+    assert str(client.get_model_version_by_alias("fleet", "champion").version) == "1"
+    champion, mirrored = mirror(1, REJECTED)
+    assert champion is None and "sagemaker.approval_description" not in mirrored.tags
+    assert lines[-1] == "mlflow: fleet version 1 is Rejected; alias champion -> no version"
+
+
+def test_mirroring_an_approval_without_a_mirror_or_a_store_changes_nothing(runner_store, tmp_path):
+    uri = runner_store[0]
+    lines = []
+    assert "nothing to update" in mirror_approval(uri, package("unknown", 1, APPROVED), echo=lines.append)
+    assert mirror_approval(tmp_path, package("fleet", 1, APPROVED), echo=lines.append) is None
+    assert not (tmp_path / "mlflow").exists()
+    (tmp_path / "a-file").write_text("")
+    broken = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
+    assert "failed" in mirror_approval(broken, package("fleet", 1, APPROVED), echo=lines.append)
+    assert len(lines) == 2
+
+
 @pytest.fixture(scope="module")
 def tracked_run_of_the_main_job(tmp_path_factory, synthetic_dir):
     work = tmp_path_factory.mktemp("tracked")
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         workspace, result = run_main_job(
-            MainJobOptions(work_dir=work, data_dir=synthetic_dir, parameters=FAST), echo=lambda line: None
+            MainJobOptions(work_dir=work, data_dir=synthetic_dir, parameters=FAST, config_overrides=TINY),
+            echo=lambda line: None,
         )
     assert result.status == "Succeeded", result.failure_reason
     client = MlflowClient(default_tracking_uri(work))
@@ -221,8 +400,23 @@ def test_a_local_run_leaves_nested_runs_and_metrics_in_the_sqlite_store(tracked_
     assert [t.info.run_name for t in trials if t.data.tags.get("best_trial") == "true"] == [best]
     assert all(len(client.get_metric_history(t.info.run_id, "member_1_rmse")) > 10 for t in trials)
     for step in ("PreprocessData", "EvaluateModel"):
-        jobs = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{steps[step].info.run_id}'")
-        assert [job.info.run_name for job in jobs] == [f"{result.execution_id}-{step}"]
+        assert not client.search_runs([experiment], f"tags.mlflow.parentRunId = '{steps[step].info.run_id}'")
+        assert steps[step].data.tags["job.name"] == f"{result.execution_id}-{step}"
+    assert (
+        steps["PreprocessData"].data.metrics["train_units"] > 0
+        and "seed" in steps["PreprocessData"].data.params
+    )
+    assert steps["EvaluateModel"].data.metrics["test_rmse"] == execution.data.metrics["test_rmse"]
+
+
+@pytest.mark.slow
+def test_one_execution_is_one_parent_run_one_run_per_step_and_one_per_trial(tracked_run_of_the_main_job):
+    _, _, result, client, experiment = tracked_run_of_the_main_job
+    ran = [step.name for step in result.steps if step.status != "NotExecuted"]
+    runs = client.search_runs([experiment], max_results=1000)
+    assert len(runs) == 1 + len(ran) + FAST["MaxTuningJobs"], sorted(run.info.run_name for run in runs)
+    assert client.get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert EXPERIMENT_KIND_TAGS == {"mlflow.experimentKind": "custom_model_development"}
 
 
 @pytest.mark.slow
@@ -236,7 +430,89 @@ def test_the_registered_version_names_its_data_in_both_registries(tracked_run_of
     tags = versions[0].tags
     assert tags["sagemaker.model_package_arn"] == package.arn
     assert tags["data.version"] == manifest["version"] and tags["data.manifest_uri"] == manifest_uri
-    assert float(tags["metric.test_rmse"]) > 0 and versions[0].source == package.model_data_url
+    assert float(tags["metric.test_rmse"]) > 0 and tags["sagemaker.model_data_url"] == package.model_data_url
+
+
+LOAD_AND_PREDICT = """
+import sys, mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+model.predict(pd.read_pickle(sys.argv[2])).to_pickle(sys.argv[3])
+print(",".join(model.metadata.get_input_schema().input_names()))
+"""
+
+
+def registered_model_and_rows(tracked_run_of_the_main_job, synthetic_dir, folder: Path):
+    """The models:/ URI of the registered version, the project's own prediction and the rows it is of."""
+    _, workspace, _, client, _ = tracked_run_of_the_main_job
+    package = workspace.registry.list(workspace.config.model_package_group_name)[0]
+    version = client.search_model_versions(f"name = '{package.group}'")[0]
+    with tarfile.open(workspace.store.path_for(package.model_data_url)) as bundle:
+        bundle.extractall(folder / "model", filter="data")
+    rows = read_trajectories(synthetic_dir / "test_FD001.txt")
+    rows = rows[rows["unit"] <= 3].reset_index(drop=True)
+    expected = predict(load_model(folder / "model"), rows).frame
+    return f"models:/{package.group}/{version.version}", expected, rows
+
+
+@pytest.mark.slow
+def test_the_registered_version_loads_from_mlflow_and_predicts_like_the_project(
+    tracked_run_of_the_main_job, synthetic_dir, tmp_path, monkeypatch
+):
+    work = tracked_run_of_the_main_job[0]
+    uri, expected, rows = registered_model_and_rows(tracked_run_of_the_main_job, synthetic_dir, tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", default_tracking_uri(work))
+    assert mlflow.get_tracking_uri() == default_tracking_uri(work)  # no global URI set by another test
+    loaded = mlflow.pyfunc.load_model(uri)
+    assert loaded.metadata.get_input_schema().input_names() == list(COLUMNS)
+    assert "predicted_rul" in loaded.metadata.get_output_schema().input_names()
+    pd.testing.assert_frame_equal(loaded.predict(rows), expected)
+    assert len(expected) == 3 and MODEL_DIR_ARTIFACT == PYFUNC_MODEL_DIR_ARTIFACT
+
+
+LOAD_AND_PREDICT = """
+import sys, mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+model.predict(pd.read_pickle(sys.argv[2])).to_pickle(sys.argv[3])
+"""
+
+
+@pytest.mark.long
+def test_the_registered_version_loads_in_a_process_outside_the_project(
+    tracked_run_of_the_main_job, synthetic_dir, tmp_path
+):
+    work = tracked_run_of_the_main_job[0]
+    uri, expected, rows = registered_model_and_rows(tracked_run_of_the_main_job, synthetic_dir, tmp_path)
+    rows.to_pickle(tmp_path / "rows.pkl")
+    # No PYTHONPATH and another folder: `rul` must come with the model.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}
+    env.update(MLFLOW_TRACKING_URI=default_tracking_uri(work), MLFLOW_DISABLE_TELEMETRY="true")
+    arguments = [uri, str(tmp_path / "rows.pkl"), str(tmp_path / "predictions.pkl")]
+    command = [sys.executable, "-c", LOAD_AND_PREDICT, *arguments]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / "predictions.pkl"), expected)
+
+
+@pytest.mark.slow
+def test_an_approval_of_the_registered_version_moves_the_champion_alias(
+    tracked_run_of_the_main_job, monkeypatch
+):
+    work, workspace, _, client, _ = tracked_run_of_the_main_job
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the work folder's own store
+    package = workspace.registry.list(workspace.config.model_package_group_name)[0]
+    assert (
+        client.search_model_versions(f"name = '{package.group}'")[0].tags["sagemaker.approval_status"]
+        == PENDING
+    )
+    approved = dataclasses.replace(package, approval_status=APPROVED, approval_description="checked")
+    assert "alias champion -> version 1" in mirror_approval(work, approved, echo=lambda line: None)
+    assert (
+        client.get_model_version_by_alias(package.group, "champion").tags["sagemaker.approval_status"]
+        == APPROVED
+    )
+    rejected = dataclasses.replace(package, approval_status=REJECTED)
+    mirror_approval(work, rejected, echo=lambda line: None)
+    assert "champion" not in client.get_registered_model(package.group).aliases
 
 
 @pytest.mark.slow

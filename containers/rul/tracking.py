@@ -1,11 +1,15 @@
 """Optional MLflow tracking of a container job: parameters, metrics by step, final metrics and artifacts.
 
 Tracking is on only when `MLFLOW_TRACKING_URI` is set; otherwise `tracked_run` yields a `Tracker` whose
-methods do nothing, and MLflow is never imported (the SageMaker image need not have it). When on, the run
-goes into the experiment `MLFLOW_EXPERIMENT_NAME` (MLflow's default experiment when unset), is named by
-`MLFLOW_RUN_NAME` (else the script's name), nests under `MLFLOW_PARENT_RUN_ID` when given, and gets the
-tags of the JSON object in `MLFLOW_RUN_TAGS`. The local runner sets all of them; a SageMaker job gets them
-from its `Environment`.
+methods do nothing, and MLflow is never imported (the SageMaker image need not have it). When on, the job
+logs into the existing run `MLFLOW_RUN_ID` when given (the local runner's run of the job's step, so a step
+is one run; the run's owner ends it, the job leaves its status alone; on a multi-instance job each
+instance gets a run of its own nested under that one instead, since their parameters differ). Otherwise it
+starts a run in the experiment `MLFLOW_EXPERIMENT_NAME` (MLflow's default experiment when unset; created
+as a model-development experiment when missing), named by `MLFLOW_RUN_NAME` (else the script's name),
+nested under `MLFLOW_PARENT_RUN_ID` when given (a tuning trial under its tuning step's run). Either way the
+run gets the tags of the JSON object in `MLFLOW_RUN_TAGS`. The local runner sets these variables; a
+SageMaker job gets them from its `Environment`.
 
 MLflow is imported, connected to and written to on a background thread: the job starts its work at once
 and logging never blocks it (metrics are sent in batches); `close` waits for the queue to drain. Tracking
@@ -30,6 +34,10 @@ EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 PARENT_RUN_ENV = "MLFLOW_PARENT_RUN_ID"
 RUN_NAME_ENV = "MLFLOW_RUN_NAME"
 RUN_TAGS_ENV = "MLFLOW_RUN_TAGS"
+RUN_ID_ENV = "MLFLOW_RUN_ID"
+# MLflow 3's UI opens an experiment without this tag on its GenAI (traces) view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 # MLflow's own limits: 1000 metrics and 100 params per log_batch call, 6000 characters per param value.
 _METRICS_PER_BATCH = 1000
 _PARAMS_PER_BATCH = 100
@@ -93,14 +101,18 @@ class MlflowTracker(Tracker):
         experiment_name: str | None = None,
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
+        run_id: str | None = None,
     ):
         self._queue: queue.Queue = queue.Queue()
         self._run_id: str | None = None
+        self._resumed = bool(run_id)  # a run someone else started: they end it
         self._ready = threading.Event()
         self._failed = False
+        target = _resume_run if run_id else _start_run
+        details = run_id if run_id else (run_name, experiment_name, parent_run_id)
         self._thread = threading.Thread(
             target=self._work,
-            args=(tracking_uri, run_name, experiment_name, parent_run_id, dict(tags or {})),
+            args=(target, tracking_uri, details, dict(tags or {})),
             name="mlflow-tracking",
             daemon=True,
         )
@@ -141,10 +153,10 @@ class MlflowTracker(Tracker):
             _log(f"mlflow: tracking did not finish within {CLOSE_TIMEOUT_SECONDS:.0f}s; the rest is dropped")
 
     # -- the background thread ------------------------------------------------------------------------------
-    def _work(self, uri, run_name, experiment_name, parent_run_id, tags) -> None:
+    def _work(self, target, uri, details, tags) -> None:
         client = None
         try:
-            client, self._run_id = _start_run(uri, run_name, experiment_name, parent_run_id, tags)
+            client, self._run_id = target(uri, details, tags)
         except Exception as error:  # a tracking store that cannot be reached must not fail the job
             self._disable(f"cannot start a run at {uri}: {type(error).__name__}: {error}")
         finally:
@@ -157,7 +169,7 @@ class MlflowTracker(Tracker):
             if not self._failed:
                 try:
                     _apply(client, self._run_id, [op for op in operations if op[0] != "close"])
-                    if closing is not None:
+                    if closing is not None and not self._resumed:
                         client.set_terminated(self._run_id, status=closing)
                 except Exception as error:
                     self._disable(f"logging to run {self._run_id} failed: {type(error).__name__}: {error}")
@@ -169,25 +181,40 @@ class MlflowTracker(Tracker):
         _log(f"mlflow: {reason}; tracking is off for the rest of this job")
 
 
-def _start_run(uri, run_name, experiment_name, parent_run_id, tags):
+def _experiment_id(client, experiment_name: str | None) -> str:
+    if not experiment_name:
+        return "0"
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(experiment_name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    except Exception:  # another job created it in the meantime
+        return client.get_experiment_by_name(experiment_name).experiment_id
+
+
+def _start_run(uri, details, tags):
     from mlflow.tracking import MlflowClient
 
+    run_name, experiment_name, parent_run_id = details
     client = MlflowClient(tracking_uri=uri)
-    experiment_id = "0"
-    if experiment_name:
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is None:
-            try:
-                experiment_id = client.create_experiment(experiment_name)
-            except Exception:  # another job created it in the meantime
-                experiment_id = client.get_experiment_by_name(experiment_name).experiment_id
-        else:
-            experiment_id = experiment.experiment_id
+    experiment_id = _experiment_id(client, experiment_name)
     run_tags = {"mlflow.source.type": "JOB", "mlflow.source.name": run_name, **tags}
     if parent_run_id:
         run_tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
     return client, run.info.run_id
+
+
+def _resume_run(uri, run_id, tags):
+    from mlflow.entities import RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    client.get_run(run_id)  # a run that does not exist fails here, not at the first metric
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    return client, run_id
 
 
 def _apply(client, run_id: str, operations: list[tuple[str, Any]]) -> None:
@@ -251,13 +278,35 @@ def tracker_from_environment(script: str, environ: Mapping[str, str] | None = No
     if not isinstance(tags, dict):
         _log(f"mlflow: {RUN_TAGS_ENV} is not a JSON object; its tags are ignored")
         tags = {}
+    run_name = environ.get(RUN_NAME_ENV) or script
+    parent_run_id = environ.get(PARENT_RUN_ENV) or None
+    run_id = environ.get(RUN_ID_ENV, "").strip() or None
+    if run_id:
+        host, count = _instance(environ)
+        if count > 1:
+            run_name, parent_run_id, run_id = f"{run_name}-{host}", run_id, None
     return MlflowTracker(
         uri,
-        environ.get(RUN_NAME_ENV) or script,
+        run_name,
         experiment_name=environ.get(EXPERIMENT_ENV) or None,
-        parent_run_id=environ.get(PARENT_RUN_ENV) or None,
+        parent_run_id=parent_run_id,
         tags={str(k): str(v) for k, v in tags.items()},
+        run_id=run_id,
     )
+
+
+def _instance(environ: Mapping[str, str]) -> tuple[str, int]:
+    """This instance's host name and the job's instance count, from the SageMaker resource config."""
+    from rul.contract import base_dir
+
+    base = base_dir(environ)
+    for path in (base / "config" / "resourceconfig.json", base / "input" / "config" / "resourceconfig.json"):
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        return str(config.get("current_host", "algo-1")), max(1, len(config.get("hosts") or []))
+    return "algo-1", 1
 
 
 @contextmanager
