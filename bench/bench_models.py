@@ -1,16 +1,19 @@
-"""Benchmark of the model families: k-fold cross-validation by whole units, official-style test cuts.
+"""Benchmark of the production model: k-fold cross-validation by whole units, then fit cost by fleet size.
 
-For each subset, units are dealt into k folds by a hash of the unit number. Each fold trains on the other
-folds (15% of those units held back for early stopping and the ensemble's progress line), cuts every
-held-out unit at a random cycle drawn like the official test set's (at least the window length kept, true
-RUL at most the subset's official maximum), predicts the RUL at the cut and compares it with the true,
-uncapped RUL. Each fold runs in a fresh process so that its peak memory is its own.
+For each subset, units are dealt into k folds by a hash of the unit number. Each fold fits the model to
+register (`rul.models.fit_final_predictor`: 15% of the other folds' units calibrate the prediction
+intervals, then a refit on all of them), cuts every held-out unit at a random cycle drawn like the official
+test set's (at least the window length kept, true RUL at most the subset's official maximum), predicts
+the RUL and its interval at the cut and compares them with the true, uncapped RUL. Each fold runs in a
+fresh process so that its peak memory is its own.
 
-Prints one line per subset and family: mean and spread over folds of RMSE (uncapped and capped truth) and
-of the PHM08 score per 100 units (the official test sets have ~100 units per 100), the fit time, the peak
-memory and the inference time per unit.
+Prints per subset and family the mean and spread over folds of RMSE (uncapped and capped truth), the
+PHM08 score per 100 units, the coverage and mean width of the intervals, the fit time and peak memory.
+Then, unless `--fleet-sizes` is empty, the fit time and peak memory of the same final fit on synthetic
+fleets of growing size, each in a child process stopped after `--fleet-timeout` seconds. `--markdown`
+writes both tables as the README's benchmark block.
 
-    python bench/bench_models.py --subsets FD001 FD004 --families gbm cnn lstm --folds 5 --synthetic
+    python bench/bench_models.py --subsets FD001 FD004 --hp FD004:rul_cap=130 --markdown bench.md
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import multiprocessing
 import resource
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,11 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Largest true RUL at the cut in each official test set (data/cmapss/README.md).
 MAX_TEST_RUL = {"FD001": 145, "FD002": 194, "FD003": 145, "FD004": 195, "SYNTHETIC": 150}
+CALIBRATION_SHARE = 0.15
+HEADER = (
+    f"{'subset':<9} {'model':<5} {'RMSE':>11} {'RMSE capped':>11} {'score/100u':>11} "
+    f"{'coverage %':>10} {'width':>6} {'fit s':>6} {'peak MB':>7}"
+)
 
 
 def load_training_units(subset: str, data_dir: Path):
@@ -39,12 +48,23 @@ def load_training_units(subset: str, data_dir: Path):
     return read_trajectories(data_dir / f"train_{subset}.txt")
 
 
+def split_rest(rest, seed: int):
+    """The other folds' units: (training units, calibration units) by a hash of the unit."""
+    from rul.splits import unit_uniform
+
+    calibration = rest["unit"].map(
+        lambda unit: unit_uniform(unit, seed, "early-stopping") < CALIBRATION_SHARE
+    )
+    return rest[~calibration].reset_index(drop=True), rest[calibration].reset_index(drop=True)
+
+
 def run_fold(job: dict) -> dict:
-    """Train on all folds but one and score the cut units of the held-out fold (runs in a child process)."""
+    """Fit on all folds but one and score the cut units of the held-out fold (runs in a child process)."""
     sys.path.insert(0, str(PROJECT_ROOT / "containers"))
     from rul.hyperparameters import Hyperparameters
+    from rul.intervals import coverage
     from rul.metrics import phm08_score, rmse
-    from rul.models import fit_predictor
+    from rul.models import fit_final_predictor
     from rul.splits import CutProtocol, cut_units, unit_uniform
 
     frame = load_training_units(job["subset"], Path(job["data_dir"]))
@@ -53,97 +73,232 @@ def run_fold(job: dict) -> dict:
         unit: int(unit_uniform(unit, job["seed"], "fold") * job["folds"]) for unit in frame["unit"].unique()
     }
     folds = frame["unit"].map(fold_of)
-    held_out = frame[folds == job["fold"]]
-    rest = frame[folds != job["fold"]]
-    early = rest["unit"].map(lambda unit: unit_uniform(unit, job["seed"], "early-stopping") < 0.15)
+    train, calibration = split_rest(frame[folds != job["fold"]], job["seed"])
     started = time.perf_counter()
-    predictor = fit_predictor(rest[~early].reset_index(drop=True), rest[early].reset_index(drop=True), hp)
+    predictor = fit_final_predictor(train, calibration, None, hp)
     fit_seconds = time.perf_counter() - started
     protocol = CutProtocol(min_cycles=hp.window, max_rul=MAX_TEST_RUL[job["subset"]])
-    cut, truth = cut_units(held_out, job["seed"] + job["fold"], protocol)
-    started = time.perf_counter()
+    cut, truth = cut_units(frame[folds == job["fold"]], job["seed"] + job["fold"], protocol)
     predicted = predictor.predict_last(cut).merge(truth, on="unit")
-    infer_ms = (time.perf_counter() - started) * 1000 / len(predicted)
     y_true, y_pred = predicted["rul"].to_numpy(float), predicted["predicted_rul"].to_numpy()
+    lower, upper = predicted["rul_lower"].to_numpy(), predicted["rul_upper"].to_numpy()
     return {
         "rmse": rmse(y_true, y_pred),
         "rmse_capped": rmse(np.minimum(y_true, hp.rul_cap), y_pred),
         "score_per_100": phm08_score(y_true, y_pred) * 100 / len(y_true),
+        "coverage": 100 * coverage(y_true, lower, upper),
+        "width": float(np.mean(upper - lower)),
         "fit_seconds": fit_seconds,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "infer_ms_per_unit": infer_ms,
         "units": len(y_true),
     }
+
+
+def fleet_fit(job: dict, results) -> None:
+    """Fit the final model to a synthetic fleet of `units` units; its cost goes to `results` (a child)."""
+    sys.path.insert(0, str(PROJECT_ROOT / "containers"))
+    from rul.hyperparameters import Hyperparameters
+    from rul.models import fit_final_predictor
+    from rul.synthetic import SyntheticSpec, generate
+
+    frame = generate(SyntheticSpec(n_train_units=job["units"], n_test_units=1, seed=job["seed"])).train
+    train, calibration = split_rest(frame, job["seed"])
+    started = time.perf_counter()
+    fit_final_predictor(train, calibration, None, Hyperparameters.from_dict(job["hyperparameters"]))
+    results.put(
+        {
+            "fit_seconds": time.perf_counter() - started,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rows": len(frame),
+        }
+    )
+
+
+def fleet_curve(sizes: list[int], hyperparameters: dict, seed: int, timeout: float) -> list[dict]:
+    """One child process per fleet size; a fit still running after `timeout` seconds is stopped."""
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for units in sizes:
+        results = context.Queue()
+        job = {"units": units, "seed": seed, "hyperparameters": hyperparameters}
+        child = context.Process(target=fleet_fit, args=(job, results))
+        child.start()
+        child.join(timeout)
+        if child.is_alive():
+            child.terminate()
+            child.join()
+            rows.append({"units": units, "status": f"stopped after {timeout:.0f} s"})
+        elif child.exitcode != 0:
+            rows.append({"units": units, "status": f"failed (exit code {child.exitcode})"})
+        else:
+            rows.append({"units": units, "status": "ok", **results.get(timeout=10)})
+        print(f"  fleet of {units} units: {fleet_line(rows[-1])}", flush=True)
+    return rows
+
+
+def fleet_line(row: dict) -> str:
+    if row["status"] != "ok":
+        return f"{row['units']:>6} {row['status']}"
+    return f"{row['units']:>6} {row['rows']:>9} {row['fit_seconds']:>7.1f} {row['peak_mb']:>8.0f}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "cmapss")
-    parser.add_argument("--subsets", nargs="+", default=["FD001", "FD004"])
-    parser.add_argument("--families", nargs="+", default=["gbm", "cnn", "lstm"])
+    parser.add_argument("--subsets", nargs="*", default=["FD001", "FD002", "FD003", "FD004"])
+    parser.add_argument("--families", nargs="+", default=["gbm"])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--synthetic", action="store_true", help="also run the synthetic default")
     parser.add_argument(
-        "--hp", action="append", default=[], metavar="NAME=VALUE", help="extra hyperparameter"
+        "--hp",
+        action="append",
+        default=[],
+        metavar="[SUBSET:]NAME=VALUE",
+        help="extra hyperparameter, for every subset or (SUBSET:) one",
     )
+    parser.add_argument("--fleet-sizes", nargs="*", type=int, default=[100, 400, 1600, 6400])
+    parser.add_argument("--fleet-timeout", type=float, default=900.0, help="seconds per fleet size")
     parser.add_argument("--json", type=Path, help="also write every fold's figures to this file")
+    parser.add_argument("--markdown", type=Path, help="also write the README benchmark block here")
+    parser.add_argument(
+        "--render", nargs="+", type=Path, metavar="JSON", help="only print (and --markdown) saved --json runs"
+    )
     return parser.parse_args(argv)
 
 
-def summary_line(subset: str, family: str, results: list[dict]) -> str:
+def rendered_runs(paths: list[Path]) -> tuple[list[str], list[dict], int]:
+    """Summary lines and fleet rows of runs saved with `--json` (several runs may be merged)."""
+    lines, fleet, groups, folds = [HEADER], [], {}, 0
+    for path in paths:
+        saved = json.loads(path.read_text())
+        fleet += saved["fleet"]
+        for record in saved["folds"]:
+            settings = json.dumps(record["hyperparameters"], sort_keys=True)
+            groups.setdefault((record["subset"], settings), []).append(record)
+            folds = record["folds"]
+    for (subset, _), records in groups.items():
+        hp = records[0]["hyperparameters"]
+        label = " ".join(f"{k}={v}" for k, v in hp.items() if k not in ("model_family", "cut_max_rul"))
+        lines.append(summary_line(subset, hp["model_family"], records, label))
+    return lines, sorted(fleet, key=lambda row: row["units"]), folds
+
+
+def subset_hyperparameters(items: list[str], subset: str) -> dict[str, str]:
+    """`--hp` values for one subset: general ones, then the subset's own (`FD004:rul_cap=130`)."""
+    general, specific = {}, {}
+    for item in items:
+        target, _, assignment = item.rpartition(":")
+        name, _, value = assignment.partition("=")
+        if target in ("", subset):
+            (specific if target else general)[name] = value
+    return {**general, **specific}
+
+
+def summary_line(subset: str, family: str, results: list[dict], label: str = "") -> str:
     def spread(key: str, digits: int = 1) -> str:
         values = np.array([result[key] for result in results])
         return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
-    fit = np.mean([result["fit_seconds"] for result in results])
+    coverage = np.mean([result["coverage"] for result in results])
+    width = np.mean([result["width"] for result in results])
+    fit = np.median([result["fit_seconds"] for result in results])
     peak = np.max([result["peak_mb"] for result in results])
-    infer = np.mean([result["infer_ms_per_unit"] for result in results])
-    return (
-        f"{subset:<9} {family:<5} {spread('rmse'):>13} {spread('rmse_capped'):>13} "
-        f"{spread('score_per_100', 0):>13} {fit:>7.1f} {peak:>8.0f} {infer:>9.2f}"
+    line = (
+        f"{subset:<9} {family:<5} {spread('rmse'):>11} {spread('rmse_capped'):>11} "
+        f"{spread('score_per_100', 0):>11} {coverage:>10.1f} {width:>6.1f} {fit:>6.1f} {peak:>7.0f}"
     )
+    return f"{line}   {label}" if label else line
+
+
+def bench_command(folds: int, hp: list[str]) -> str:
+    return " ".join(["python bench/bench_models.py", f"--folds {folds}", *(f"--hp {item}" for item in hp)])
+
+
+def markdown_block(command: str, folds: int, lines: list[str], fleet: list[dict]) -> str:
+    day = datetime.now(UTC).date().isoformat()
+    text = [
+        f"Measured {day} with `{command}`",
+        f"({folds}-fold CV by units; RMSE against the uncapped truth and against truth capped at the model's",
+        "cap; PHM08 score per 100 units; coverage and mean width of the 90 % intervals; median fit seconds",
+        "of a fold's final fit and peak MB of the fold's process):",
+        "",
+        "```",
+        *lines,
+        "```",
+    ]
+    if fleet:
+        text += ["", "Cost of the same final fit by synthetic fleet size (rows before thinning):", "", "```"]
+        text += [f"{'units':>6} {'rows':>9} {'fit s':>7} {'peak MB':>8}", *map(fleet_line, fleet), "```"]
+    return "\n".join(text) + "\n"
+
+
+def run_subset(args, context, subset: str, family: str, records: list[dict]) -> str:
+    hyperparameters = {"model_family": family, **subset_hyperparameters(args.hp, subset)}
+    hyperparameters.setdefault("cut_max_rul", str(MAX_TEST_RUL[subset]))
+    results = []
+    for fold in range(args.folds):
+        job = {
+            "subset": subset,
+            "data_dir": str(args.data_dir),
+            "fold": fold,
+            "folds": args.folds,
+            "seed": args.seed,
+            "hyperparameters": hyperparameters,
+        }
+        with context.Pool(1, maxtasksperchild=1) as pool:
+            result = pool.apply(run_fold, (job,))
+        results.append(result)
+        records.append({**job, **result})
+        print(
+            f"  {subset} {family} fold {fold + 1}/{args.folds}: RMSE {result['rmse']:.2f}, "
+            f"score/100u {result['score_per_100']:.0f}, coverage {result['coverage']:.0f}%, "
+            f"fit {result['fit_seconds']:.1f}s",
+            flush=True,
+        )
+    label = " ".join(
+        f"{k}={v}" for k, v in hyperparameters.items() if k not in ("model_family", "cut_max_rul")
+    )
+    return summary_line(subset, family, results, label)
+
+
+def save_json(path: Path | None, records: list[dict], fleet: list[dict]) -> None:
+    if path is not None:
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps({"folds": records, "fleet": fleet}, indent=2))
+        temporary.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    extra = dict(item.split("=", 1) for item in args.hp)
+    if args.render:
+        lines, fleet, folds = rendered_runs(args.render)
+        print("\n".join(lines))
+        if args.markdown:
+            command = f"{bench_command(folds, args.hp)} --render <runs saved with --json>"
+            args.markdown.write_text(markdown_block(command, folds, lines, fleet))
+        return 0
     subsets = [*args.subsets, *(["SYNTHETIC"] if args.synthetic else [])]
     missing = [s for s in subsets if s != "SYNTHETIC" and not (args.data_dir / f"train_{s}.txt").is_file()]
     if missing:
         print(f"no train file for {missing} in {args.data_dir}", file=sys.stderr)
         return 1
     context = multiprocessing.get_context("spawn")
-    header = f"{'subset':<9} {'model':<5} {'RMSE':>13} {'RMSE capped':>13} {'score/100u':>13} {'fit s':>7} "
-    header += f"{'peak MB':>8} {'ms/unit':>9}"
-    lines, records = [header], []
+    lines, records = [HEADER], []
     print(f"{args.folds}-fold CV by units, official-style cuts, seed {args.seed}", flush=True)
     for subset in subsets:
         for family in args.families:
-            results = []
-            for fold in range(args.folds):
-                job = {
-                    "subset": subset,
-                    "data_dir": str(args.data_dir),
-                    "fold": fold,
-                    "folds": args.folds,
-                    "seed": args.seed,
-                    "hyperparameters": {"model_family": family, **extra},
-                }
-                with context.Pool(1, maxtasksperchild=1) as pool:
-                    result = pool.apply(run_fold, (job,))
-                results.append(result)
-                records.append({**job, **result})
-                print(
-                    f"  {subset} {family} fold {fold + 1}/{args.folds}: RMSE {result['rmse']:.2f}, "
-                    f"score/100u {result['score_per_100']:.0f}, fit {result['fit_seconds']:.1f}s",
-                    flush=True,
-                )
-            lines.append(summary_line(subset, family, results))
+            lines.append(run_subset(args, context, subset, family, records))
             print(lines[-1], flush=True)
+            save_json(args.json, records, [])  # so far: a stopped run keeps what it measured
+    general = subset_hyperparameters(args.hp, "SYNTHETIC")
+    fleet = fleet_curve(args.fleet_sizes, general, args.seed, args.fleet_timeout) if args.fleet_sizes else []
     print("\n" + "\n".join(lines))
-    if args.json:
-        args.json.write_text(json.dumps(records, indent=2))
+    if fleet:
+        print(f"\n{'units':>6} {'rows':>9} {'fit s':>7} {'peak MB':>8}\n" + "\n".join(map(fleet_line, fleet)))
+    save_json(args.json, records, fleet)
+    if args.markdown:
+        args.markdown.write_text(markdown_block(bench_command(args.folds, args.hp), args.folds, lines, fleet))
     return 0
 
 

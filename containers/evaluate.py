@@ -1,9 +1,14 @@
-"""Processing-job entry point: score a trained model on the held-out test units.
+"""Processing-job entry point: score a trained model on the evaluation units of the preprocess step.
 
 Inputs: the model (model.tar.gz or a model folder) under --model-dir, test/trajectories-*.csv with
-test/truth-*.csv under --test-dir, and under --champion-dir the model now in service (model.tar.gz with
-champion.json naming its version; the folder holds only a placeholder until a first model is approved).
-Both models predict at each unit's last observed cycle, as the official C-MAPSS protocol does.
+test/truth-*.csv and test/protocol-*.json under --test-dir, and under --champion-dir the model now in
+service (model.tar.gz with champion.json naming its version; the folder holds only a placeholder until a
+first model is approved). Both models predict at each unit's last observed cycle, as the official C-MAPSS
+protocol does. The test units are the official test set when the input held test/RUL files, else
+held-out training units (`rul.official`); `protocol` in evaluation.json says which produced every number
+(and `gate.protocol`), and lists the units shorter than the model's window, which are scored from a
+window padded as serving pads it. When the model gives prediction intervals (`rul_lower`, `rul_upper`),
+`prediction_intervals` holds their empirical coverage and mean width on these units.
 
 Outputs under --output-dir: evaluation.json (SageMaker's model-quality regression shape plus capped-truth
 metrics, error by RUL bucket, per-unit predictions, the champion's metrics on the same units and the
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -30,6 +36,7 @@ from rul.contract import processing_dir, run_entrypoint
 from rul.errors import DataFormatError
 from rul.metrics import evaluation_report, flat_metrics, format_metrics
 from rul.models import RulPredictor, log
+from rul.official import read_protocol
 from rul.plots import write_evaluation_plots
 from rul.tables import extract_model, read_table, read_trajectory_table
 from rul.tracking import Tracker, tracked_run
@@ -116,7 +123,57 @@ def gate_verdict(report: dict, comparison: dict, rmse_threshold: float, score_th
         "rmse_threshold": rmse_threshold,
         "score_threshold": score_threshold,
         "description": GATE_DESCRIPTION,
+        "protocol": report.get("protocol", {}).get("name"),  # None: a report made without a protocol
     }
+
+
+def interval_section(predicted: pd.DataFrame, predictor: RulPredictor, cap: float) -> dict | None:
+    """Empirical coverage and mean width of the predicted intervals on these units (None without them)."""
+    if not {"rul_lower", "rul_upper"} <= set(predicted.columns):
+        return None
+    lower, upper = predicted["rul_lower"].to_numpy(), predicted["rul_upper"].to_numpy()
+    truth = predicted["rul"].to_numpy(dtype=np.float64)
+    capped = np.minimum(truth, cap)
+    return {
+        "nominal_coverage": getattr(predictor.hyperparameters, "interval_level", None),
+        "coverage": float(np.mean((lower <= truth) & (truth <= upper))),
+        "coverage_capped_truth": float(np.mean((lower <= capped) & (capped <= upper))),
+        "mean_width": float(np.mean(upper - lower)),
+        "n_units": len(predicted),
+    }
+
+
+def protocol_section(test_dir: Path, predicted: pd.DataFrame, window: int) -> dict:
+    """Which protocol the test units follow, and which units were scored from a padded window."""
+    protocol = read_protocol(test_dir)
+    padded = sorted(int(unit) for unit in predicted.loc[predicted["padded"].astype(bool), "unit"])
+    protocol |= {"n_units": len(predicted), "model_window": window, "padded_units": padded}
+    if padded:
+        log(
+            f"{len(padded)} test unit(s) have fewer than {window} cycles: scored from a padded window, "
+            f"as serving does: {padded[:10]}"
+        )
+    log(f"evaluation protocol: {protocol['name']} ({len(predicted)} units)")
+    return protocol
+
+
+def model_section(predictor: RulPredictor) -> dict:
+    """The model's family, hyperparameters and the units it was fitted on (per channel, as counts)."""
+    fitted = predictor.metadata.get("fitted_on", {})
+    return {
+        "model_family": predictor.hyperparameters.model_family,
+        "hyperparameters": predictor.hyperparameters.as_dict(),
+        "final_refit": "final_refit" in predictor.metadata,
+        "training_units": {name: len(units) for name, units in fitted.items()},
+    }
+
+
+def write_json(path: Path, document: dict) -> None:
+    """Write `document` atomically: the gate reads this file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document, indent=2))
+    os.replace(temporary, path)
 
 
 def unit_trajectory(predictor: RulPredictor, test: pd.DataFrame, truth: pd.DataFrame) -> dict:
@@ -146,44 +203,56 @@ def track_evaluation(tracker: Tracker, args: argparse.Namespace, report: dict, o
     if report["champion"]:
         champion = report["champion"]["regression_metrics"]
         metrics |= {f"champion_{name}": entry["value"] for name, entry in champion.items()}
+    if report["prediction_intervals"]:
+        intervals = report["prediction_intervals"]
+        metrics |= {f"test_interval_{name}": intervals[name] for name in ("coverage", "mean_width")}
     tracker.log_metrics(
         {**metrics, "test_units": report["n_units"], "gate_passed": int(report["gate"]["passed"])}
     )
-    tracker.set_tags({"gate.passed": report["gate"]["passed"], "gate.summary": report["gate"]["summary"]})
+    tracker.set_tags(
+        {
+            "gate.passed": report["gate"]["passed"],
+            "gate.summary": report["gate"]["summary"],
+            "evaluation.protocol": report["protocol"]["name"],
+        }
+    )
     tracker.log_artifact(output_dir / "evaluation.json")
     tracker.log_artifact(output_dir / "plots", "plots")
 
 
-def evaluate(args: argparse.Namespace, tracker: Tracker) -> None:
-    """Score the model and the champion on the test units; write evaluation.json and the plots."""
-    model_dir = args.model_dir or processing_dir("model")
-    test_dir = args.test_dir or processing_dir("test")
-    output_dir = args.output_dir or processing_dir("evaluation")
-    champion_dir = args.champion_dir or processing_dir("champion")
-    with tempfile.TemporaryDirectory() as scratch:
-        predictor = RulPredictor.load(extract_model(model_dir, scratch))
+def score(predictor: RulPredictor, test_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The test trajectories, their truth and the predictions at each unit's last cycle with the truth."""
     test = read_trajectory_table(test_dir, "trajectories")
     truth = read_table(test_dir, "truth")
     predicted = predictor.predict_last(test).merge(truth, on="unit", how="left")
     if predicted["rul"].isna().any():
         missing = predicted.loc[predicted["rul"].isna(), "unit"].tolist()
         raise DataFormatError(test_dir, None, f"no true RUL for test unit(s) {missing[:10]}")
+    return test, truth, predicted
+
+
+def evaluate(args: argparse.Namespace, tracker: Tracker) -> None:
+    """Score the model and the champion on the test units; write evaluation.json and the plots."""
+    test_dir = args.test_dir or processing_dir("test")
+    output_dir = args.output_dir or processing_dir("evaluation")
+    with tempfile.TemporaryDirectory() as scratch:
+        predictor = RulPredictor.load(extract_model(args.model_dir or processing_dir("model"), scratch))
+    test, truth, predicted = score(predictor, test_dir)
     cap = predictor.hyperparameters.rul_cap
     y_true = predicted["rul"].to_numpy(dtype=np.float64)
     report = evaluation_report(
         y_true, predicted["predicted_rul"].to_numpy(), cap=cap, units=predicted["unit"]
     )
-    report["model"] = {
-        "model_family": predictor.hyperparameters.model_family,
-        "hyperparameters": predictor.hyperparameters.as_dict(),
-    }
+    report["protocol"] = protocol_section(test_dir, predicted, predictor.transformer.window)
+    report["prediction_intervals"] = interval_section(predicted, predictor, cap)
+    report["model"] = model_section(predictor)
+    champion_dir = args.champion_dir or processing_dir("champion")
     comparison = champion_section(champion_dir, test, truth, args.champion_tolerance, cap)
     report["champion"] = comparison.pop("champion")
     report["champion_comparison"] = comparison
     report["gate"] = gate_verdict(report, comparison, args.rmse_threshold, args.score_threshold)
-    log(f"quality gate: {report['gate']['summary']}")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
+    log(f"quality gate ({report['protocol']['name']} protocol): {report['gate']['summary']}")
+    write_json(output_dir / "evaluation.json", report)
     trajectory = unit_trajectory(predictor, test, truth)
     plots = write_evaluation_plots(
         y_true,

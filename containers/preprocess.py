@@ -1,6 +1,9 @@
-"""Processing-job entry point: raw C-MAPSS training files -> unit splits, test cuts and a baseline.
+"""Processing-job entry point: raw C-MAPSS files -> unit splits, the evaluation units and a baseline.
 
-Inputs: `train_<subset>*.txt` files under --input-dir (default /opt/ml/processing/input). On several
+Inputs: `train_<subset>*.txt` files under --input-dir (default /opt/ml/processing/input) and, when the
+input holds them, the official `test_<subset>.txt` with `RUL_<subset>.txt` under --official-dir (default
+/opt/ml/processing/official, the same S3 prefix replicated to every instance so that the pair is never
+split across shards; --input-dir when that folder does not exist). On several
 instances with ShardedByS3Key each instance sees some of the files, perhaps none ("approximately 1/n of the
 objects" per instance, by the SageMaker API reference, which adds that with more instances than objects
 some get no data). Units are named by file and number (`rul.splits.label_units`) and assigned to splits
@@ -12,10 +15,16 @@ Outputs under --output-dir (default /opt/ml/processing), one folder per Processi
 instances a table part with no rows is not written (readers concatenate the parts):
 - train/trajectories-<host>.csv, validation/trajectories-<host>.csv: whole run-to-failure units, with the
   dataset unit id in `unit` and the unit's file and own number in `source`, `source_unit`;
-- test/trajectories-<host>.csv and test/truth-<host>.csv: held-out units cut like the official test set;
-- baseline/baseline-<host>.csv: settings and sensors of served-style windows of the training units (each
-  unit cut like a test unit, three times, keeping its last `window` cycles: what an endpoint receives),
-  for the data-quality and drift baseline;
+- test/trajectories-<host>.csv and test/truth-<host>.csv: the units EvaluateModel scores: the official
+  test units with their true RUL when the official files are there (written by the first instance only),
+  else the held-out units cut like the official test set; test/protocol-<host>.json says which
+  (`rul.official`), with the units shorter than --window (scored from a padded window, as served);
+- holdout/trajectories-<host>.csv: the held-out units, whole, when the official test evaluates (the final
+  refit trains on them too), else no rows; holdout/protocol-<host>.json as in test/ (never an empty folder);
+- baseline/baseline-<host>.csv: settings and sensors of served-style windows of the units the final
+  refit trains on (train, validation, and holdout when the official test evaluates; each unit cut like a
+  test unit, three times, keeping its last `window` cycles: what an endpoint receives), for the
+  data-quality and drift baseline;
 - metadata/metadata-<host>.json: counts, files and the split settings;
 - manifest/manifest-<host>.json: the dataset manifest (file hashes and units, counts, split layout,
   features, the content-hash version and the --data-version the run was started with; see `rul.lineage`),
@@ -45,6 +54,16 @@ from rul.lineage import (
 )
 from rul.model_window import model_rows
 from rul.models import log
+from rul.official import (
+    INTERNAL,
+    OFFICIAL,
+    PROTOCOL_STEM,
+    OfficialFiles,
+    find_official_files,
+    load_official_test,
+    protocol_record,
+    short_units,
+)
 from rul.splits import SOURCE_COLUMNS, CutProtocol, check_unique_units, cut_units, label_units, split_by_unit
 from rul.tables import current_host, write_table
 from rul.tracking import tracked_run
@@ -56,6 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input-dir", type=Path, default=None)
     parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument("--official-dir", type=Path, default=None, help="where test/RUL files may be")
     parser.add_argument(
         "--subset", default="FD001", help=f"one of {', '.join(SUBSETS)} (names the input files)"
     )
@@ -143,18 +163,64 @@ def baseline_windows(train: pd.DataFrame, seed: int, protocol: CutProtocol, draw
     return windows[SETTING_COLUMNS + SENSOR_COLUMNS].reset_index(drop=True)
 
 
+def official_tables(
+    files: OfficialFiles | None, first_host: bool
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The official test units (labelled with their file) and truth; empty tables on the other instances."""
+    if files is None:
+        return None
+    if not first_host:
+        empty = pd.Series(dtype=np.int64)
+        return empty_trajectories(), pd.DataFrame({"unit": empty, "rul": empty})
+    test, truth = load_official_test(files)
+    test["source"], test["source_unit"] = files.names()[0], test["unit"]
+    log(f"official test: {test['unit'].nunique()} units of {files.test.name}, true RUL from {files.rul.name}")
+    return test, truth
+
+
 def output_tables(
-    splits: dict[str, pd.DataFrame], seed: int, protocol: CutProtocol
+    splits: dict[str, pd.DataFrame], seed: int, protocol: CutProtocol, official=None
 ) -> dict[tuple, pd.DataFrame]:
-    """Every table this instance writes, keyed by (output folder, file stem)."""
-    test, truth = held_out(splits["test"], seed, protocol)
+    """Every table this instance writes, keyed by (output folder, file stem); `official` is
+    `official_tables`' (test, truth), which then replaces the held-out cuts (kept whole for the refit)."""
+    if official is None:
+        test, truth = held_out(splits["test"], seed, protocol)
+        holdout = splits["test"].iloc[0:0]
+    else:
+        (test, truth), holdout = official, splits["test"]
     return {
         ("train", "trajectories"): splits["train"],
         ("validation", "trajectories"): splits["validation"],
         ("test", "trajectories"): test,
         ("test", "truth"): truth,
-        ("baseline", "baseline"): baseline_windows(splits["train"], seed, protocol),
+        ("holdout", "trajectories"): holdout,
+        # The units the registered (refit) model is trained on: its data-quality and drift baseline.
+        ("baseline", "baseline"): baseline_windows(
+            pd.concat([splits["train"], splits["validation"], holdout], ignore_index=True), seed, protocol
+        ),
     }
+
+
+def write_protocol(
+    output_dir: Path, host: str, files: OfficialFiles | None, test: pd.DataFrame, window: int, first: bool
+) -> dict:
+    """test/ and holdout/ protocol-<host>.json: which protocol this instance's test tables follow; written
+    by the first instance (so neither folder is ever empty) and by any instance with test units."""
+    short = short_units(test, window)
+    if short:
+        log(
+            f"{len(short)} test unit(s) shorter than the {window}-cycle window, "
+            f"padded when scored: {short[:10]}"
+        )
+    listed = files.names() if files is not None and not test.empty else []
+    record = protocol_record(
+        OFFICIAL if files else INTERNAL, int(test["unit"].nunique()), window, short, listed
+    )
+    for folder in ("test", "holdout"):
+        (output_dir / folder).mkdir(parents=True, exist_ok=True)
+        if first or not test.empty:
+            (output_dir / folder / f"{PROTOCOL_STEM}-{host}.json").write_text(json.dumps(record, indent=2))
+    return record
 
 
 def write_outputs(tables: dict[tuple, pd.DataFrame], output_dir: Path, host: str, keep_empty: bool) -> None:
@@ -185,8 +251,12 @@ def record_manifest(
 ) -> dict:
     """Write this instance's dataset manifest and log it, with the split counts, to the tracker."""
     unit_ids = frame.groupby("source")["unit"].unique().to_dict() if len(frame) else {}
+    files = describe_files(input_paths(input_dir, args.subset), input_dir, unit_ids)
+    official = metadata["evaluation_protocol"]["files"]  # listed by the one instance that used them
+    if official:
+        files += describe_files([args.official_dir / name for name in official], args.official_dir)
     manifest = build_manifest(
-        describe_files(input_paths(input_dir, args.subset), input_dir, unit_ids),
+        sorted(files, key=lambda entry: entry["name"]),
         args.subset,
         COLUMNS,
         SETTING_COLUMNS + SENSOR_COLUMNS,
@@ -220,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     input_dir = args.input_dir or processing_dir("input")
     output_dir = args.output_dir or processing_dir()
+    replicated = processing_dir("official")
+    args.official_dir = args.official_dir or (replicated if replicated.is_dir() else input_dir)
     hosts, host = cluster_hosts(), current_host()
     sharded = len(hosts) > 1
     with tracked_run("preprocess") as tracker:
@@ -229,9 +301,15 @@ def main(argv: list[str] | None = None) -> int:
         if not sharded:
             check_whole_splits(splits, args.test_fraction, input_dir)
         protocol = CutProtocol(min_cycles=args.window, max_rul=args.max_test_rul)
-        tables = output_tables(splits, args.seed, protocol)
+        official_files = find_official_files(args.official_dir, args.subset)
+        official = official_tables(official_files, host == hosts[0])
+        tables = output_tables(splits, args.seed, protocol, official)
         write_outputs(tables, output_dir, host, keep_empty=not sharded)
         metadata = split_metadata(args, files, splits, hosts)
+        test = tables[("test", "trajectories")]
+        metadata["evaluation_protocol"] = write_protocol(
+            output_dir, host, official_files, test, args.window, first=host == hosts[0]
+        )
         (output_dir / "metadata").mkdir(parents=True, exist_ok=True)
         (output_dir / "metadata" / f"metadata-{host}.json").write_text(json.dumps(metadata, indent=2))
         truth = tables[("test", "truth")]

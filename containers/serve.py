@@ -5,11 +5,15 @@
    and `output_fn(prediction, accept)`. A bad request raises `RequestError`, which is also the toolkit's
    `GenericInferenceToolkitError` when the toolkit is installed, so the toolkit answers 4xx, not 500.
 2. Bring-your-own container: SageMaker runs the image with the argument `serve`; `python serve.py serve`
-   starts gunicorn (workers `$SAGEMAKER_MODEL_SERVER_WORKERS`, default 2; port `$SAGEMAKER_BIND_TO_PORT`,
-   default 8080) on the Flask app of `create_app`: `GET /ping` (200 once the model loaded, else 503) and
+   starts gunicorn (workers `$SAGEMAKER_MODEL_SERVER_WORKERS`, default 2) with uvicorn workers on the
+   ASGI app of `create_app` (`rul.http_app`, with the connection rules of `rul.http_protocol`), listening
+   on `$RUL_BIND_HOST` (default 0.0.0.0, the container contract; the local endpoint sets 127.0.0.1) port
+   `$SAGEMAKER_BIND_TO_PORT` (default 8080): `GET /ping` (200 once the model loaded, else 503) and
    `POST /invocations`. The model is `<base>/model` (`rul.contract.base_dir`, `/opt/ml` unless
-   `SAGEMAKER_BASE_DIR` moves it); a `model.tar.gz` there is unpacked first. Each worker loads the model
-   when it starts, so a gunicorn HUP (graceful reload) picks up whatever `<base>/model` points to then.
+   `SAGEMAKER_BASE_DIR` moves it); a `model.tar.gz` there is unpacked first. `serve` binds the port
+   itself before anything else and exits 1 at once, naming the address, when it is taken.
+   With `$RUL_MODEL_RELOAD_SECONDS` > 0 each worker follows `<base>/model` when it is repointed: it loads
+   and health-checks the new model in the background and switches to it between requests.
 
 Request and response shapes are in `rul.inference`; data capture (optional, `$RUL_CAPTURE_DIR`) in
 `rul.capture`, and its upload to `$RUL_CAPTURE_S3_URI` (optional, by the master) in `rul.capture_upload`.
@@ -27,110 +31,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import tarfile
 import traceback
-from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from rul.contract import base_dir
 from rul.errors import ConfigurationError, RulError
+from rul.http_settings import (  # noqa: F401 - re-exported: the tests and the toolkit use serve.*
+    BODY_TIMEOUT_VARIABLE,
+    CAPTURE_DIR_VARIABLE,
+    CAPTURE_PERCENTAGE_VARIABLE,
+    CAPTURE_SEED_VARIABLE,
+    ENDPOINT_NAME_VARIABLE,
+    HEADER_TIMEOUT_VARIABLE,
+    HOST_VARIABLE,
+    KEEPALIVE_VARIABLE,
+    MAX_BYTES_VARIABLE,
+    MAX_CONNECTIONS_VARIABLE,
+    MAX_HEADER_BYTES_VARIABLE,
+    MAX_ROWS_VARIABLE,
+    PORT_VARIABLE,
+    RELOAD_VARIABLE,
+    THREADS_VARIABLE,
+    TIMEOUT_VARIABLE,
+    VARIANT_VARIABLE,
+    WORKERS_VARIABLE,
+    ServerSettings,
+)
 
-PORT_VARIABLE = "SAGEMAKER_BIND_TO_PORT"
-WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
-TIMEOUT_VARIABLE = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
-THREADS_VARIABLE = "RUL_SERVER_THREADS"
-CAPTURE_DIR_VARIABLE = "RUL_CAPTURE_DIR"
-CAPTURE_PERCENTAGE_VARIABLE = "RUL_CAPTURE_PERCENTAGE"
-CAPTURE_SEED_VARIABLE = "RUL_CAPTURE_SEED"
-ENDPOINT_NAME_VARIABLE = "RUL_ENDPOINT_NAME"
-VARIANT_VARIABLE = "RUL_VARIANT_NAME"
-MAX_BYTES_VARIABLE = "RUL_MAX_REQUEST_BYTES"
-MAX_ROWS_VARIABLE = "RUL_MAX_REQUEST_ROWS"
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 MODEL_ARCHIVE = "model.tar.gz"
-
-
-# --- settings ------------------------------------------------------------------------------------------
-
-
-def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    text = environ.get(name, "")
-    if not text.strip():
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigurationError(f"{name}={text!r} is not an integer") from None
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name}={value} is outside [{low}, {high}]")
-    return value
-
-
-def _percentage(text: str) -> float:
-    if not text.strip():
-        return 100.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigurationError(f"{CAPTURE_PERCENTAGE_VARIABLE}={text!r} is not a number") from None
-    if not 0.0 <= value <= 100.0:
-        raise ConfigurationError(f"{CAPTURE_PERCENTAGE_VARIABLE}={value} is outside [0, 100]")
-    return value
-
-
-def _optional_seed(environ: Mapping[str, str]) -> int | None:
-    if not environ.get(CAPTURE_SEED_VARIABLE, "").strip():
-        return None
-    return _integer(environ, CAPTURE_SEED_VARIABLE, 0, 0, 2**31 - 1)
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """What the server reads from its environment, validated once at start-up."""
-
-    model_dir: Path
-    port: int = 8080
-    workers: int = 2
-    threads: int = 4
-    timeout: int = 60
-    max_bytes: int = 5 * 1024 * 1024
-    max_rows: int = 50_000
-    capture_dir: Path | None = None
-    capture_percentage: float = 100.0
-    capture_seed: int | None = None
-    endpoint_name: str = "turbofan-rul"
-    variant_name: str = "AllTraffic"
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
-        environ = os.environ if environ is None else environ
-        percentage_text = environ.get(CAPTURE_PERCENTAGE_VARIABLE, "").strip() or "100"
-        try:
-            percentage = float(percentage_text)
-        except ValueError:
-            raise ConfigurationError(
-                f"{CAPTURE_PERCENTAGE_VARIABLE}={percentage_text!r} is not a number"
-            ) from None
-        if not 0.0 <= percentage <= 100.0:
-            raise ConfigurationError(f"{CAPTURE_PERCENTAGE_VARIABLE}={percentage} is outside [0, 100]")
-        capture_dir = environ.get(CAPTURE_DIR_VARIABLE, "").strip()
-        return cls(
-            model_dir=base_dir(environ) / "model",
-            port=_integer(environ, PORT_VARIABLE, 8080, 1, 65535),
-            workers=_integer(environ, WORKERS_VARIABLE, 2, 1, 64),
-            threads=_integer(environ, THREADS_VARIABLE, 4, 1, 64),
-            timeout=_integer(environ, TIMEOUT_VARIABLE, 60, 1, 3600),
-            max_bytes=_integer(environ, MAX_BYTES_VARIABLE, 5 * 1024 * 1024, 1, 6 * 1024 * 1024),
-            max_rows=_integer(environ, MAX_ROWS_VARIABLE, 50_000, 1, 1_000_000),
-            capture_dir=Path(capture_dir) if capture_dir else None,
-            capture_percentage=percentage,
-            capture_seed=_optional_seed(environ),
-            endpoint_name=environ.get(ENDPOINT_NAME_VARIABLE, "").strip() or "turbofan-rul",
-            variant_name=environ.get(VARIANT_VARIABLE, "").strip() or "AllTraffic",
-        )
 
 
 # --- model loading -------------------------------------------------------------------------------------
@@ -205,19 +137,20 @@ def output_fn(prediction, accept: str | None):
         _reraise(error)
 
 
-# --- the WSGI app ----------------------------------------------------------------------------------------
+# --- the service and its ASGI app ------------------------------------------------------------------------
 
 
 class Service:
     """The server's model, limits and data capture; answers ping and invocations as (status, body, type).
 
-    Kept apart from Flask so the behaviour is testable without HTTP. A model that fails to load leaves the
-    service up, answering 503 with the reason, so a gunicorn worker never fails to boot.
+    Kept apart from HTTP so the behaviour is testable without a server. A model that fails to load leaves
+    the service up, answering 503 with the reason, so a worker never fails to boot. The model and its
+    batcher are one reference, replaced whole by `reload_if_moved`: a request uses the pair it read first.
     """
 
     def __init__(self, settings: ServerSettings, capture=None):
         from rul.capture import CaptureConfig, DataCapture
-        from rul.inference import BatchingPredictor, RequestLimits, load_model
+        from rul.inference import RequestLimits
 
         self.limits = RequestLimits(settings.max_bytes, settings.max_rows)
         if capture is None and settings.capture_dir is not None:
@@ -230,21 +163,61 @@ class Service:
             )
             capture = DataCapture(config)
         self.capture = capture
-        self.model, self.load_error, self.batcher = None, None, None
+        self.model_dir = Path(settings.model_dir)
+        self._active = (None, None)
+        self.load_error: str | None = None
+        self.loaded_from: str | None = None
+        self._refused: str | None = None
+        self._load(check=False)
+
+    @property
+    def model(self):
+        return self._active[0]
+
+    @property
+    def batcher(self):
+        return self._active[1]
+
+    def _load(self, check: bool) -> bool:
+        """Load what `model_dir` resolves to now (and health-check it); switch to it if all went well."""
+        from rul.inference import BatchingPredictor, health_check, load_model
+
+        source = os.path.realpath(self.model_dir)
         try:
-            self.model = load_model(unpack_model(settings.model_dir))
-            self.batcher = BatchingPredictor(self.model, self.limits.max_rows)
+            model = load_model(unpack_model(source))
+            if check:
+                health_check(model)
         except Exception as error:
-            self.load_error = f"{type(error).__name__}: {error}"
-            _log(f"model not loaded from {settings.model_dir}: {self.load_error}")
+            reason = f"{type(error).__name__}: {error}"
+            _log(f"model not loaded from {source}: {reason}")
+            if self.model is None:
+                self.load_error = reason
+            return False
+        self._active = (model, BatchingPredictor(model, self.limits.max_rows))
+        self.loaded_from, self.load_error = source, None
+        _log(f"serving model version {model.model_version} from {source}")
+        return True
+
+    def reload_if_moved(self) -> bool:
+        """Switch to the model `model_dir` now resolves to, if that changed and the new one is healthy.
+
+        A model that fails to load or to pass the health check is not retried until the link moves again.
+        """
+        source = os.path.realpath(self.model_dir)
+        if source in (self.loaded_from, self._refused):
+            return False
+        loaded = self._load(check=True)
+        self._refused = None if loaded else source
+        return loaded
 
     def ping(self) -> tuple[int, bytes, str]:
-        if self.model is None:
+        model = self.model
+        if model is None:
             return _error(503, f"model not loaded: {self.load_error}")
         document = {
             "status": "healthy",
-            "model_version": self.model.model_version,
-            "model_family": self.model.model_family,
+            "model_version": model.model_version,
+            "model_family": model.model_family,
         }
         return 200, json.dumps(document).encode("utf-8"), JSON_TYPE
 
@@ -254,12 +227,13 @@ class Service:
         """One invocation: 200 with predictions, 4xx for a bad request, 500 for a fault of the server."""
         from rul.inference import RequestError, negotiate, parse_request, render
 
-        if self.model is None:
+        model, batcher = self._active
+        if model is None:
             return _error(503, f"model not loaded: {self.load_error}")
         try:
             negotiate(accept)  # 406 before any work
             frame = parse_request(body, content_type, self.limits)
-            payload, payload_type = render(self.batcher.predict(frame), accept)
+            payload, payload_type = render(batcher.predict(frame), accept)
         except RequestError as error:
             return _error(error.status, error.message)
         except Exception as error:
@@ -285,62 +259,74 @@ def _log(message: str) -> None:
 
 
 def create_app(settings: ServerSettings | None = None, capture=None):
-    """The Flask app of the standalone server; builds a `Service` (loading the model) when called.
+    """The ASGI app of the standalone server (`rul.http_app.InferenceApp`); builds a `Service` (loading
+    the model) when called. `capture` is a `rul.capture.DataCapture`, or None to build one from
+    `settings.capture_dir`."""
+    from rul.http_app import HttpLimits, InferenceApp
 
-    gunicorn calls it in each worker. `capture` is a `rul.capture.DataCapture`, or None to build one from
-    `settings.capture_dir`.
-    """
-    from flask import Flask, Response, request
-    from werkzeug.exceptions import HTTPException
-
-    service = Service(settings or ServerSettings.from_environment(), capture)
-    app = Flask("rul-serving")
-    app.extensions["rul_service"] = service
-
-    def respond(answer: tuple[int, bytes, str]) -> Response:
-        status, payload, content_type = answer
-        return Response(payload, status=status, content_type=content_type)
-
-    @app.get("/ping")
-    def ping():
-        return respond(service.ping())
-
-    @app.post("/invocations")
-    def invocations():
-        limit = service.limits.max_bytes
-        if request.content_length is not None and request.content_length > limit:
-            message = f"the request body is {request.content_length} bytes; the limit is {limit}"
-            return respond(_error(413, message))
-        body = request.stream.read(limit + 1)  # one byte more than allowed, for parse_request to refuse
-        headers = request.headers
-        return respond(
-            service.invoke(
-                body, headers.get("Content-Type"), headers.get("Accept"), headers.get(INFERENCE_ID_HEADER)
-            )
-        )
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        return respond(_error(error.code or 500, error.description or error.name))
-
-    return app
+    settings = settings or ServerSettings.from_environment()
+    limits = HttpLimits(
+        settings.max_bytes,
+        settings.body_timeout,
+        settings.threads,
+        settings.reload_seconds,
+        settings.max_header_bytes,
+    )
+    return InferenceApp(Service(settings, capture), limits)
 
 
 # --- the gunicorn server -------------------------------------------------------------------------------
 
 
-def run_server(settings: ServerSettings, pid_file: Path | None = None) -> int:
-    """Run gunicorn (gthread workers) on `create_app` until it is stopped; HUP reloads the workers."""
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound now so that a taken port fails at once, naming the address."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    listener.set_inheritable(True)
+    return listener
+
+
+def worker_class(settings: ServerSettings):
+    """A gunicorn worker class running uvicorn with the project's protocol and limits."""
+    import warnings
+
+    from rul.http_protocol import protocol_class
+
+    with warnings.catch_warnings():  # the module warns that it moved to the `uvicorn-worker` package
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from uvicorn.workers import UvicornWorker
+
+    kwargs = {
+        "loop": "asyncio",
+        "http": protocol_class(float(settings.header_timeout)),
+        "lifespan": "on",
+        "limit_concurrency": settings.max_connections,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "server_header": False,
+    }
+    return type("InferenceWorker", (UvicornWorker,), {"CONFIG_KWARGS": kwargs})
+
+
+def run_server(settings: ServerSettings, pid_file: Path | None = None, listener_fd: int | None = None) -> int:
+    """Run gunicorn (uvicorn workers) on `create_app` until it is stopped.
+
+    `listener_fd` is a socket `bind_listener` bound; without one gunicorn binds `host:port` itself.
+    """
     from gunicorn.app.base import BaseApplication
 
+    bind = f"fd://{listener_fd}" if listener_fd is not None else f"{settings.host}:{settings.port}"
     options = {
-        "bind": f"0.0.0.0:{settings.port}",
+        "bind": bind,
         "workers": settings.workers,
-        "worker_class": "gthread",
-        "threads": settings.threads,
+        "worker_class": worker_class(settings),
         "timeout": settings.timeout,
         "graceful_timeout": settings.timeout,
-        "keepalive": 75,  # longer than the clients' idle timeout, as SageMaker advises
+        "keepalive": settings.keepalive,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "info",
@@ -353,10 +339,11 @@ def run_server(settings: ServerSettings, pid_file: Path | None = None) -> int:
                 self.cfg.set(key, value)
 
         def load(self):
-            return create_app(ServerSettings.from_environment())
+            return create_app(settings)
 
-    # Import the model libraries once in the master, so that a worker forked at start or on a HUP only
-    # loads the model (about 0.1 s) instead of importing pandas and scikit-learn too (seconds).
+    # Import the model libraries once in the master, so that a worker forked at start or after a crash
+    # only loads the model (about 0.1 s) instead of importing pandas and scikit-learn too (seconds).
+    import rul.http_app
     import rul.inference  # noqa: F401
     from rul.capture_upload import uploader_from_environment
 
@@ -388,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serve.py", description="Serve the RUL model (SageMaker BYOC).")
     verbs = parser.add_subparsers(dest="verb", required=True)
     serve = verbs.add_parser("serve", help="start the gunicorn server on /ping and /invocations")
+    serve.add_argument("--host", default=None, help=f"bind address; default: ${HOST_VARIABLE} or 0.0.0.0")
     serve.add_argument("--port", type=int, default=None, help=f"default: ${PORT_VARIABLE} or 8080")
     serve.add_argument("--workers", type=int, default=None, help=f"default: ${WORKERS_VARIABLE} or 2")
     serve.add_argument("--pid-file", type=Path, default=None, help="where gunicorn writes its master's pid")
@@ -403,15 +391,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "check":
         return run_check(args.model_dir)
     try:
-        if args.port is not None:
-            os.environ[PORT_VARIABLE] = str(args.port)
+        for variable, value in ((HOST_VARIABLE, args.host), (PORT_VARIABLE, args.port)):
+            if value is not None:
+                os.environ[variable] = str(value)
         if args.workers is not None:
             os.environ[WORKERS_VARIABLE] = str(args.workers)
         settings = ServerSettings.from_environment()
+        listener = bind_listener(settings.host, settings.port)
     except RulError as error:
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        print(f"{type(error).__name__}: {error}", file=sys.stderr, flush=True)
         return 1
-    return run_server(settings, args.pid_file)
+    return run_server(settings, args.pid_file, listener.detach())
 
 
 if __name__ == "__main__":

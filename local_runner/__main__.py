@@ -6,6 +6,10 @@ python -m local_runner endpoint serve [--model-version N] | swap N | status
 python -m local_runner monitor [run [--captures D] [--window-end T]] | drift ... | quality ...
 python -m local_runner ui [--work-dir .work] [--port 5000]     the MLflow UI of the tracked executions
 python -m local_runner demo [--work-dir .work/demo]      the whole model lifecycle, with a timeline
+
+`run` exits 0 when the execution succeeded, 1 when it failed, and 130 (SIGINT) or 143 (SIGTERM) when a
+signal stopped it: its jobs are ended, the execution is recorded `Stopped` and a rerun resumes from the
+step cache.
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ import sys
 import time
 from pathlib import Path
 
-from local_runner.champion import follow_registry
 from local_runner.demo import add_demo_parser, run_demo_command
 from local_runner.endpoint import on_approval_callback
 from local_runner.endpoint_cli import add_endpoint_parser, run_endpoint_command
 from local_runner.execution import ExecutionError, ExecutionResult
-from local_runner.main_job import MainJobError, MainJobOptions, Workspace, prepare_workspace, run_main_job
+from local_runner.main_job import MainJobError, MainJobOptions, Workspace, run_main_job
 from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
+from local_runner.object_store import ObjectStoreError
 from local_runner.registry_cli import add_registry_parser, run_registry_command
+from local_runner.signals import StopController, install_handlers
 from local_runner.tracking import add_ui_parser, run_ui
 from pipeline_steps import names
 
@@ -150,13 +155,26 @@ def run(args: argparse.Namespace) -> int:
         tracking=args.tracking,
     )
     started = time.perf_counter()
+    stop = StopController()
+    restore = install_handlers(stop)  # SIGINT/SIGTERM stop the jobs and end the execution Stopped
     try:
-        workspace, result = run_main_job(options)
+        workspace, result = run_main_job(options, stop=stop)
     except (MainJobError, ExecutionError) as error:
         print(f"main job failed: {error}", file=sys.stderr)
-        return 1
-    for line in summary_lines(workspace, result, time.perf_counter() - started):
+        return stop.exit_code if stop.requested else 1
+    finally:
+        restore()
+    try:
+        lines = summary_lines(workspace, result, time.perf_counter() - started)
+    except ObjectStoreError:  # a step stopped midway left no outputs to summarize
+        if result.status != "Stopped":
+            raise
+        lines = [f"execution {result.execution_id}: Stopped - {result.failure_reason}"]
+        lines.append(f"record: {result.record_path}")
+    for line in lines:
         print(line)
+    if result.status == "Stopped":
+        return stop.exit_code  # 130 after SIGINT, 143 after SIGTERM
     return 0 if result.status == "Succeeded" else 1
 
 
@@ -172,18 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_monitor_command(args)
     if args.verb == "demo":
         return run_demo_command(args)
-    workspace = prepare_workspace(args.work_dir, render=False)
-    follow_champion = follow_registry(
-        workspace.store, workspace.config.champion_uri, workspace.registry, args.group
-    )
-    swap_endpoint = on_approval_callback(args.work_dir)
-
-    def on_change(package) -> None:
-        """What deploy-on-approval does on AWS: the champion moves, then the endpoint (health-checked)."""
-        follow_champion(package)
-        swap_endpoint(package)
-
-    return run_registry_command(args, on_change=on_change)
+    # What deploy-on-approval does on AWS: the champion moves with the status (inside the command, verified),
+    # then the endpoint follows (health-checked). Nothing is prepared here: `list` and `show` write nothing.
+    return run_registry_command(args, on_change=on_approval_callback(args.work_dir))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ def fleet_requests(units, cycles: int) -> list[bytes]:
     return [rows[columns].to_csv(index=False).encode() for _, rows in recent.groupby("unit")]
 
 
-def invoke(url: str, body: bytes) -> tuple[int, str | None, float]:
+def invoke(url: str, body: bytes) -> tuple[int, str | None, float, list[float]]:
+    """Status, answering version, seconds, and the widths of the prediction intervals (if served)."""
     request = urllib.request.Request(
         url + "/invocations", body, {"Content-Type": "text/csv", "Accept": "application/json"}
     )
@@ -36,26 +37,35 @@ def invoke(url: str, body: bytes) -> tuple[int, str | None, float]:
             status, document = response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         status, document = error.code, {}
-    return status, document.get("model_version"), time.perf_counter() - begun
+    widths = [
+        item["rul_upper"] - item["rul_lower"]
+        for item in document.get("predictions", [])
+        if "rul_upper" in item
+    ]
+    return status, document.get("model_version"), time.perf_counter() - begun, widths
 
 
 def send(demo: Demo, stage: str, bodies: list[bytes], what: str) -> list[str | None]:
     """POST every body with a few concurrent clients; the versions that answered, per request."""
     with ThreadPoolExecutor(demo.options.concurrency) as pool:
         answers = list(pool.map(lambda body: invoke(demo.endpoint.url, body), bodies))
-    ok = sum(status == 200 for status, _, _ in answers)
-    latencies = sorted(seconds * 1000 for _, _, seconds in answers)
-    versions = sorted({str(version) for _, version, _ in answers})
+    ok = sum(answer[0] == 200 for answer in answers)
+    latencies = sorted(answer[2] * 1000 for answer in answers)
+    versions = sorted({str(answer[1]) for answer in answers})
+    widths = [width for answer in answers for width in answer[3]]
+    intervals = {"mean_interval_width": sum(widths) / len(widths)} if widths else {}
+    shown = f", intervals {intervals['mean_interval_width']:.0f} cycles wide on average" if widths else ""
     demo.timeline.add(
         stage,
-        f"{what}: {len(bodies)} requests, {ok} answered 200 by version {'/'.join(versions)}",
+        f"{what}: {len(bodies)} requests, {ok} answered 200 by version {'/'.join(versions)}{shown}",
         ok == len(bodies),
         requests=len(bodies),
         answered_200=ok,
         p50_ms=latencies[len(latencies) // 2],
         max_ms=latencies[-1],
+        **intervals,
     )
-    return [version for _, version, _ in answers]
+    return [answer[1] for answer in answers]
 
 
 # -- monitoring ----------------------------------------------------------------------------------------------

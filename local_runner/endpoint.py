@@ -10,11 +10,13 @@ Layout under `<work>/endpoint/`:
 
 `start_endpoint` prepares a release from the local registry (`<work>/registry.sqlite`, the archive at
 `ObjectStore(<work>/s3).path_for(package.model_data_url)`), checks it and runs `serve.py serve` as a
-subprocess. `swap_model` prepares and checks a candidate in a fresh process (load + one prediction on a
-canned 30-row window) and only then points `current` at it and sends the gunicorn master a HUP: new
-workers load the new model and the old ones finish their requests and stop (the listening socket stays
-open, so requests queue rather than fail). It waits until /ping reports the new version and rolls back if
-it never does; when anything fails the old model keeps serving and `SwapResult.reason` says why.
+subprocess listening on 127.0.0.1 only; a port already taken fails at once, naming it. `swap_model`
+prepares and checks a candidate in a fresh process (load + one prediction on a canned 30-row window) and
+only then points `current` at it. Each server worker follows `current` (`RUL_MODEL_RELOAD_SECONDS`): it
+loads and health-checks the new model beside the old one and switches between requests, so no request
+fails and no connection is closed by a swap. `swap_model` waits until /ping reports the new version and
+rolls back if it never does; when anything fails the old model keeps serving and `SwapResult.reason`
+says why.
 `on_approval_callback` plugs this into `registry approve/reject`.
 """
 
@@ -26,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -38,6 +41,7 @@ from pathlib import Path
 
 from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import LocalRegistry, ModelPackage, RegistryError
+from local_runner.tracking import mirror_approval
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTAINERS_DIR = PROJECT_ROOT / "containers"
@@ -47,6 +51,9 @@ REGISTRY_FILE = "registry.sqlite"
 DEFAULT_GROUP = "turbofan-rul"
 DEFAULT_ENDPOINT_NAME = "turbofan-rul-local"
 KEEP_RELEASES = 3
+LOCAL_HOST = "127.0.0.1"
+# How often each server worker checks whether `current` moved (seconds): the delay of a swap.
+RELOAD_SECONDS = 0.2
 CHECK_TIMEOUT = 180.0
 
 Echo = Callable[[str], object]
@@ -94,8 +101,9 @@ class EndpointOptions:
     """How to run the server; `capture_dir` None turns data capture off."""
 
     port: int = 8080
+    host: str = LOCAL_HOST
     workers: int = 2
-    threads: int = 4
+    threads: int = 16
     capture_dir: Path | None = None
     capture_percentage: float = 100.0
     endpoint_name: str = DEFAULT_ENDPOINT_NAME
@@ -280,8 +288,8 @@ def wait_for_version(port: int, version: str | None, timeout: float, streak: int
     return False
 
 
-def _reload(paths: EndpointPaths, pid: int, version: int, timeout: float) -> bool:
-    os.kill(pid, signal.SIGHUP)
+def _reload(paths: EndpointPaths, version: int, timeout: float) -> bool:
+    """Wait until the server, which follows `current` by itself, reports `version`."""
     state = json.loads(paths.state_file.read_text()) if paths.state_file.is_file() else {}
     if "port" not in state:
         return True
@@ -301,10 +309,9 @@ def swap_model(work_dir: str | Path, package: ModelPackage, timeout: float = 60.
             return SwapResult(False, f"{said}; {keeping}", package.version, previous_version)
         point_current(paths, release)
         pid = running_pid(paths)
-        if pid is not None and not _reload(paths, pid, package.version, timeout):
+        if pid is not None and not _reload(paths, package.version, timeout):
             if previous is not None:
                 point_current(paths, previous)
-                os.kill(pid, signal.SIGHUP)
             reason = f"the server did not report version {package.version} within {timeout:.0f}s; rolled back"
             return SwapResult(False, reason, package.version, previous_version)
         prune_releases(paths)
@@ -319,10 +326,11 @@ class EndpointProcess:
     process: subprocess.Popen
     port: int
     paths: EndpointPaths
+    host: str = LOCAL_HOST
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until /ping answers 200; `EndpointError` (with the log's tail) if it dies or times out."""
@@ -357,12 +365,27 @@ class EndpointProcess:
         self.stop()
 
 
+def check_port_free(host: str, port: int) -> None:
+    """`EndpointError` naming the address when another process listens on it (as the server would bind)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise EndpointError(
+                f"port {port} on {host} is already in use ({error.strerror}); stop what listens there "
+                "or pass another --port"
+            ) from None
+
+
 def server_environment(paths: EndpointPaths, options: EndpointOptions) -> dict[str, str]:
     environ = {
         **os.environ,
         "PYTHONPATH": str(CONTAINERS_DIR),
         "SAGEMAKER_BASE_DIR": str(paths.current),
         "SAGEMAKER_BIND_TO_PORT": str(options.port),
+        "RUL_BIND_HOST": options.host,
+        "RUL_MODEL_RELOAD_SECONDS": str(RELOAD_SECONDS),
         "SAGEMAKER_MODEL_SERVER_WORKERS": str(options.workers),
         "RUL_SERVER_THREADS": str(options.threads),
         "RUL_ENDPOINT_NAME": options.endpoint_name,
@@ -384,6 +407,7 @@ def start_endpoint(
     paths = EndpointPaths.of(work_dir)
     if running_pid(paths) is not None:
         raise EndpointError(f"an endpoint already runs from {paths.root} (pid {running_pid(paths)})")
+    check_port_free(options.host, options.port)
     with _swap_lock(paths):
         if release_version(current_release(paths)) != package.version:
             release, said = _checked_release(work_dir, paths, package)
@@ -407,11 +431,12 @@ def start_endpoint(
         "started": datetime.now(UTC).isoformat(),
     }
     paths.state_file.write_text(json.dumps(state, indent=2))
-    return EndpointProcess(process, options.port, paths)
+    return EndpointProcess(process, options.port, paths, options.host)
 
 
 def on_approval_callback(work_dir: str | Path, echo: Echo = print) -> Callable[[ModelPackage], None]:
-    """An `on_change` for `registry_cli.approve_version`/`reject_version`: serve the newest approved version.
+    """An `on_change` for `registry_cli.approve_version`/`reject_version`: mirror the change in MLflow and
+    serve the newest approved version.
 
     Does nothing when no local endpoint was ever set up (no `<work>/endpoint/current`), or when the newest
     approved version is the one served; otherwise swaps and prints the outcome.
@@ -419,6 +444,7 @@ def on_approval_callback(work_dir: str | Path, echo: Echo = print) -> Callable[[
     work_dir = Path(work_dir)
 
     def on_change(package: ModelPackage) -> None:
+        mirror_approval(work_dir, package, echo=echo)  # MLflow's version and `champion` alias follow
         paths = EndpointPaths.of(work_dir)
         served = release_version(current_release(paths))
         if served is None:

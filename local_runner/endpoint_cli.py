@@ -1,12 +1,13 @@
 """The `endpoint` verb of the local runner: serve a registered model locally, swap it, show its state.
 
-python -m local_runner endpoint serve [--model-version N] [--port 8080] [--workers 2]
+python -m local_runner endpoint serve [--model-version N] [--port 8080] [--host 127.0.0.1] [--workers 2]
                                       [--capture-dir D] [--capture-percentage P] [--work-dir .work]
 python -m local_runner endpoint swap N [--work-dir .work]
 python -m local_runner endpoint status [--work-dir .work]
 
 `serve` runs in the foreground until Ctrl-C; without `--model-version` it serves the newest approved
-version of the model package group. `swap` health-checks version N in a fresh process and only then
+version of the model package group, on 127.0.0.1 unless `--host` says otherwise; a port already in use
+fails at once, naming it. `swap` health-checks version N in a fresh process and only then
 points the running server at it. `registry approve` swaps too, through `endpoint.on_approval_callback`.
 """
 
@@ -23,6 +24,7 @@ from local_runner.endpoint import (
     EndpointError,
     EndpointOptions,
     EndpointPaths,
+    check_port_free,
     current_release,
     ping,
     release_version,
@@ -66,8 +68,11 @@ def add_endpoint_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     serve = actions.add_parser("serve", parents=[common], help="serve a model version until Ctrl-C")
     serve.add_argument("--model-version", type=_positive, default=None, help="default: newest approved")
     serve.add_argument("--port", type=_positive, default=8080)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--workers", type=_positive, default=2)
-    serve.add_argument("--threads", type=_positive, default=4, help="threads per worker (default: 4)")
+    serve.add_argument(
+        "--threads", type=_positive, default=16, help="inference threads per worker (default: 16)"
+    )
     serve.add_argument("--capture-dir", type=Path, default=None, help="capture invocations under this folder")
     serve.add_argument("--capture-percentage", type=_percentage, default=100.0, help="sampled share, 0-100")
     serve.add_argument(
@@ -81,9 +86,11 @@ def add_endpoint_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 def _serve(args: argparse.Namespace, echo: Echo) -> int:
+    check_port_free(args.host, args.port)
     package = resolve_package(args.work_dir, args.model_version, args.group)
     options = EndpointOptions(
         port=args.port,
+        host=args.host,
         workers=args.workers,
         threads=args.threads,
         capture_dir=args.capture_dir,

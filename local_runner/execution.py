@@ -2,155 +2,47 @@
 
 It reads nothing but the definition JSON: parameters and their defaults, the steps, their arguments (API
 requests with `Get`/`Std:Join`/`Std:JsonGet` expressions), `DependsOn`, property files, condition
-branches, cache settings. Dependencies come from `DependsOn` and from every `Steps.X` reference; steps
-whose dependencies have succeeded run, up to `max_parallel` at a time. Jobs run through
-`local_runner.jobs`, tuning through `local_runner.tuner`, registration into `local_runner.registry`.
-A step whose cache key (the attributes SageMaker uses for it) matches an unexpired earlier run reuses
-that run's properties. Each execution is recorded in `<work>/executions/<id>/execution.json`, with a
-self-contained HTML report beside it (`local_runner.report`); a tracker (`local_runner.tracking`) mirrors
-the execution, its steps, trials and registered model into MLflow when tracking is on.
+branches, cache settings. Dependencies come from `DependsOn` and from every `Steps.X` reference
+(`local_runner.graph`); steps whose dependencies have succeeded run, up to `max_parallel` at a time. Jobs
+run through `local_runner.jobs`, tuning through `local_runner.tuning_step`, registration into
+`local_runner.registry`. A step whose cache key matches an unexpired earlier run reuses that run's
+properties (`local_runner.step_cache`). The record `<work>/executions/<id>/execution.json` exists from
+the start and is rewritten as each step ends (`local_runner.execution_record`), with a self-contained HTML
+report beside it at the end (`local_runner.report`). A stop request (`local_runner.signals`) ends the
+running jobs, starts nothing more and ends the execution `Stopped`. A tracker (`local_runner.tracking`)
+mirrors the execution, its steps, trials and registered model into MLflow when tracking is on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from local_runner import jobs, report
+from local_runner.execution_record import ExecutionResult, RecordWriter, StepRecord, mark_abandoned
 from local_runner.expressions import Context, ExpressionError, evaluate_condition, load_json_text, resolve
+from local_runner.graph import ExecutionError, cast_parameters, flatten_steps
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
+from local_runner.signals import StopController, StopRequested
+from local_runner.step_cache import StepCache, cache_key
+from local_runner.threads import RUNNING
 from local_runner.tracking import ExecutionTracker
 from local_runner.tuner import TuningError, tune
+from local_runner.tuning_step import trial_runner, tuning_properties
 
+__all__ = ["CONTAINERS_DIR", "ExecutionError", "ExecutionResult", "PipelineExecutor", "StepRecord"]
 CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 # The Model Monitor analyzer image is replaced by the project's own implementation of its contract.
 QUALITY_CHECK_SCRIPT = CONTAINERS_DIR / "baseline.py"
-# Attributes of each step type that SageMaker's step caching compares (its "default cache keys").
-CACHE_KEYS = {
-    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
-    "QualityCheck": ("AppSpecification", "Environment", "ProcessingInputs"),
-    "Training": (
-        "AlgorithmSpecification",
-        "CheckpointConfig",
-        "Environment",
-        "HyperParameters",
-        "InputDataConfig",
-    ),
-    "Tuning": ("HyperParameterTuningJobConfig", "TrainingJobDefinition"),
-}
-_DURATION = re.compile(
-    r"^P?(?:(\d+)[Yy])?(?:(\d+)[Mm])?(?:(\d+)[Ww])?(?:(\d+)[Dd])?(?:T(?:(\d+)[Hh])?(?:(\d+)[Mm])?)?$"
-)
-
-
-class ExecutionError(RuntimeError):
-    """The definition cannot be executed (unsupported step type, bad parameter, broken reference)."""
-
-
-@dataclass
-class StepRecord:
-    name: str
-    type: str
-    status: str = "NotStarted"  # Executing, Succeeded, Failed, NotExecuted
-    started_at: str = ""
-    seconds: float = 0.0
-    job_seconds: float = 0.0
-    cache_hit: bool = False
-    failure_reason: str = ""
-    properties: dict = field(default_factory=dict)
-
-
-@dataclass
-class ExecutionResult:
-    execution_id: str
-    status: str  # Succeeded or Failed
-    failure_reason: str
-    parameters: dict[str, Any]
-    steps: list[StepRecord]
-    seconds: float
-    record_path: Path
-    report_path: Path | None = None
-
-    def step(self, name: str) -> StepRecord:
-        return next(record for record in self.steps if record.name == name)
-
-    @property
-    def job_seconds(self) -> float:
-        return sum(record.job_seconds for record in self.steps)
-
-
-def parse_duration(text: str) -> timedelta:
-    """ISO 8601 durations as SageMaker's ExpireAfter takes them: P30D, PT1H, 30d, T16m."""
-    match = _DURATION.match(text.strip())
-    if not match or not any(match.groups()):
-        raise ExecutionError(f"cannot parse cache expiry {text!r}")
-    years, months, weeks, days, hours, minutes = (int(value or 0) for value in match.groups())
-    return timedelta(days=365 * years + 30 * months + 7 * weeks + days, hours=hours, minutes=minutes)
-
-
-def cast_parameters(declared: list[dict], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Defaults of the declared parameters, overridden and cast to their declared types."""
-    names = {item["Name"] for item in declared}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ExecutionError(f"unknown pipeline parameter(s): {', '.join(unknown)}")
-    casts = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
-    values = {}
-    for item in declared:
-        raw = overrides.get(item["Name"], item.get("DefaultValue"))
-        if raw is None:
-            raise ExecutionError(f"pipeline parameter {item['Name']} has no default and no value")
-        try:
-            values[item["Name"]] = casts[item.get("Type", "String")](raw)
-        except (TypeError, ValueError):
-            raise ExecutionError(
-                f"pipeline parameter {item['Name']}={raw!r} is not a {item['Type']}"
-            ) from None
-        if item.get("EnumValues") and values[item["Name"]] not in item["EnumValues"]:
-            raise ExecutionError(
-                f"pipeline parameter {item['Name']}={raw!r} is not one of {item['EnumValues']}"
-            )
-    return values
-
-
-def step_references(value: Any) -> set[str]:
-    """Names of the steps an expression tree refers to."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "Get" and isinstance(item, str) and item.startswith("Steps."):
-                found.add(item.split(".")[1].split("[")[0])
-            else:
-                found |= step_references(item)
-    elif isinstance(value, list):
-        for item in value:
-            found |= step_references(item)
-    return found
-
-
-def flatten_steps(steps: list[dict], parent: str | None = None) -> dict[str, tuple[dict, set[str]]]:
-    """Every step, condition branches included, with the names of the steps it must wait for."""
-    graph: dict[str, tuple[dict, set[str]]] = {}
-    for step in steps:
-        depends = set(step.get("DependsOn", [])) | step_references(step.get("Arguments", {}))
-        if parent:
-            depends.add(parent)
-        graph[step["Name"]] = (step, depends - {step["Name"]})
-        if step["Type"] == "Condition":
-            branches = step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
-            graph.update(flatten_steps(branches, step["Name"]))
-    return graph
+JOB_STEP_TYPES = {"Processing", "QualityCheck", "Training", "Tuning"}
 
 
 class PipelineExecutor:
@@ -166,6 +58,8 @@ class PipelineExecutor:
         max_parallel: int = 2,
         pipeline_name: str = "local-pipeline",
         tracker: ExecutionTracker | None = None,
+        stop: StopController | None = None,
+        origins: Mapping[str, Path] | None = None,
     ):
         self.definition = definition
         self.work_dir = Path(work_dir).resolve()
@@ -175,6 +69,9 @@ class PipelineExecutor:
         self.max_parallel = max_parallel
         self.pipeline_name = pipeline_name
         self.tracker = tracker or ExecutionTracker()
+        self.stop = stop or StopController()
+        self.origins = dict(origins or {})  # S3 URI -> the local file it was uploaded from
+        self.cache = StepCache(self.work_dir / "cache", echo)
         self.graph = flatten_steps(definition.get("Steps", []))
         for name, (_, depends) in self.graph.items():
             missing = depends - set(self.graph)
@@ -186,48 +83,61 @@ class PipelineExecutor:
     def start(
         self, parameters: dict[str, Any] | None = None, execution_id: str | None = None
     ) -> ExecutionResult:
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         execution_id = execution_id or f"local-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
-        values = cast_parameters(self.definition.get("Parameters", []), parameters or {})
+        self._values = cast_parameters(self.definition.get("Parameters", []), parameters or {})
+        mark_abandoned(self.work_dir, self.echo)
+        self._context, self._execution_id = self._make_context(execution_id), execution_id
+        self._records = {name: StepRecord(name, step["Type"]) for name, (step, _) in self.graph.items()}
+        self._writer = RecordWriter(self.work_dir / "executions" / execution_id / "execution.json")
+        self._writer.open()
+        try:
+            self.echo(
+                f"execution {execution_id}: {len(self._records)} steps, "
+                f"parameters {json.dumps(self._values, sort_keys=True)}"
+            )
+            self._save()
+            self.tracker.start_execution(execution_id, self.pipeline_name, self._values)
+            return self._finish(self._run_graph())
+        finally:
+            self._writer.close()
+
+    def _make_context(self, execution_id: str) -> Context:
         now = datetime.now(UTC).isoformat()
-        context = Context(
-            parameters=values,
+        arn = f"arn:aws:sagemaker:local:000000000000:pipeline/{self.pipeline_name}/execution/{execution_id}"
+        return Context(
+            parameters=self._values,
             execution={
                 "PipelineExecutionId": execution_id,
-                "PipelineExecutionArn": (
-                    f"arn:aws:sagemaker:local:000000000000:pipeline/{self.pipeline_name}/execution/{execution_id}"
-                ),
+                "PipelineExecutionArn": arn,
                 "PipelineName": self.pipeline_name,
                 "StartDateTime": now,
                 "CurrentDateTime": now,
             },
             read_property_file=self._read_property_file,
         )
-        self._context, self._execution_id = context, execution_id
-        records = {name: StepRecord(name, step["Type"]) for name, (step, _) in self.graph.items()}
-        self.echo(
-            f"execution {execution_id}: {len(records)} steps, parameters {json.dumps(values, sort_keys=True)}"
+
+    def _result(self, status: str, failure: str) -> ExecutionResult:
+        seconds = time.perf_counter() - self._started
+        records = list(self._records.values())
+        return ExecutionResult(
+            self._execution_id, status, failure, self._values, records, seconds, self._writer.path
         )
-        self.tracker.start_execution(execution_id, self.pipeline_name, values)
-        failure = self._run_graph(records)
-        status = "Failed" if failure else "Succeeded"
-        for record in records.values():
+
+    def _save(self) -> None:
+        """Rewrite the record of the running execution (atomically; from any step thread)."""
+        self._writer.write(self._result("Executing", ""))
+
+    def _finish(self, failure: str) -> ExecutionResult:
+        for record in self._records.values():
             if record.status == "NotStarted":
                 record.status = "NotExecuted"
-        result = ExecutionResult(
-            execution_id,
-            status,
-            failure,
-            values,
-            list(records.values()),
-            time.perf_counter() - started,
-            self.work_dir / "executions" / execution_id / "execution.json",
-        )
-        result.record_path.parent.mkdir(parents=True, exist_ok=True)
+        status = "Failed" if failure else "Succeeded"
+        if self.stop.requested:
+            status, failure = "Stopped", failure or self.stop.reason
+        result = self._result(status, failure)
         result.report_path = self._write_report(result)
-        result.record_path.write_text(
-            json.dumps({**asdict(result), "record_path": str(result.record_path)}, indent=2, default=str)
-        )
+        self._writer.write(result)
         self.tracker.finish_execution(result, self.store, result.report_path)
         return result
 
@@ -238,55 +148,80 @@ class PipelineExecutor:
             self.echo(f"the HTML report could not be written: {type(error).__name__}: {error}")
             return None
 
-    def _run_graph(self, records: dict[str, StepRecord]) -> str:
-        skipped: set[str] = set()
+    def _run_graph(self) -> str:
+        self._skipped: set[str] = set()
         finished: set[str] = set()  # updated by this thread only, after a step's future completed
         failure = ""
         running: dict[Future, str] = {}
         with ThreadPoolExecutor(self.max_parallel) as pool:
             while True:
-                if not failure:
-                    for name, (_, depends) in self.graph.items():
-                        record = records[name]
-                        if record.status != "NotStarted" or name in skipped:
-                            continue
-                        if any(records[d].status == "NotExecuted" or d in skipped for d in depends):
-                            skipped.add(name)
-                            continue
-                        ready = all(d in finished and records[d].status == "Succeeded" for d in depends)
-                        if ready and len(running) < self.max_parallel:
-                            record.status = "Executing"
-                            record.started_at = datetime.now(UTC).isoformat()
-                            running[pool.submit(self._run_step, name, record)] = name
+                if not failure and not self.stop.requested and self._submit_ready(pool, running, finished):
+                    self._save()  # the record shows the steps that started
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     name = running.pop(future)
                     finished.add(name)
-                    record = records[name]
-                    try:
-                        future.result()
-                    except Exception as error:  # a step that cannot run ends the execution, like SageMaker
-                        record.status, record.failure_reason = "Failed", f"{type(error).__name__}: {error}"
-                    self.tracker.finish_step(record, self.store)
-                    if record.status == "Failed" and not failure:
-                        failure = f"step {name} failed: {record.failure_reason}"
-                    elif record.type == "Condition":
-                        self._mark_branch(record, records)
+                    failure = self._step_ended(future, self._records[name], failure)
         return failure
 
-    def _mark_branch(self, record: StepRecord, records: dict[str, StepRecord]) -> None:
+    def _submit_ready(self, pool: ThreadPoolExecutor, running: dict[Future, str], finished: set[str]) -> bool:
+        records, submitted = self._records, False
+        for name, (step, depends) in self.graph.items():
+            record = records[name]
+            if record.status != "NotStarted" or name in self._skipped:
+                continue
+            if any(records[d].status == "NotExecuted" or d in self._skipped for d in depends):
+                self._skipped.add(name)
+                continue
+            ready = all(d in finished and records[d].status == "Succeeded" for d in depends)
+            if ready and len(running) < self.max_parallel:
+                record.status = "Executing"
+                record.started_at = datetime.now(UTC).isoformat()
+                if step["Type"] in JOB_STEP_TYPES:
+                    RUNNING.reserve_step()  # siblings scheduled together share the cores from the start
+                running[pool.submit(self._run_step, name, record)] = name
+                submitted = True
+        return submitted
+
+    def _step_ended(self, future: Future, record: StepRecord, failure: str) -> str:
+        if record.type in JOB_STEP_TYPES:
+            RUNNING.release_step()
+        try:
+            future.result()
+        except StopRequested as error:
+            record.status, record.failure_reason = "Stopped", str(error)
+        except Exception as error:  # a step that cannot run ends the execution, like SageMaker
+            record.status, record.failure_reason = "Failed", f"{type(error).__name__}: {error}"
+        self.tracker.finish_step(record, self.store)
+        if record.status == "Failed" and not failure:
+            failure = f"step {record.name} failed: {record.failure_reason}"
+        elif record.type == "Condition" and record.status == "Succeeded":
+            self._mark_branch(record)
+        self._save()
+        return failure
+
+    def _mark_branch(self, record: StepRecord) -> None:
         step = self.graph[record.name][0]
         chosen = "IfSteps" if record.properties["Outcome"] == "True" else "ElseSteps"
         other = "ElseSteps" if chosen == "IfSteps" else "IfSteps"
         for branch_step in step["Arguments"].get(other, []):
-            records[branch_step["Name"]].status = "NotExecuted"
+            self._records[branch_step["Name"]].status = "NotExecuted"
 
     # -- one step -----------------------------------------------------------------------------------------
     def _run_step(self, name: str, record: StepRecord) -> None:
-        step = self.graph[name][0]
         started = time.perf_counter()
+        try:
+            self._execute_step(name, record)
+        finally:  # a stopped or broken step still shows how long it ran
+            record.seconds = time.perf_counter() - started
+        note = " (cache hit)" if record.cache_hit else ""
+        detail = f": {record.failure_reason}" if record.status in ("Failed", "Stopped") else ""
+        self.echo(f"step {name} {record.status.lower()} in {record.seconds:.1f}s{note}{detail}")
+
+    def _execute_step(self, name: str, record: StepRecord) -> None:
+        step = self.graph[name][0]
         self.echo(f"step {name} ({step['Type']}) started")
         self.tracker.start_step(name, step["Type"])
         runner = getattr(self, f"_run_{step['Type'].lower()}", None)
@@ -294,38 +229,36 @@ class PipelineExecutor:
             raise ExecutionError(f"step type {step['Type']} is not supported by the local runner")
         # A condition's arguments hold its branches, which refer to steps that have not run yet.
         arguments = {} if step["Type"] == "Condition" else resolve(step.get("Arguments", {}), self._context)
-        cache_key = self._cache_key(step, arguments)
-        cached = self._cache_lookup(step, cache_key) if cache_key else None
+        key = cache_key(step, arguments)
+        cached = self.cache.lookup(step, key) if key else None
         if cached is not None:
             record.properties, record.cache_hit, record.status = cached, True, "Succeeded"
         else:
             runner(step, arguments, record)
             if record.status == "Executing":
                 record.status = "Succeeded"
-            if record.status == "Succeeded" and cache_key:
-                self._cache_store(step, cache_key, record.properties)
+            if record.status == "Succeeded" and key:
+                self.cache.store(step, key, record.properties, self._execution_id)
         with self._lock:
             self._context.steps[name] = record.properties
-        record.seconds = time.perf_counter() - started
-        note = " (cache hit)" if record.cache_hit else ""
-        detail = f": {record.failure_reason}" if record.status == "Failed" else ""
-        self.echo(f"step {name} {record.status.lower()} in {record.seconds:.1f}s{note}{detail}")
 
     def _job_name(self, step_name: str, suffix: str = "") -> str:
         return f"{self._execution_id}-{step_name}{suffix}"
 
     def _finish_job(self, result: jobs.JobResult, record: StepRecord) -> None:
         record.job_seconds += result.seconds
-        if not result.ok:
+        if result.status == "Stopped":
+            record.status, record.failure_reason = "Stopped", result.failure_reason
+        elif not result.ok:
             tail = "\n".join(result.log_text.splitlines()[-10:])
-            record.status = "Failed"
-            record.failure_reason = result.failure_reason + (f"\nlog tail:\n{tail}" if tail else "")
+            reason = result.failure_reason + (f"\nlog tail:\n{tail}" if tail else "")
+            record.status, record.failure_reason = "Failed", jobs.name_origins(reason, self.origins)
 
     def _run_processing(self, step: dict, arguments: dict, record: StepRecord) -> None:
         job_name = self._job_name(step["Name"])
         environment = self.tracker.job_environment(step["Name"], job_name)
         result = jobs.run_processing_job(
-            job_name, arguments, self.store, self.work_dir, self.echo, environment
+            job_name, arguments, self.store, self.work_dir, self.echo, environment, self.stop
         )
         self._finish_job(result, record)
         outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
@@ -354,7 +287,9 @@ class PipelineExecutor:
     def _run_training(self, step: dict, arguments: dict, record: StepRecord) -> None:
         job_name = self._job_name(step["Name"])
         environment = self.tracker.job_environment(step["Name"], job_name)
-        result = jobs.run_training_job(job_name, arguments, self.store, self.work_dir, self.echo, environment)
+        result = jobs.run_training_job(
+            job_name, arguments, self.store, self.work_dir, self.echo, environment, self.stop
+        )
         self._finish_job(result, record)
         record.properties = {
             "TrainingJobName": job_name,
@@ -363,47 +298,24 @@ class PipelineExecutor:
         }
 
     def _run_tuning(self, step: dict, arguments: dict, record: StepRecord) -> None:
-        definition = arguments["TrainingJobDefinition"]
-
-        def run_trial(number: int, tuned: dict[str, str]) -> tuple[str, str, str]:
-            job_name = self._job_name(step["Name"], f"-{number:03d}")
-            request = {
-                "AlgorithmSpecification": definition["AlgorithmSpecification"],
-                "HyperParameters": {**definition.get("StaticHyperParameters", {}), **tuned},
-                "InputDataConfig": definition.get("InputDataConfig", []),
-                "OutputDataConfig": definition["OutputDataConfig"],
-                "Environment": definition.get("Environment", {}),
-            }
+        def launch(job_name: str, request: dict) -> jobs.JobResult:
             environment = self.tracker.job_environment(step["Name"], job_name)
             result = jobs.run_training_job(
-                job_name, request, self.store, self.work_dir, self.echo, environment
+                job_name, request, self.store, self.work_dir, self.echo, environment, self.stop
             )
             record.job_seconds += result.seconds
-            return job_name, result.status, result.log_text if result.ok else result.failure_reason
+            return result
 
+        definition = arguments["TrainingJobDefinition"]
+        key = cache_key(step, arguments)
+        run_trial = trial_runner(step, definition, key, self.cache, self._execution_id, launch, self.echo)
         try:
             trials = tune(arguments, run_trial, echo=self.echo)
         except TuningError as error:
             record.status, record.failure_reason = "Failed", str(error)
             return
         metric = arguments["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
-        summaries = [
-            {
-                "TrainingJobName": trial.job_name,
-                "TrainingJobStatus": trial.status,
-                "TunedHyperParameters": trial.hyperparameters,
-                "FinalHyperParameterTuningJobObjectiveMetric": (
-                    {"MetricName": metric, "Value": trial.objective} if trial.objective is not None else None
-                ),
-                "FailureReason": trial.failure_reason,
-            }
-            for trial in trials
-        ]
-        record.properties = {
-            "HyperParameterTuningJobName": self._job_name(step["Name"]),
-            "BestTrainingJob": summaries[0],
-            "TrainingJobSummaries": summaries,
-        }
+        record.properties = tuning_properties(self._job_name(step["Name"]), metric, trials)
         self.tracker.finish_tuning(step["Name"], record.properties)
 
     def _run_condition(self, step: dict, arguments: dict, record: StepRecord) -> None:
@@ -428,6 +340,7 @@ class PipelineExecutor:
             response_types=arguments["InferenceSpecification"].get("SupportedResponseMIMETypes", []),
         )
         record.properties = {"ModelPackageArn": package.arn, "ModelPackageVersion": package.version}
+        self._save()  # the version is in the record at once, whatever happens next
         self.tracker.model_registered(package, self.store)
         self.echo(f"registered {package.arn} ({package.approval_status})")
 
@@ -435,7 +348,7 @@ class PipelineExecutor:
         record.status = "Failed"
         record.failure_reason = str(arguments.get("ErrorMessage", ""))
 
-    # -- property files and caching -----------------------------------------------------------------------
+    # -- property files -----------------------------------------------------------------------------------
     def _read_property_file(self, step_name: str, file_name: str) -> Any:
         step = self.graph[step_name][0]
         spec = next(
@@ -446,40 +359,3 @@ class PipelineExecutor:
         outputs = self._context.steps[step_name]["ProcessingOutputConfig"]["Outputs"]
         uri = outputs[spec["OutputName"]]["S3Output"]["S3Uri"].rstrip("/") + "/" + spec["FilePath"]
         return load_json_text(self.store.read_text(uri), uri)
-
-    def _cache_key(self, step: dict, arguments: dict) -> str | None:
-        config = step.get("CacheConfig", {})
-        if not config.get("Enabled") or step["Type"] not in CACHE_KEYS:
-            return None
-        keyed = {name: arguments.get(name) for name in CACHE_KEYS[step["Type"]]}
-        return hashlib.sha256(json.dumps([step["Type"], keyed], sort_keys=True).encode()).hexdigest()
-
-    def _cache_path(self, step: dict) -> Path:
-        return self.work_dir / "cache" / f"{step['Name']}.json"
-
-    def _cache_lookup(self, step: dict, key: str) -> dict | None:
-        path = self._cache_path(step)
-        if not path.is_file():
-            return None
-        expiry = parse_duration(step["CacheConfig"].get("ExpireAfter", "P30D"))
-        for entry in json.loads(path.read_text()):
-            age = datetime.now(UTC) - datetime.fromisoformat(entry["created_at"])
-            if entry["key"] == key and age <= expiry:
-                self.echo(f"step {step['Name']}: cache hit, reusing execution {entry['execution_id']}")
-                return entry["properties"]
-        return None
-
-    def _cache_store(self, step: dict, key: str, properties: dict) -> None:
-        path = self._cache_path(step)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            entries = json.loads(path.read_text()) if path.is_file() else []
-            entries.append(
-                {
-                    "key": key,
-                    "properties": properties,
-                    "created_at": datetime.now(UTC).isoformat(),
-                    "execution_id": self._execution_id,
-                }
-            )
-            path.write_text(json.dumps(entries[-20:], indent=2))

@@ -14,6 +14,7 @@ store `MLFLOW_TRACKING_URI` names, else in `<work>/mlflow/mlflow.db`.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from local_runner.data_version import with_data_versions
 from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExecutor
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
+from local_runner.signals import StopController
 from local_runner.tracking import make_tracker
 from pipeline_steps import names
 from pipeline_steps.code import build_source_bundle, code_uri_for, library_uri, source_dir_uri
@@ -63,11 +65,16 @@ class Workspace:
 
 
 def prepare_data(options: MainJobOptions, echo: Callable[[str], None] = print) -> Path:
-    """The train_<subset>.txt to use: the given folder's, or a freshly generated synthetic one."""
+    """The train_<subset>.txt to use: the given folder's, or a freshly generated synthetic one (whose folder
+    also holds test_<subset>.txt and RUL_<subset>.txt, so the official protocol evaluates)."""
     if options.data_dir is not None:
         path = Path(options.data_dir) / f"train_{options.subset}.txt"
         if not path.is_file():
             raise MainJobError(f"{path} not found (the data folder must hold train_{options.subset}.txt)")
+        pair = [path.with_name(f"{kind}_{options.subset}.txt") for kind in ("test", "RUL")]
+        if pair[0].is_file() != pair[1].is_file():
+            present, absent = pair if pair[0].is_file() else pair[::-1]
+            raise MainJobError(f"{present} has no {absent.name} beside it: test and RUL files come as a pair")
         return path
     target = Path(options.work_dir).resolve() / "data" / "synthetic"
     echo(f"generating synthetic data: {options.synthetic_units} units, seed {options.seed}: {target}")
@@ -85,26 +92,38 @@ def prepare_data(options: MainJobOptions, echo: Callable[[str], None] = print) -
 
 
 def publish_code(store: ObjectStore, work_dir: Path, bucket: str | None = None) -> str:
-    """Build the source bundle and lay it out under its code URI in `bucket`, as the CDK app deploys it."""
+    """Build the source bundle and lay it out under its code URI in `bucket`, as the CDK app deploys it.
+
+    The unpacked files go first and the tarball last, each file atomically: a tarball in place means its
+    version is complete (the version is the content hash), so a second publication of it writes nothing.
+    """
     bundle = build_source_bundle(CONTAINERS_DIR, work_dir / "build")
     code_uri = code_uri_for(bucket or local_config().artifact_bucket, bundle.version)
-    store.upload(bundle.tarball, source_dir_uri(code_uri))
-    with tempfile.TemporaryDirectory() as scratch, tarfile.open(bundle.tarball) as archive:
+    published = store.path_for(source_dir_uri(code_uri))
+    payload = bundle.tarball.read_bytes()
+    if published.is_file() and published.read_bytes() == payload:
+        return code_uri
+    with tempfile.TemporaryDirectory() as scratch, tarfile.open(fileobj=io.BytesIO(payload)) as archive:
         archive.extractall(scratch, filter="data")
         store.upload(Path(scratch), library_uri(code_uri))
+    store.upload(bundle.tarball, source_dir_uri(code_uri))
     return code_uri
 
 
 def prepare_workspace(
     work_dir: Path, data_file: Path | None = None, render: bool = True, **config_overrides: object
 ) -> Workspace:
-    """Object store, registry and (if `render`) the definition of a local config; uploads the data file."""
+    """Object store, registry and (if `render`) the definition of a local config; uploads the data file
+    (train_<subset>.txt) and, when they lie beside it, the official test_<subset>.txt and RUL_<subset>.txt."""
     work_dir = Path(work_dir)
     store = ObjectStore(work_dir / "s3")
     config = local_config(code_uri=publish_code(store, work_dir), **config_overrides)
     if data_file is not None:
         store.delete(config.data_uri)
-        store.upload(data_file, config.data_uri.rstrip("/") + "/" + data_file.name)
+        subset = data_file.name.removeprefix("train_")
+        official = [data_file.with_name(f"{kind}_{subset}") for kind in ("test", "RUL")]
+        for path in [data_file, *(path for path in official if data_file.name != subset and path.is_file())]:
+            store.upload(path, config.data_uri.rstrip("/") + "/" + path.name)
     ensure_champion_prefix(store, config.champion_uri)
     registry = LocalRegistry(work_dir / "registry.sqlite", region=config.region)
     registry.create_group(config.model_package_group_name)
@@ -116,9 +135,17 @@ def prepare_workspace(
     return Workspace(config, store, registry, json.loads(definition_text), definition_path)
 
 
+def uploaded_origins(data_file: Path, data_uri: str) -> dict[str, Path]:
+    """The user's files behind the data objects: train_<subset>.txt and the test/RUL files beside it."""
+    subset = data_file.name.removeprefix("train_")
+    files = [data_file, *(data_file.with_name(f"{kind}_{subset}") for kind in ("test", "RUL"))]
+    return {f"{data_uri.rstrip('/')}/{path.name}": path.resolve() for path in files if path.is_file()}
+
+
 def run_main_job(
-    options: MainJobOptions, echo: Callable[[str], None] = print
+    options: MainJobOptions, echo: Callable[[str], None] = print, stop: StopController | None = None
 ) -> tuple[Workspace, ExecutionResult]:
+    """Prepare the workspace and execute the definition; `stop` ends it early (SIGINT/SIGTERM)."""
     work_dir = Path(options.work_dir)
     # Made first: MLflow's import and connection run on a thread while the data and definition are prepared.
     tracker = make_tracker(work_dir, local_config().pipeline_name, options.tracking, echo=echo)
@@ -137,6 +164,8 @@ def run_main_job(
         echo,
         pipeline_name=workspace.config.pipeline_name,
         tracker=tracker,
+        stop=stop,
+        origins=uploaded_origins(data_file, workspace.config.data_uri),
     )
     run_parameters = {names.SUBSET: options.subset, **parameters}
     # DataVersion and RegisteredDataVersion, as the start function passes them on AWS (user values win).

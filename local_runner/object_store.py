@@ -1,23 +1,57 @@
 """A local stand-in for S3: `s3://bucket/key` is the file `<root>/bucket/key`.
 
 Reads follow SageMaker's S3Prefix semantics: a URI names every object whose key starts with it, so
-`s3://b/data/` and `s3://b/data` both bring the folder, and `s3://b/data/x.csv` brings one file.
+`s3://b/data/` and `s3://b/data` both bring the folder, and `s3://b/data/x.csv` brings one file. Like an S3
+PUT, every write is atomic: the bytes go to a temporary file in the target's folder, then `os.replace` puts
+it in place, so a reader sees the old object or the new one, never a torn one. Keys with a segment that
+starts with `.tmp-` are such in-flight writes (or staging areas) and are invisible to reads. Constructing a
+store touches nothing; folders are made by the first write under them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from pathlib import Path
+
+IN_FLIGHT = ".tmp-"  # the prefix of temporary files and staging folders
 
 
 class ObjectStoreError(LookupError):
     """An S3 URI is malformed or names no object."""
 
 
+def temporary_sibling(target: Path, label: str = "") -> Path:
+    """A fresh hidden name next to `target` (same folder, so same file system for `os.replace`)."""
+    return target.parent / f"{IN_FLIGHT}{label}{os.getpid()}-{uuid.uuid4().hex[:8]}-{target.name}"
+
+
+def replace_atomically(target: Path, write) -> None:
+    """Call `write(temporary_path)`, then rename the temporary file over `target`; no trace on failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(target)
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def copy_file_atomically(source: str | Path, target: str | Path) -> Path:
+    """`shutil.copy2` that readers of `target` never see half done."""
+    replace_atomically(Path(target), lambda temporary: shutil.copy2(source, temporary))
+    return Path(target)
+
+
+def _visible(relative: Path) -> bool:
+    return not any(part.startswith(IN_FLIGHT) for part in relative.parts)
+
+
 class ObjectStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, uri: str) -> Path:
         if not isinstance(uri, str) or not uri.startswith("s3://"):
@@ -31,9 +65,13 @@ class ObjectStore:
         """Every object under the prefix, as (key relative to the prefix, local file), in key order."""
         path = self.path_for(uri)
         if path.is_file():
-            return [(path.name, path)]
+            return [(path.name, path)] if _visible(Path(path.name)) else []
         if path.is_dir():
-            return [(str(file.relative_to(path)), file) for file in sorted(path.rglob("*")) if file.is_file()]
+            return [
+                (str(file.relative_to(path)), file)
+                for file in sorted(path.rglob("*"))
+                if file.is_file() and _visible(file.relative_to(path))
+            ]
         return []
 
     def download(self, uri: str, destination: Path) -> list[Path]:
@@ -50,19 +88,17 @@ class ObjectStore:
         return copied
 
     def upload(self, source: Path, uri: str) -> str:
-        """Copy a file or the contents of a folder to `uri` (a key, or a prefix for a folder)."""
+        """Copy a file or the contents of a folder to `uri` (a key, or a prefix for a folder); each file
+        lands atomically."""
         target = self.path_for(uri)
         if source.is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True)
+            shutil.copytree(source, target, dirs_exist_ok=True, copy_function=copy_file_atomically)
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+            copy_file_atomically(source, target)
         return uri
 
     def put_text(self, uri: str, text: str) -> str:
-        target = self.path_for(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        replace_atomically(self.path_for(uri), lambda temporary: temporary.write_text(text))
         return uri
 
     def read_text(self, uri: str) -> str:

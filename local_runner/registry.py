@@ -6,7 +6,9 @@ metrics, drift-check baselines, customer metadata and one of SageMaker's three a
 SageMaker, a package can only be registered into a group that exists. `describe_model_package` and
 `list_model_packages` answer in the shapes of the boto3 `sagemaker` client's responses (botocore's
 `DescribeModelPackageOutput` and `ListModelPackagesOutput`), so code written against boto3 can be
-pointed at this registry instead. The file persists across runs; nothing is opened until a method runs.
+pointed at this registry instead. The file persists across runs; nothing is opened until a method runs,
+only writes create it, and reads write nothing. `update_approval` can run a hook inside its transaction
+(the registry CLI publishes the champion there), so the status and what follows from it commit together.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import builtins
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +58,10 @@ CREATE TABLE IF NOT EXISTS model_packages (
     PRIMARY KEY (group_name, version)
 );
 """
+
+
+# update_approval's hook: (the changed package, the newest approved version) inside the transaction.
+BeforeCommit = Callable[["ModelPackage", "ModelPackage | None"], object]
 
 
 class RegistryError(KeyError):
@@ -136,15 +142,24 @@ class LocalRegistry:
 
     @contextmanager
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection in autocommit mode; `write` holds the database's write lock until the block ends."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        """A connection in autocommit mode; `write` holds the database's write lock until the block ends.
+
+        Only a write creates the file and its schema; a read of a missing file is a `RegistryError`, and a
+        read writes nothing (a hot journal left by a killed writer is still rolled back, as SQLite does)."""
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        elif not self.path.is_file():
+            raise RegistryError(f"no model registry at {self.path}")
+        else:
+            uri = f"{self.path.resolve().as_uri()}?mode=rw"
+            connection = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
         connection.row_factory = sqlite3.Row
         try:
-            connection.executescript(_SCHEMA)
             if not write:
                 yield connection
                 return
+            connection.executescript(_SCHEMA)
             # IMMEDIATE takes the write lock before the version number is read, so two writers queue.
             connection.execute("BEGIN IMMEDIATE")
             try:
@@ -275,19 +290,34 @@ class LocalRegistry:
             return ""
         return (packages[0].customer_metadata or {}).get(key, "")
 
-    def update_approval(self, group: str, version: int, status: str, description: str = "") -> ModelPackage:
-        """Set the approval status (any of the three, from any other, as UpdateModelPackage allows)."""
+    def update_approval(
+        self,
+        group: str,
+        version: int,
+        status: str,
+        description: str | None = None,
+        before_commit: BeforeCommit | None = None,
+    ) -> ModelPackage:
+        """Set the approval status (any of the three, from any other, as UpdateModelPackage allows); a
+        `description` of None keeps the stored one. `before_commit(package, newest_approved)` sees the
+        transaction's outcome before it commits; when it raises, nothing changes."""
         check_approval_status(status)
         with self._connect(write=True) as db:
             updated = db.execute(
-                "UPDATE model_packages SET approval_status = ?, approval_description = ?, updated_at = ? "
+                "UPDATE model_packages SET approval_status = ?, "
+                "approval_description = COALESCE(?, approval_description), updated_at = ? "
                 "WHERE group_name = ? AND version = ?",
                 (status, description, _now(), group, version),
             ).rowcount
             if not updated:
                 self._require_group(db, group)
                 raise RegistryError(f"model package group {group!r} has no version {version}")
-        return self.get(group, version)
+            query = "SELECT * FROM model_packages WHERE group_name = ? AND {} ORDER BY version DESC LIMIT 1"
+            package = self._package(db.execute(query.format("version = ?"), (group, version)).fetchone())
+            if before_commit is not None:
+                newest = db.execute(query.format("approval_status = ?"), (group, APPROVED)).fetchone()
+                before_commit(package, None if newest is None else self._package(newest))
+        return package
 
     # --- boto3-shaped views -------------------------------------------------------------------------
 

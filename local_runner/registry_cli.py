@@ -1,21 +1,31 @@
 """The `registry` verb of the local runner: list, show, approve and reject model package versions.
 
 `python -m local_runner registry list|show N|approve N|reject N [--reason TEXT]` works on the registry
-file `<work-dir>/registry.sqlite` that local pipeline runs register into. Approval goes through
-`approve_version`, whose `on_change` callback lets the caller react to a changed status (a later part swaps
-the local endpoint's champion there). The table shows each version's RMSE and PHM08 score, read from the
-package's customer metadata or from the model-quality statistics file its ModelMetrics point to, when that
-file is local.
+file `<work-dir>/registry.sqlite` that local pipeline runs register into; a work dir or registry that does
+not exist is an error naming it (only a pipeline run creates them), and `list`/`show` write nothing.
+`approve_version`/`reject_version` change a status under an exclusive lock (`<work-dir>/registry.lock`), so
+concurrent commands queue. Given a `ChampionTarget` (the CLI always gives one) an approval first verifies
+the version's model archive (exists, unpacks, loads, predicts), then status and champion change together
+(`champion.change_status`); a failed check changes nothing. A reason is kept unless a new one is given.
+Their `on_change` callback runs after a changed status (the CLI swaps the local endpoint there). The table
+shows each version's RMSE and PHM08 score, read from the package's customer metadata or from the
+model-quality statistics file its ModelMetrics point to (a local path, or an s3:// URI of the local store).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
-from collections.abc import Callable
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from local_runner.champion import ChampionError, ChampionTarget, change_status, verify_archive
+from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import (
     APPROVAL_STATUSES,
     APPROVED,
@@ -24,10 +34,13 @@ from local_runner.registry import (
     ModelPackage,
     RegistryError,
 )
+from pipeline_steps.config import local_config
 
 DEFAULT_GROUP = "turbofan-rul"  # the local pipeline config's model package group
 DEFAULT_WORK_DIR = Path(".work")
 REGISTRY_FILE = "registry.sqlite"
+LOCK_FILE = "registry.lock"
+LOCK_TIMEOUT = 600.0  # seconds a status change waits for the one before it (each runs a health check)
 # Headline metrics: the table column, the customer-metadata key and the key in evaluation.json's
 # `regression_metrics` (SageMaker's model-quality regression shape: {"rmse": {"value": ...}}).
 HEADLINE_METRICS = (("RMSE", "rmse"), ("PHM08", "phm08_score"))
@@ -36,8 +49,32 @@ Echo = Callable[[str], object]
 OnChange = Callable[[ModelPackage], object]
 
 
+class RegistryBusy(RuntimeError):
+    """Another command held the registry lock for longer than the timeout."""
+
+
 def registry_path(work_dir: Path) -> Path:
     return Path(work_dir) / REGISTRY_FILE
+
+
+@contextmanager
+def registry_lock(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the exclusive lock on `<folder>/registry.lock` (released by the kernel if the holder dies)."""
+    path = Path(folder) / LOCK_FILE
+    deadline = time.monotonic() + timeout
+    with path.open("a") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RegistryBusy(f"another registry command held {path} for {timeout:.0f}s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def add_registry_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -57,30 +94,37 @@ def add_registry_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     for verb in ("approve", "reject"):
         action = actions.add_parser(verb, parents=[common], help=f"{verb} a version")
         action.add_argument("version", type=int)
-        action.add_argument("--reason", default="", help="the approval description")
+        action.add_argument(
+            "--reason", default=None, help="the approval description (default: keep the stored one)"
+        )
     registry.set_defaults(handler=run_registry_command)
     return registry
 
 
-def _local_file(uri: str) -> Path | None:
-    """The file behind a local path or file:// URI; None for remote URIs (s3://)."""
+def _local_file(uri: str, store: ObjectStore | None = None) -> Path | None:
+    """The file behind a local path, a file:// URI or (given the local store) an s3:// URI; else None."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return Path(parsed.path)
     if parsed.scheme == "":
         return Path(uri)
+    if parsed.scheme == "s3" and store is not None:
+        try:
+            return store.path_for(uri)
+        except ObjectStoreError:
+            return None
     return None
 
 
-def headline_metrics(package: ModelPackage) -> dict[str, float | None]:
-    """RMSE and PHM08 score of a version: customer metadata first, then a local model-quality file."""
+def headline_metrics(package: ModelPackage, store: ObjectStore | None = None) -> dict[str, float | None]:
+    """RMSE and PHM08 score of a version: customer metadata first, then its model-quality file."""
     values: dict[str, float | None] = {key: None for _, key in HEADLINE_METRICS}
     metadata = package.customer_metadata or {}
     for key in values:
         if key in metadata:
             values[key] = float(metadata[key])
     uri = (((package.metrics or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri")
-    path = _local_file(uri) if uri else None
+    path = _local_file(uri, store) if uri else None
     if path is not None and path.is_file() and None in values.values():
         report = json.loads(path.read_text()).get("regression_metrics", {})
         for key, value in values.items():
@@ -93,11 +137,11 @@ def _number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def format_table(packages: list[ModelPackage]) -> list[str]:
+def format_table(packages: list[ModelPackage], store: ObjectStore | None = None) -> list[str]:
     """One line per version: version, status, RMSE, PHM08 score, creation time and model data URL."""
     rows = [("VERSION", "STATUS", "RMSE", "PHM08", "CREATED", "MODEL DATA")]
     for package in packages:
-        metrics = headline_metrics(package)
+        metrics = headline_metrics(package, store)
         rows.append(
             (
                 str(package.version),
@@ -115,8 +159,8 @@ def format_table(packages: list[ModelPackage]) -> list[str]:
     ]
 
 
-def format_package(package: ModelPackage) -> list[str]:
-    metrics = headline_metrics(package)
+def format_package(package: ModelPackage, store: ObjectStore | None = None) -> list[str]:
+    metrics = headline_metrics(package, store)
     lines = [
         f"version:          {package.version}",
         f"arn:              {package.arn}",
@@ -142,55 +186,106 @@ def format_package(package: ModelPackage) -> list[str]:
 
 
 def _set_status(
-    registry: LocalRegistry, group: str, version: int, status: str, reason: str, on_change: OnChange | None
+    registry: LocalRegistry,
+    group: str,
+    version: int,
+    status: str,
+    reason: str | None,
+    on_change: OnChange | None,
+    champion: ChampionTarget | None,
 ) -> ModelPackage:
-    before = registry.get(group, version)
-    after = registry.update_approval(group, version, status, reason)
+    verified = None
+    if champion is not None and status == APPROVED:
+        # Outside the lock: concurrent approvals check their models side by side.
+        verified = verify_archive(champion, registry.get(group, version))
+    with registry_lock(registry.path.parent):
+        before = registry.get(group, version)
+        if champion is None:
+            after = registry.update_approval(group, version, status, reason)
+        else:
+            after = change_status(champion, registry, group, version, status, reason, verified)
     if on_change is not None and before.approval_status != after.approval_status:
         on_change(after)
     return after
 
 
 def approve_version(
-    registry: LocalRegistry, group: str, version: int, reason: str = "", on_change: OnChange | None = None
+    registry: LocalRegistry,
+    group: str,
+    version: int,
+    reason: str | None = None,
+    on_change: OnChange | None = None,
+    champion: ChampionTarget | None = None,
 ) -> ModelPackage:
-    """Approve a version; `on_change(package)` runs when its status actually changed."""
-    return _set_status(registry, group, version, APPROVED, reason, on_change)
+    """Approve a version (verified and published as champion with `champion`); `on_change(package)` runs
+    when its status actually changed."""
+    return _set_status(registry, group, version, APPROVED, reason, on_change, champion)
 
 
 def reject_version(
-    registry: LocalRegistry, group: str, version: int, reason: str = "", on_change: OnChange | None = None
+    registry: LocalRegistry,
+    group: str,
+    version: int,
+    reason: str | None = None,
+    on_change: OnChange | None = None,
+    champion: ChampionTarget | None = None,
 ) -> ModelPackage:
-    """Reject a version; `on_change(package)` runs when its status actually changed."""
-    return _set_status(registry, group, version, REJECTED, reason, on_change)
+    """Reject a version (the champion falls back to the newest approved one left, with `champion`);
+    `on_change(package)` runs when its status actually changed."""
+    return _set_status(registry, group, version, REJECTED, reason, on_change, champion)
+
+
+def local_champion(work_dir: Path) -> ChampionTarget:
+    """The champion prefix of the local config in the work dir's object store."""
+    return ChampionTarget(ObjectStore(Path(work_dir) / "s3"), local_config().champion_uri)
+
+
+def _missing(work_dir: Path) -> str | None:
+    path = registry_path(work_dir)
+    if not Path(work_dir).is_dir():
+        return f"work dir {work_dir} does not exist; a pipeline run (python -m local_runner run) creates it"
+    if not path.is_file():
+        return f"no model registry at {path}; a pipeline run creates it when it registers a model"
+    return None
+
+
+def _run(args: argparse.Namespace, echo: Echo, on_change: OnChange | None, champion: ChampionTarget) -> int:
+    registry = LocalRegistry(registry_path(args.work_dir))
+    if args.registry_action == "list":
+        packages = registry.list(args.group, args.status)
+        status = f" with status {args.status}" if args.status else ""
+        lines = format_table(packages, champion.store) if packages else []
+        for line in lines or [f"no versions{status} in model package group {args.group}"]:
+            echo(line)
+    elif args.registry_action == "show":
+        for line in format_package(registry.get(args.group, args.version), champion.store):
+            echo(line)
+    else:
+        change = approve_version if args.registry_action == "approve" else reject_version
+        package = change(registry, args.group, args.version, args.reason, on_change, champion)
+        echo(f"{package.group} version {package.version} is now {package.approval_status}")
+    return 0
 
 
 def run_registry_command(
-    args: argparse.Namespace, echo: Echo = print, on_change: OnChange | None = None
+    args: argparse.Namespace,
+    echo: Echo = print,
+    on_change: OnChange | None = None,
+    champion: ChampionTarget | None = None,
 ) -> int:
-    """Run a parsed `registry` command; 0 on success, 1 with a message for an unknown group or version."""
-    path = registry_path(args.work_dir)
-    if not path.is_file():
-        echo(f"error: no model registry at {path}; a pipeline run creates it when it registers a model")
+    """Run a parsed `registry` command; 0 on success, 1 with a one-line message for a missing work dir or
+    registry, an unknown group or version, a model that fails verification or a busy registry."""
+    missing = _missing(args.work_dir)
+    if missing:
+        echo(f"error: {missing}")
         return 1
-    registry = LocalRegistry(path)
     try:
-        if args.registry_action == "list":
-            packages = registry.list(args.group, args.status)
-            if not packages:
-                status = f" with status {args.status}" if args.status else ""
-                echo(f"no versions{status} in model package group {args.group}")
-                return 0
-            for line in format_table(packages):
-                echo(line)
-        elif args.registry_action == "show":
-            for line in format_package(registry.get(args.group, args.version)):
-                echo(line)
-        else:
-            change = approve_version if args.registry_action == "approve" else reject_version
-            package = change(registry, args.group, args.version, args.reason, on_change)
-            echo(f"{package.group} version {package.version} is now {package.approval_status}")
-    except RegistryError as error:
+        return _run(args, echo, on_change, champion or local_champion(args.work_dir))
+    except (RegistryError, RegistryBusy) as error:
         echo(f"error: {error}")
-        return 1
-    return 0
+    except ChampionError as error:
+        action = f"{args.registry_action} {args.group} version {args.version}"
+        echo(f"error: {action} refused: {error}; the registry is unchanged")
+    except (sqlite3.Error, OSError) as error:
+        echo(f"error: {args.registry_action} failed on {registry_path(args.work_dir)}: {error}")
+    return 1

@@ -1,13 +1,14 @@
 """The per-execution HTML report: one self-contained file that opens offline in any browser.
 
 `collect` gathers what an execution left behind: its step records (status, durations, cache hits), the
-tuning trials (objective per trial, the best one first), the evaluation report and plots of the
-`evaluation` output, the dataset manifest of the `manifest` output and drift results (JSON files of any
-output whose name contains "drift") when a step produced them. `render` turns that into HTML with inline
-CSS, the plots embedded as base64 PNG and a Content-Security-Policy that forbids every network fetch, so
-the file shows the same on a laptop, in CI and as an MLflow artifact. `write_report` does both and writes
-`<work>/executions/<id>/report.html`. A part an execution did not produce (a failed run has no
-evaluation) is shown as missing, never invented.
+tuning trials (objective per trial, the best one first), the evaluation report and plots of the `evaluation`
+output (which protocol scored the model, the official test set or held-out units, the model's training units
+and its prediction intervals' coverage), the dataset manifest of the `manifest` output and drift results
+(JSON files of any output whose name contains "drift") when a step produced them. `render` turns that into
+HTML with inline CSS, the plots embedded as base64 PNG and a Content-Security-Policy that forbids every
+network fetch, so the file shows the same on a laptop, in CI and as an MLflow artifact. `write_report` does
+both and writes `<work>/executions/<id>/report.html`. A part an execution did not produce (a failed run has
+no evaluation) is shown as missing, never invented.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def _cards(data: ReportData) -> str:
             ),
             ("R²", metrics["r2"]["value"], None),
             ("RMSE vs capped truth", capped["rmse"]["value"], None),
-            ("Test units", evaluation["n_units"], None),
+            (f"Test units ({_protocol_name(evaluation)})", evaluation["n_units"], None),
         ):
             note = f'<div class="note">± {_number(spread)} (bootstrap sd)</div>' if spread is not None else ""
             cards.append(
@@ -180,6 +181,47 @@ def _cards(data: ReportData) -> str:
             f"{_e(data.manifest['version'])}</div></div>"
         )
     return f'<div class="cards">{"".join(cards)}</div>' if cards else ""
+
+
+def _protocol_name(evaluation: Mapping[str, Any]) -> str:
+    """How the report names the protocol that produced the evaluation's numbers."""
+    name = evaluation.get("protocol", {}).get("name")
+    return {"official": "official test set", "internal_holdout": "held-out units"}.get(
+        name, "protocol unknown"
+    )
+
+
+def _evaluated_model(data: ReportData) -> str:
+    """Which protocol scored the model, what it was trained on and how its intervals covered the truth."""
+    evaluation = data.evaluation
+    if evaluation is None:
+        return _missing("No evaluation report.")
+    protocol, model = evaluation.get("protocol", {}), evaluation.get("model", {})
+    padded = protocol.get("padded_units", [])
+    rows = [
+        ["protocol", _e(f"{_protocol_name(evaluation)}: {protocol.get('description', '')}")],
+        ["files", _e(", ".join(protocol.get("files", [])) or "the pipeline's own held-out units")],
+        ["units scored", _e(evaluation["n_units"])],
+        ["padded (shorter than the window)", _e(", ".join(map(str, padded)) if padded else "none")],
+        ["final refit on all training units", _e("yes" if model.get("final_refit") else "no")],
+        [
+            "training units",
+            _e(", ".join(f"{n} {name}" for name, n in model.get("training_units", {}).items()) or "unknown"),
+        ],
+    ]
+    intervals = evaluation.get("prediction_intervals")
+    if intervals:
+        rows.append(
+            [
+                "prediction intervals",
+                _e(
+                    f"coverage {intervals['coverage']:.0%} (nominal {intervals['nominal_coverage']:.0%}), "
+                    f"{intervals['coverage_capped_truth']:.0%} of the capped truth, "
+                    f"mean width {intervals['mean_width']:.1f} cycles on {intervals['n_units']} units"
+                ),
+            ]
+        )
+    return _table(["", ""], rows)
 
 
 def _steps(data: ReportData) -> str:
@@ -265,7 +307,7 @@ def _gate(data: ReportData) -> str:
     comparison = evaluation.get("champion_comparison", {})
     champion = evaluation.get("champion")
     allowed = comparison.get("allowed_rmse")
-    basis = f"(true RUL capped at {_number(gate['rul_cap'])})"
+    basis = f"(true RUL capped at {_number(gate['rul_cap'])}, {_protocol_name(evaluation)})"
     rows = [
         [_e(f"RMSE {basis} ≤ threshold"), _number(gate["rmse"]), _number(gate["rmse_threshold"])],
         [
@@ -391,6 +433,7 @@ def render(data: ReportData) -> str:
     sections = [
         _section("Steps", _steps(data), "steps"),
         _section("Tuning trials", _trials(data), "trials"),
+        _section("Evaluated model", _evaluated_model(data), "model"),
         _section("Quality gate", _gate(data), "gate"),
         _section("Evaluation plots", _plots(data, ["predicted_vs_true", "error_histogram"]), "plots")
         if data.evaluation

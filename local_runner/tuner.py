@@ -3,7 +3,10 @@
 The ranges, the strategy (Bayesian -> Optuna's TPE sampler, Random -> random sampling), the objective and
 the job limits come from the request. Each trial is a training job; its objective is read from the job's
 log with the definition's own metric regex, as SageMaker reads it from CloudWatch. Trials run in rounds
-of at most MaxParallelTrainingJobs. Like SageMaker, the summaries list the best trial first.
+of at most MaxParallelTrainingJobs. Like SageMaker, the summaries list the best trial first. The sampler
+is seeded, so a search told the same results asks the same trials: a resumed tuning step
+(`local_runner.tuning_step`) gets its finished trials back from the cache and continues with the rest of
+the budget.
 """
 
 from __future__ import annotations

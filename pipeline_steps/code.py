@@ -3,9 +3,11 @@
 `build_source_bundle` packs `containers/` (entry scripts and the `rul` package, no caches) into a
 `sourcedir.tar.gz` whose bytes depend only on the files' paths and contents: sorted entries, mtime 0,
 uid/gid 0, empty owner names, normalised modes and a gzip header without a timestamp. Its version is the
-first 12 hex digits of the tarball's sha256. Under a code prefix `s3://<bucket>/code/<version>/` the
-training jobs read `sourcedir.tar.gz` (script mode `source_dir`) and the processing jobs read the same
-files unpacked under `src/` (entry script `src/<name>.py`, library prefix `src/`).
+first 12 hex digits of the tarball's sha256. The tarball is written only when its bytes change, and then
+atomically (a temporary file renamed over it), so concurrent runs never read a half-written bundle.
+Under a code prefix `s3://<bucket>/code/<version>/` the training jobs read `sourcedir.tar.gz` (script mode
+`source_dir`) and the processing jobs read the same files unpacked under `src/` (entry script
+`src/<name>.py`, library prefix `src/`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import tarfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +66,17 @@ def _tar_bytes(root: Path, files: tuple[str, ...]) -> bytes:
     return buffer.getvalue()
 
 
+def _write_atomically(path: Path, payload: bytes) -> None:
+    """Readers of `path` (a concurrent run's upload) see the old bundle or the new one, never a torn one."""
+    temporary = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        temporary.write_bytes(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def build_source_bundle(containers_dir: Path, out_dir: Path) -> SourceBundle:
     """Write `out_dir/sourcedir.tar.gz` of `containers_dir`; the same files give the same bytes."""
     root = Path(containers_dir)
@@ -76,7 +91,8 @@ def build_source_bundle(containers_dir: Path, out_dir: Path) -> SourceBundle:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tarball = out / SOURCE_BUNDLE_NAME
-    tarball.write_bytes(payload)
+    if not tarball.is_file() or tarball.read_bytes() != payload:
+        _write_atomically(tarball, payload)
     return SourceBundle(version=hashlib.sha256(payload).hexdigest()[:12], tarball=tarball, files=files)
 
 

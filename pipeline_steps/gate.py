@@ -3,7 +3,8 @@
 `CheckQualityGate` passes when, on the test units with the truth capped at the training cap, the RMSE and
 the PHM08 score per 100 units are within their thresholds and the RMSE is within the champion's bound
 (evaluate.py writes these figures and documents the basis in the report); else `FailQualityGate` ends
-the run with the measured values, the thresholds and evaluate.py's summary. The thresholds are
+the run with the measured values, the protocol that produced them (the official test set, or held-out
+units), the thresholds and evaluate.py's summary. The thresholds are
 parameters or deploy-time literals (`PipelineParameters`). Inside the gate's if-branch,
 `CheckNewDataVersion` registers only when `DataVersion` differs from `RegisteredDataVersion` (the data
 version of the newest registered package, set by the starters): the same data ends the run successfully
@@ -47,7 +48,9 @@ def fail_step(params: PipelineParameters, evaluate: ProcessingStep) -> FailStep:
     message = Join(
         on="",
         values=[
-            "Quality gate failed (on the truth capped at the training cap): test RMSE ",
+            "Quality gate failed (",
+            report_value(evaluate, names.PROTOCOL_JSON_PATH),
+            " evaluation protocol, on the truth capped at the training cap): test RMSE ",
             report_value(evaluate, names.RMSE_JSON_PATH),
             " (threshold ",
             params.rmse_threshold,

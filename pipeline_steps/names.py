@@ -14,6 +14,8 @@ import re
 PREPROCESS_STEP = "PreprocessData"
 BASELINE_STEP = "DataQualityBaseline"
 TUNE_STEP = "TuneModel"
+# Retrains the best trial's hyperparameters on all training units; its model is evaluated and registered.
+REFIT_STEP = "RefitModel"
 EVALUATE_STEP = "EvaluateModel"
 GATE_STEP = "CheckQualityGate"
 # Inside the gate's if-branch: register only data that is not registered yet (else end successfully).
@@ -26,6 +28,7 @@ STEP_NAMES = (
     PREPROCESS_STEP,
     BASELINE_STEP,
     TUNE_STEP,
+    REFIT_STEP,
     EVALUATE_STEP,
     GATE_STEP,
     DATA_VERSION_CHECK_STEP,
@@ -89,6 +92,8 @@ PENDING_APPROVAL = APPROVAL_STATUSES[0]
 TRAIN_OUTPUT = "train"
 VALIDATION_OUTPUT = "validation"
 TEST_OUTPUT = "test"
+# The held-out units, whole, when the official test set evaluates (the refit trains on them), else empty.
+HOLDOUT_OUTPUT = "holdout"
 BASELINE_OUTPUT = "baseline"
 METADATA_OUTPUT = "metadata"
 # The dataset manifest (rul.lineage): manifest-<host>.json, its URI goes into the registered model's metadata.
@@ -97,6 +102,7 @@ PREPROCESS_OUTPUTS = (
     TRAIN_OUTPUT,
     VALIDATION_OUTPUT,
     TEST_OUTPUT,
+    HOLDOUT_OUTPUT,
     BASELINE_OUTPUT,
     METADATA_OUTPUT,
     MANIFEST_OUTPUT,
@@ -115,12 +121,18 @@ CONSTRAINTS_FILE = "constraints.json"
 # Training channels of TuneModel.
 TRAIN_CHANNEL = "train"
 VALIDATION_CHANNEL = "validation"
+# RefitModel's third channel: the holdout output (whole held-out units, or none).
+HOLDOUT_CHANNEL = "holdout"
+# RefitModel's static hyperparameter that puts train.py in refit mode (fit on every channel's units).
+REFIT_HYPERPARAMETER = "final_refit"
 # With network isolation the SDK ships source_dir as this extra channel (sourcedir.tar.gz inside).
 CODE_CHANNEL = "code"
 
 # Container paths of the processing jobs.
 PROCESSING_ROOT = "/opt/ml/processing"
 RAW_INPUT_PATH = f"{PROCESSING_ROOT}/input"
+# The input prefix again, replicated to every instance: the official test/RUL pair is never split by shards.
+OFFICIAL_INPUT_PATH = f"{PROCESSING_ROOT}/official"
 LIBRARY_PATH = f"{PROCESSING_ROOT}/input/lib"
 MODEL_INPUT_PATH = f"{PROCESSING_ROOT}/model"
 TEST_INPUT_PATH = f"{PROCESSING_ROOT}/test"
@@ -131,6 +143,7 @@ DATA_QUALITY_OUTPUT_PATH = f"{PROCESSING_ROOT}/{DATA_QUALITY_OUTPUT}"
 CODE_INPUT = "code"
 CODE_PATH = f"{PROCESSING_ROOT}/input/code"
 RAW_INPUT = "raw"
+OFFICIAL_INPUT = "official"
 LIBRARY_INPUT = "lib"
 MODEL_INPUT = "model"
 TEST_INPUT = "test"
@@ -153,6 +166,8 @@ RMSE_JSON_PATH = "capped_truth_metrics.rmse.value"
 SCORE_JSON_PATH = "capped_truth_metrics.phm08_score_per_100_units.value"
 ALLOWED_RMSE_JSON_PATH = "champion_comparison.allowed_rmse"
 GATE_SUMMARY_JSON_PATH = "gate.summary"
+# Which protocol produced the numbers: "official" (test/RUL files) or "internal_holdout" (rul.official).
+PROTOCOL_JSON_PATH = "protocol.name"
 
 # Tuning objective: the line train.py prints, and the regex (equal to rul.metrics.metric_regex) reading it.
 OBJECTIVE_METRIC = "validation:rmse"

@@ -1,12 +1,14 @@
-"""The SageMaker pipeline: preprocess, baseline, tune, evaluate, gate, data-version check, register or fail.
+"""The SageMaker pipeline: preprocess, baseline, tune, refit, evaluate, gate, data-version check, register.
 
 `get_pipeline(session, config)` assembles one small function per step (the tuning, baseline and gate
 steps live in their own modules). Steps are wired only through step properties, the `EvaluationReport`
 property file (`JsonGet`), `Join`s and the parameters of `parameters.py`; every S3 location is explicit
 (bucket, code prefix and image come from the config), so a `PipelineSession` renders the definition
-without touching AWS. Scratch outputs land under `s3://<artifacts>/<pipeline>/<execution id>/<step>/...`
-(expires); what a registered model package refers to (evaluation report, drift baselines, data manifest)
-under `s3://<artifacts>/registry/<pipeline>/<execution id>/<step>/...` and tuned models under
+without touching AWS. The model evaluated and registered is `RefitModel`'s (the best trial retrained on
+all training units, `refit_step.py`), scored on the official test files when the input holds them.
+Scratch outputs land under `s3://<artifacts>/<pipeline>/<execution id>/<step>/...` (expires); what a
+registered model package refers to (evaluation report, drift baselines, data manifest) under
+`s3://<artifacts>/registry/<pipeline>/<execution id>/<step>/...` and tuned and refit models under
 `s3://<artifacts>/models/<pipeline>/<training job>/output/model.tar.gz` (both kept). Every job carries
 the config's stopping condition.
 """
@@ -19,7 +21,7 @@ from sagemaker.processing import ProcessingInput, ProcessingOutput
 from sagemaker.workflow.model_step import ModelStep
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
-from sagemaker.workflow.steps import ProcessingStep, TuningStep
+from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
 from pipeline_steps import names
 from pipeline_steps.baseline_step import BaselineStep, baseline_step, drift_check_baselines
@@ -43,7 +45,8 @@ from pipeline_steps.job_settings import (
     step_retry_policy,
 )
 from pipeline_steps.parameters import PipelineParameters, as_argument, declare_parameters
-from pipeline_steps.tuning import top_model_uri, tune_step
+from pipeline_steps.refit_step import refit_model_uri, refit_step
+from pipeline_steps.tuning import tune_step
 
 SERVING_CONTENT_TYPES = ["text/csv", "application/json"]
 SERVING_RESPONSE_TYPES = ["application/json"]
@@ -60,6 +63,8 @@ def preprocess_step(
 ) -> ProcessingStep:
     """Split raw C-MAPSS files into train/validation/test units, a baseline table, metadata and manifest.
 
+    The input prefix is read twice: sharded (the training files, spread over the instances) and fully
+    replicated (where preprocess looks for the official test/RUL pair, which sharding could split).
     `--data-version` puts the data's version into the request, so SageMaker's cache key (the request
     arguments) changes with the data and not only with its S3 prefix.
     """
@@ -69,6 +74,12 @@ def preprocess_step(
         destination=names.RAW_INPUT_PATH,
         input_name=names.RAW_INPUT,
         s3_data_distribution_type="ShardedByS3Key",
+    )
+    official = ProcessingInput(
+        source=params.input_data_uri,
+        destination=names.OFFICIAL_INPUT_PATH,
+        input_name=names.OFFICIAL_INPUT,
+        s3_data_distribution_type="FullyReplicated",
     )
     outputs = [
         ProcessingOutput(
@@ -80,7 +91,7 @@ def preprocess_step(
     ]
     step_args = processor.run(
         code=script_uri(config.code_uri, names.PREPROCESS_SCRIPT),
-        inputs=[raw, library_input(config)],
+        inputs=[raw, official, library_input(config)],
         outputs=outputs,
         arguments=["--subset", params.subset, "--data-version", params.data_version],
     )
@@ -97,13 +108,14 @@ def evaluate_step(
     config: PipelineConfig,
     params: PipelineParameters,
     preprocess: ProcessingStep,
-    tuning: TuningStep,
+    refit: TrainingStep,
 ) -> ProcessingStep:
-    """Score the best tuned model on the held-out test units and compare it with the champion."""
+    """Score the refit model on the evaluation units (official test set, else held-out units) and compare it
+    with the champion."""
     processor = script_processor(session, config, params, "evaluate")
     inputs = [
         ProcessingInput(
-            source=top_model_uri(config, tuning),
+            source=refit_model_uri(refit),
             destination=names.MODEL_INPUT_PATH,
             input_name=names.MODEL_INPUT,
         ),
@@ -149,14 +161,14 @@ def register_step(
     params: PipelineParameters,
     preprocess: ProcessingStep,
     baseline: BaselineStep,
-    tuning: TuningStep,
+    refit: TrainingStep,
     evaluate: ProcessingStep,
 ) -> ModelStep:
-    """Register the best model with its test metrics, data-quality baseline, the S3 prefix of its data
+    """Register the refit model with its test metrics, data-quality baseline, the S3 prefix of its data
     manifest and its data version in the customer metadata (no repack: no entry_point)."""
     model = Model(
         image_uri=config.image_uri,
-        model_data=top_model_uri(config, tuning),
+        model_data=refit_model_uri(refit),
         role=config.role_arn,
         sagemaker_session=session,
         env={"SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": config.region},
@@ -188,13 +200,14 @@ def get_pipeline(session: PipelineSession, config: PipelineConfig) -> Pipeline:
     preprocess = preprocess_step(session, config, params)
     baseline = baseline_step(session, config, params, preprocess)
     tuning = tune_step(session, config, params, preprocess)
-    evaluate = evaluate_step(session, config, params, preprocess, tuning)
-    register = register_step(session, config, params, preprocess, baseline, tuning, evaluate)
+    refit = refit_step(session, config, params, preprocess, tuning)
+    evaluate = evaluate_step(session, config, params, preprocess, refit)
+    register = register_step(session, config, params, preprocess, baseline, refit, evaluate)
     new_data = data_version_check_step(params, register)
     gate = gate_step(params, evaluate, new_data, fail_step(params, evaluate))
     return Pipeline(
         name=config.pipeline_name,
         parameters=params.as_list(),
-        steps=[preprocess, baseline, tuning, evaluate, gate],
+        steps=[preprocess, baseline, tuning, refit, evaluate, gate],
         sagemaker_session=session,
     )

@@ -3,9 +3,10 @@
 `render_definition(config)` disables SDK telemetry, builds the offline session (also the boto3 default
 while it renders) and returns the
 definition JSON with its one clock-dependent field fixed: the SDK puts
-`sagemaker_job_name="<base>-<timestamp>"` into the tuning job's static hyperparameters (script mode
-writes it there), so two renders would differ. It is replaced by the stable base name; SageMaker names
-each tuning training job itself, and the training toolkit only uses the value as a label.
+`sagemaker_job_name="<base>-<timestamp>"` into the tuning job's static hyperparameters and the refit
+training job's hyperparameters (script mode writes it there), so two renders would differ. It is
+replaced by the stable base name; SageMaker names each job itself, and the training toolkit only uses
+the value as a label.
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ from pipeline_steps.pipeline import get_pipeline
 from pipeline_steps.session import default_boto_session, disable_sdk_telemetry, offline_session
 
 JOB_NAME_HYPERPARAMETER = "sagemaker_job_name"
-STABLE_JOB_NAME = json.dumps(f"{JOB_NAME_BASE}-train")
+STABLE_JOB_NAME = json.dumps(f"{JOB_NAME_BASE}-train")  # the tuning trials'
 _TIMESTAMPED = re.compile(r"-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{3}$")
 
 
 def normalise_definition(definition: dict[str, Any]) -> dict[str, Any]:
     """Replace clock-dependent values (timestamped job names) with stable ones, in place; return it."""
     for step in definition.get("Steps", []):
-        training = step.get("Arguments", {}).get("TrainingJobDefinition", {})
-        static = training.get("StaticHyperParameters", {})
-        if JOB_NAME_HYPERPARAMETER in static:
-            static[JOB_NAME_HYPERPARAMETER] = STABLE_JOB_NAME
+        arguments = step.get("Arguments", {})
+        for hyperparameters in (
+            arguments.get("TrainingJobDefinition", {}).get("StaticHyperParameters", {}),
+            arguments.get("HyperParameters", {}),
+        ):
+            name = hyperparameters.get(JOB_NAME_HYPERPARAMETER)
+            if isinstance(name, str):
+                hyperparameters[JOB_NAME_HYPERPARAMETER] = json.dumps(_TIMESTAMPED.sub("", json.loads(name)))
     return definition
 
 

@@ -149,4 +149,3 @@ class TrackingStack(cdk.Stack):
         studio_role = iam.Role.from_role_name(self, "StudioRole", self.names.studio_role)
         policy.policy.attach_to_role(studio_role)
         return policy
-

@@ -447,3 +447,45 @@ def test_the_first_repeated_unit_block_is_reported(tmp_path):
     path.write_text("".join(f"{unit} {cycle} " + " ".join(["0.5"] * 24) + "\n" for unit, cycle in rows))
     with pytest.raises(DataFormatError, match="line 3: unit 3 appears again"):
         read_trajectories(path)
+
+
+# --- truncated files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cut", [1, 3, 8, len("  \n") + 1], ids=["newline", "spaces-and-newline", "into-last-number", "one-digit"]
+)
+def test_a_trajectory_file_without_final_newline_is_reported_truncated(tmp_path, cut):
+    text = VALID_TEXT[:-cut]
+    path = _write(tmp_path / "train_FD001.txt", text)
+    last = text.splitlines()[-1]
+    with pytest.raises(DataFormatError) as caught:
+        read_trajectories(path)
+    assert caught.value.line == 5
+    assert str(caught.value) == (
+        f"{path}, line 5: the file ends without a newline, so it looks truncated: {last.strip()!r}"
+    )
+
+
+def test_trailing_blank_space_without_newline_is_not_truncation(tmp_path):
+    frame = read_trajectories(_write(tmp_path / "train_FD001.txt", VALID_TEXT + "   "))
+    assert len(frame) == 5
+
+
+def test_a_rul_file_without_final_newline_is_reported_truncated(tmp_path):
+    path = _write(tmp_path / "RUL_FD001.txt", "112\n98\n6")
+    with pytest.raises(DataFormatError) as caught:
+        read_rul(path)
+    assert str(caught.value) == f"{path}, line 3: the file ends without a newline, so it looks truncated: '6'"
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("name", SUBSETS)
+def test_real_files_end_with_a_newline(real_data_dir, name):
+    """What the truncation rule relies on: the published files all end with a newline."""
+    path = real_data_dir / f"train_{name}.txt"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    with path.open("rb") as handle:
+        handle.seek(-1, 2)
+        assert handle.read() == b"\n"

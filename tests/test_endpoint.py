@@ -9,12 +9,14 @@ import socket
 import tarfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from local_runner.endpoint import (
     EndpointError,
     EndpointOptions,
     EndpointPaths,
+    check_port_free,
     current_release,
     on_approval_callback,
     release_version,
@@ -107,12 +109,31 @@ def test_on_approval_does_nothing_without_an_endpoint(work_dir):
     assert said == ["endpoint: no local endpoint set up; nothing to swap"]
 
 
+def test_on_approval_mirrors_the_change_in_mlflow_first(work_dir, monkeypatch):
+    mirrored = []
+    monkeypatch.setattr(
+        "local_runner.endpoint.mirror_approval", lambda work, package, echo: mirrored.append((work, package))
+    )
+    registry = LocalRegistry(work_dir / "registry.sqlite")
+    approve_version(registry, GROUP, 2, on_change=on_approval_callback(work_dir, lambda _: None))
+    assert [(work, package.version, package.approval_status) for work, package in mirrored] == [
+        (work_dir, 2, "Approved")
+    ]
+
+
 def test_running_endpoint_keeps_serving_through_a_refused_swap_and_swaps_on_approval(work_dir, tmp_path):
     registry = LocalRegistry(work_dir / "registry.sqlite")
     options = EndpointOptions(port=free_port(), workers=2, capture_dir=tmp_path / "capture")
     with start_endpoint(work_dir, resolve_package(work_dir, None), options) as server:
         server.wait_ready(60)
         assert invoke(server.port)["model_version"] == "1"
+        assert server.url == f"http://127.0.0.1:{server.port}"
+        listening = psutil.Process(server.process.pid).net_connections("tcp")
+        assert {(c.laddr.ip, c.laddr.port) for c in listening if c.status == "LISTEN"} == {
+            ("127.0.0.1", server.port)
+        }, "the local endpoint listens on loopback only"
+        with pytest.raises(EndpointError, match="already runs from"):
+            start_endpoint(work_dir, resolve_package(work_dir, None), options)
 
         refused = swap_model(work_dir, registry.get(GROUP, 3))
         assert not refused.ok and "version 1 keeps serving" in refused.reason
@@ -128,6 +149,20 @@ def test_running_endpoint_keeps_serving_through_a_refused_swap_and_swaps_on_appr
         assert server.process.poll() is None
     captured = list((tmp_path / "capture" / "turbofan-rul-local" / "AllTraffic").rglob("*.jsonl"))
     assert captured, "the endpoint captured its invocations"
+
+
+def test_a_taken_port_is_refused_before_anything_starts(work_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(EndpointError, match=f"port {port} on 127.0.0.1 is already in use"):
+            check_port_free("127.0.0.1", port)
+        options = EndpointOptions(port=port)
+        with pytest.raises(EndpointError, match=f"port {port} on 127.0.0.1 is already in use"):
+            start_endpoint(work_dir, resolve_package(work_dir, None), options)
+    assert not EndpointPaths.of(work_dir).current.exists(), "no release was prepared"
+    check_port_free("127.0.0.1", port)  # free again once closed
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -150,6 +185,7 @@ def test_cli_swap_and_status(work_dir):
     assert said[-1] == f"error: model package group {GROUP!r} has no version 9"
     args = parse(["endpoint", "serve", "--work-dir", str(work_dir), "--model-version", "2", "--port", "9000"])
     assert (args.model_version, args.port, args.workers, args.capture_dir) == (2, 9000, 2, None)
+    assert args.host == "127.0.0.1"
     assert args.handler is run_endpoint_command
     with pytest.raises(SystemExit):
         parse(["endpoint", "serve", "--capture-percentage", "120"])

@@ -12,9 +12,11 @@ from rul.features import (
     FeatureTransformer,
     capped_rul,
     detect_condition_count,
+    effective_stride,
     last_rows,
     remaining_cycles,
     sliding_windows,
+    thinning_mask,
     window_statistics,
 )
 
@@ -126,3 +128,32 @@ def test_exponential_means_match_pandas_and_restart_per_unit():
         pd.DataFrame(values).groupby(frame["unit"]).transform(lambda s: s.ewm(alpha=0.3, adjust=False).mean())
     )
     np.testing.assert_allclose(_ewm(values, frame["unit"].to_numpy(), 0.3), expected.to_numpy(), rtol=1e-12)
+
+
+def test_thinning_keeps_every_kth_row_of_each_unit_from_varied_offsets():
+    frame = pd.DataFrame(
+        [(unit, cycle) for unit in range(1, 41) for cycle in range(1, 101)], columns=["unit", "cycle"]
+    )
+    assert thinning_mask(frame, 1, 0).all()
+    keep = thinning_mask(frame, 5, 0)
+    assert (frame[keep].groupby("unit").size() == 20).all()
+    from_end = frame.groupby("unit").cumcount(ascending=False)
+    offsets = (from_end[keep] % 5).groupby(frame.loc[keep, "unit"]).unique()
+    assert all(len(offset) == 1 for offset in offsets)  # one offset per unit: a regular stride
+    assert len({int(offset[0]) for offset in offsets}) == 5  # units differ, so every RUL is covered
+    assert not np.array_equal(thinning_mask(frame, 5, 1), keep)  # the seed moves the offsets
+
+
+@pytest.mark.parametrize(
+    ("rows", "stride", "max_rows", "expected"),
+    [
+        (1000, 1, 0, 1),
+        (1000, 3, 0, 3),
+        (1000, 1, 1000, 1),
+        (1001, 1, 1000, 2),
+        (1000, 7, 500, 7),
+        (10, 1, 3, 4),
+    ],
+)
+def test_effective_stride_meets_the_row_budget(rows, stride, max_rows, expected):
+    assert effective_stride(rows, stride, max_rows) == expected

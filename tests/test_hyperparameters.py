@@ -27,6 +27,7 @@ def test_defaults():
     assert hp.batch_size == 256
     assert hp.dropout == 0.5
     assert hp.patience == 10
+    assert (hp.interval_level, hp.cut_max_rul, hp.row_stride, hp.max_train_rows) == (0.9, 150, 5, 100_000)
     assert MODEL_FAMILIES == ("gbm", "cnn", "lstm")
     assert set(BOUNDS) <= set(hp.as_dict())
 
@@ -97,6 +98,11 @@ def test_unknown_key_is_named():
         ("rul_cap", "10", "10.0", "[50, 400]"),
         ("batch_size", 5000, "5000", "[8, 4096]"),
         ("learning_rate", "nan", "nan", "[1e-05, 1.0]"),
+        ("interval_level", "0.999", "0.999", "[0.5, 0.99]"),
+        ("interval_level", "0.4", "0.4", "[0.5, 0.99]"),
+        ("row_stride", "0", "0", "[1, 100]"),
+        ("max_train_rows", "-1", "-1", "[0, 10000000]"),
+        ("cut_max_rul", "5", "5", "[10, 400]"),
     ],
 )
 def test_out_of_bounds_names_field_and_value(name, value, shown, bounds):
@@ -157,13 +163,20 @@ def test_as_dict_round_trip():
     assert values["model_family"] == "cnn"
     assert values["window"] == 45
     assert values["learning_rate"] == 0.003
-    assert len(values) == 20
+    assert len(values) == 25
     assert Hyperparameters.from_dict(values) == hp
     # Through SageMaker's string form, as the tuner would pass it.
     as_strings = {key: str(value) for key, value in Hyperparameters().as_dict().items()}
     assert as_strings["learning_rate"] == "None"
     assert Hyperparameters.from_dict(as_strings) == Hyperparameters()
     assert Hyperparameters.from_dict({key: str(value) for key, value in values.items()}) == hp
+
+
+def test_one_calibration_fold_is_refused():
+    message = r"calibration_folds must be 0 \(split\) or at least 2, got 1"
+    with pytest.raises(ConfigurationError, match=message):
+        Hyperparameters.from_dict({"calibration_folds": "1"})
+    assert Hyperparameters.from_dict({"calibration_folds": "5"}).calibration_folds == 5
 
 
 def test_hyperparameters_are_frozen():

@@ -16,7 +16,9 @@ from rul.data import COLUMNS
 from rul.errors import RulError
 from rul.inference import (
     CSV,
+    INTERVAL_COLUMNS,
     JSON,
+    PREDICTION_COLUMNS,
     BatchingPredictor,
     RequestError,
     RequestLimits,
@@ -30,6 +32,7 @@ from rul.inference import (
     predict_many,
     render,
 )
+from rul.intervals import IntervalCalibration
 
 
 @pytest.fixture(scope="session")
@@ -196,6 +199,51 @@ def test_csv_response_round_trips(model, test_rows):
     pd.testing.assert_frame_equal(parse_response(body, content_type), prediction.frame)
     json_body, json_type = render(prediction, JSON)
     pd.testing.assert_frame_equal(parse_response(json_body, json_type), prediction.frame)
+
+
+@pytest.fixture(scope="module")
+def calibrated_model(model_dir, tmp_path_factory):
+    """The served model with an interval calibration attached (residuals -20..+30 in every bin)."""
+    predictor = load_model(model_dir, environ={}).predictor
+    residuals = tuple(float(value) for value in np.linspace(-20.0, 30.0, 101))
+    predictor.calibration = IntervalCalibration((60.0,), (residuals, residuals), units=10)
+    return load_model(predictor.save(tmp_path_factory.mktemp("calibrated") / "model"), environ={})
+
+
+def test_a_calibrated_model_answers_with_intervals_in_json_and_csv(calibrated_model, test_rows):
+    prediction = predict(calibrated_model, parse_request(csv_body(test_rows), CSV))
+    frame = prediction.frame
+    assert list(frame.columns) == [*PREDICTION_COLUMNS, *INTERVAL_COLUMNS]
+    # 90 %: ranks floor(0.05 * 102) = 5 and ceil(0.95 * 102) = 97 of the 101 residuals, -18 and +28 cycles
+    np.testing.assert_allclose(frame["rul_lower"], np.maximum(frame["predicted_rul"] - 18.0, 0.0))
+    np.testing.assert_allclose(frame["rul_upper"], frame["predicted_rul"] + 28.0)
+    document = json.loads(render(prediction, JSON)[0])
+    assert set(document["predictions"][0]) == {*PREDICTION_COLUMNS, *INTERVAL_COLUMNS}
+    body, _ = render(prediction, CSV)
+    assert body.decode().startswith("unit,predicted_rul,cycles_used,padded,rul_lower,rul_upper\n")
+    for rendered in (body, json.dumps(document).encode()):
+        kind = CSV if rendered is body else JSON
+        pd.testing.assert_frame_equal(parse_response(rendered, kind), frame)
+    batched = predict_many(calibrated_model, [one_unit(test_rows), test_rows])
+    pd.testing.assert_frame_equal(batched[1].frame, frame)
+    verdict = health_check(calibrated_model)
+    assert verdict["rul_lower"] <= verdict["predicted_rul"] <= verdict["rul_upper"]
+
+
+def test_an_uncalibrated_model_answers_without_intervals(model, test_rows):
+    prediction = predict(model, parse_request(csv_body(test_rows), CSV))
+    assert list(prediction.frame.columns) == list(PREDICTION_COLUMNS)
+    body, _ = render(prediction, CSV)
+    assert "rul_lower" not in body.decode() and "rul_lower" not in render(prediction, JSON)[0].decode()
+    assert "rul_lower" not in health_check(model)
+
+
+def test_health_check_rejects_a_broken_interval(calibrated_model, monkeypatch):
+    monkeypatch.setattr(
+        IntervalCalibration, "bounds", lambda self, predicted, level: (predicted + 5.0, predicted - 5.0)
+    )
+    with pytest.raises(RulError, match="is not an interval"):
+        health_check(calibrated_model)
 
 
 @pytest.mark.parametrize(

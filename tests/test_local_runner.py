@@ -28,7 +28,7 @@ TINY = {
         ("validation_draws", "2"),
     )
 }
-JOB_STEPS = {"PreprocessData", "DataQualityBaseline", "TuneModel", "EvaluateModel"}
+JOB_STEPS = {"PreprocessData", "DataQualityBaseline", "TuneModel", "RefitModel", "EvaluateModel"}
 REGISTER = "RegisterModel-RegisterModel"
 
 
@@ -64,9 +64,9 @@ def test_the_rendered_definition_runs_end_to_end_and_registers_a_model(first_run
     assert any(line.startswith("trial 2/2") for line in lines)
     packages = workspace.registry.list(workspace.config.model_package_group_name)
     assert [package.version for package in packages] == [1]
-    assert packages[0].model_data_url.endswith(
-        f"{tuning['BestTrainingJob']['TrainingJobName']}/output/model.tar.gz"
-    )
+    # The registered model is the best trial's hyperparameters refit on all units (RefitModel's artifact).
+    refit = result.step("RefitModel").properties
+    assert packages[0].model_data_url == refit["ModelArtifacts"]["S3ModelArtifacts"]
     assert workspace.store.path_for(packages[0].model_data_url).is_file()
     outputs = result.step("DataQualityBaseline").properties["ProcessingOutputConfig"]["Outputs"]
     baseline = outputs["baseline"]["S3Output"]["S3Uri"] + "/statistics.json"
@@ -109,7 +109,10 @@ def test_a_failed_gate_ends_in_the_fail_step_and_registers_nothing(first_run, sy
     assert result.step(REGISTER).status == "NotExecuted"
     assert result.step("CheckNewDataVersion").status == "NotExecuted"
     message = result.step("FailQualityGate").failure_reason
-    assert message.startswith("Quality gate failed (on the truth capped at the training cap): test RMSE ")
+    assert message.startswith(
+        "Quality gate failed (official evaluation protocol, "
+        "on the truth capped at the training cap): test RMSE "
+    )
     assert "(threshold 0.5)" in message and "exceeds the threshold 0.5" in message
     before = len(workspace.registry.list(workspace.config.model_package_group_name))
     assert before == 2  # the two earlier registrations, nothing new
@@ -136,7 +139,11 @@ def test_a_failing_container_script_surfaces_its_error(tmp_path, synthetic_dir, 
     _, result = run_main_job(MainJobOptions(work_dir=Path("work"), data_dir=broken), echo=lambda line: None)
     assert result.status == "Failed"
     assert result.step("PreprocessData").status == "Failed"
-    assert "train_FD001.txt, line 10: expected 26 columns, found 4" in result.failure_reason
+    # Named as the user's file, not as the job's copy under its /opt/ml folder.
+    user_file = broken.resolve() / "train_FD001.txt"
+    assert f"{user_file}, line 10: expected 26 columns, found 4" in result.failure_reason
+    assert "opt_ml" not in result.failure_reason.split("log tail:")[0]
+    assert "is s3://local-data/raw/train_FD001.txt in the local object store" in result.failure_reason
     assert result.step("TuneModel").status == "NotExecuted"
 
 
@@ -167,7 +174,7 @@ def test_sharded_preprocessing_equals_the_single_instance_run(tmp_path, syntheti
         )
         assert result.ok, result.failure_reason
         outputs[count] = {
-            name: pd.concat([pd.read_csv(path) for _, path in store.objects(uri)])
+            name: pd.concat([pd.read_csv(path) for key, path in store.objects(uri) if key.endswith(".csv")])
             .sort_values(["unit", "cycle"])
             .reset_index(drop=True)
             for name, uri in result.outputs.items()
@@ -176,3 +183,18 @@ def test_sharded_preprocessing_equals_the_single_instance_run(tmp_path, syntheti
     assert len(list(store.objects(request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]))) == 2
     for name in ("train", "validation", "test"):
         pd.testing.assert_frame_equal(outputs[1][name], outputs[2][name])
+
+
+@pytest.mark.chaos
+def test_a_truncated_data_file_fails_naming_the_users_file_and_its_last_line(tmp_path, synthetic_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    text = (synthetic_dir / "train_FD001.txt").read_text()
+    (data / "train_FD001.txt").write_text(text[:-5])  # the last number cut, no final newline
+    options = MainJobOptions(work_dir=tmp_path / "work", data_dir=data, tracking=False)
+    _, result = run_main_job(options, echo=lambda line: None)
+    assert result.status == "Failed" and result.step("PreprocessData").status == "Failed"
+    first_line = result.failure_reason.splitlines()[0]
+    lines = len(text.splitlines())
+    assert f"{data / 'train_FD001.txt'}, line {lines}: the file ends without a newline" in first_line
+    assert "opt_ml" not in result.failure_reason.split("log tail:")[0]

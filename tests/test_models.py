@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from rul.errors import ModelArtifactError
-from rul.features import capped_rul
+from rul.errors import ConfigurationError, DataFormatError, ModelArtifactError
+from rul.features import capped_rul, effective_stride, thinning_mask
 from rul.hyperparameters import Hyperparameters
 from rul.metrics import rmse
-from rul.models import RulPredictor, fit_predictor
+from rul.models import RulPredictor, fit_final_predictor, fit_predictor, training_table, unit_fingerprint
 from rul.splits import split_by_unit
 
 FAST_GBM = {"model_family": "gbm", "feature_set": "stats", "ensemble_size": 1, "max_iter": 80}
@@ -83,3 +85,83 @@ def test_deep_families_train_and_round_trip(family, splits, small_subset, tmp_pa
     after = RulPredictor.load(tmp_path).predict_last(small_subset.test)
     np.testing.assert_allclose(after["predicted_rul"], before["predicted_rul"], rtol=1e-5)
     assert after["padded"].sum() == 0  # every test unit keeps at least 31 cycles
+
+
+@pytest.fixture(scope="module")
+def final(small_subset):
+    """A final model: calibrated on the validation units, refitted on train + validation + 5 extra units."""
+    splits = split_by_unit(small_subset.train, seed=1, validation_fraction=0.3, test_fraction=0.0)
+    extra = small_subset.train[small_subset.train["unit"] <= 5].copy()
+    extra["unit"] += 1000
+    return fit_final_predictor(
+        splits["train"], splits["validation"], extra, Hyperparameters.from_dict(FAST_GBM)
+    )
+
+
+def test_final_predictor_is_fitted_on_every_unit_and_loads_back(final, small_subset, tmp_path):
+    every_unit = [*small_subset.train["unit"].unique(), *range(1001, 1006)]
+    assert final.metadata["training_units"] == unit_fingerprint(every_unit)
+    assert final.metadata["training_units"]["count"] == 45
+    assert final.calibration is not None and 0 < final.calibration.units < 45
+    before = final.predict_last(small_subset.test)
+    assert (before["rul_lower"] <= before["rul_upper"]).all() and (before["rul_lower"] >= 0).all()
+    assert (before["rul_upper"] > before["predicted_rul"]).mean() > 0.9
+    final.save(tmp_path)
+    metadata = json.loads((tmp_path / "metadata.json").read_text())
+    assert metadata["training_units"]["sha256"] == unit_fingerprint(every_unit)["sha256"]
+    loaded = RulPredictor.load(tmp_path)
+    assert loaded.calibration == final.calibration
+    pd.testing.assert_frame_equal(loaded.predict_last(small_subset.test), before)
+
+
+def test_cross_conformal_calibration_uses_every_unit_without_validation(small_subset):
+    hp = Hyperparameters.from_dict({**FAST_GBM, "calibration_folds": 2, "max_iter": 30})
+    predictor = fit_final_predictor(small_subset.train, None, None, hp)
+    assert predictor.calibration.units == predictor.metadata["training_units"]["count"] == 40
+    residuals = sum(len(block) for block in predictor.calibration.residuals)
+    assert residuals == 40 * 20  # CALIBRATION_DRAWS cuts of every unit
+    assert "rul_lower" in predictor.predict_last(small_subset.test)
+
+
+def test_interval_level_comes_from_the_hyperparameters(final, small_subset):
+    wide = final.predict_last(small_subset.test)
+    narrow = replace(final, hyperparameters=replace(final.hyperparameters, interval_level=0.5))
+    narrow = narrow.predict_last(small_subset.test)
+    assert ((narrow["rul_upper"] - narrow["rul_lower"]) < (wide["rul_upper"] - wide["rul_lower"])).all()
+
+
+def test_an_artifact_from_before_intervals_loads_and_predicts_without_them(gbm, small_subset, tmp_path):
+    gbm.save(tmp_path)
+    metadata = json.loads((tmp_path / "metadata.json").read_text())
+    for name in ("interval_level", "cut_max_rul", "row_stride", "max_train_rows"):
+        del metadata["hyperparameters"][name]
+    (tmp_path / "metadata.json").write_text(json.dumps(metadata))
+    predicted = RulPredictor.load(tmp_path).predict_last(small_subset.test)
+    assert list(predicted.columns) == ["unit", "predicted_rul", "cycles_used", "padded"]
+
+
+def test_final_fit_refuses_missing_validation_and_a_unit_given_twice(splits):
+    hp = Hyperparameters.from_dict(FAST_GBM)
+    with pytest.raises(ConfigurationError, match="needs validation units"):
+        fit_final_predictor(splits["train"], splits["validation"].iloc[0:0], None, hp)
+    with pytest.raises(DataFormatError, match="occurs twice"):
+        fit_final_predictor(splits["train"], splits["validation"], splits["train"], hp)
+
+
+def test_a_row_budget_raises_the_stride_and_blocks_give_the_same_table(gbm, splits, capsys, monkeypatch):
+    train = splits["train"]
+    hp = Hyperparameters.from_dict({**FAST_GBM, "row_stride": 1, "max_train_rows": len(train) // 4})
+    stride = effective_stride(len(train), hp.row_stride, hp.max_train_rows)
+    assert stride in (4, 5)
+    fit_predictor(train, None, hp)
+    kept = int(thinning_mask(train, stride, hp.seed).sum())
+    assert f"training gbm on {kept} rows (stride {stride})" in capsys.readouterr().out
+    assert abs(kept - len(train) / stride) < train["unit"].nunique()
+    keep = thinning_mask(train, 3, 0)
+    whole = gbm.transformer.tabular(train)[keep]
+    predicted = gbm.predict_last(train)
+    monkeypatch.setattr("rul.models.FEATURE_BLOCK_ROWS", 500)  # many blocks of whole units
+    pd.testing.assert_frame_equal(gbm.predict_last(train), predicted, rtol=1e-4)
+    table, labels = training_table(gbm, train, keep)
+    np.testing.assert_allclose(table, whole, rtol=1e-5, atol=1e-4)  # running sums start elsewhere
+    np.testing.assert_array_equal(labels, capped_rul(train, 125)[keep])

@@ -34,6 +34,7 @@ from pipeline_steps.code import (
 from pipeline_steps.config import PipelineConfig, local_config
 from pipeline_steps.render import find_timestamped_values, render_definition
 from pipeline_steps.session import disable_sdk_telemetry, offline_session
+from pipeline_steps.tuning import TUNING_RANGES
 from rul.data import SUBSETS
 from rul.hyperparameters import MODEL_FAMILIES
 from rul.metrics import metric_definitions, metric_regex
@@ -45,7 +46,13 @@ SECURE = {
     "subnet_ids": ("subnet-0aaa", "subnet-0bbb"),
     "security_group_ids": ("sg-0ccc",),
 }
-JOB_STEPS = (names.PREPROCESS_STEP, names.BASELINE_STEP, names.TUNE_STEP, names.EVALUATE_STEP)
+JOB_STEPS = (
+    names.PREPROCESS_STEP,
+    names.BASELINE_STEP,
+    names.TUNE_STEP,
+    names.REFIT_STEP,
+    names.EVALUATE_STEP,
+)
 PROCESSING_STEPS = (names.PREPROCESS_STEP, names.BASELINE_STEP, names.EVALUATE_STEP)
 REGISTER_JSON_NAME = names.REGISTER_STEP_JSON_NAME
 
@@ -161,18 +168,8 @@ def registry_join(step: str, *parts: str) -> dict:
     return {"Std:Join": {"On": "/", "Values": [*values, step, *parts]}}
 
 
-TOP_MODEL = {
-    "Std:Join": {
-        "On": "/",
-        "Values": [
-            "s3:/",
-            "local-artifacts",
-            "models/turbofan-rul",
-            {"Get": f"Steps.{names.TUNE_STEP}.TrainingJobSummaries[0].TrainingJobName"},
-            "output/model.tar.gz",
-        ],
-    }
-}
+# The model evaluated, registered and served: the refit of the best trial on all training units.
+REFIT_MODEL = {"Get": f"Steps.{names.REFIT_STEP}.ModelArtifacts.S3ModelArtifacts"}
 
 
 # --- rendering is offline and deterministic ---------------------------------------------------------
@@ -211,6 +208,7 @@ def test_top_level_steps_and_types(definition):
         (names.PREPROCESS_STEP, "Processing"),
         (names.BASELINE_STEP, "Processing"),
         (names.TUNE_STEP, "Tuning"),
+        (names.REFIT_STEP, "Training"),
         (names.EVALUATE_STEP, "Processing"),
         (names.GATE_STEP, "Condition"),
     ]
@@ -243,11 +241,12 @@ def test_steps_are_wired_by_properties_not_depends_on(definition):
     assert step_refs(steps[names.PREPROCESS_STEP]) == set()
     assert step_refs(steps[names.BASELINE_STEP]) == {names.PREPROCESS_STEP}
     assert step_refs(steps[names.TUNE_STEP]) == {names.PREPROCESS_STEP}
-    assert step_refs(steps[names.EVALUATE_STEP]) == {names.PREPROCESS_STEP, names.TUNE_STEP}
+    assert step_refs(steps[names.REFIT_STEP]) == {names.PREPROCESS_STEP, names.TUNE_STEP}
+    assert step_refs(steps[names.EVALUATE_STEP]) == {names.PREPROCESS_STEP, names.REFIT_STEP}
     assert step_refs(steps[REGISTER_JSON_NAME]) == {
         names.PREPROCESS_STEP,
         names.BASELINE_STEP,
-        names.TUNE_STEP,
+        names.REFIT_STEP,
         names.EVALUATE_STEP,
     }
     assert step_refs(steps[names.FAIL_STEP]) == {names.EVALUATE_STEP}
@@ -297,6 +296,11 @@ def test_preprocess_reads_raw_data_sharded_with_the_library(definition):
     assert raw["S3Uri"] == {"Get": f"Parameters.{names.INPUT_DATA_URI}"}
     assert raw["LocalPath"] == "/opt/ml/processing/input"
     assert raw["S3DataDistributionType"] == "ShardedByS3Key"
+    # The same prefix, whole on every instance: the official test/RUL pair is never split by sharding.
+    official = inputs[names.OFFICIAL_INPUT]
+    assert official["S3Uri"] == raw["S3Uri"]
+    assert official["LocalPath"] == "/opt/ml/processing/official"
+    assert official["S3DataDistributionType"] == "FullyReplicated"
     assert inputs[names.LIBRARY_INPUT]["S3Uri"] == "s3://local-artifacts/code/000000000000/src/"
     assert inputs[names.LIBRARY_INPUT]["LocalPath"] == "/opt/ml/processing/input/lib"
     assert inputs[names.CODE_INPUT]["S3Uri"] == "s3://local-artifacts/code/000000000000/src/preprocess.py"
@@ -421,13 +425,61 @@ def test_metric_regexes_read_the_lines_train_prints(definition):
     }
 
 
+# --- final refit --------------------------------------------------------------------------------------
+
+
+def test_refit_trains_the_best_trials_hyperparameters_on_every_training_channel(definition):
+    steps = all_steps(definition)
+    refit = steps[names.REFIT_STEP]["Arguments"]
+    tuning = steps[names.TUNE_STEP]["Arguments"]["TrainingJobDefinition"]
+    hyperparameters = refit["HyperParameters"]
+    best = f"Steps.{names.TUNE_STEP}.BestTrainingJob.TunedHyperParameters"
+    for name in TUNING_RANGES["gbm"]:
+        assert hyperparameters[name] == {"Std:Join": {"On": "", "Values": [{"Get": f"{best}['{name}']"}]}}
+    assert hyperparameters[names.REFIT_HYPERPARAMETER] == '"true"'
+    tuned = set(TUNING_RANGES["gbm"]) | {names.REFIT_HYPERPARAMETER}
+    static = {k: v for k, v in tuning["StaticHyperParameters"].items() if not k.startswith("sagemaker_")}
+    assert {
+        k: v for k, v in hyperparameters.items() if k not in tuned and not k.startswith("sagemaker_")
+    } == static
+    assert hyperparameters["sagemaker_program"] == tuning["StaticHyperParameters"]["sagemaker_program"]
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in refit["InputDataConfig"]}
+    assert channels == {
+        names.TRAIN_CHANNEL: output_get(names.TRAIN_OUTPUT),
+        names.VALIDATION_CHANNEL: output_get(names.VALIDATION_OUTPUT),
+        names.HOLDOUT_CHANNEL: output_get(names.HOLDOUT_OUTPUT),
+        names.CODE_CHANNEL: tuning_code_channel(tuning),
+    }
+    for key in ("AlgorithmSpecification", "OutputDataConfig", "StoppingCondition", "RoleArn"):
+        assert refit[key] == tuning[key], key
+    assert refit["ResourceConfig"]["InstanceType"] == {"Get": f"Parameters.{names.TRAINING_INSTANCE_TYPE}"}
+    assert "DebugHookConfig" not in refit
+    assert refit["ProfilerConfig"] == {"DisableProfiler": True}
+
+
+def tuning_code_channel(tuning: dict) -> str:
+    (code,) = [c for c in tuning["InputDataConfig"] if c["ChannelName"] == names.CODE_CHANNEL]
+    return code["DataSource"]["S3DataSource"]["S3Uri"]
+
+
+@pytest.mark.parametrize("family", ["cnn", "lstm"])
+def test_refit_reads_each_familys_own_tuned_hyperparameters(family):
+    text, attempts = guarded_render(local_config(model_family=family))
+    assert attempts == []
+    refit = all_steps(json.loads(text))[names.REFIT_STEP]["Arguments"]["HyperParameters"]
+    best = f"Steps.{names.TUNE_STEP}.BestTrainingJob.TunedHyperParameters"
+    tuned = {gets(value).pop().removeprefix(best) for value in refit.values() if gets(value)}
+    assert tuned == {f"['{name}']" for name in TUNING_RANGES[family]}
+    assert refit["model_family"] == json.dumps(family)
+
+
 # --- evaluation, gate, register, fail -----------------------------------------------------------------
 
 
 def test_evaluate_inputs_arguments_and_report(definition):
     step = all_steps(definition)[names.EVALUATE_STEP]
     inputs = inputs_by_name(step)
-    assert inputs[names.MODEL_INPUT] == {**inputs[names.MODEL_INPUT], "S3Uri": TOP_MODEL}
+    assert inputs[names.MODEL_INPUT] == {**inputs[names.MODEL_INPUT], "S3Uri": REFIT_MODEL}
     assert inputs[names.MODEL_INPUT]["LocalPath"] == "/opt/ml/processing/model"
     assert inputs[names.TEST_INPUT]["S3Uri"] == output_get(names.TEST_OUTPUT)
     assert inputs[names.CHAMPION_INPUT]["S3Uri"] == {"Get": f"Parameters.{names.CHAMPION_MODEL_URI}"}
@@ -469,7 +521,12 @@ def test_quality_gate_conditions(definition):
 def test_fail_message_carries_values_thresholds_and_summary(definition):
     message = all_steps(definition)[names.FAIL_STEP]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     json_paths = [v["Std:JsonGet"]["Path"] for v in message if isinstance(v, dict) and "Std:JsonGet" in v]
-    assert json_paths == [names.RMSE_JSON_PATH, names.SCORE_JSON_PATH, names.GATE_SUMMARY_JSON_PATH]
+    assert json_paths == [
+        names.PROTOCOL_JSON_PATH,
+        names.RMSE_JSON_PATH,
+        names.SCORE_JSON_PATH,
+        names.GATE_SUMMARY_JSON_PATH,
+    ]
     assert gets(message) >= {
         f"Parameters.{names.RMSE_THRESHOLD}",
         f"Parameters.{names.SCORE_THRESHOLD}",
@@ -483,7 +540,7 @@ def test_register_model_package(definition):
     assert args["ModelApprovalStatus"] == {"Get": f"Parameters.{names.MODEL_APPROVAL_STATUS}"}
     (container,) = args["InferenceSpecification"]["Containers"]
     assert container["Image"] == local_config().image_uri
-    assert container["ModelDataUrl"] == TOP_MODEL
+    assert container["ModelDataUrl"] == REFIT_MODEL
     assert args["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
     statistics = args["ModelMetrics"]["ModelQuality"]["Statistics"]
     evaluation_output = (
@@ -549,6 +606,12 @@ def test_secure_config_sets_vpc_isolation_and_kms_everywhere(secure_definition):
     assert training["EnableNetworkIsolation"] is True
     assert training["HyperParameterTuningResourceConfig"]["VolumeKmsKeyId"] == KMS_KEY
     assert training["OutputDataConfig"]["KmsKeyId"] == KMS_KEY
+    refit = steps[names.REFIT_STEP]["Arguments"]
+    assert refit["VpcConfig"] == vpc
+    assert refit["EnableNetworkIsolation"] is True
+    assert refit["EnableInterContainerTrafficEncryption"] is True
+    assert refit["ResourceConfig"]["VolumeKmsKeyId"] == KMS_KEY
+    assert refit["OutputDataConfig"]["KmsKeyId"] == KMS_KEY
 
 
 def test_network_isolation_can_be_turned_off():

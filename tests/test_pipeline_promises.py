@@ -131,6 +131,9 @@ def static_prefix(value, steps: dict[str, dict]) -> str:
             return static_prefix(
                 next(o for o in outputs if o["OutputName"] == output)["S3Output"]["S3Uri"], steps
             )
+        if reference.endswith(".ModelArtifacts.S3ModelArtifacts"):
+            output = step["Arguments"]["OutputDataConfig"]["S3OutputPath"]
+            return static_prefix(output, steps) + "/<training job>/output/model.tar.gz"
         if reference.endswith(("CalculatedBaselineStatistics", "CalculatedBaselineConstraints")):
             (output,) = step["Arguments"]["ProcessingOutputConfig"]["Outputs"]
             return static_prefix(output["S3Output"]["S3Uri"], steps) + "/<file>"

@@ -22,6 +22,7 @@ from local_runner.object_store import ObjectStore
 from local_runner.report import collect, render, write_report
 from rul.lineage import build_manifest, describe_files, write_manifest
 from rul.metrics import evaluation_report
+from rul.official import OFFICIAL, protocol_record
 from rul.plots import write_evaluation_plots
 
 ROOT = "s3://local-artifacts/turbofan-rul/exec-1"
@@ -40,6 +41,23 @@ def _evaluation(store: ObjectStore, passed: bool = True) -> None:
     predicted = np.clip(truth + rng.normal(0, 12, 30), 0, 125)
     report = evaluation_report(truth, predicted, cap=125, units=range(1, 31), n_bootstrap=20)
     report["champion"], report["champion_comparison"] = None, {"allowed_rmse": 1e12, "tolerance": 1.0}
+    # The protocol, model and interval sections as evaluate.py writes them for the official test set.
+    files = ["RUL_FD001.txt", "test_FD001.txt"]
+    record = protocol_record(OFFICIAL, 30, 30, [7], files)
+    report["protocol"] = {**record, "n_units": 30, "model_window": 30, "padded_units": [7]}
+    report["model"] = {
+        "model_family": "gbm",
+        "hyperparameters": {},
+        "final_refit": True,
+        "training_units": {"train": 62, "validation": 11, "holdout": 27},
+    }
+    report["prediction_intervals"] = {
+        "nominal_coverage": 0.9,
+        "coverage": 0.8667,
+        "coverage_capped_truth": 0.9,
+        "mean_width": 41.25,
+        "n_units": 30,
+    }
     # The gate section exactly as evaluate.py writes it.
     report["gate"] = gate_verdict(report, report["champion_comparison"], 20.0 if passed else 0.5, 500.0)
     folder = store.path_for(f"{ROOT}/EvaluateModel/evaluation")
@@ -156,6 +174,34 @@ def test_the_report_shows_metrics_trials_gate_plots_and_manifest(tmp_path):
     assert data.manifest["version"] in page and data.manifest["files"][0]["sha256"] in page
     assert "cache hit" in page and ">4<" in page and "abc123" in page
     assert "Drift" not in page
+
+
+def test_the_report_says_which_protocol_scored_the_model_and_what_it_was_trained_on(tmp_path):
+    result, store = fabricated_execution(tmp_path)
+    page = render(collect(result, store))
+    section = page[page.index('id="model"') : page.index('id="gate"')]
+    assert "official test set: official C-MAPSS test set" in section
+    assert "RUL_FD001.txt, test_FD001.txt" in section
+    assert "<td>padded (shorter than the window)</td><td>7</td>" in section
+    assert "<td>final refit on all training units</td><td>yes</td>" in section
+    assert "62 train, 11 validation, 27 holdout" in section
+    assert (
+        "coverage 87% (nominal 90%), 90% of the capped truth, mean width 41.2 cycles on 30 units" in section
+    )
+    assert 'data-metric="Test units (official test set)"' in page
+    assert "capped at 125, official test set" in page
+
+
+def test_a_report_without_a_protocol_or_intervals_says_so(tmp_path):
+    result, store = fabricated_execution(tmp_path)
+    path = store.path_for(f"{ROOT}/EvaluateModel/evaluation/evaluation.json")
+    report = json.loads(path.read_text())
+    for key in ("protocol", "model", "prediction_intervals"):
+        report.pop(key)
+    path.write_text(json.dumps(report))
+    section = render(collect(result, store))
+    assert "official test set" not in section and "protocol unknown" in section
+    assert "prediction intervals" not in section
 
 
 def test_the_report_is_self_contained(tmp_path):

@@ -1,15 +1,21 @@
-"""The local runner's parts on small inputs: object store, expressions, tuner, executor scheduling."""
+"""The local runner's parts on small inputs: object store, expressions, tuner, executor scheduling, the
+thread budget of side-by-side jobs and how failure reasons name input files."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from local_runner.execution import ExecutionError, PipelineExecutor, cast_parameters, parse_duration
+from local_runner import jobs
+from local_runner.execution import ExecutionError, PipelineExecutor
 from local_runner.expressions import Context, ExpressionError, evaluate_condition, parse_path, resolve
+from local_runner.graph import cast_parameters
 from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import LocalRegistry
+from local_runner.step_cache import CacheConfigError, parse_duration
+from local_runner.threads import RUNNING, JobCounter, thread_budget, thread_environment
 from local_runner.tuner import read_metric, tune
 
 
@@ -134,7 +140,7 @@ def test_cache_expiry_durations():
     assert parse_duration("P30D").days == 30
     assert parse_duration("PT1H").total_seconds() == 3600
     assert parse_duration("T16m").total_seconds() == 960
-    with pytest.raises(ExecutionError, match="cache expiry"):
+    with pytest.raises(CacheConfigError, match="cache expiry"):
         parse_duration("soon")
 
 
@@ -304,3 +310,73 @@ def test_executor_runs_nested_conditions(tmp_path, store, parameters, status, in
     result = executor.start(parameters)
     assert result.status == status, result.failure_reason
     assert (result.step("Inner").status, result.step("Leaf").status) == (inner, leaf)
+
+
+# -- input paths in failure reasons -------------------------------------------------------------------------
+def test_job_local_input_paths_are_named_by_s3_uri_and_the_users_file(tmp_path):
+    base = tmp_path / "jobs" / "j" / "algo-1" / "opt_ml"
+    data_dir, lib_dir = base / "processing" / "input", base / "processing" / "input" / "lib"
+    mapping = {
+        **jobs.input_paths(base, data_dir, "s3://d/raw/", [("train_FD001.txt", Path("x"))]),
+        **jobs.input_paths(base, lib_dir, "s3://a/code/src/", [("rul/data.py", Path("y"))]),
+    }
+    reason = (
+        f"{data_dir}/train_FD001.txt, line 3: expected 26 columns\n"
+        f'File "{lib_dir}/rul/data.py", line 9\n'
+        "also /opt/ml/processing/input/train_FD001.txt and /opt/ml/processing/input/train_FD001.txt.bak"
+    )
+    mapped = jobs.map_paths(reason, mapping)
+    assert mapped.splitlines()[0] == "s3://d/raw/train_FD001.txt, line 3: expected 26 columns"
+    assert mapped.splitlines()[1] == 'File "s3://a/code/src/rul/data.py", line 9'
+    assert mapped.endswith("also s3://d/raw/train_FD001.txt and s3://d/raw/train_FD001.txt.bak")
+    user = tmp_path / "mine" / "train_FD001.txt"
+    named = jobs.name_origins(mapped, {"s3://d/raw/train_FD001.txt": user})
+    assert named.splitlines()[0] == f"{user}, line 3: expected 26 columns"
+    assert named.splitlines()[-1] == f"({user} is s3://d/raw/train_FD001.txt in the local object store)"
+    single = jobs.input_paths(base, data_dir, "s3://d/raw/train_FD001.txt", [("train_FD001.txt", Path("x"))])
+    assert single[f"{data_dir}/train_FD001.txt"] == "s3://d/raw/train_FD001.txt"
+
+
+# -- thread budget ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cores", "jobs_running", "user", "expected"),
+    [(2, 1, None, 2), (2, 2, None, 1), (2, 3, None, 1), (8, 3, None, 2), (8, 2, "3", 3), (8, 1, "x", 8)],
+)
+def test_the_thread_budget_shares_the_cores_and_a_user_limit_caps_it(cores, jobs_running, user, expected):
+    assert thread_budget(cores, jobs_running, user) == expected
+    environ = {"OMP_NUM_THREADS": user} if user else {}
+    variables = thread_environment(jobs_running, environ, cores)
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+    assert variables == {**dict.fromkeys(names, str(expected)), "TF_NUM_INTEROP_THREADS": "1"}
+
+
+def test_job_counter_counts_processes_and_scheduled_steps():
+    counter = JobCounter()
+    counter.reserve_step()
+    counter.reserve_step()
+    with counter.process() as running:
+        assert running == 2  # the sibling step's process has not started yet
+    counter.release_step()
+    counter.release_step()
+    with counter.process() as first, counter.process() as second:
+        assert (first, second) == (1, 2)
+    assert counter.concurrent == 0
+
+
+def test_side_by_side_jobs_get_their_share_of_the_cores(tmp_path, store, monkeypatch):
+    monkeypatch.setattr("local_runner.threads.os.cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    code = "import os, time; print('threads', os.environ['OMP_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])"
+    request = {"AppSpecification": {"ContainerEntrypoint": ["python3", "-c", code]}}
+    slow = {"AppSpecification": {"ContainerEntrypoint": ["python3", "-c", code + "; time.sleep(1)"]}}
+    steps = [{"Name": "A", "Type": "Processing", "Arguments": slow}]
+    steps.append({"Name": "B", "Type": "Processing", "Arguments": request})
+    lines: list[str] = []
+    registry = LocalRegistry(tmp_path / "registry.sqlite")
+    result = PipelineExecutor({"Steps": steps}, tmp_path, store, registry, echo=lines.append).start()
+    assert result.status == "Succeeded"
+    assert sorted(line.split("] ")[1] for line in lines if "] threads" in line) == ["threads 4 4"] * 2
+    alone = jobs.run_processing_job("alone", request, store, tmp_path, lines.append)
+    assert "threads 8 8" in alone.log_text and RUNNING.concurrent == 0
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert "threads 3 3" in jobs.run_processing_job("capped", request, store, tmp_path, print).log_text

@@ -53,8 +53,9 @@ def test_preprocess_splits_whole_units_and_cuts_test_units(preprocessed):
     metadata = json.loads((preprocessed / "metadata" / "metadata-algo-1.json").read_text())
     assert metadata["units"] == {name: len(units) for name, units in zip(parts, unit_sets, strict=True)}
     baseline = pd.read_csv(preprocessed / "baseline" / "baseline-algo-1.csv")
-    # Served-style windows: 3 cuts per training unit, the last 30 cycles of each.
-    assert len(baseline) == 3 * 30 * len(unit_sets[0]) and "unit" not in baseline.columns
+    # Served-style windows of the units the final refit trains on (no official test here: train and
+    # validation): 3 cuts per unit, the last 30 cycles of each.
+    assert len(baseline) == 3 * 30 * len(unit_sets[0] | unit_sets[1]) and "unit" not in baseline.columns
     assert list(baseline.columns) == COLUMNS[2:]
 
 
@@ -160,6 +161,7 @@ def test_without_a_champion_only_the_thresholds_decide(opt_ml, preprocessed):
         "rmse_threshold": 1e9,
         "score_threshold": 1e9,
         "description": evaluate.GATE_DESCRIPTION,
+        "protocol": "internal_holdout",
     }
 
 

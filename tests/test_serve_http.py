@@ -1,10 +1,12 @@
-"""The standalone (BYOC) server of serve.py: the Flask app in-process, and the real gunicorn server."""
+"""The standalone (BYOC) server of serve.py: the ASGI app in-process, and the real gunicorn server."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,10 +30,60 @@ def good_body(serving_subset) -> str:
     return serving_subset.test[COLUMNS].to_csv(index=False, header=False)
 
 
+class Answer:
+    """What the ASGI app sent for one request."""
+
+    def __init__(self, messages: list[dict]):
+        self.status_code = messages[0]["status"]
+        self.headers = {name.decode(): value.decode() for name, value in messages[0]["headers"]}
+        self.content_type = self.headers["content-type"]
+        self.body = b"".join(message.get("body", b"") for message in messages[1:])
+
+    def get_json(self):
+        assert self.content_type == "application/json"
+        return json.loads(self.body)
+
+    def get_data(self, as_text: bool = False):
+        return self.body.decode() if as_text else self.body
+
+
+class Client:
+    """Drives the ASGI app as uvicorn would, one request at a time, without a socket."""
+
+    def __init__(self, app):
+        self.application = app
+
+    def request(self, method: str, path: str, data: str | bytes = b"", headers: dict | None = None):
+        body = data.encode() if isinstance(data, str) else data
+        raw_headers = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+        scope = {"type": "http", "method": method, "path": path, "headers": raw_headers}
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+        sent = []
+
+        async def receive():
+            return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        asyncio.run(self.application(scope, receive, send))
+        return Answer(sent)
+
+    def get(self, path: str):
+        return self.request("GET", path)
+
+    def post(self, path: str, data="", content_type=None, headers=None, json=None):
+        if json is not None:
+            data, content_type = globals()["json"].dumps(json), "application/json"
+        headers = {**(headers or {}), **({"Content-Type": content_type} if content_type else {})}
+        return self.request("POST", path, data, headers)
+
+
 @pytest.fixture(scope="session")
 def client(model_dir):
     app = serve.create_app(serve.ServerSettings(model_dir=model_dir, max_bytes=400_000, max_rows=5_000))
-    return app.test_client()
+    return Client(app)
 
 
 def assert_good(response, units: int = 10) -> dict:
@@ -83,7 +135,7 @@ def test_bad_input_answers_4xx_json_then_a_good_request_succeeds(
 
 
 def test_a_server_fault_answers_500_with_a_message_and_the_server_keeps_going(client, good_body, monkeypatch):
-    service = client.application.extensions["rul_service"]
+    service = client.application.service
 
     def broken(frame):
         raise RuntimeError("estimator exploded")
@@ -97,13 +149,117 @@ def test_a_server_fault_answers_500_with_a_message_and_the_server_keeps_going(cl
 
 
 def test_unknown_routes_and_methods_answer_json(client):
-    assert client.get("/nope").status_code == 404
+    response = client.get("/nope")
+    assert response.status_code == 404 and "no such path '/nope'" in response.get_json()["error"]
     response = client.get("/invocations")
     assert response.status_code == 405 and response.get_json()["status"] == 405
+    assert client.request("POST", "/ping").status_code == 405
+
+
+def test_an_invocation_is_captured_with_the_callers_inference_id(model_dir, tmp_path, good_body):
+    client = Client(serve.create_app(serve.ServerSettings(model_dir=model_dir, capture_dir=tmp_path)))
+    headers = {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": "caller-7"}
+    assert_good(client.request("POST", "/invocations", good_body, headers))
+    (record,) = [
+        json.loads(line) for path in tmp_path.rglob("*.jsonl") for line in path.read_text().splitlines()
+    ]
+    assert record["eventMetadata"]["inferenceId"] == "caller-7"
+
+
+def test_headers_over_the_setting_answer_431(model_dir):
+    client = Client(serve.create_app(serve.ServerSettings(model_dir=model_dir, max_header_bytes=1024)))
+    response = client.request("GET", "/ping", headers={"X-Big": "a" * 1100})
+    assert response.status_code == 431 and "the limit is 1024" in response.get_json()["error"]
+    assert client.get("/ping").status_code == 200
+
+
+def test_a_content_length_over_the_limit_answers_413_before_the_body_is_read(client):
+    scope = {"type": "http", "method": "POST", "path": "/invocations"}
+    scope["headers"] = [(b"content-type", b"text/csv"), (b"content-length", b"400001")]
+    sent = []
+
+    async def receive():
+        raise AssertionError("the body was read")
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(client.application(scope, receive, send))
+    answer = Answer(sent)
+    assert answer.status_code == 413 and "limit is 400000" in answer.get_json()["error"]
+    assert answer.headers["connection"] == "close"
+
+
+def test_a_client_gone_before_its_body_ended_gets_no_prediction(model_dir, tmp_path):
+    """A disconnect in the middle of a body: nothing is predicted, answered or captured."""
+    app = serve.create_app(serve.ServerSettings(model_dir=model_dir, capture_dir=tmp_path))
+    scope = {"type": "http", "method": "POST", "path": "/invocations"}
+    scope["headers"] = [(b"content-type", b"text/csv"), (b"content-length", b"5000")]
+    pending = [
+        {"type": "http.request", "body": GOOD_ROW.encode(), "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent = []
+
+    async def receive():
+        return pending.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent == [] and list(tmp_path.rglob("*.jsonl")) == []
+
+
+def test_a_body_slower_than_the_body_timeout_answers_408(model_dir):
+    app = serve.create_app(serve.ServerSettings(model_dir=model_dir, body_timeout=1))
+    scope = {"type": "http", "method": "POST", "path": "/invocations"}
+    scope["headers"] = [(b"content-type", b"text/csv"), (b"content-length", b"5000")]
+    sent = []
+
+    async def receive():
+        if not sent and not hasattr(receive, "called"):
+            receive.called = True
+            return {"type": "http.request", "body": b"1,1", "more_body": True}
+        await asyncio.sleep(30)
+
+    async def send(message):
+        sent.append(message)
+
+    started = time.monotonic()
+    asyncio.run(app(scope, receive, send))
+    answer = Answer(sent)
+    assert answer.status_code == 408 and time.monotonic() - started < 5
+    assert "(3 of 5000 bytes received)" in answer.get_json()["error"]
+
+
+def test_the_service_follows_a_repointed_model_link_only_to_a_healthy_model(model_dir, tmp_path):
+    good = tmp_path / "v2"
+    shutil.copytree(model_dir, good)
+    metadata = json.loads((good / "metadata.json").read_text())
+    (good / "metadata.json").write_text(json.dumps({**metadata, "model_version": "2"}))
+    broken = tmp_path / "v3"
+    shutil.copytree(model_dir, broken)
+    (broken / "estimator.joblib").unlink()
+    link = tmp_path / "model"
+    link.symlink_to(model_dir)
+    service = serve.Service(serve.ServerSettings(model_dir=link))
+    assert service.model.model_version is None and service.reload_if_moved() is False
+
+    def repoint(target):
+        (tmp_path / "next").symlink_to(target)
+        os.replace(tmp_path / "next", link)
+
+    repoint(good)
+    assert service.reload_if_moved() is True and service.model.model_version == "2"
+    repoint(broken)
+    assert service.reload_if_moved() is False and service.model.model_version == "2"
+    assert service.reload_if_moved() is False, "a refused model is not retried until the link moves"
+    assert json.loads(service.ping()[1])["model_version"] == "2"
 
 
 def test_without_a_model_ping_and_invocations_answer_503(tmp_path):
-    client = serve.create_app(serve.ServerSettings(model_dir=tmp_path / "model")).test_client()
+    client = Client(serve.create_app(serve.ServerSettings(model_dir=tmp_path / "model")))
     ping = client.get("/ping")
     assert ping.status_code == 503 and "no metadata.json" in ping.get_json()["error"]
     assert client.post("/invocations", data=GOOD_ROW, content_type="text/csv").status_code == 503
@@ -129,7 +285,17 @@ def test_settings_from_the_environment(tmp_path):
     )
     defaults = serve.ServerSettings.from_environment({})
     assert defaults.model_dir == Path("/opt/ml/model")
-    assert (defaults.port, defaults.workers, defaults.capture_dir) == (8080, 2, None)
+    assert (defaults.host, defaults.port, defaults.workers, defaults.capture_dir) == (
+        "0.0.0.0",
+        8080,
+        2,
+        None,
+    )
+    assert (defaults.header_timeout, defaults.body_timeout, defaults.reload_seconds) == (10, 20, 0.0)
+    local = serve.ServerSettings.from_environment(
+        {"RUL_BIND_HOST": "127.0.0.1", "RUL_MODEL_RELOAD_SECONDS": "0.2"}
+    )
+    assert (local.host, local.reload_seconds) == ("127.0.0.1", 0.2)
 
 
 @pytest.mark.parametrize(
@@ -139,6 +305,8 @@ def test_settings_from_the_environment(tmp_path):
         ("SAGEMAKER_MODEL_SERVER_WORKERS", "0", "outside"),
         ("RUL_CAPTURE_PERCENTAGE", "150", "outside"),
         ("RUL_MAX_REQUEST_BYTES", "99999999", "outside"),
+        ("RUL_BODY_TIMEOUT_SECONDS", "0", "outside"),
+        ("RUL_MODEL_RELOAD_SECONDS", "soon", "is not a number"),
     ],
 )
 def test_bad_settings_name_the_variable(name, value, message):
@@ -193,6 +361,7 @@ def gunicorn_server(tmp_path, model_dir):
         "SAGEMAKER_BASE_DIR": str(tmp_path),
         "SAGEMAKER_BIND_TO_PORT": str(port),
         "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+        "RUL_BIND_HOST": "127.0.0.1",
         "MODEL_VERSION": "11",
     }
     process = subprocess.Popen(

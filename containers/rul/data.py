@@ -6,7 +6,8 @@ Each unit's rows form one contiguous block with cycles increasing by one from 1.
 (RUL_FD00x.txt) has one integer per line: the true remaining useful life of each test unit, in unit order.
 
 Every reader validates and raises `DataFormatError` naming the file, the line and the problem; nothing is
-silently dropped.
+silently dropped. The files end with a newline; a last line without one (a copy or download cut short, its
+last number possibly cut) is rejected as truncated rather than read as a smaller number.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ class Subset:
     train: pd.DataFrame
     test: pd.DataFrame | None = None
     test_rul: pd.DataFrame | None = None
+
+
+def _check_complete(path: Path, number: int, text: str) -> None:
+    """The last line must end with a newline: without one the file was probably cut short."""
+    if text.strip() and not text.endswith("\n"):
+        raise DataFormatError(
+            path, number, f"the file ends without a newline, so it looks truncated: {text.strip()!r}"
+        )
 
 
 def _parse_line(path: Path, number: int, text: str) -> list[float]:
@@ -70,6 +79,7 @@ def read_trajectories(path: str | Path) -> pd.DataFrame:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
+            _check_complete(path, number, text)
             rows.append(_parse_line(path, number, text))
             line_numbers.append(number)
     if not rows:
@@ -119,6 +129,7 @@ def read_rul(path: str | Path, test: pd.DataFrame | None = None) -> pd.DataFrame
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
+            _check_complete(path, number, text)
             fields = text.split()
             if len(fields) != 1:
                 raise DataFormatError(path, number, f"expected 1 column, found {len(fields)}")

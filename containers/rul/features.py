@@ -6,7 +6,8 @@ with the model, so evaluation and serving apply the very same transform.
 
 Windows look back over the last `window` cycles of a unit. A unit observed for fewer cycles than the
 window is front-padded by repeating its first cycle (deep models) or summarised over the cycles it has
-(tabular features); `padded` tells which predictions saw fewer cycles than the window.
+(tabular features); `padded` tells which predictions saw fewer cycles than the window. Training keeps
+every k-th window of a unit (`thinning_mask`, `effective_stride`): neighbouring windows nearly repeat.
 """
 
 from __future__ import annotations
@@ -220,3 +221,26 @@ def last_rows(frame: pd.DataFrame) -> np.ndarray:
     """Boolean mask of each unit's last observed row."""
     units = frame["unit"].to_numpy()
     return np.r_[units[1:] != units[:-1], True]
+
+
+def effective_stride(rows: int, stride: int, max_rows: int) -> int:
+    """`stride`, raised until at most `max_rows` of `rows` training rows remain (`max_rows` 0: no limit)."""
+    if max_rows <= 0:
+        return stride
+    return max(stride, -(-rows // max_rows))
+
+
+def thinning_mask(frame: pd.DataFrame, stride: int, seed: int) -> np.ndarray:
+    """Every `stride`-th row of each unit, counted back from its last row from a per-unit offset.
+
+    Consecutive windows of a unit are nearly identical, so a stride loses little; the offsets (seeded by
+    the unit id) make the kept RUL values differ between units, so together they cover every RUL.
+    """
+    if stride <= 1:
+        return np.ones(len(frame), dtype=bool)
+    from_end = frame.groupby("unit", sort=False).cumcount(ascending=False).to_numpy()
+    units = frame["unit"].to_numpy(dtype=np.int64).astype(np.uint64)
+    # A multiplicative hash (wrapping in uint64) of unit and seed: deterministic, spread over the offsets.
+    mixed = (units + np.uint64(seed)) * np.uint64(0x9E3779B97F4A7C15)
+    offsets = (mixed >> np.uint64(32)) % np.uint64(stride)
+    return from_end % stride == offsets.astype(np.int64)

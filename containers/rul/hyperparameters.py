@@ -1,7 +1,12 @@
 """The training hyperparameters: one typed, bounded object built from SageMaker's string dictionary.
 
 A tuner searches these names; unknown names and out-of-range values stop the job with an error that
-names the hyperparameter and the value.
+names the hyperparameter and the value. Besides the model's own settings: `interval_level` is the nominal
+coverage of the prediction intervals a calibrated model serves, `calibration_folds` how the final fit
+calibrates them (0: on the validation units; k: by k folds of all units), `cut_max_rul` the largest
+true RUL at which calibration cuts its held-out units, and `row_stride` / `max_train_rows` thin the
+training rows (consecutive windows of a unit are nearly identical), so fit time stops growing with the
+fleet's cycles.
 """
 
 from __future__ import annotations
@@ -13,7 +18,20 @@ from rul.errors import ConfigurationError
 MODEL_FAMILIES = ("gbm", "cnn", "lstm")
 
 # The hyperparameters each family reads (besides the shared data settings): what a tuner may search for it.
-_SHARED = ("window", "rul_cap", "n_conditions", "validation_draws", "seed", "feature_set", "learning_rate")
+_SHARED = (
+    "window",
+    "rul_cap",
+    "n_conditions",
+    "validation_draws",
+    "seed",
+    "feature_set",
+    "learning_rate",
+    "interval_level",
+    "calibration_folds",
+    "cut_max_rul",
+    "row_stride",
+    "max_train_rows",
+)
 _DEEP = ("epochs", "batch_size", "units", "dropout", "patience")
 FAMILY_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
     "gbm": (
@@ -49,6 +67,11 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "units": (4, 512),
     "dropout": (0.0, 0.9),
     "patience": (1, 100),
+    "interval_level": (0.5, 0.99),
+    "calibration_folds": (0, 20),
+    "cut_max_rul": (10, 400),
+    "row_stride": (1, 100),
+    "max_train_rows": (0, 10_000_000),
 }
 
 
@@ -74,6 +97,11 @@ class Hyperparameters:
     units: int = 64
     dropout: float = 0.5
     patience: int = 10
+    interval_level: float = 0.9  # nominal coverage of the served [rul_lower, rul_upper]
+    calibration_folds: int = 0  # 0: split conformal on the validation units; k >= 2: k-fold cross-conformal
+    cut_max_rul: int = 150  # largest true RUL of a calibration cut (official tests: 145-195)
+    row_stride: int = 5  # every k-th training row of a unit (offset per unit); FD001 CV: no loss at 5
+    max_train_rows: int = 100_000  # 0: no limit; else the stride grows until the rows fit
 
     def __post_init__(self):
         if self.model_family not in MODEL_FAMILIES:
@@ -83,6 +111,10 @@ class Hyperparameters:
         if self.feature_set not in ("rich", "stats"):
             raise ConfigurationError(
                 f"hyperparameter feature_set must be rich or stats, got {self.feature_set!r}"
+            )
+        if self.calibration_folds == 1:
+            raise ConfigurationError(
+                "hyperparameter calibration_folds must be 0 (split) or at least 2, got 1"
             )
         for name, (low, high) in BOUNDS.items():
             value = getattr(self, name)

@@ -13,7 +13,11 @@ each unit's last cycle; a unit with fewer cycles than the model's window is padd
 
 The response (`application/json`, the default) is
 `{"predictions": [{"unit", "predicted_rul", "cycles_used", "padded"}, ...], "model_version", "model_family"}`
-with units in ascending order; `text/csv` gives the same four columns with a header line. Anything wrong
+with units in ascending order; `text/csv` gives the same four columns with a header line. A model that
+carries interval calibration (the registered, finally fitted model) adds `rul_lower` and `rul_upper` to
+each prediction, in both types: the bounds, in cycles, of an interval meant to hold the true RUL with the
+model's `interval_level` (default 90 %) probability, calibrated on held-out whole units (`rul.intervals`);
+a model without calibration answers without them. Anything wrong
 with a request raises `RequestError` with an HTTP status (400 bad rows, 406 unsupported Accept, 413 too
 large, 415 unsupported content type) and a message naming the line or instance and the problem.
 """
@@ -24,6 +28,7 @@ import io
 import json
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +46,8 @@ JSON = "application/json"
 CONTENT_TYPES = (CSV, JSON)
 ACCEPT_TYPES = (JSON, CSV)
 PREDICTION_COLUMNS = ("unit", "predicted_rul", "cycles_used", "padded")
+# Present after PREDICTION_COLUMNS when the model carries interval calibration.
+INTERVAL_COLUMNS = ("rul_lower", "rul_upper")
 # Set by the deployment (a SageMaker Model's Environment) when the artifact does not carry a version.
 MODEL_VERSION_VARIABLE = "MODEL_VERSION"
 # SageMaker real-time endpoints accept request bodies up to 6 MB; stay under it.
@@ -63,6 +70,8 @@ class RequestLimits:
 
     max_bytes: int = DEFAULT_MAX_BYTES
     max_rows: int = DEFAULT_MAX_ROWS
+    # A request nests 3 deep ({"instances": [[...]]}); the limit leaves room and stops a parser recursion.
+    max_json_depth: int = 16
 
 
 @dataclass(frozen=True)
@@ -214,11 +223,31 @@ def _json_row(index: int, instance: object) -> list[float]:
     return instance
 
 
+# A JSON string, escapes included: its brackets are text, not nesting.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _json_depth(text: str) -> int:
+    """How deeply a JSON text nests arrays and objects, counted on its brackets outside strings."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode("ascii")
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max(initial=0))
+
+
 def parse_json(text: str, limits: RequestLimits) -> pd.DataFrame:
+    depth = _json_depth(text)
+    if depth > limits.max_json_depth:
+        raise RequestError(
+            400, f"the JSON body nests {depth} levels deep; the limit is {limits.max_json_depth}"
+        )
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise RequestError(400, f"the body is not valid JSON: {error}") from None
+    except RecursionError:  # only if the depth count above was fooled by a malformed text
+        raise RequestError(400, "the JSON body nests too deeply to parse") from None
     if not isinstance(document, dict) or "instances" not in document:
         raise RequestError(400, 'the JSON body must be an object {"instances": [...]}')
     instances = document["instances"]
@@ -263,7 +292,12 @@ def predict(model: ServingModel, frame: pd.DataFrame) -> Prediction:
     """RUL at each unit's last cycle of a frame from `parse_request`."""
     result = model.predictor.predict_last(frame)
     result = result.sort_values("unit", kind="stable").reset_index(drop=True)
-    return Prediction(result[list(PREDICTION_COLUMNS)], model.model_version, model.model_family)
+    return Prediction(result[response_columns(result)], model.model_version, model.model_family)
+
+
+def response_columns(frame: pd.DataFrame) -> list[str]:
+    """`PREDICTION_COLUMNS`, then `INTERVAL_COLUMNS` when the frame holds them."""
+    return [*PREDICTION_COLUMNS, *(name for name in INTERVAL_COLUMNS if name in frame.columns)]
 
 
 def predict_many(model: ServingModel, frames: list[pd.DataFrame]) -> list[Prediction]:
@@ -286,7 +320,7 @@ def predict_many(model: ServingModel, frames: list[pd.DataFrame]) -> list[Predic
     predictions = []
     for index in range(len(frames)):
         mine = result[result["request"] == index].assign(unit=lambda rows: rows["original_unit"])
-        mine = mine.sort_values("unit", kind="stable").reset_index(drop=True)[list(PREDICTION_COLUMNS)]
+        mine = mine.sort_values("unit", kind="stable").reset_index(drop=True)[response_columns(result)]
         predictions.append(Prediction(mine, model.model_version, model.model_family))
     return predictions
 
@@ -377,15 +411,23 @@ def negotiate(accept: str | None) -> str:
 
 
 def prediction_records(frame: pd.DataFrame) -> list[dict]:
+    intervals = [name for name in INTERVAL_COLUMNS if name in frame.columns]
     return [
         {
             "unit": int(row.unit),
             "predicted_rul": float(row.predicted_rul),
             "cycles_used": int(row.cycles_used),
             "padded": bool(row.padded),
+            **{name: float(getattr(row, name)) for name in intervals},
         }
         for row in frame.itertuples(index=False)
     ]
+
+
+def _csv_cell(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def render(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
@@ -393,11 +435,9 @@ def render(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
     kind = negotiate(accept)
     records = prediction_records(prediction.frame)
     if kind == CSV:
-        lines = [",".join(PREDICTION_COLUMNS)]
-        lines += [
-            f"{r['unit']},{r['predicted_rul']!r},{r['cycles_used']},{str(r['padded']).lower()}"
-            for r in records
-        ]
+        columns = response_columns(prediction.frame)
+        lines = [",".join(columns)]
+        lines += [",".join(_csv_cell(record[name]) for name in columns) for record in records]
         return ("\n".join(lines) + "\n").encode("utf-8"), CSV
     document = {
         "predictions": records,
@@ -408,16 +448,19 @@ def render(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
 
 
 def parse_response(body: bytes | str, content_type: str | None) -> pd.DataFrame:
-    """A response body of `render` -> a frame with `PREDICTION_COLUMNS` (the reverse of `render`)."""
+    """A response body of `render` -> a frame with `PREDICTION_COLUMNS` and, when the response holds
+    them, `INTERVAL_COLUMNS` (the reverse of `render`)."""
     text = body.decode("utf-8") if isinstance(body, bytes | bytearray) else body
     if media_type(content_type) == CSV:
         frame = pd.read_csv(io.StringIO(text))
         frame["padded"] = frame["padded"].astype(str).str.lower() == "true"
     else:
-        frame = pd.DataFrame(json.loads(text)["predictions"], columns=list(PREDICTION_COLUMNS))
-    return frame.astype(
-        {"unit": np.int64, "predicted_rul": np.float64, "cycles_used": np.int64, "padded": bool}
-    )
+        records = json.loads(text)["predictions"]
+        present = [name for name in INTERVAL_COLUMNS if records and name in records[0]]
+        frame = pd.DataFrame(records, columns=[*PREDICTION_COLUMNS, *present])
+    types = {"unit": np.int64, "predicted_rul": np.float64, "cycles_used": np.int64, "padded": bool}
+    types.update({name: np.float64 for name in INTERVAL_COLUMNS if name in frame.columns})
+    return frame[response_columns(frame)].astype(types)
 
 
 def error_body(error: RequestError) -> bytes:
@@ -447,10 +490,21 @@ def canned_window(cycles: int = 30, unit: int = 1) -> pd.DataFrame:
 
 
 def health_check(model: ServingModel) -> dict:
-    """One prediction on `canned_window()`; raises `RulError` unless it is a finite RUL within the cap."""
+    """One prediction on `canned_window()`; raises `RulError` unless it is a finite RUL within the cap
+    (and, for a calibrated model, its interval has finite bounds, 0 <= lower <= upper)."""
     result = predict(model, canned_window()).frame
     value = float(result["predicted_rul"].iloc[0]) if len(result) == 1 else math.nan
     cap = model.predictor.hyperparameters.rul_cap
     if not (math.isfinite(value) and 0.0 <= value <= cap):
         raise RulError(f"health check prediction {value} is not a RUL within [0, {cap}]")
-    return {"model_version": model.model_version, "model_family": model.model_family, "predicted_rul": value}
+    report = {
+        "model_version": model.model_version,
+        "model_family": model.model_family,
+        "predicted_rul": value,
+    }
+    if "rul_lower" in result.columns:
+        lower, upper = float(result["rul_lower"].iloc[0]), float(result["rul_upper"].iloc[0])
+        if not (math.isfinite(lower) and math.isfinite(upper) and 0.0 <= lower <= upper):
+            raise RulError(f"health check interval [{lower}, {upper}] is not an interval of RULs")
+        report.update(rul_lower=lower, rul_upper=upper)
+    return report

@@ -2,11 +2,17 @@
 
 - `gbm`: an ensemble of scikit-learn histogram gradient-boosting regressors on tabular window features;
   members differ by seed and feature subsample. Fast and, on C-MAPSS, the most accurate family we measured.
-- `cnn`: a small 1D convolutional network on normalised sensor windows.
-- `lstm`: the seed plan's two-layer LSTM on the same windows.
+- `cnn`, `lstm`: small Keras networks on normalised sensor windows (`rul.deep`).
 
-TensorFlow is imported only when a deep model is built or loaded (the import alone takes seconds).
 A `RulPredictor` saves to a folder (transformer, estimator, metadata.json) that becomes model.tar.gz.
+Training rows are thinned (`rul.features.thinning_mask`): every `row_stride`-th window of a unit, the
+stride raised until at most `max_train_rows` remain, and features are computed a block of units at a
+time, so fit time and memory grow no faster than the fleet. `fit_predictor` fits on the training units
+(tuning trials); `fit_final_predictor` makes the registered model: a fit on the training units whose
+residuals on the cut validation units calibrate prediction intervals (`rul.intervals`; or, with
+`calibration_folds`, out-of-fold residuals of every unit), then a refit on every unit that keeps that
+calibration and records which units it saw.
+
 `fit_predictor` takes an optional `on_metrics(metrics, step)` callback (e.g. `rul.tracking`'s
 `log_metrics`): per iteration of each gbm member its validation RMSE (`member_<k>_rmse`), per member the
 ensemble's (`ensemble_rmse`), per epoch of a deep model `loss`, `rmse` and, with validation data,
@@ -15,11 +21,9 @@ ensemble's (`ensemble_rmse`), per epoch of a deep model `loss`, `rmse` and, with
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,25 +32,20 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from rul.errors import ModelArtifactError
-from rul.features import FeatureTransformer, capped_rul, last_rows
+from rul.deep import KerasRegressor, import_keras
+from rul.errors import ConfigurationError, ModelArtifactError
+from rul.features import FeatureTransformer, capped_rul, effective_stride, last_rows, thinning_mask
 from rul.hyperparameters import Hyperparameters
+from rul.intervals import IntervalCalibration, calibrate
+from rul.progress import MetricsCallback, log
+from rul.splits import CutProtocol, check_unique_units, cut_units, unit_uniform
+
+__all__ = ["MetricsCallback", "RulPredictor", "fit_final_predictor", "fit_predictor", "log"]
 
 ARTIFACT_FORMAT = 1
-# Receives a dict of metric values and the step (iteration, member or epoch, from 1) they belong to.
-MetricsCallback = Callable[[dict[str, float], int], None]
-
-
-def log(message: str) -> None:
-    """Progress output for long work: one flushed line, visible in CloudWatch and the local runner."""
-    print(message, file=sys.stdout, flush=True)
-
-
-def import_keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    return keras
+# Rows of whole units whose features are computed at once (training tables, predictions).
+FEATURE_BLOCK_ROWS = 50_000
+CALIBRATION_DRAWS = 20
 
 
 @dataclass
@@ -102,103 +101,15 @@ def _report_staged(member, number: int, validation, on_metrics: MetricsCallback)
         )
 
 
-def build_keras_model(family: str, window: int, n_sensors: int, hp: Hyperparameters):
-    keras = import_keras()
-    layers = keras.layers
-    inputs = keras.Input(shape=(window, n_sensors))
-    if family == "cnn":
-        # Shaped like the 2018 C-MAPSS CNN (Li et al.): long tanh kernels, a one-filter bottleneck, then
-        # a dense layer; wider ReLU stacks with less dropout overfit within a few epochs here.
-        x = inputs
-        for _ in range(3):
-            x = layers.Conv1D(hp.filters, 10, padding="same", activation="tanh")(x)
-        x = layers.Conv1D(1, 3, padding="same", activation="tanh")(x)
-        x = layers.Flatten()(x)
-        x = layers.Dropout(hp.dropout)(x)
-        x = layers.Dense(hp.units, activation="tanh")(x)
-    else:
-        x = layers.LSTM(hp.units, return_sequences=True)(inputs)
-        x = layers.Dropout(hp.dropout)(x)
-        x = layers.LSTM(hp.units // 2)(x)
-        x = layers.Dropout(hp.dropout)(x)
-    outputs = layers.Dense(1)(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.Adam(hp.effective_learning_rate), loss="mse")
-    return model
-
-
-@dataclass
-class KerasRegressor:
-    """A Keras network trained on labels scaled to [0, 1] by the RUL cap, with early stopping."""
-
-    hyperparameters: Hyperparameters
-    model: object = None
-
-    def fit(
-        self,
-        windows: np.ndarray,
-        labels: np.ndarray,
-        validation=None,
-        on_metrics: MetricsCallback | None = None,
-    ) -> KerasRegressor:
-        keras = import_keras()
-        hp = self.hyperparameters
-        keras.utils.set_random_seed(hp.seed)
-        self.model = build_keras_model(hp.model_family, windows.shape[1], windows.shape[2], hp)
-        cap = hp.rul_cap
-        callbacks = [EpochLogger(hp.epochs, on_metrics, cap)]
-        validation_data = None
-        if validation is not None:
-            validation_data = (validation[0], validation[1] / cap)
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    patience=hp.patience, restore_best_weights=True, monitor="val_loss"
-                )
-            )
-        self.model.fit(
-            windows,
-            labels / cap,
-            validation_data=validation_data,
-            epochs=hp.epochs,
-            batch_size=hp.batch_size,
-            verbose=0,
-            callbacks=callbacks,
-            shuffle=True,
-        )
-        return self
-
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        scaled = self.model.predict(windows, batch_size=1024, verbose=0)[:, 0]
-        return scaled * self.hyperparameters.rul_cap
-
-
-def EpochLogger(epochs: int, on_metrics: MetricsCallback | None = None, cap: float = 1.0):
-    """Logs each epoch's losses; `on_metrics` also gets them, with RMSEs in cycles (labels are cap-scaled)."""
-    keras = import_keras()
-
-    class _EpochLogger(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            parts = [f"epoch {epoch + 1}/{epochs}", f"loss={logs.get('loss', float('nan')):.5f}"]
-            if "val_loss" in logs:
-                parts.append(f"val_loss={logs['val_loss']:.5f}")
-            log(" ".join(parts))
-            if on_metrics is not None:
-                losses = {name: float(logs[name]) for name in ("loss", "val_loss") if name in logs}
-                rmses = {name.replace("loss", "rmse"): cap * value**0.5 for name, value in losses.items()}
-                on_metrics({**losses, **rmses}, epoch + 1)
-
-    return _EpochLogger()
-
-
 @dataclass
 class RulPredictor:
-    """A fitted feature transform and estimator: raw C-MAPSS rows in, RUL out."""
+    """A fitted feature transform and estimator: raw C-MAPSS rows in, RUL (and, calibrated, intervals) out."""
 
     transformer: FeatureTransformer
     hyperparameters: Hyperparameters
     estimator: object
     metadata: dict = field(default_factory=dict)
+    calibration: IntervalCalibration | None = None
 
     @property
     def deep(self) -> bool:
@@ -214,24 +125,25 @@ class RulPredictor:
         return np.clip(self.estimator.predict(self.inputs(frame)), 0.0, self.hyperparameters.rul_cap)
 
     def predict_last(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """RUL at each unit's last observed cycle, with the cycles used and whether the window was padded."""
+        """RUL at each unit's last observed cycle, with the cycles used and whether the window was padded;
+        a calibrated predictor adds `rul_lower` and `rul_upper` (nominal coverage `interval_level`)."""
         frame = frame.sort_values(["unit", "cycle"], kind="stable").reset_index(drop=True)
         last = last_rows(frame)
-        if self.deep:
-            windows, padded = self.transformer.windows(frame)
-            predictions = self.estimator.predict(windows[last])
-        else:
-            predictions = self.estimator.predict(self.transformer.tabular(frame)[last])
-            padded = frame.groupby("unit")["cycle"].transform("size").to_numpy() < self.transformer.window
+        predictions = self.estimator.predict(blocked_inputs(self, frame, last))
         counts = frame.groupby("unit", sort=False)["cycle"].size().to_numpy()
-        return pd.DataFrame(
+        predicted = np.clip(predictions, 0.0, self.hyperparameters.rul_cap)
+        result = pd.DataFrame(
             {
                 "unit": frame["unit"].to_numpy()[last],
-                "predicted_rul": np.clip(predictions, 0.0, self.hyperparameters.rul_cap),
+                "predicted_rul": predicted,
                 "cycles_used": np.minimum(counts, self.transformer.window),
-                "padded": np.asarray(padded)[last],
+                "padded": counts < self.transformer.window,
             }
         )
+        if self.calibration is not None:
+            lower, upper = self.calibration.bounds(predicted, self.hyperparameters.interval_level)
+            result["rul_lower"], result["rul_upper"] = lower, upper
+        return result
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -252,7 +164,11 @@ class RulPredictor:
             "feature_names": self.transformer.feature_names if not self.deep else self.transformer.sensors,
             **self.metadata,
         }
-        (directory / "metadata.json").write_text(json.dumps(metadata, indent=2))
+        if self.calibration is not None:
+            metadata["interval_calibration"] = self.calibration.as_dict()
+        temporary = directory / "metadata.json.tmp"
+        temporary.write_text(json.dumps(metadata, indent=2))
+        temporary.replace(directory / "metadata.json")
         return directory
 
     @classmethod
@@ -279,8 +195,11 @@ class RulPredictor:
             if not path.is_file():
                 raise ModelArtifactError(f"{path} is missing")
             estimator = joblib.load(path)
+        calibration = None
+        if "interval_calibration" in metadata:
+            calibration = IntervalCalibration.from_dict(metadata["interval_calibration"])
         extra = {key: value for key, value in metadata.items() if key not in _SAVED_KEYS}
-        return cls(transformer, hyperparameters, estimator, extra)
+        return cls(transformer, hyperparameters, estimator, extra, calibration)
 
 
 _SAVED_KEYS = {
@@ -292,7 +211,41 @@ _SAVED_KEYS = {
     "dropped_sensors",
     "n_conditions",
     "feature_names",
+    "interval_calibration",
 }
+
+
+def training_table(
+    predictor: RulPredictor, frame: pd.DataFrame, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and capped labels of the kept rows of a frame sorted by unit."""
+    labels = capped_rul(frame, predictor.hyperparameters.rul_cap)[keep]
+    return blocked_inputs(predictor, frame, keep), labels
+
+
+def blocked_inputs(predictor: RulPredictor, frame: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
+    """Model inputs of the kept rows of a frame sorted by unit, computed a block of units at a time (a
+    unit's features depend on its own rows only), so memory follows the kept rows, not the frame."""
+    units = frame["unit"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
+    bounds, begin = [], 0
+    for start in starts[1:]:
+        if start - begin >= FEATURE_BLOCK_ROWS:
+            bounds.append((begin, start))
+            begin = start
+    bounds.append((begin, len(frame)))
+    return np.concatenate([predictor.inputs(frame.iloc[a:b])[keep[a:b]] for a, b in bounds])
+
+
+def _kept_rows(frame: pd.DataFrame, hp: Hyperparameters, deep: bool, stride: int) -> np.ndarray:
+    keep = thinning_mask(frame, stride, hp.seed)
+    if deep:
+        # Windows padded at the start of a unit are early-life samples at the cap; leaving them out of
+        # training measured better (FD001 fold: RMSE 16.4 vs 17.3).
+        full = frame.groupby("unit").cumcount().to_numpy() + 1 >= hp.window
+        if (keep & full).any():
+            keep = keep & full
+    return keep
 
 
 def fit_predictor(
@@ -303,6 +256,7 @@ def fit_predictor(
 ) -> RulPredictor:
     """Fit the feature transform on the training units, then the model family's estimator."""
     hp = hyperparameters
+    train = train.sort_values(["unit", "cycle"], kind="stable").reset_index(drop=True)
     transformer = FeatureTransformer(hp.window, hp.feature_set, hp.n_conditions).fit(train)
     log(
         f"features: {len(transformer.sensors)} sensors kept, "
@@ -310,19 +264,84 @@ def fit_predictor(
         f"{transformer.n_conditions} operating condition(s)"
     )
     predictor = RulPredictor(transformer, hp, estimator=None)
-    features = predictor.inputs(train)
-    labels = capped_rul(train, hp.rul_cap)
+    stride = effective_stride(len(train), hp.row_stride, hp.max_train_rows)
+    features, labels = training_table(predictor, train, _kept_rows(train, hp, predictor.deep, stride))
     validation_set = None
     if validation is not None and len(validation):
-        validation_set = (predictor.inputs(validation), capped_rul(validation, hp.rul_cap))
-    log(f"training {hp.model_family} on {len(labels)} rows of {train['unit'].nunique()} units")
+        validation = validation.sort_values(["unit", "cycle"], kind="stable").reset_index(drop=True)
+        validation_set = training_table(predictor, validation, thinning_mask(validation, stride, hp.seed))
+    log(
+        f"training {hp.model_family} on {len(labels)} rows (stride {stride}) "
+        f"of {train['unit'].nunique()} units"
+    )
     if predictor.deep:
-        # Windows padded at the start of a unit are early-life samples at the cap; leaving them out of
-        # training measured better (FD001 fold: RMSE 16.4 vs 17.3).
-        full = ~transformer.windows(train)[1]
-        if full.any():
-            features, labels = features[full], labels[full]
         predictor.estimator = KerasRegressor(hp).fit(features, labels, validation_set, on_metrics)
     else:
         predictor.estimator = GbmEnsemble(hp).fit(features, labels, validation_set, on_metrics)
+    return predictor
+
+
+def unit_fingerprint(units) -> dict:
+    """The number of distinct units and a SHA-256 of their sorted ids: which units a model was fitted on."""
+    ids = np.unique(np.asarray(units, dtype=np.int64))
+    digest = hashlib.sha256(",".join(str(unit) for unit in ids).encode()).hexdigest()
+    return {"count": len(ids), "sha256": digest}
+
+
+def held_out_residuals(
+    predictor: RulPredictor, held_out: pd.DataFrame, hp: Hyperparameters
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and true RUL at official-style cuts of held-out units (at least `CALIBRATION_DRAWS` per
+    unit: cuts are cheap to predict and spread the residuals over the whole cut distribution)."""
+    protocol = CutProtocol(min_cycles=hp.window, max_rul=hp.cut_max_rul)
+    draws = max(hp.validation_draws, CALIBRATION_DRAWS)
+    cut, truth = cut_units(held_out, hp.seed, protocol, draws=draws)
+    predicted = predictor.predict_last(cut).merge(truth, on="unit")
+    return predicted["predicted_rul"].to_numpy(), predicted["rul"].to_numpy(dtype=np.float64)
+
+
+def cross_calibration(everything: pd.DataFrame, hp: Hyperparameters) -> IntervalCalibration:
+    """Out-of-fold residuals of every unit: `calibration_folds` fits, each on the other folds' units."""
+    folds = everything["unit"].map(
+        lambda unit: int(unit_uniform(unit, hp.seed, "calibration-fold") * hp.calibration_folds)
+    )
+    pieces = []
+    for fold in range(hp.calibration_folds):
+        held_out = everything[folds == fold]
+        if held_out.empty:
+            continue
+        model = fit_predictor(everything[folds != fold], None, hp)
+        pieces.append(held_out_residuals(model, held_out, hp))
+    predicted, truth = (np.concatenate(part) for part in zip(*pieces, strict=True))
+    return calibrate(predicted, truth, everything["unit"].nunique())
+
+
+def fit_final_predictor(
+    train: pd.DataFrame,
+    validation: pd.DataFrame | None,
+    extra: pd.DataFrame | None,
+    hyperparameters: Hyperparameters,
+    on_metrics: MetricsCallback | None = None,
+) -> RulPredictor:
+    """The model to register, fitted on every unit (train + validation + extra), with intervals calibrated
+    on held-out whole units: with `calibration_folds` 0 on the validation units by a fit on the training
+    units (split conformal), else on every unit by as many fits on the other folds (cross-conformal)."""
+    hp = hyperparameters
+    frames = [frame for frame in (train, validation, extra) if frame is not None and len(frame)]
+    everything = pd.concat(frames, ignore_index=True)
+    check_unique_units(everything, "final training data")
+    started = time.perf_counter()
+    if hp.calibration_folds:
+        calibration = cross_calibration(everything, hp)
+    elif validation is None or validation.empty:
+        raise ConfigurationError("the final fit needs validation units to calibrate its intervals")
+    else:
+        fitted = fit_predictor(train, validation, hp, on_metrics)
+        calibration = calibrate(*held_out_residuals(fitted, validation, hp), validation["unit"].nunique())
+    seconds = time.perf_counter() - started
+    log(f"intervals calibrated on {calibration.units} held-out units in {seconds:.1f}s")
+    predictor = fit_predictor(everything, None, hp)
+    predictor.calibration = calibration
+    predictor.metadata["training_units"] = unit_fingerprint(everything["unit"])
+    log(f"final model fitted on {predictor.metadata['training_units']['count']} units")
     return predictor

@@ -1,0 +1,122 @@
+"""The execution record: `<work>/executions/<id>/execution.json`, always present, always whole.
+
+The record is written when an execution starts (status `Executing`) and rewritten atomically each time a
+step ends, so a run killed at any moment leaves a record naming what it did (a registered model version
+included). While an execution runs, its runner holds an exclusive lock on `.running` beside the record;
+the kernel drops the lock when the process dies, even by SIGKILL. A later run finds records still
+`Executing` whose lock is free and marks them `Stopped`, with their running steps, as SageMaker shows a
+stopped execution.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from local_runner.atomic import write_json_atomic
+
+LOCK_NAME = ".running"
+ABANDONED = "the runner ended without finishing the execution (killed, or the machine stopped)"
+
+
+@dataclass
+class StepRecord:
+    name: str
+    type: str
+    status: str = "NotStarted"  # Executing, Succeeded, Failed, Stopped, NotExecuted
+    started_at: str = ""
+    seconds: float = 0.0
+    job_seconds: float = 0.0
+    cache_hit: bool = False
+    failure_reason: str = ""
+    properties: dict = field(default_factory=dict)
+
+
+@dataclass
+class ExecutionResult:
+    execution_id: str
+    status: str  # Executing, Succeeded, Failed or Stopped
+    failure_reason: str
+    parameters: dict[str, Any]
+    steps: list[StepRecord]
+    seconds: float
+    record_path: Path
+    report_path: Path | None = None
+
+    def step(self, name: str) -> StepRecord:
+        return next(record for record in self.steps if record.name == name)
+
+    @property
+    def job_seconds(self) -> float:
+        return sum(record.job_seconds for record in self.steps)
+
+
+def _try_lock(handle: TextIO) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+class RecordWriter:
+    """Writes one execution's record atomically, from any step thread, while holding its run lock."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._handle: TextIO | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = (self.path.parent / LOCK_NAME).open("w")
+        if not _try_lock(self._handle):
+            raise RuntimeError(f"{self.path.parent} is in use by another runner")
+
+    def write(self, result: ExecutionResult) -> None:
+        with self._lock:
+            content = {**asdict(result), "record_path": str(result.record_path)}
+            write_json_atomic(self.path, content)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            (self.path.parent / LOCK_NAME).unlink(missing_ok=True)
+            self._handle.close()
+            self._handle = None
+
+
+def _read_record(path: Path, echo: Callable[[str], None]) -> dict | None:
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        echo(f"ignoring the unreadable execution record {path} ({type(error).__name__}: {error})")
+        return None
+    return record
+
+
+def mark_abandoned(work_dir: Path, echo: Callable[[str], None] = print) -> list[str]:
+    """Mark `Stopped` the executions whose runner died while they were `Executing`; returns their ids."""
+    marked = []
+    for path in sorted(Path(work_dir).glob("executions/*/execution.json")):
+        record = _read_record(path, echo)
+        if record is None or record.get("status") != "Executing":
+            continue
+        with (path.parent / LOCK_NAME).open("a") as handle:
+            if not _try_lock(handle):
+                continue  # its runner is alive
+            record["status"], record["failure_reason"] = "Stopped", ABANDONED
+            for step in record.get("steps", []):
+                if step.get("status") == "Executing":
+                    step["status"], step["failure_reason"] = "Stopped", ABANDONED
+            write_json_atomic(path, record)
+        (path.parent / LOCK_NAME).unlink(missing_ok=True)
+        marked.append(record.get("execution_id", path.parent.name))
+        echo(f"execution {marked[-1]} was left Executing by a runner that died: marked Stopped")
+    return marked
