@@ -1,8 +1,8 @@
 """Typed, validated settings of the CDK app, loaded once at the edge (``app.py``).
 
 One frozen pydantic model, nested per concern (project, target account, network, storage, studio,
-pipeline, alerts, serving, monitoring, cost). Values come from the ``settings`` key of the CDK context
-(cdk.json or ``cdk synth -c settings='{...}'``) and, optionally, a JSON or YAML file named by the
+pipeline, alerts, serving, monitoring, batch, cost). Values come from the ``settings`` key of the CDK
+context (cdk.json or ``cdk synth -c settings='{...}'``) and, optionally, a JSON or YAML file named by the
 ``settings_file`` context key; the context wins over the file. Every field has a type and bounds,
 unknown keys are rejected, and a bad value raises :class:`SettingsError` whose message names the field
 and the value.
@@ -319,6 +319,19 @@ class MonitoringSettings(FrozenModel):
     silent_alarm_hours: int = Field(default=3, ge=1, le=24)
 
 
+class BatchSettings(FrozenModel):
+    """The daily batch-scoring pipeline: every engine of the fleet scored by the champion and ranked."""
+
+    enabled: bool = True  # False keeps the pipeline but disables its daily schedule
+    # Daily, in UTC (EventBridge Scheduler cron: minutes hours day-of-month month day-of-week year).
+    schedule_cron: str = Field(default="cron(0 4 * * ? *)", pattern=r"^cron\(\d{1,2} \d{1,2} \* \* \? \*\)$")
+    instance_type: InstanceType = "ml.m5.large"
+    volume_gb: int = Field(default=20, ge=1, le=16384)
+    max_runtime_minutes: int = Field(default=60, ge=5, le=1440)
+    # Engines whose ranking basis (lower bound, else predicted RUL) is at most this are flagged as due.
+    maintenance_threshold_cycles: int = Field(default=30, ge=0, le=1000)
+
+
 class CostSettings(FrozenModel):
     """Monthly AWS Budget with notifications to the alerts topic."""
 
@@ -371,6 +384,11 @@ class ResourceNames:
     def monitoring_pipeline(self) -> str:
         """The second pipeline: drift and late-label quality jobs over the last window of captures."""
         return f"{self.prefix}-monitoring"
+
+    @property
+    def batch_pipeline(self) -> str:
+        """The third pipeline: every engine of the fleet scored daily by the model in service, ranked."""
+        return f"{self.prefix}-batch"
 
     @property
     def intermediates_prefix(self) -> str:
@@ -485,6 +503,8 @@ class ResourceNames:
     data_capture_prefix = "datacapture/"  # artifacts bucket: endpoint requests and responses (data capture)
     ground_truth_prefix = "ground-truth/"  # artifacts bucket: late failure labels read by the quality job
     monitoring_prefix = "monitoring/"  # artifacts bucket: Model Monitor reports
+    fleet_prefix = "fleet/"  # data bucket: every engine's recent cycles, scored daily by the batch pipeline
+    batch_prefix = "batch/"  # artifacts bucket: fleet predictions and maintenance lists, per execution
     mlflow_prefix = "mlflow/"  # artifacts bucket: the managed MLflow tracking server's artifact store
 
     def buckets(self) -> tuple[str, ...]:
@@ -524,6 +544,7 @@ class Settings(FrozenModel):
     alerts: AlertsSettings = AlertsSettings()
     serving: ServingSettings = ServingSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    batch: BatchSettings = BatchSettings()
     cost: CostSettings = CostSettings()
     tracking: TrackingSettings = TrackingSettings()
 
@@ -538,6 +559,7 @@ class Settings(FrozenModel):
             self.pipeline.processing_instance_type,
             self.pipeline.training_instance_type,
             self.serving.instance_type,
+            self.batch.instance_type,
         }
         return tuple(sorted(types))
 

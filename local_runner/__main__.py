@@ -4,6 +4,7 @@ python -m local_runner run [--data-dir D] [--subset FD001] [--param Name=Value .
 python -m local_runner registry list | show N | approve N | reject N
 python -m local_runner endpoint serve [--model-version N] | swap N | status
 python -m local_runner monitor [run [--captures D] [--window-end T]] | drift ... | quality ...
+python -m local_runner batch [--fleet D] [--model PATH] [--units N] [--threshold-cycles N]
 python -m local_runner ui [--work-dir .work] [--port 5000]     the MLflow UI of the tracked executions
 python -m local_runner demo [--work-dir .work/demo]      the whole model lifecycle, with a timeline
 
@@ -21,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from local_runner.batch_run import add_batch_parser, run_batch
 from local_runner.demo import add_demo_parser, run_demo_command
 from local_runner.endpoint import on_approval_callback
 from local_runner.endpoint_cli import add_endpoint_parser, run_endpoint_command
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_parser(verbs)
     add_endpoint_parser(verbs)
     add_monitor_parser(verbs)
+    add_batch_parser(verbs)
     add_demo_parser(verbs)
     return parser
 
@@ -188,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_endpoint_command(args)
     if args.verb == "monitor":
         return run_monitor_command(args)
+    if args.verb == "batch":
+        return run_batch(args)
     if args.verb == "demo":
         return run_demo_command(args)
     # What deploy-on-approval does on AWS: the champion moves with the status (inside the command, verified),

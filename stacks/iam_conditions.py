@@ -148,14 +148,15 @@ class ProjectArns:
     def artifacts(self, prefix: str) -> str:
         return self.objects(self.names.artifacts_bucket, prefix)
 
+    def pipeline_names(self) -> tuple[str, ...]:
+        """The project pipelines: training, monitoring and batch scoring."""
+        return (self.names.pipeline, self.names.monitoring_pipeline, self.names.batch_pipeline)
+
     def pipelines(self) -> list[str]:
-        """Both project pipelines (training and monitoring)."""
-        return [
-            self.sagemaker("pipeline", name) for name in (self.names.pipeline, self.names.monitoring_pipeline)
-        ]
+        return [self.sagemaker("pipeline", name) for name in self.pipeline_names()]
 
     def pipeline_executions(self) -> list[str]:
-        names = (self.names.pipeline, self.names.monitoring_pipeline)
+        names = self.pipeline_names()
         return [self.sagemaker("pipeline", f"{name}/execution/*") for name in names]
 
     def model_packages(self) -> list[str]:

@@ -94,10 +94,12 @@ def create_job_role(ctx: WorkloadContext) -> LeastPrivilegeRole:
         [arns.artifacts(names.monitoring_prefix)],
         wildcard_reason="monitoring reports are keyed by monitoring execution",
     )
+    _allow_batch_scoring(role, ctx)
     _allow_list(
         role,
         ctx,
         [
+            names.batch_prefix,
             names.intermediates_prefix,
             names.models_prefix,
             names.registry_prefix,
@@ -181,6 +183,29 @@ def _allow_read_inputs(role: LeastPrivilegeRole, ctx: WorkloadContext) -> None:
         ["s3:ListBucket"],
         [arns.bucket(names.data_bucket)],
         conditions={"StringLike": {"s3:prefix": [f"{names.raw_data_prefix}*"]}},
+    )
+
+
+def _allow_batch_scoring(role: LeastPrivilegeRole, ctx: WorkloadContext) -> None:
+    """The batch pipeline's job: reads the fleet's recent cycles, writes the ranked tables under batch/."""
+    names, arns = ctx.arns.names, ctx.arns
+    role.allow(
+        "ReadFleetData",
+        S3_READ,
+        [arns.objects(names.data_bucket, names.fleet_prefix)],
+        wildcard_reason="the batch job reads every engine file under fleet/",
+    )
+    role.allow(
+        "ListFleetData",
+        ["s3:ListBucket"],
+        [arns.bucket(names.data_bucket)],
+        conditions={"StringLike": {"s3:prefix": [f"{names.fleet_prefix}*"]}},
+    )
+    role.allow(
+        "WriteBatchScores",
+        [*S3_READ, *S3_WRITE],
+        [arns.artifacts(names.batch_prefix)],
+        wildcard_reason="fleet predictions are keyed by batch execution",
     )
 
 

@@ -152,6 +152,7 @@ class IamStack(cdk.Stack):
             names.code_prefix,
             names.data_capture_prefix,
             names.monitoring_prefix,
+            names.batch_prefix,
         ]
         other_roles = [
             self.roles[n].role_arn for n in (names.job_role, names.pipeline_role, names.model_role)

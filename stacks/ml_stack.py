@@ -30,6 +30,7 @@ from pipeline_steps.config import PipelineConfig
 from pipeline_steps.monitoring_names import GROUND_TRUTH_PLACEHOLDER, GROUND_TRUTH_PLACEHOLDER_TEXT
 from pipeline_steps.render import render_definition
 from settings import PipelineSettings, ResourceNames
+from stacks.batch_pipeline import BatchPipeline, batch_pipeline_config
 from stacks.job_image import CONTAINERS_DIR, job_image_uri
 from stacks.monitoring_pipeline import MonitoringPipeline, monitoring_pipeline_config
 from stacks.nag import NIST_R5, acknowledge, skip_checkov
@@ -111,6 +112,16 @@ class MlStack(cdk.Stack):
                 self.config.code_uri,
                 self.job_image_uri,
                 pipeline.network_isolation,
+            ),
+        )
+        batch = platform.settings.batch
+        self.batch_pipeline = BatchPipeline(
+            self,
+            "BatchPipeline",
+            platform=platform,
+            batch=batch,
+            config=batch_pipeline_config(
+                platform, batch, self.config.code_uri, self.job_image_uri, pipeline.network_isolation
             ),
         )
 

@@ -49,6 +49,7 @@ SAGEMAKER_ROLES = (
 PIPELINES = [
     f"arn:aws:sagemaker:eu-west-1:111111111111:pipeline/{NAMES.pipeline}",
     f"arn:aws:sagemaker:eu-west-1:111111111111:pipeline/{NAMES.monitoring_pipeline}",
+    f"arn:aws:sagemaker:eu-west-1:111111111111:pipeline/{NAMES.batch_pipeline}",
 ]
 
 
@@ -184,7 +185,7 @@ def test_job_role_s3_access_is_prefix_scoped(template: Template) -> None:
         assert key not in ("", "*"), f"{arn} is not scoped to a prefix"
 
 
-def test_trigger_role_only_starts_both_pipelines(template: Template) -> None:
+def test_trigger_role_only_starts_the_project_pipelines(template: Template) -> None:
     allows = [s for s in _role_statements(template, NAMES.scheduler_role) if s["Effect"] == "Allow"]
     (statement,) = allows
     assert statement["Action"] == "sagemaker:StartPipelineExecution"
@@ -271,3 +272,18 @@ def test_iam_and_studio_stacks_are_nag_clean() -> None:
     outcome = synth_with_report(app)
     mine = [line for line in outcome.blocking() if " at Iam/" in line or " at Studio/" in line]
     assert not mine, "\n".join(mine)
+
+
+def test_job_role_reads_the_fleet_and_writes_only_batch_scores_for_the_batch_pipeline(
+    template: Template,
+) -> None:
+    statements = {s.get("Sid"): s for s in _role_statements(template, NAMES.job_role)}
+    assert (
+        statements["ReadFleetData"]["Resource"] == f"arn:aws:s3:::{NAMES.data_bucket}/{NAMES.fleet_prefix}*"
+    )
+    assert statements["ListFleetData"]["Condition"] == {
+        "StringLike": {"s3:prefix": [f"{NAMES.fleet_prefix}*"]}
+    }
+    assert statements["WriteBatchScores"]["Resource"] == (
+        f"arn:aws:s3:::{NAMES.artifacts_bucket}/{NAMES.batch_prefix}*"
+    )

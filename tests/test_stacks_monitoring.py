@@ -49,7 +49,9 @@ def test_the_monitoring_pipeline_is_deployed_inline_with_its_two_steps(templates
 
 
 def test_eventbridge_scheduler_starts_it_hourly_as_the_trigger_role(templates):
-    (schedule,) = resources(templates, "AWS::Scheduler::Schedule")
+    (schedule,) = [  # the batch pipeline has a schedule of its own
+        s for s in resources(templates, "AWS::Scheduler::Schedule") if NAMES.monitoring_pipeline in text(s)
+    ]
     props = schedule["Properties"]
     assert props["ScheduleExpression"] == SETTINGS.monitoring.schedule_cron
     assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
