@@ -8,9 +8,10 @@ python -m local_runner batch [--fleet D] [--model PATH] [--units N] [--threshold
 python -m local_runner ui [--work-dir .work] [--port 5000]     the MLflow UI of the tracked executions
 python -m local_runner demo [--work-dir .work/demo]      the whole model lifecycle, with a timeline
 
-`run` exits 0 when the execution succeeded, 1 when it failed, and 130 (SIGINT) or 143 (SIGTERM) when a
-signal stopped it: its jobs are ended, the execution is recorded `Stopped` and a rerun resumes from the
-step cache.
+`run` exits 0 when the execution succeeded, 3 when the quality gate rejected the model (the execution ended
+in its Fail step and nothing else failed), 1 when it failed otherwise, 2 for a usage error, and 130 (SIGINT)
+or 143 (SIGTERM) when a signal stopped it: its jobs are ended, the execution is recorded `Stopped` and a
+rerun resumes from the step cache.
 """
 
 from __future__ import annotations
@@ -147,6 +148,19 @@ def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) ->
     return lines
 
 
+GATE_REJECTED = 3
+
+
+def exit_code(result: ExecutionResult, signal_code: int) -> int:
+    """0 succeeded, 3 rejected by a Fail step (the quality gate), 1 any other failure, else the signal's."""
+    if result.status == "Stopped":
+        return signal_code
+    if result.status == "Succeeded":
+        return 0
+    failed = {record.type for record in result.steps if record.status == "Failed"}
+    return GATE_REJECTED if failed == {"Fail"} else 1
+
+
 def run(args: argparse.Namespace) -> int:
     options = MainJobOptions(
         work_dir=args.work_dir,
@@ -176,9 +190,7 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"record: {result.record_path}")
     for line in lines:
         print(line)
-    if result.status == "Stopped":
-        return stop.exit_code  # 130 after SIGINT, 143 after SIGTERM
-    return 0 if result.status == "Succeeded" else 1
+    return exit_code(result, stop.exit_code)  # 130 after SIGINT, 143 after SIGTERM
 
 
 def main(argv: list[str] | None = None) -> int:

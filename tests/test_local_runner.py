@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from local_runner import jobs
+from local_runner.__main__ import exit_code
 from local_runner.__main__ import main as cli_main
 from local_runner.expressions import Context, resolve
 from local_runner.main_job import MainJobOptions, prepare_workspace, run_main_job
@@ -114,6 +115,7 @@ def test_a_failed_gate_ends_in_the_fail_step_and_registers_nothing(first_run, sy
         "on the truth capped at the training cap): test RMSE "
     )
     assert "(threshold 0.5)" in message and "exceeds the threshold 0.5" in message
+    assert exit_code(result, signal_code=143) == 3  # what `run` returns: CI tells a rejection from a crash
     before = len(workspace.registry.list(workspace.config.model_package_group_name))
     assert before == 2  # the two earlier registrations, nothing new
 

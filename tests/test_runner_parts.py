@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from local_runner import jobs
-from local_runner.execution import ExecutionError, PipelineExecutor
+from local_runner.__main__ import exit_code
+from local_runner.execution import ExecutionError, ExecutionResult, PipelineExecutor, StepRecord
 from local_runner.expressions import Context, ExpressionError, evaluate_condition, parse_path, resolve
 from local_runner.graph import cast_parameters
 from local_runner.object_store import ObjectStore, ObjectStoreError
@@ -380,3 +381,20 @@ def test_side_by_side_jobs_get_their_share_of_the_cores(tmp_path, store, monkeyp
     assert "threads 8 8" in alone.log_text and RUNNING.concurrent == 0
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert "threads 3 3" in jobs.run_processing_job("capped", request, store, tmp_path, print).log_text
+
+
+@pytest.mark.parametrize(
+    ("status", "failed_types", "expected"),
+    [
+        ("Succeeded", [], 0),
+        ("Failed", ["Fail"], 3),  # only the quality gate's Fail step failed: the model was rejected
+        ("Failed", ["Processing"], 1),
+        ("Failed", ["Training", "Fail"], 1),  # a crash is a crash, whatever else failed
+        ("Stopped", [], 143),
+    ],
+)
+def test_run_exit_codes_tell_a_rejection_from_a_failure_and_a_stop(status, failed_types, expected):
+    steps = [StepRecord(f"step{i}", kind, status="Failed") for i, kind in enumerate(failed_types)]
+    steps.append(StepRecord("Other", "Processing", status="Succeeded"))
+    result = ExecutionResult("local-x", status, "", {}, steps, 1.0, Path("execution.json"))
+    assert exit_code(result, signal_code=143) == expected
