@@ -20,8 +20,6 @@ stopping condition and never cached (the fleet's data changes every day under th
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from dataclasses import dataclass, fields
 
 from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
@@ -37,7 +35,7 @@ from pipeline_steps.batch_config import BatchPipelineConfig
 from pipeline_steps.code import script_uri
 from pipeline_steps.job_settings import JOB_NAME_BASE, library_input, network_config, retry_policies
 from pipeline_steps.names import LIBRARY_PATH, PROCESSING_INSTANCE_TYPE
-from pipeline_steps.session import default_boto_session, disable_sdk_telemetry, offline_session
+from pipeline_steps.session import definition_offline
 
 
 @dataclass(frozen=True)
@@ -148,17 +146,5 @@ def get_batch_pipeline(session: PipelineSession, config: BatchPipelineConfig) ->
 
 def render_batch_definition(config: BatchPipelineConfig) -> str:
     """The batch definition JSON (stable key order), made offline like the other definitions."""
-    disable_sdk_telemetry()
-    session = offline_session(config)  # reads only the region and the bucket
-    sdk_logger = logging.getLogger("sagemaker")
-    level = sdk_logger.level
-    sdk_logger.setLevel(logging.ERROR)  # per-step notes about pipeline variables: expected here
-    try:
-        with default_boto_session(session.boto_session), warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="Running within a PipelineSession", category=UserWarning
-            )
-            definition = json.loads(get_batch_pipeline(session, config).definition())
-    finally:
-        sdk_logger.setLevel(level)
+    definition = definition_offline(config, get_batch_pipeline)
     return json.dumps(definition, indent=2, sort_keys=True)

@@ -16,8 +16,6 @@ themselves, land under `s3://<artifact bucket>/<output prefix><execution id>/<st
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from dataclasses import dataclass, fields
 
 from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
@@ -33,7 +31,7 @@ from pipeline_steps.code import script_uri
 from pipeline_steps.job_settings import JOB_NAME_BASE, library_input, network_config, retry_policies
 from pipeline_steps.monitoring_config import MonitoringPipelineConfig
 from pipeline_steps.names import LIBRARY_PATH, PROCESSING_INSTANCE_TYPE
-from pipeline_steps.session import default_boto_session, disable_sdk_telemetry, offline_session
+from pipeline_steps.session import definition_offline
 
 
 @dataclass(frozen=True)
@@ -179,17 +177,5 @@ def get_monitoring_pipeline(session: PipelineSession, config: MonitoringPipeline
 
 def render_monitoring_definition(config: MonitoringPipelineConfig) -> str:
     """The monitoring definition JSON (stable key order), made offline like the training definition."""
-    disable_sdk_telemetry()
-    session = offline_session(config)  # reads only the region and the bucket
-    sdk_logger = logging.getLogger("sagemaker")
-    level = sdk_logger.level
-    sdk_logger.setLevel(logging.ERROR)  # per-step notes about pipeline variables: expected here
-    try:
-        with default_boto_session(session.boto_session), warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="Running within a PipelineSession", category=UserWarning
-            )
-            definition = json.loads(get_monitoring_pipeline(session, config).definition())
-    finally:
-        sdk_logger.setLevel(level)
+    definition = definition_offline(config, get_monitoring_pipeline)
     return json.dumps(definition, indent=2, sort_keys=True)

@@ -12,15 +12,13 @@ the value as a label.
 from __future__ import annotations
 
 import json
-import logging
 import re
-import warnings
 from typing import Any
 
 from pipeline_steps.config import PipelineConfig
 from pipeline_steps.job_settings import JOB_NAME_BASE
 from pipeline_steps.pipeline import get_pipeline
-from pipeline_steps.session import default_boto_session, disable_sdk_telemetry, offline_session
+from pipeline_steps.session import definition_offline
 
 JOB_NAME_HYPERPARAMETER = "sagemaker_job_name"
 STABLE_JOB_NAME = json.dumps(f"{JOB_NAME_BASE}-train")  # the tuning trials'
@@ -54,20 +52,5 @@ def find_timestamped_values(value: Any) -> list[str]:
 
 def render_definition(config: PipelineConfig) -> str:
     """The pipeline definition JSON (stable key order, no timestamps) for `config`, made offline."""
-    disable_sdk_telemetry()
-    session = offline_session(config)
-    sdk_logger = logging.getLogger("sagemaker")
-    level = sdk_logger.level
-    # The SDK logs, per step, what it does with pipeline variables ("Popping out 'ProcessingJobName'..."):
-    # expected for a definition rendered ahead of execution, and noise on the main job's terminal.
-    sdk_logger.setLevel(logging.ERROR)
-    try:
-        with default_boto_session(session.boto_session), warnings.catch_warnings():
-            # Once per step: "Running within a PipelineSession, there will be No Wait, ..." (expected).
-            warnings.filterwarnings(
-                "ignore", message="Running within a PipelineSession", category=UserWarning
-            )
-            definition = json.loads(get_pipeline(session, config).definition())
-    finally:
-        sdk_logger.setLevel(level)
+    definition = definition_offline(config, get_pipeline)
     return json.dumps(normalise_definition(definition), indent=2, sort_keys=True)

@@ -14,9 +14,14 @@ re-validate the config schema and slows rendering by seconds.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import json
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
+from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
 
 from pipeline_steps.config import PipelineConfig
@@ -65,3 +70,25 @@ def default_boto_session(boto_session: boto3.Session) -> Iterator[None]:
         yield
     finally:
         boto3.DEFAULT_SESSION = previous
+
+
+def definition_offline(config: Any, build: Callable[[PipelineSession, Any], Pipeline]) -> dict:
+    """The definition of `build(session, config)` as a dict, rendered offline with the SDK kept quiet.
+
+    `config` needs only the region and the bucket (see `offline_session`). The SDK logs, per step, what it
+    does with pipeline variables and warns "Running within a PipelineSession, there will be No Wait":
+    both are expected for a definition rendered ahead of execution, and noise on a terminal.
+    """
+    disable_sdk_telemetry()
+    session = offline_session(config)
+    sdk_logger = logging.getLogger("sagemaker")
+    level = sdk_logger.level
+    sdk_logger.setLevel(logging.ERROR)
+    try:
+        with default_boto_session(session.boto_session), warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="Running within a PipelineSession", category=UserWarning
+            )
+            return json.loads(build(session, config).definition())
+    finally:
+        sdk_logger.setLevel(level)
