@@ -11,6 +11,8 @@ BIN := $(VENV)/bin
 export npm_config_update_notifier := false
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# `python -m local_runner` and `python -m pipeline_steps` silence the SDK themselves (local_runner/quiet.py);
+# these two stay for what imports the SDK directly: the tests, `cdk synth` (app.py), authz, the dashboard.
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 # `import sagemaker` probes the EC2 instance-metadata endpoint for credentials; offline there is none.
 export AWS_EC2_METADATA_DISABLED := true
@@ -39,6 +41,7 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not long and not chaos"
 
 # End-to-end checks of minutes each (the lifecycle demo, the deep families' pipeline runs, data versioning
@@ -98,7 +101,7 @@ synth: $(VENV)/.runtime node_modules/.installed
 	node_modules/.bin/cdk synth --quiet
 
 clean:
-	rm -rf .work cdk.out .pytest_cache .ruff_cache
+	rm -rf .work cdk.out .pytest_cache .ruff_cache .mypy_cache
 
 # Static IaC scan of the synthesized templates with checkov, in its own venv (its pins clash with ours).
 # Not part of `make test`; see README "Security" for the checks that are expected to fail and why.

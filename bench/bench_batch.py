@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     fleet = generate(SyntheticSpec(n_train_units=1, n_test_units=args.engines, seed=args.seed)).test
+    assert fleet is not None  # a synthetic subset always has its test units
     made = time.perf_counter() - started
     print(f"fleet: {args.engines} engines, {len(fleet)} rows in {made:.1f}s; peak RSS {peak_mb():.0f} MB")
     started = time.perf_counter()

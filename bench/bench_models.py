@@ -35,7 +35,7 @@ MAX_TEST_RUL = {"FD001": 145, "FD002": 194, "FD003": 145, "FD004": 195, "SYNTHET
 CALIBRATION_SHARE = 0.15
 HEADER = (
     f"{'subset':<9} {'model':<5} {'RMSE':>11} {'RMSE capped':>11} {'score/100u':>11} "
-    f"{'coverage %':>10} {'width':>6} {'fit s':>6} {'peak MB':>7}"
+    f"{'coverage %':>10} {'width':>6} {'fit s':>6} {'cpu s':>6} {'peak MB':>7}"
 )
 
 
@@ -64,7 +64,7 @@ def run_fold(job: dict) -> dict:
     from rul.hyperparameters import Hyperparameters
     from rul.intervals import coverage
     from rul.metrics import phm08_score, rmse
-    from rul.models import fit_final_predictor
+    from rul.models import fit_final_predictor, fit_predictor
     from rul.splits import CutProtocol, cut_units, unit_uniform
 
     frame = load_training_units(job["subset"], Path(job["data_dir"]))
@@ -74,9 +74,13 @@ def run_fold(job: dict) -> dict:
     }
     folds = frame["unit"].map(fold_of)
     train, calibration = split_rest(frame[folds != job["fold"]], job["seed"])
-    started = time.perf_counter()
-    predictor = fit_final_predictor(train, calibration, None, hp)
-    fit_seconds = time.perf_counter() - started
+    # As the pipeline's refit can: the tuning trial (this same fit on the training units) calibrates.
+    trial_started = time.process_time()
+    trial = fit_predictor(train, calibration, hp) if job.get("reuse_trial") else None
+    trial_cpu_seconds = time.process_time() - trial_started
+    started, cpu_started = time.perf_counter(), time.process_time()
+    predictor = fit_final_predictor(train, calibration, None, hp, trial=trial)
+    fit_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     protocol = CutProtocol(min_cycles=hp.window, max_rul=MAX_TEST_RUL[job["subset"]])
     cut, truth = cut_units(frame[folds == job["fold"]], job["seed"] + job["fold"], protocol)
     predicted = predictor.predict_last(cut).merge(truth, on="unit")
@@ -89,6 +93,8 @@ def run_fold(job: dict) -> dict:
         "coverage": 100 * coverage(y_true, lower, upper),
         "width": float(np.mean(upper - lower)),
         "fit_seconds": fit_seconds,
+        "fit_cpu_seconds": cpu_seconds,
+        "trial_cpu_seconds": trial_cpu_seconds,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "units": len(y_true),
     }
@@ -157,6 +163,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="[SUBSET:]NAME=VALUE",
         help="extra hyperparameter, for every subset or (SUBSET:) one",
     )
+    parser.add_argument(
+        "--reuse-trial",
+        action="store_true",
+        help="fit the tuning trial first, untimed, and let the final fit calibrate on it (no second fit)",
+    )
     parser.add_argument("--fleet-sizes", nargs="*", type=int, default=[100, 400, 1600, 6400])
     parser.add_argument("--fleet-timeout", type=float, default=900.0, help="seconds per fleet size")
     parser.add_argument("--json", type=Path, help="also write every fold's figures to this file")
@@ -167,26 +178,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def rendered_runs(paths: list[Path]) -> tuple[list[str], list[dict], int]:
-    """Summary lines and fleet rows of runs saved with `--json` (several runs may be merged)."""
-    lines, fleet, groups, folds = [HEADER], [], {}, 0
+def rendered_runs(paths: list[Path]) -> tuple[list[str], list[dict], str]:
+    """Summary lines, fleet rows and fold counts ("3", or "2/3" when they differ) of runs saved with
+    `--json` (several runs may be merged)."""
+    lines, fleet, folds = [HEADER], [], set()
+    groups: dict[tuple[str, str], list[dict]] = {}
     for path in paths:
         saved = json.loads(path.read_text())
         fleet += saved["fleet"]
         for record in saved["folds"]:
-            settings = json.dumps(record["hyperparameters"], sort_keys=True)
+            reuse = record.get("reuse_trial", False)
+            settings = json.dumps([record["hyperparameters"], reuse], sort_keys=True)
             groups.setdefault((record["subset"], settings), []).append(record)
-            folds = record["folds"]
+            folds.add(record["folds"])
     for (subset, _), records in groups.items():
         hp = records[0]["hyperparameters"]
         label = " ".join(f"{k}={v}" for k, v in hp.items() if k not in ("model_family", "cut_max_rul"))
+        label += " (refit reuses the trial)" if records[0].get("reuse_trial") else ""
         lines.append(summary_line(subset, hp["model_family"], records, label))
-    return lines, sorted(fleet, key=lambda row: row["units"]), folds
+    return lines, sorted(fleet, key=lambda row: row["units"]), "/".join(map(str, sorted(folds)))
 
 
 def subset_hyperparameters(items: list[str], subset: str) -> dict[str, str]:
     """`--hp` values for one subset: general ones, then the subset's own (`FD004:rul_cap=130`)."""
-    general, specific = {}, {}
+    general: dict[str, str] = {}
+    specific: dict[str, str] = {}
     for item in items:
         target, _, assignment = item.rpartition(":")
         name, _, value = assignment.partition("=")
@@ -203,25 +219,28 @@ def summary_line(subset: str, family: str, results: list[dict], label: str = "")
     coverage = np.mean([result["coverage"] for result in results])
     width = np.mean([result["width"] for result in results])
     fit = np.median([result["fit_seconds"] for result in results])
+    # CPU seconds (every thread of the fold's process) are less sensitive to the machine's load than wall.
+    cpu = np.median([result.get("fit_cpu_seconds", np.nan) for result in results])
     peak = np.max([result["peak_mb"] for result in results])
     line = (
         f"{subset:<9} {family:<5} {spread('rmse'):>11} {spread('rmse_capped'):>11} "
-        f"{spread('score_per_100', 0):>11} {coverage:>10.1f} {width:>6.1f} {fit:>6.1f} {peak:>7.0f}"
+        f"{spread('score_per_100', 0):>11} {coverage:>10.1f} {width:>6.1f} "
+        f"{fit:>6.1f} {cpu:>6.1f} {peak:>7.0f}"
     )
     return f"{line}   {label}" if label else line
 
 
-def bench_command(folds: int, hp: list[str]) -> str:
+def bench_command(folds: int | str, hp: list[str]) -> str:
     return " ".join(["python bench/bench_models.py", f"--folds {folds}", *(f"--hp {item}" for item in hp)])
 
 
-def markdown_block(command: str, folds: int, lines: list[str], fleet: list[dict]) -> str:
+def markdown_block(command: str, folds: int | str, lines: list[str], fleet: list[dict]) -> str:
     day = datetime.now(UTC).date().isoformat()
     text = [
         f"Measured {day} with `{command}`",
         f"({folds}-fold CV by units; RMSE against the uncapped truth and against truth capped at the model's",
-        "cap; PHM08 score per 100 units; coverage and mean width of the 90 % intervals; median fit seconds",
-        "of a fold's final fit and peak MB of the fold's process):",
+        "cap; PHM08 score per 100 units; coverage and mean width of the 90 % intervals; median wall and CPU",
+        "seconds of a fold's final fit and peak MB of the fold's process):",
         "",
         "```",
         *lines,
@@ -245,20 +264,24 @@ def run_subset(args, context, subset: str, family: str, records: list[dict]) -> 
             "folds": args.folds,
             "seed": args.seed,
             "hyperparameters": hyperparameters,
+            "reuse_trial": args.reuse_trial,
         }
         with context.Pool(1, maxtasksperchild=1) as pool:
             result = pool.apply(run_fold, (job,))
         results.append(result)
         records.append({**job, **result})
+        save_json(args.json, records, [])  # so far: a stopped run keeps every fold it measured
         print(
             f"  {subset} {family} fold {fold + 1}/{args.folds}: RMSE {result['rmse']:.2f}, "
             f"score/100u {result['score_per_100']:.0f}, coverage {result['coverage']:.0f}%, "
-            f"fit {result['fit_seconds']:.1f}s",
+            f"fit {result['fit_seconds']:.1f}s ({result['fit_cpu_seconds']:.1f} CPU s; "
+            f"trial {result['trial_cpu_seconds']:.1f} CPU s)",
             flush=True,
         )
     label = " ".join(
         f"{k}={v}" for k, v in hyperparameters.items() if k not in ("model_family", "cut_max_rul")
     )
+    label += " (refit reuses the trial)" if args.reuse_trial else ""
     return summary_line(subset, family, results, label)
 
 
@@ -284,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no train file for {missing} in {args.data_dir}", file=sys.stderr)
         return 1
     context = multiprocessing.get_context("spawn")
-    lines, records = [HEADER], []
+    lines = [HEADER]
+    records: list[dict] = []
     print(f"{args.folds}-fold CV by units, official-style cuts, seed {args.seed}", flush=True)
     for subset in subsets:
         for family in args.families:

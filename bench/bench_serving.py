@@ -12,7 +12,8 @@ and broken connections), the server's resident memory (master and workers) and i
 (user + system over all its processes: the figure least disturbed by other load on the machine).
 
 Before/after in one run: `--containers DIR` adds the server of another checkout's `containers/` folder
-(e.g. `git worktree add /tmp/old <commit>` then `--containers /tmp/old/containers`); each is measured in
+(e.g. `mkdir /tmp/old && git archive <commit> containers | tar -x -C /tmp/old` then
+`--containers /tmp/old/containers`); each is measured in
 turn on the same model, body and pinning, and the ratios this checkout / DIR are printed last. On a busy
 machine compare those ratios, not absolute figures.
 

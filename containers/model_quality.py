@@ -15,9 +15,12 @@ version, endpoint, generated_at, window, settings, counts) with the realised RMS
 (`rul.metrics`; against the true RUL and against the truth capped at `--rul-cap`) and the joined
 predictions; metrics as in `drift.py`, namespace `TurbofanRul/ModelQuality`: RMSE, MAE, PHM08Score,
 PHM08ScoreMean, MatchedPredictions, UnmatchedPredictions and CaptureRecordsSkipped (only the counts when
-nothing matched yet). Captures are read as the drift job reads them (`rul.capture.read_window`, serving's
-own parser): a malformed record is skipped, printed with its file and line and counted in the report's
-`captures` block, never failing the window.
+nothing matched yet). The report's `variants` block holds the same counts and metrics per production
+variant (the capture's `variantName`, else its `<variant>` folder); during an A/B test (a variant other
+than `AllTraffic`) RMSE, MAE, PHM08Score and MatchedPredictions are also sent per variant, with a
+`Variant` dimension beside `Endpoint`. Captures are read as the drift job reads them
+(`rul.capture.read_window`, serving's own parser): a malformed record is skipped, printed with its
+file and line and counted in the report's `captures` block, never failing the window.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ from rul.monitor_job import (
 NAMESPACE = "TurbofanRul/ModelQuality"
 REPORT_FILE = "model_quality_report.json"
 DEFAULT_RUL_CAP = 125.0
+SINGLE_VARIANT = "AllTraffic"
+UNKNOWN_VARIANT = "unknown"  # captures outside the <endpoint>/<variant>/... layout
 GROUND_TRUTH_SUFFIXES = (".csv", ".json", ".jsonl")
 EVENT_FIELDS = ("unit", "failure_cycle")
 
@@ -82,7 +87,7 @@ def parse_event(entry: object, where: str, line: int | None) -> dict:
     missing = [name for name in EVENT_FIELDS if entry.get(name) in (None, "")]
     if missing:
         raise DataFormatError(where, line, f"the failure event lacks {', '.join(missing)}")
-    raw_time = entry.get("event_time")
+    raw_time: Any = entry.get("event_time")
     return {
         "unit": _positive_int(entry["unit"], "unit", where, line),
         "failure_cycle": _positive_int(entry["failure_cycle"], "failure_cycle", where, line),
@@ -165,9 +170,10 @@ def _event_for(prediction: Any, events: list[dict]) -> dict | None:
 def join_predictions(predictions: pd.DataFrame, events: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(matched predictions with true_rul and failure_cycle, unmatched predictions)."""
     by_unit: dict[int, list[dict]] = {}
-    for event in events:
-        by_unit.setdefault(event["unit"], []).append(event)
-    matched, unmatched = [], []
+    for failure in events:
+        by_unit.setdefault(failure["unit"], []).append(failure)
+    matched: list[dict] = []
+    unmatched: list[dict] = []
     for prediction in predictions.itertuples(index=False):
         event = _event_for(prediction, by_unit.get(prediction.unit, []))
         if event is None:
@@ -201,6 +207,30 @@ def metric_block(true: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
+def _variant_labels(frame: pd.DataFrame) -> pd.Series:
+    return frame["variant"].fillna(UNKNOWN_VARIANT).astype(str)
+
+
+def variant_blocks(predictions: pd.DataFrame, matched: pd.DataFrame) -> dict[str, dict]:
+    """{variant: counts and realised metrics of its predictions} (pure); variants in name order."""
+    blocks = {}
+    matched_labels = _variant_labels(matched)
+    counts = _variant_labels(predictions).value_counts()
+    for variant in sorted(counts.index):
+        mine = matched[matched_labels == variant]
+        blocks[variant] = {
+            "counts": {
+                "predictions": int(counts[variant]),
+                "matched_predictions": len(mine),
+                "unmatched_predictions": int(counts[variant]) - len(mine),
+            },
+            "regression_metrics": metric_block(
+                mine["true_rul"].to_numpy(dtype=float), mine["predicted_rul"].to_numpy(dtype=float)
+            ),
+        }
+    return blocks
+
+
 def quality_report(window: CaptureWindow, events: list[dict], rul_cap: float, context: dict) -> dict:
     """The model-quality report of the captured predictions and the failure events (pure)."""
     predictions = window.predictions()
@@ -227,6 +257,7 @@ def quality_report(window: CaptureWindow, events: list[dict], rul_cap: float, co
             ),
         },
         "regression_metrics": metric_block(true, predicted),
+        "variants": variant_blocks(predictions, matched),
         "capped_truth_metrics": metric_block(np.minimum(true, rul_cap), predicted),
         "predictions": [
             {
@@ -258,6 +289,23 @@ def quality_metrics(report: dict, endpoint: str, timestamp: datetime) -> list[di
         value = report["regression_metrics"][key]["value"]
         if value is not None:
             data.append(metric_datum(name, value, dimensions, timestamp))
+    return data + _variant_metrics(report, endpoint, timestamp)
+
+
+def _variant_metrics(report: dict, endpoint: str, timestamp: datetime) -> list[dict]:
+    """Per-variant datums during an A/B test; none for a single `AllTraffic` variant."""
+    variants = report.get("variants", {})
+    if set(variants) <= {SINGLE_VARIANT}:
+        return []
+    data = []
+    for variant, block in variants.items():
+        dimensions = {"Endpoint": endpoint, "Variant": variant}
+        matched = block["counts"]["matched_predictions"]
+        data.append(metric_datum("MatchedPredictions", matched, dimensions, timestamp, "Count"))
+        for key, name in (("rmse", "RMSE"), ("mae", "MAE"), ("phm08_score", "PHM08Score")):
+            value = block["regression_metrics"][key]["value"]
+            if value is not None:
+                data.append(metric_datum(name, value, dimensions, timestamp))
     return data
 
 
@@ -289,6 +337,10 @@ def print_summary(report: dict) -> None:
     log(f"{'metric':<18} {'value':>10}")
     for name, block in metrics.items():
         log(f"{name:<18} {block['value']:>10.3f}")
+    for variant, block in report.get("variants", {}).items():
+        rmse_value = block["regression_metrics"]["rmse"]["value"]
+        shown = "-" if rmse_value is None else f"{rmse_value:.3f}"
+        log(f"variant {variant}: {block['counts']['matched_predictions']} matched, RMSE {shown}")
 
 
 def main(argv: list[str] | None = None, client_factory: MetricsClientFactory = cloudwatch_client) -> int:

@@ -53,7 +53,6 @@ from rul.lineage import (
     write_manifest,
 )
 from rul.model_window import model_rows
-from rul.models import log
 from rul.official import (
     INTERNAL,
     OFFICIAL,
@@ -64,6 +63,7 @@ from rul.official import (
     protocol_record,
     short_units,
 )
+from rul.progress import log
 from rul.splits import SOURCE_COLUMNS, CutProtocol, check_unique_units, cut_units, label_units, split_by_unit
 from rul.tables import current_host, write_table
 from rul.tracking import tracked_run

@@ -12,6 +12,9 @@ Refit mode (RefitModel, hyperparameter `final_refit=true`): channels `train`, `v
 has seen every training unit. No validation figure is printed: no unit is left out.
 
 Either way the model's metadata.json lists, per channel, the units it was fitted on (`fitted_on`).
+With a checkpoint folder (a `CheckpointConfig`, i.e. managed spot training) every fit checkpoints as it
+goes, per ensemble member (gbm) or per epoch (cnn, lstm), and a restarted job resumes from those
+checkpoints (`rul.checkpoints`); once the model is saved, the job's checkpoints are removed.
 With MLFLOW_TRACKING_URI set, the hyperparameters, the training curves (`rul.models`), the validation
 metrics and validation_metrics.json are also logged to MLflow (`rul.tracking`).
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rul.checkpoints import checkpointing
 from rul.contract import TrainingContext, run_entrypoint
 from rul.errors import ConfigurationError
 from rul.hyperparameters import Hyperparameters
@@ -120,12 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     refit = refit_mode(raw)
     hyperparameters = Hyperparameters.from_dict(raw)
     log(f"hyperparameters: {json.dumps(hyperparameters.as_dict(), sort_keys=True)}, refit {refit}")
-    with tracked_run("train") as tracker:
+    folder = context.checkpoint_dir if context.checkpoints_enabled else None
+    with tracked_run("train") as tracker, checkpointing(folder) as checkpoints:
         tracker.log_params(hyperparameters.as_dict() | ({REFIT: True} if refit else {}))
         run = final_refit if refit else tune_trial
         predictor = run(context, hyperparameters, tracker)
         predictor.save(context.model_dir)
         log(f"model saved to {context.model_dir}")
+        if checkpoints is not None:
+            checkpoints.discard()
     return 0
 
 

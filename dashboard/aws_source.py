@@ -180,7 +180,8 @@ class AwsSource:
         found = []
         for kind, name in ((TRAINING, self.targets.pipeline), (MONITORING, self.targets.monitoring_pipeline)):
             found += self._pipeline_executions(kind, name)
-        return sorted(found, key=lambda execution: execution.started_at, reverse=True)
+        oldest = datetime.min.replace(tzinfo=UTC)  # every execution here has a start (its CreationTime)
+        return sorted(found, key=lambda execution: execution.started_at or oldest, reverse=True)
 
     def _pipeline_executions(self, kind: str, pipeline: str) -> list[Execution]:
         try:

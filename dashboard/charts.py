@@ -29,7 +29,9 @@ def _scale(colours: dict[str, str], present: pd.Series) -> alt.Scale:
     return alt.Scale(domain=domain, range=[colours.get(name, "#9467bd") for name in domain])
 
 
-def drift_chart(features: pd.DataFrame, threshold: float | None) -> alt.Chart | alt.LayerChart:
+def drift_chart(
+    features: pd.DataFrame, threshold: float | None
+) -> alt.Chart | alt.LayerChart | alt.FacetChart:
     """Horizontal PSI bars per feature, largest first, red above `threshold`, with the alert line."""
     data = features.assign(alert=features["psi"] > threshold if threshold is not None else False)
     order = data.sort_values("psi", ascending=False)["feature"].tolist()
@@ -101,7 +103,9 @@ def registry_chart(versions: pd.DataFrame) -> alt.Chart:
     )
 
 
-def history_chart(points: pd.DataFrame, metric: str, threshold: float | None = None) -> alt.Chart:
+def history_chart(
+    points: pd.DataFrame, metric: str, threshold: float | None = None
+) -> alt.Chart | alt.LayerChart | alt.FacetChart:
     """One monitoring metric over time, with its alert line when it has one."""
     data = points[points["metric"] == metric]
     line = (

@@ -69,6 +69,13 @@ def _time(text: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _known_time(text: Any) -> datetime:
+    moment = _time(text)
+    if moment is None:
+        raise ValueError(f"{text!r} is not an ISO 8601 time")
+    return moment
+
+
 class LocalSource:
     """The `DashboardSource` of a local runner work folder."""
 
@@ -150,7 +157,7 @@ class LocalSource:
                 report = self._store_json(f"{output.rstrip('/')}/{file_name}")
                 if isinstance(report, dict) and _time(report.get("generated_at")):
                     reports.append(report)
-        return sorted(reports, key=lambda report: _time(report["generated_at"]))
+        return sorted(reports, key=lambda report: _known_time(report["generated_at"]))
 
     def drift(self) -> DriftSnapshot | None:
         reports = self._reports(mnames.DRIFT_STEP, mnames.DRIFT_REPORT_FILE)
@@ -162,18 +169,18 @@ class LocalSource:
             for item in newest.get("features", [])
             if isinstance(item.get("psi"), int | float)
         )
-        return DriftSnapshot(measured_at=_time(newest["generated_at"]), features=features)
+        return DriftSnapshot(measured_at=_known_time(newest["generated_at"]), features=features)
 
     def monitoring_history(self) -> list[MonitoringPoint]:
         points = []
         for report in self._reports(mnames.DRIFT_STEP, mnames.DRIFT_REPORT_FILE):
-            moment = _time(report["generated_at"])
+            moment = _known_time(report["generated_at"])
             points.append(MonitoringPoint(moment, MAX_PSI, float(report.get("max_psi") or 0.0)))
             points.append(
                 MonitoringPoint(moment, DRIFTED_FEATURES, float(len(report.get("drifted_features", []))))
             )
         for report in self._reports(mnames.QUALITY_STEP, mnames.QUALITY_REPORT_FILE):
-            moment = _time(report["generated_at"])
+            moment = _known_time(report["generated_at"])
             for metric, key in ((RMSE, "rmse"), (PHM08_SCORE, "phm08_score")):
                 value = _value(report, "regression_metrics", key, "value")
                 if value is not None:
@@ -225,7 +232,7 @@ def _captured(line: str) -> tuple[str, datetime, int] | None:
         if output.get("encoding") == "BASE64":
             data = base64.b64decode(data).decode()
         predictions = json.loads(data)["predictions"]
-        moment = _time(record["eventMetadata"]["inferenceTime"].replace("Z", "+00:00"))
+        moment = _known_time(record["eventMetadata"]["inferenceTime"].replace("Z", "+00:00"))
         return str(record["eventMetadata"]["eventId"]), moment.astimezone(UTC), len(predictions)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

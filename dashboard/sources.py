@@ -122,7 +122,7 @@ def frame(records: list, record_type: type) -> pd.DataFrame:
     become naive UTC, as Arrow tables and Vega-Lite charts read them without a deprecation warning."""
     columns = [item.name for item in fields(record_type)]
     table = pd.DataFrame([asdict(record) for record in records], columns=columns)
-    zoned = [name for name, kind in table.dtypes.items() if isinstance(kind, pd.DatetimeTZDtype)]
+    zoned = [str(name) for name, kind in table.dtypes.items() if isinstance(kind, pd.DatetimeTZDtype)]
     return table.assign(**{name: table[name].dt.tz_convert("UTC").dt.tz_localize(None) for name in zoned})
 
 

@@ -1,7 +1,7 @@
 """Command line of the local runner.
 
 python -m local_runner run [--data-dir D] [--subset FD001] [--param Name=Value ...]
-python -m local_runner registry list | show N | approve N | reject N
+python -m local_runner registry list | show N | approve N | reject N | mirror N | export DIR | import DIR
 python -m local_runner endpoint serve [--model-version N] | swap N | status
 python -m local_runner monitor [run [--captures D] [--window-end T]] | drift ... | quality ...
 python -m local_runner batch [--fleet D] [--model PATH] [--units N] [--threshold-cycles N]
@@ -17,36 +17,57 @@ rerun resumes from the step cache.
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from local_runner.batch_run import add_batch_parser, run_batch
-from local_runner.demo import add_demo_parser, run_demo_command
-from local_runner.endpoint import on_approval_callback
-from local_runner.endpoint_cli import add_endpoint_parser, run_endpoint_command
-from local_runner.execution import ExecutionError, ExecutionResult
-from local_runner.main_job import MainJobError, MainJobOptions, Workspace, run_main_job
-from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
+from local_runner.live_view import LiveView, shown
 from local_runner.object_store import ObjectStoreError
-from local_runner.registry_cli import add_registry_parser, run_registry_command
+from local_runner.params_check import UsageError, check_parameters, check_run_options, declared_parameters
+from local_runner.quiet import silence_sdk
 from local_runner.signals import StopController, install_handlers
-from local_runner.tracking import add_ui_parser, run_ui
 from pipeline_steps import names
 
+if TYPE_CHECKING:
+    from local_runner.execution import ExecutionResult
+    from local_runner.main_job import Workspace
 
-def parse_assignment(text: str) -> tuple[str, object]:
+# Every verb but `run` lives in a module that imports pydantic, pandas or the SageMaker SDK: imported only
+# when the verb runs, so `--help` is fast. verb -> (module, function adding its parser, function running it
+# (None: see `main`), the help line shown before the import)
+LAZY_VERBS = {
+    "ui": ("tracking", "add_ui_parser", "run_ui", "the MLflow UI of the tracked executions"),
+    "registry": ("registry_cli", "add_registry_parser", None, "list, show, approve or reject models"),
+    "endpoint": ("endpoint_cli", "add_endpoint_parser", "run_endpoint_command", "serve a model locally"),
+    "monitor": ("monitor_cli", "add_monitor_parser", "run_monitor_command", "drift and model quality"),
+    "batch": ("batch_run", "add_batch_parser", "run_batch", "score and rank the fleet"),
+    "demo": ("demo", "add_demo_parser", "run_demo_command", "the whole model lifecycle, with a timeline"),
+    "execute": ("execute_cli", "add_execute_parser", "run_execute", "run any SageMaker pipeline definition"),
+    "callback": ("execute_cli", "add_callback_parser", "run_callback_command", "answer a Callback step"),
+}
+MAIN_JOB_NAMES = ("MainJobError", "MainJobOptions", "Workspace", "run_main_job")
+
+
+def __getattr__(name: str) -> object:
+    """The main job's names, imported on first use (a test driver may replace `MainJobOptions`)."""
+    if name in MAIN_JOB_NAMES:
+        from local_runner import main_job
+
+        return getattr(main_job, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     name, value = text.split("=", 1)
-    return name, value
+    return name.strip(), value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local_runner", description=__doc__.splitlines()[0])
-    verbs = parser.add_subparsers(dest="verb", required=True)
+def _add_run_parser(verbs: argparse._SubParsersAction) -> None:
     run = verbs.add_parser("run", help="render the pipeline definition and execute it locally")
     run.add_argument(
         "--data-dir",
@@ -54,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("DATA_DIR") or None,
         help="folder with train_<subset>.txt (default: $DATA_DIR, else synthetic data)",
     )
-    run.add_argument("--subset", default=os.environ.get("SUBSET") or "FD001")
+    run.add_argument("--subset", default=os.environ.get("SUBSET") or "FD001", help="FD001 to FD004")
     run.add_argument("--work-dir", type=Path, default=Path(".work"))
     run.add_argument("--units", type=int, default=100, help="units of synthetic training data")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
@@ -64,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a pipeline parameter (repeatable), e.g. --param MaxTuningJobs=4",
+        help="a pipeline parameter (repeatable), e.g. --param MaxTuningJobs=4; checked before any work",
     )
     run.add_argument(
         "--no-tracking",
@@ -72,12 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not track the execution in MLflow (default: $MLFLOW_TRACKING_URI, else <work>/mlflow)",
     )
-    add_ui_parser(verbs)
-    add_registry_parser(verbs)
-    add_endpoint_parser(verbs)
-    add_monitor_parser(verbs)
-    add_batch_parser(verbs)
-    add_demo_parser(verbs)
+    loudness = run.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
+    loudness.add_argument("-v", "--verbose", action="store_true", help="also stream every job's log")
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The command line; the lazy verbs get their full options only when `verb` names them."""
+    parser = argparse.ArgumentParser(prog="python -m local_runner", description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    _add_run_parser(verbs)
+    for name, (module, adder, _, summary) in LAZY_VERBS.items():
+        if name == verb:
+            getattr(importlib.import_module(f"local_runner.{module}"), adder)(verbs)
+        else:
+            verbs.add_parser(name, help=summary)
     return parser
 
 
@@ -87,40 +117,67 @@ def _data_unchanged(result: ExecutionResult) -> bool:
     return bool(step and step.properties and step.properties.get("Outcome") == "True")
 
 
-def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) -> list[str]:
-    lines = ["", f"{'step':<26} {'type':<13} {'status':<12} {'seconds':>8}"]
-    for step in result.steps:
-        cached = "  (cached)" if step.cache_hit else ""
-        lines.append(f"{step.name:<26} {step.type:<13} {step.status:<12} {step.seconds:>8.1f}{cached}")
+def step_table(result: ExecutionResult) -> list[str]:
+    """One aligned row per step: name, type, status, seconds."""
+    rows = [
+        (s.name, s.type, s.status + (" (cached)" if s.cache_hit else ""), f"{s.seconds:.1f}")
+        for s in result.steps
+    ]
+    header = ("step", "type", "status", "seconds")
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(4)]
+    return [
+        f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}"
+        for row in [header, *rows]
+    ]
+
+
+def human(value: object) -> str:
+    """A hyperparameter for people: floats to 3 significant digits, anything else as it is."""
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return text if number.is_integer() and "." not in text else f"{number:.3g}"
+
+
+def _tuning_line(result: ExecutionResult) -> list[str]:
     tuning = next((step for step in result.steps if step.type == "Tuning" and step.properties), None)
-    if tuning:
-        best = tuning.properties["BestTrainingJob"]
-        objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
-        tuned = ", ".join(f"{name}={value}" for name, value in sorted(best["TunedHyperParameters"].items()))
-        lines.append(
-            f"\nbest of {len(tuning.properties['TrainingJobSummaries'])} trials: "
-            f"{objective['MetricName']}={objective['Value']:.3f} with {tuned}"
-        )
-    evaluation = next(
-        (
-            step
-            for step in result.steps
-            if step.properties.get("ProcessingOutputConfig", {}).get("Outputs", {}).get("evaluation")
-        ),
-        None,
+    if not tuning:
+        return []
+    best = tuning.properties["BestTrainingJob"]
+    objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
+    tuned = ", ".join(
+        f"{name}={human(value)}" for name, value in sorted(best["TunedHyperParameters"].items())
     )
-    if evaluation:
-        uri = evaluation.properties["ProcessingOutputConfig"]["Outputs"]["evaluation"]["S3Output"]["S3Uri"]
-        report = json.loads(workspace.store.read_text(uri.rstrip("/") + "/evaluation.json"))
-        metrics, capped = report["regression_metrics"], report["capped_truth_metrics"]
-        lines.append(
-            f"test units {report['n_units']}: RMSE {metrics['rmse']['value']:.2f} "
-            f"(capped truth {capped['rmse']['value']:.2f}), MAE {metrics['mae']['value']:.2f}, "
-            f"PHM08 score {metrics['phm08_score']['value']:.1f} "
-            f"({capped['phm08_score_per_100_units']['value']:.1f} per 100 units on the capped truth)"
-        )
-        lines.append(f"quality gate: {report['gate']['summary']}")
-        lines.append(f"evaluation plots: {workspace.store.path_for(uri.rstrip('/') + '/plots')}")
+    trials = len(tuning.properties["TrainingJobSummaries"])
+    return [f"best of {trials} trials: {objective['MetricName']} {objective['Value']:.2f} with {tuned}"]
+
+
+def _evaluation_lines(workspace: Workspace, result: ExecutionResult) -> list[str]:
+    import json
+
+    outputs = (step.properties.get("ProcessingOutputConfig", {}).get("Outputs", {}) for step in result.steps)
+    evaluation = next((found["evaluation"] for found in outputs if found.get("evaluation")), None)
+    if not evaluation:
+        return []
+    uri = evaluation["S3Output"]["S3Uri"].rstrip("/")
+    report = json.loads(workspace.store.read_text(uri + "/evaluation.json"))
+    metrics, capped = report["regression_metrics"], report["capped_truth_metrics"]
+    return [
+        f"test units {report['n_units']}: RMSE {metrics['rmse']['value']:.2f} "
+        f"(capped truth {capped['rmse']['value']:.2f}), MAE {metrics['mae']['value']:.2f}, "
+        f"PHM08 score {metrics['phm08_score']['value']:.1f} "
+        f"({capped['phm08_score_per_100_units']['value']:.1f} per 100 units on the capped truth)",
+        f"quality gate: {report['gate']['summary']}",
+        f"evaluation plots: {shown(workspace.store.path_for(uri + '/plots'))}",
+    ]
+
+
+def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) -> list[str]:
+    """The closing summary: step table, tuning, test metrics, gate, registration, wall time, files."""
+    lines = ["", *step_table(result), ""]
+    lines += _tuning_line(result) + _evaluation_lines(workspace, result)
     registered = next(
         (step for step in result.steps if step.type == "RegisterModel" and step.properties), None
     )
@@ -142,13 +199,14 @@ def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) ->
     lines.append(
         f"wall time {wall:.1f}s, of which runner overhead {overhead:.1f}s ({100 * overhead / wall:.1f}%)"
     )
-    lines.append(f"record: {result.record_path}")
+    lines.append(f"record: {shown(result.record_path)}")
     if result.report_path:
-        lines.append(f"report: {result.report_path}")
+        lines.append(f"report: {shown(result.report_path)}")
     return lines
 
 
 GATE_REJECTED = 3
+USAGE = 2
 
 
 def exit_code(result: ExecutionResult, signal_code: int) -> int:
@@ -161,25 +219,45 @@ def exit_code(result: ExecutionResult, signal_code: int) -> int:
     return GATE_REJECTED if failed == {"Fail"} else 1
 
 
+def checked_parameters(args: argparse.Namespace) -> dict[str, object]:
+    """The run's parameters, typed and checked with its options before any work (UsageError if not)."""
+    declared, bounds = declared_parameters()
+    parameters = check_parameters(args.param, declared, bounds)
+    check_run_options(args.data_dir, args.subset, args.units, parameters)
+    return parameters
+
+
 def run(args: argparse.Namespace) -> int:
-    options = MainJobOptions(
+    """`run`: check the inputs, then execute the main job behind the live view; the exit code."""
+    try:
+        parameters = checked_parameters(args)
+    except UsageError as error:
+        print(f"python -m local_runner run: error: {error}", file=sys.stderr)
+        return USAGE
+    main_job = sys.modules[__name__]  # attribute access, so a replaced MainJobOptions is honoured
+    options = main_job.MainJobOptions(
         work_dir=args.work_dir,
         data_dir=args.data_dir,
         subset=args.subset,
         synthetic_units=args.units,
         seed=args.seed,
-        parameters=dict(args.param),
+        parameters=parameters,
         tracking=args.tracking,
     )
+    from local_runner.execution import ExecutionError
+
     started = time.perf_counter()
     stop = StopController()
+    view = LiveView("quiet" if args.quiet else "verbose" if args.verbose else "normal")
     restore = install_handlers(stop)  # SIGINT/SIGTERM stop the jobs and end the execution Stopped
     try:
-        workspace, result = run_main_job(options, stop=stop)
-    except (MainJobError, ExecutionError) as error:
+        workspace, result = main_job.run_main_job(options, echo=view, stop=stop)
+    except (main_job.MainJobError, ExecutionError) as error:
+        view.close()
         print(f"main job failed: {error}", file=sys.stderr)
         return stop.exit_code if stop.requested else 1
     finally:
+        view.close()
         restore()
     try:
         lines = summary_lines(workspace, result, time.perf_counter() - started)
@@ -187,29 +265,29 @@ def run(args: argparse.Namespace) -> int:
         if result.status != "Stopped":
             raise
         lines = [f"execution {result.execution_id}: Stopped - {result.failure_reason}"]
-        lines.append(f"record: {result.record_path}")
+        lines.append(f"record: {shown(result.record_path)}")
     for line in lines:
         print(line)
     return exit_code(result, stop.exit_code)  # 130 after SIGINT, 143 after SIGTERM
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    silence_sdk(offline=True)  # the local runner never calls AWS
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verb = next((item for item in argv if not item.startswith("-")), None)
+    args = build_parser(verb).parse_args(argv)
     if args.verb == "run":
         return run(args)
-    if args.verb == "ui":
-        return run_ui(args)
-    if args.verb == "endpoint":
-        return run_endpoint_command(args)
-    if args.verb == "monitor":
-        return run_monitor_command(args)
-    if args.verb == "batch":
-        return run_batch(args)
-    if args.verb == "demo":
-        return run_demo_command(args)
-    # What deploy-on-approval does on AWS: the champion moves with the status (inside the command, verified),
-    # then the endpoint follows (health-checked). Nothing is prepared here: `list` and `show` write nothing.
-    return run_registry_command(args, on_change=on_approval_callback(args.work_dir))
+    if args.verb == "registry":
+        from local_runner.endpoint import on_approval_callback
+        from local_runner.registry_cli import run_registry_command
+
+        # What deploy-on-approval does on AWS: the champion moves with the status (inside the command,
+        # verified), then the endpoint follows (health-checked). `list` and `show` write nothing.
+        return run_registry_command(args, on_change=on_approval_callback(args.work_dir))
+    module, _, runner, _ = LAZY_VERBS[args.verb]
+    assert runner is not None  # only `registry` has none, and it returned above
+    return getattr(importlib.import_module(f"local_runner.{module}"), runner)(args)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,7 @@ def batch_summary(store: ObjectStore, result: ExecutionResult, top: int = TOP) -
     if result.failure_reason:
         return [lines[0] + f" - {result.failure_reason}"]
     prefix = output_uri(result)
+    assert prefix is not None  # a succeeded batch execution has its scores output
     summary = json.loads(store.read_text(prefix + bnames.SUMMARY_FILE))
     lines.append(f"fleet table:      {store.path_for(prefix + bnames.PREDICTIONS_FILE)}")
     lines.append(f"maintenance list: {store.path_for(prefix + bnames.MAINTENANCE_FILE)}")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_runner.endpoint import check_model
+from local_runner.model_mirror import mirror_after_approval
 from local_runner.object_store import IN_FLIGHT, ObjectStore, ObjectStoreError
 from local_runner.registry import APPROVED, LocalRegistry, ModelPackage
 from pipeline_steps.monitoring_names import BASELINES_FOLDER, CONSTRAINTS_FILE, STATISTICS_FILE
@@ -361,4 +362,6 @@ def change_status(
     crash_point("committed")
     if swapped and swapped[0] is not None:
         shutil.rmtree(swapped[0], ignore_errors=True)
+    if status == APPROVED:
+        mirror_after_approval(registry, package)  # committed: a mirror failure is reported, not undone
     return package

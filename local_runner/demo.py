@@ -7,8 +7,10 @@ a drifted fleet (a sensor offset, `rul.synthetic`'s drift modes) sends the next 
 pipeline flags it, and the drift alarm's rule - the Ops stack's: `settings.monitoring.drift_metric` above
 `drift_threshold` - starts retraining on new data: the drifted fleet's run-to-failure histories are
 added to the raw input as a new file, so the data version changes and the steps run fresh. v2 is
-registered (or the gate's numbers say why not), approved (the endpoint swaps after a health check, a
-canary batch confirms the version served), then rejected: champion and endpoint roll back to v1. Every
+registered (or the gate's numbers say why not) and approved as the challenger of an A/B test beside v1
+(`local_runner.demo_ab`: weighted router, late labels, promotion by RMSE); when it wins, the endpoint swaps
+to it after a health check, a canary batch confirms the version served, then v2 is rejected: champion and
+endpoint roll back to v1 (`--ab-requests 0` approves v2 straight away, without the test). Every
 transition is real (pipeline runs, registry changes, HTTP requests); `local_runner.demo_report` keeps
 the timeline and writes it as text and as an HTML page. The pipelines' own output goes to a log file.
 """
@@ -21,9 +23,11 @@ import shutil
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from local_runner.champion import current_champion, follow_registry
 from local_runner.data_version import local_data_version, with_data_versions
+from local_runner.demo_ab import ab_release, ab_section_html
 from local_runner.demo_report import Timeline, summary_cards, write_timeline
 from local_runner.demo_state import MARKER, NEW_DATA_FILE, TITLE, Demo, DemoError, DemoOptions, _rul
 from local_runner.demo_traffic import fleet_requests, send, traffic_window
@@ -36,7 +40,7 @@ from pipeline_steps import names
 
 
 # -- training and the registry ------------------------------------------------------------------------------
-def _overrides(options: DemoOptions) -> dict[str, object]:
+def _overrides(options: DemoOptions) -> dict[str, Any]:
     return {"static_hyperparameters": options.budget}
 
 
@@ -132,6 +136,7 @@ def free_port() -> int:
 
 
 def served_version(demo: Demo, stage: str, note: str) -> str | None:
+    assert demo.endpoint is not None  # started by the first deployment
     status, document = ping(demo.endpoint.port)
     version = document.get("model_version")
     demo.facts.served.append(version)
@@ -206,10 +211,16 @@ def canary_bodies(options: DemoOptions) -> list[bytes]:
     return fleet_requests(synthetic.generate(spec).test, options.cycles_sent)
 
 
-def release_and_roll_back(demo: Demo, workspace: Workspace, version: int) -> None:
+def release_and_roll_back(demo: Demo, workspace: Workspace, versions: tuple[int, int], drift) -> None:
+    """Release v2 (through an A/B test against v1 unless `ab_requests` is 0), canary, then roll back."""
+    version = versions[1]
     bodies = canary_bodies(demo.options)
     served_version(demo, "approve v2", "before the approval")
-    change_status(demo, workspace, version, True, "drift retraining passed the gate")
+    if not demo.options.ab_requests:
+        change_status(demo, workspace, version, True, "drift retraining passed the gate")
+    elif not ab_release(demo, workspace, versions, drift):
+        demo.timeline.add("A/B test", f"v{version} lost the A/B test: no swap, nothing to roll back", None)
+        return
     served_version(demo, "approve v2", "after the health-checked swap")
     send(demo, "canary", bodies, "canary batch")
     change_status(demo, workspace, version, False, "a reviewer rejects v2 (the demo's rollback)")
@@ -242,8 +253,8 @@ def lifecycle(demo: Demo) -> None:
     if v2 is None:
         demo.timeline.add("train v2", "v2 not registered: v1 stays champion; no swap, no rollback", False)
         return
-    with stage("swap and rollback"):
-        release_and_roll_back(demo, demo.workspace, v2)
+    with stage("A/B, swap and rollback" if options.ab_requests else "swap and rollback"):
+        release_and_roll_back(demo, demo.workspace, (v1, v2), drift)
 
 
 def finish(demo: Demo) -> None:
@@ -278,9 +289,8 @@ def run_demo(options: DemoOptions, echo: Callable[[str], object] = print) -> tup
             demo.timeline.add("failed", demo.failed, False)
         finally:
             finish(demo)
-    return demo, write_timeline(
-        demo.timeline, work_dir / "demo", TITLE, summary_cards(demo.facts, demo.timeline.elapsed())
-    )
+    summary = summary_cards(demo.facts, demo.timeline.elapsed())
+    return demo, write_timeline(demo.timeline, work_dir / "demo", TITLE, summary, ab_section_html(demo.facts))
 
 
 # -- the command line --------------------------------------------------------------------------------------
@@ -292,6 +302,9 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     demo.add_argument("--fleet-units", type=int, default=defaults.fleet_units, help="units per window")
     demo.add_argument("--new-units", type=int, default=defaults.new_units, help="new run-to-failure units")
     demo.add_argument("--trials", type=int, default=defaults.max_tuning_jobs, help="tuning trials per run")
+    demo.add_argument(
+        "--ab-requests", type=int, default=defaults.ab_requests, help="A/B phase's requests; 0 skips it"
+    )
     demo.add_argument("--seed", type=int, default=defaults.seed)
     return demo
 
@@ -306,6 +319,7 @@ def run_demo_command(args: argparse.Namespace, echo: Callable[[str], object] = p
         fleet_units=args.fleet_units,
         new_units=args.new_units,
         max_tuning_jobs=args.trials,
+        ab_requests=args.ab_requests,
         seed=args.seed,
     )
     try:

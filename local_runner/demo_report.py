@@ -79,6 +79,7 @@ class DemoFacts:
     fresh_steps: list[int] = field(default_factory=list)  # job steps not taken from the cache, per run
     champion: list[int | None] = field(default_factory=list)
     gate_passed: list[bool] = field(default_factory=list)
+    ab: dict[str, Any] = field(default_factory=dict)  # the A/B phase: split, per-variant rows, winner
 
 
 def summary_cards(facts: DemoFacts, seconds: float) -> dict[str, Any]:
@@ -89,8 +90,18 @@ def summary_cards(facts: DemoFacts, seconds: float) -> dict[str, Any]:
         "served, in order": " → ".join(str(v) for v in facts.served),
         "drift alarm per window": ", ".join("ALARM" if flag else "OK" for flag in facts.drift_flags),
         "data versions": " → ".join(facts.data_versions),
+        **({"A/B test: requests, RMSE": ab_card(facts.ab)} if facts.ab.get("winner") else {}),
         "wall time (s)": round(seconds, 1),
     }
+
+
+def ab_card(ab: Mapping[str, Any]) -> str:
+    """Per variant its version, requests and RMSE, then the winner: the page's A/B headline."""
+    parts = []
+    for (variant, row), version in zip(ab["comparison"].items(), ab["versions"], strict=False):
+        rmse = "-" if row["rmse"] is None else f"{row['rmse']:.1f}"
+        parts.append(f"{variant} v{version}: {row['requests']}, {rmse}")
+    return " · ".join(parts) + f" → {ab['winner']} promoted"
 
 
 def _mark(ok: bool | None) -> str:
@@ -154,8 +165,9 @@ def _stage_bars(stages: Mapping[str, float], total: float) -> str:
     )
 
 
-def render_page(timeline: Timeline, title: str, summary: Mapping[str, Any]) -> str:
-    """The whole HTML document: the summary cards, the events in order and the stage durations."""
+def render_page(timeline: Timeline, title: str, summary: Mapping[str, Any], sections: str = "") -> str:
+    """The whole HTML document: the summary cards, the events in order, `sections` (HTML, already escaped)
+    and the stage durations."""
     total = timeline.elapsed()
     cards = "".join(
         f'<div class="card"><div class="label">{_e(name)}</div>'
@@ -173,15 +185,16 @@ def render_page(timeline: Timeline, title: str, summary: Mapping[str, Any]) -> s
 <main><div class="cards">{cards}</div>
 <section id="timeline"><h2>Timeline</h2><table class="timeline"><thead><tr><th>at</th><th>stage</th>
 <th>what happened, and the numbers behind it</th></tr></thead><tbody>{rows}</tbody></table></section>
+{sections}
 <section id="stages"><h2>Stage durations</h2>{_stage_bars(timeline.stages, total)}</section></main>
 <footer>Written by python -m local_runner demo.</footer></body></html>
 """
 
 
 def write_timeline(
-    timeline: Timeline, folder: Path, title: str, summary: Mapping[str, Any]
+    timeline: Timeline, folder: Path, title: str, summary: Mapping[str, Any], sections: str = ""
 ) -> dict[str, Path]:
-    """timeline.txt, timeline.json and timeline.html in `folder`; returns their paths by kind."""
+    """timeline.txt, timeline.json and timeline.html (with `sections`) in `folder`; their paths by kind."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {kind: folder / f"timeline.{kind}" for kind in ("txt", "json", "html")}
     paths["txt"].write_text("\n".join(text_lines(timeline, title)) + "\n", encoding="utf-8")
@@ -193,7 +206,7 @@ def write_timeline(
         "events": [asdict(event) for event in timeline.events],
     }
     paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    paths["html"].write_text(render_page(timeline, title, summary), encoding="utf-8")
+    paths["html"].write_text(render_page(timeline, title, summary, sections), encoding="utf-8")
     return paths
 
 

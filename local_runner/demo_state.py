@@ -39,6 +39,8 @@ class DemoOptions:
     seed: int = 0
     concurrency: int = 4
     canary_requests: int = 8
+    ab_requests: int = 96  # units of the A/B phase's fleet, one request each; 0 skips the A/B phase
+    ab_min_labelled: int = 10  # labelled predictions each variant needs before the challenger can win
 
 
 @dataclass

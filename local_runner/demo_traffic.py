@@ -47,8 +47,10 @@ def invoke(url: str, body: bytes) -> tuple[int, str | None, float, list[float]]:
 
 def send(demo: Demo, stage: str, bodies: list[bytes], what: str) -> list[str | None]:
     """POST every body with a few concurrent clients; the versions that answered, per request."""
+    assert demo.endpoint is not None  # started by the first deployment
+    url = demo.endpoint.url
     with ThreadPoolExecutor(demo.options.concurrency) as pool:
-        answers = list(pool.map(lambda body: invoke(demo.endpoint.url, body), bodies))
+        answers = list(pool.map(lambda body: invoke(url, body), bodies))
     ok = sum(answer[0] == 200 for answer in answers)
     latencies = sorted(answer[2] * 1000 for answer in answers)
     versions = sorted({str(answer[1]) for answer in answers})
@@ -117,6 +119,8 @@ def monitor(demo: Demo, stage: str, captures: Path, labels: Path) -> bool:
     if result.status != "Succeeded":
         raise DemoError(f"the monitoring pipeline failed: {result.failure_reason}")
     report = report_of(store, result, mnames.DRIFT_STEP, mnames.DRIFT_REPORT_FILE)
+    if report is None:
+        raise DemoError("the monitoring pipeline succeeded but wrote no drift report")
     quality = report_of(store, result, mnames.QUALITY_STEP, mnames.QUALITY_REPORT_FILE) or {}
     monitoring = load_settings().monitoring
     value = drift_metric(store, result, monitoring.drift_metric)
@@ -128,7 +132,7 @@ def monitor(demo: Demo, stage: str, captures: Path, labels: Path) -> bool:
         f"{monitoring.drift_metric} {value:.3f} {'>' if fires else '<='} {monitoring.drift_threshold:g}: "
         + ("ALARM" if fires else "OK"),
         not fires,
-        **{monitoring.drift_metric: value},
+        **{str(monitoring.drift_metric): value},
         drifted_features=report["drifted_features"],
         requests=report["counts"]["requests"],
         records_read=report["captures"]["records_read"],

@@ -107,6 +107,7 @@ class EndpointOptions:
     capture_dir: Path | None = None
     capture_percentage: float = 100.0
     endpoint_name: str = DEFAULT_ENDPOINT_NAME
+    variant_name: str = "AllTraffic"  # the production variant it serves: its captures' folder
 
 
 @dataclass(frozen=True)
@@ -389,6 +390,7 @@ def server_environment(paths: EndpointPaths, options: EndpointOptions) -> dict[s
         "SAGEMAKER_MODEL_SERVER_WORKERS": str(options.workers),
         "RUL_SERVER_THREADS": str(options.threads),
         "RUL_ENDPOINT_NAME": options.endpoint_name,
+        "RUL_VARIANT_NAME": options.variant_name,
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
     environ.pop("RUL_CAPTURE_DIR", None)
@@ -400,11 +402,15 @@ def server_environment(paths: EndpointPaths, options: EndpointOptions) -> dict[s
 
 
 def start_endpoint(
-    work_dir: str | Path, package: ModelPackage, options: EndpointOptions = EndpointOptions()
+    work_dir: str | Path,
+    package: ModelPackage,
+    options: EndpointOptions = EndpointOptions(),
+    paths: EndpointPaths | None = None,
 ) -> EndpointProcess:
-    """Check `package`, make it the current release and start the server (call `wait_ready` next)."""
+    """Check `package`, make it the current release and start the server (call `wait_ready` next);
+    `paths` other than `<work>/endpoint` run one variant of an A/B test (`ab_split`)."""
     work_dir = Path(work_dir)
-    paths = EndpointPaths.of(work_dir)
+    paths = paths or EndpointPaths.of(work_dir)
     if running_pid(paths) is not None:
         raise EndpointError(f"an endpoint already runs from {paths.root} (pid {running_pid(paths)})")
     check_port_free(options.host, options.port)

@@ -4,11 +4,19 @@ python -m local_runner endpoint serve [--model-version N] [--port 8080] [--host 
                                       [--capture-dir D] [--capture-percentage P] [--work-dir .work]
 python -m local_runner endpoint swap N [--work-dir .work]
 python -m local_runner endpoint status [--work-dir .work]
+python -m local_runner endpoint ab-serve --champion N [--challenger M] [--challenger-percent 50] [...]
+python -m local_runner endpoint ab-shift PERCENT [--reason TEXT]
+python -m local_runner endpoint ab-promote {champion,challenger} [--reason TEXT]
+python -m local_runner endpoint ab-status
+python -m local_runner endpoint ab-report --captures D [--ground-truth G]
 
 `serve` runs in the foreground until Ctrl-C; without `--model-version` it serves the newest approved
 version of the model package group, on 127.0.0.1 unless `--host` says otherwise; a port already in use
 fails at once, naming it. `swap` health-checks version N in a fresh process and only then
 points the running server at it. `registry approve` swaps too, through `endpoint.on_approval_callback`.
+The `ab-*` verbs run an A/B test (`ab_endpoint`, `ab_split`): `ab-serve` puts the router on `--port` and
+the two variants on the next two ports; `ab-shift` and `ab-promote` move its traffic from another shell;
+`ab-report` compares the variants from their captures and, given failure events, their late-label quality.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from local_runner.endpoint import (
     swap_model,
 )
 from local_runner.registry_cli import Echo
+
+AB_VERBS = ("ab-serve", "ab-shift", "ab-promote", "ab-status", "ab-report")
 
 
 def _percentage(text: str) -> float:
@@ -81,8 +91,42 @@ def add_endpoint_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     swap = actions.add_parser("swap", parents=[common], help="health-check a version, then serve it")
     swap.add_argument("version", type=_positive)
     actions.add_parser("status", parents=[common], help="the served version and whether the server runs")
+    _add_ab_parsers(actions, common)
     endpoint.set_defaults(handler=run_endpoint_command)
     return endpoint
+
+
+def _share(text: str) -> int:
+    value = _percentage(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"{value} must be a whole percentage")
+    return int(value)
+
+
+def _add_ab_parsers(actions: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    serve = actions.add_parser("ab-serve", parents=[common], help="serve two versions as an A/B test")
+    serve.add_argument("--champion", type=_positive, required=True, help="the version in service")
+    serve.add_argument("--challenger", type=_positive, default=None, help="default: newest approved")
+    serve.add_argument("--challenger-percent", type=_share, default=50, help="challenger's share (0-100)")
+    serve.add_argument("--seed", type=int, default=None, help="seed of the split (reproducible runs)")
+    for name, kind, default in (("--port", _positive, 8080), ("--workers", _positive, 1)):
+        serve.add_argument(name, type=kind, default=default)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--capture-dir", type=Path, default=None, help="capture invocations under this folder")
+    serve.add_argument("--capture-percentage", type=_percentage, default=100.0, help="sampled share, 0-100")
+    serve.add_argument(
+        "--endpoint-name", default=DEFAULT_ENDPOINT_NAME, help="folder name in the capture dir"
+    )
+    shift = actions.add_parser("ab-shift", parents=[common], help="set the challenger's share of requests")
+    shift.add_argument("percent", type=_share)
+    shift.add_argument("--reason", default="", help="recorded in the test's history")
+    promote = actions.add_parser("ab-promote", parents=[common], help="send every request to the winner")
+    promote.add_argument("winner", choices=("champion", "challenger"))
+    promote.add_argument("--reason", default="", help="recorded in the history and the registry")
+    actions.add_parser("ab-status", parents=[common], help="the test's versions, weights and history")
+    report = actions.add_parser("ab-report", parents=[common], help="compare the variants from captures")
+    report.add_argument("--captures", type=Path, required=True, help="the capture dir (or an endpoint's)")
+    report.add_argument("--ground-truth", type=Path, default=None, help="failure-event files (late labels)")
 
 
 def _serve(args: argparse.Namespace, echo: Echo) -> int:
@@ -141,9 +185,66 @@ def _status(args: argparse.Namespace, echo: Echo) -> int:
     return 0
 
 
+def _ab_serve(args: argparse.Namespace, echo: Echo) -> int:
+    from local_runner.ab_endpoint import start_ab_test
+
+    champion = resolve_package(args.work_dir, args.champion, args.group)
+    challenger = resolve_package(args.work_dir, args.challenger, args.group)
+    options = EndpointOptions(
+        port=args.port,
+        host=args.host,
+        workers=args.workers,
+        capture_dir=args.capture_dir,
+        capture_percentage=args.capture_percentage,
+        endpoint_name=args.endpoint_name,
+    )
+    echo(
+        f"endpoint: checking versions {champion.version} (Champion) and {challenger.version} (Challenger) ..."
+    )
+    test = start_ab_test(args.work_dir, champion, challenger, options, args.challenger_percent, args.seed)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        echo(f"endpoint: A/B test at http://{args.host}:{args.port}, challenger {args.challenger_percent}%")
+        echo("endpoint: `endpoint ab-shift P` / `ab-promote WINNER` from another shell; Ctrl-C stops")
+        test.router.serve_forever()
+    except KeyboardInterrupt:
+        echo("endpoint: stopping")
+    finally:
+        test.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _ab_command(args: argparse.Namespace, echo: Echo) -> int:
+    from local_runner import ab_endpoint, ab_split, report_variants
+
+    if args.endpoint_action == "ab-serve":
+        return _ab_serve(args, echo)
+    if args.endpoint_action == "ab-shift":
+        echo(json.dumps(ab_endpoint.shift(args.work_dir, args.percent, args.reason)))
+    elif args.endpoint_action == "ab-promote":
+        echo(json.dumps(ab_endpoint.promote(args.work_dir, args.winner, args.reason)))
+    elif args.endpoint_action == "ab-status":
+        paths = ab_split.AbPaths.of(args.work_dir)
+        echo(json.dumps(ab_split.read_state(paths), indent=2))
+        for entry in ab_split.history(paths):
+            echo(json.dumps(entry))
+    else:
+        try:
+            comparison = report_variants.compare_variants(args.captures, args.ground_truth)
+        except ValueError as error:  # rul's DataFormatError names the file and line; also bad label files
+            raise ab_split.AbError(str(error)) from None
+        echo(report_variants.render_text(comparison))
+    return 0
+
+
 def run_endpoint_command(args: argparse.Namespace, echo: Echo = print) -> int:
     """Run a parsed `endpoint` command; 0 on success, 1 with a message otherwise."""
+    from local_runner.ab_split import AbError
+
     try:
+        if args.endpoint_action in AB_VERBS:
+            return _ab_command(args, echo)
         if args.endpoint_action == "serve":
             return _serve(args, echo)
         if args.endpoint_action == "status":
@@ -151,6 +252,6 @@ def run_endpoint_command(args: argparse.Namespace, echo: Echo = print) -> int:
         result = swap_model(args.work_dir, resolve_package(args.work_dir, args.version, args.group))
         echo(f"endpoint: {'swapped' if result.ok else 'swap refused'}: {result.reason}")
         return 0 if result.ok else 1
-    except EndpointError as error:
+    except (EndpointError, AbError) as error:
         echo(f"error: {error}")
         return 1

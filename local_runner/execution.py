@@ -29,6 +29,7 @@ from local_runner import jobs, report
 from local_runner.execution_record import ExecutionResult, RecordWriter, StepRecord, mark_abandoned
 from local_runner.expressions import Context, ExpressionError, evaluate_condition, load_json_text, resolve
 from local_runner.graph import ExecutionError, cast_parameters, flatten_steps
+from local_runner.live_view import emit
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
 from local_runner.signals import StopController, StopRequested
@@ -92,10 +93,11 @@ class PipelineExecutor:
         self._writer = RecordWriter(self.work_dir / "executions" / execution_id / "execution.json")
         self._writer.open()
         try:
-            self.echo(
+            text = (
                 f"execution {execution_id}: {len(self._records)} steps, "
                 f"parameters {json.dumps(self._values, sort_keys=True)}"
             )
+            emit(self.echo, "execution_started", text, execution=execution_id, steps=len(self._records))
             self._save()
             self.tracker.start_execution(execution_id, self.pipeline_name, self._values)
             return self._finish(self._run_graph())
@@ -218,15 +220,18 @@ class PipelineExecutor:
             record.seconds = time.perf_counter() - started
         note = " (cache hit)" if record.cache_hit else ""
         detail = f": {record.failure_reason}" if record.status in ("Failed", "Stopped") else ""
-        self.echo(f"step {name} {record.status.lower()} in {record.seconds:.1f}s{note}{detail}")
+        text = f"step {name} {record.status.lower()} in {record.seconds:.1f}s{note}{detail}"
+        fields = {"type": record.type, "status": record.status, "seconds": record.seconds}
+        emit(
+            self.echo, "step_ended", text, step=name, reason=detail[2:], cache_hit=record.cache_hit, **fields
+        )
 
     def _execute_step(self, name: str, record: StepRecord) -> None:
         step = self.graph[name][0]
-        self.echo(f"step {name} ({step['Type']}) started")
+        text = f"step {name} ({step['Type']}) started"
+        emit(self.echo, "step_started", text, step=name, type=step["Type"])
         self.tracker.start_step(name, step["Type"])
-        runner = getattr(self, f"_run_{step['Type'].lower()}", None)
-        if runner is None:
-            raise ExecutionError(f"step type {step['Type']} is not supported by the local runner")
+        runner = self._step_runner(step)
         # A condition's arguments hold its branches, which refer to steps that have not run yet.
         arguments = {} if step["Type"] == "Condition" else resolve(step.get("Arguments", {}), self._context)
         key = cache_key(step, arguments)
@@ -241,6 +246,13 @@ class PipelineExecutor:
                 self.cache.store(step, key, record.properties, self._execution_id)
         with self._lock:
             self._context.steps[name] = record.properties
+
+    def _step_runner(self, step: dict) -> Callable[[dict, dict, StepRecord], None]:
+        """The `_run_<type>` method of the step's type; a subclass registers more types and retries."""
+        runner = getattr(self, f"_run_{step['Type'].lower()}", None)
+        if runner is None:
+            raise ExecutionError(f"step type {step['Type']} is not supported by the local runner")
+        return runner
 
     def _job_name(self, step_name: str, suffix: str = "") -> str:
         return f"{self._execution_id}-{step_name}{suffix}"

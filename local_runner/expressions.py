@@ -3,7 +3,9 @@
 A definition refers to pipeline parameters (`Parameters.X`), execution variables (`Execution.X`) and the
 properties of earlier steps (`Steps.S.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri`), whose
 shapes follow SageMaker's Describe* responses. Property files are JSON outputs of a processing step,
-read back through the object store as the service does.
+read back through the object store as the service does; `Std:JsonGet` also reads a JSON object named
+by an S3 URI (`read_object`). `Execution.CurrentDateTime` is the time of evaluation and
+`Execution.PipelineArn` derives from the execution's ARN.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 _TOKEN = re.compile(r"\[(\d+)\]|\['([^']*)'\]|([^.\[\]]+)")
@@ -59,6 +62,7 @@ class Context:
     execution: dict[str, Any]
     steps: dict[str, dict] = field(default_factory=dict)  # step name -> properties
     read_property_file: Callable[[str, str], Any] | None = None  # (step, property file) -> parsed JSON
+    read_object: Callable[[str], str] | None = None  # S3 URI -> the object's text (JsonGet on an S3 URI)
 
     def get(self, reference: str) -> Any:
         tokens = parse_path(reference)
@@ -66,16 +70,20 @@ class Context:
         if root == "Parameters" and len(tokens) == 2:
             if tokens[1] not in self.parameters:
                 raise ExpressionError(f"unknown pipeline parameter {tokens[1]!r}")
-            return self.parameters[tokens[1]]
+            return self.parameters[str(tokens[1])]
         if root == "Execution" and len(tokens) == 2:
+            if tokens[1] == "CurrentDateTime":  # the time of evaluation, unlike StartDateTime
+                return datetime.now(UTC).isoformat()
+            if tokens[1] == "PipelineArn" and "PipelineExecutionArn" in self.execution:
+                return self.execution["PipelineExecutionArn"].split("/execution/")[0]
             if tokens[1] not in self.execution:
                 raise ExpressionError(f"unknown execution variable {tokens[1]!r}")
-            return self.execution[tokens[1]]
+            return self.execution[str(tokens[1])]
         if root == "Steps" and len(tokens) >= 3:
             step = tokens[1]
             if step not in self.steps:
                 raise ExpressionError(f"{reference}: step {step!r} has not run")
-            return walk(self.steps[step], tokens[2:], reference)
+            return walk(self.steps[str(step)], tokens[2:], reference)
         raise ExpressionError(f"cannot resolve {reference!r}")
 
 
@@ -102,6 +110,8 @@ def _as_text(value: Any) -> str:
 
 
 def _json_get(spec: dict, context: Context) -> Any:
+    if "S3Uri" in spec:
+        return _json_get_object(spec, context)
     reference = spec["PropertyFile"]["Get"]
     tokens = parse_path(reference)
     if len(tokens) != 4 or tokens[0] != "Steps" or tokens[2] != "PropertyFiles":
@@ -110,6 +120,18 @@ def _json_get(spec: dict, context: Context) -> Any:
         raise ExpressionError("property files cannot be read in this context")
     document = context.read_property_file(str(tokens[1]), str(tokens[3]))
     return walk(document, parse_path(spec["Path"]), f"{reference} {spec['Path']}")
+
+
+def _json_get_object(spec: dict, context: Context) -> Any:
+    """`JsonGet(s3_uri=...)`: a value of a JSON object named by its (possibly computed) S3 URI."""
+    uri = resolve(spec["S3Uri"], context)
+    if context.read_object is None:
+        raise ExpressionError(f"S3 objects ({uri}) cannot be read in this context")
+    try:
+        text = context.read_object(uri)
+    except LookupError as error:
+        raise ExpressionError(f"JsonGet {uri}: {error}") from None
+    return walk(load_json_text(text, uri), parse_path(spec["Path"]), f"{uri} {spec['Path']}")
 
 
 def evaluate_condition(condition: dict, context: Context) -> bool:

@@ -7,6 +7,7 @@ every `Steps.X` reference in its arguments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -15,7 +16,12 @@ class ExecutionError(RuntimeError):
 
 
 def _cast(item: dict, raw: Any) -> Any:
-    casts = {"String": str, "Integer": int, "Float": float, "Boolean": lambda v: str(v).lower() == "true"}
+    casts: dict[str, Callable[[Any], Any]] = {
+        "String": str,
+        "Integer": int,
+        "Float": float,
+        "Boolean": lambda v: str(v).lower() == "true",
+    }
     try:
         value = casts[item.get("Type", "String")](raw)
     except (TypeError, ValueError):

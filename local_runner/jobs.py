@@ -6,8 +6,10 @@ runs as a subprocess of this Python with `SAGEMAKER_BASE_DIR` pointing there (pa
 entry point, arguments and environment are rewritten to the local folder), its output is streamed with
 the job name as prefix and kept in `<host>.log`, and outputs are uploaded back. A failed job reports the
 reason from its failure file, as SageMaker's FailureReason does. Training packs `model.tar.gz` and
-uploads it under `<S3OutputPath>/<job name>/output/`. `extra_environment` adds variables that are not part
-of the request (the MLflow settings of `local_runner.tracking`), so they never enter a step's cache key.
+uploads it under `<S3OutputPath>/<job name>/output/`; its `CheckpointConfig` folder is the checkpoint
+URI's folder in the object store, kept across reruns (`mount_checkpoints`). `extra_environment` adds
+variables that are not part of the request (the MLflow settings of `local_runner.tracking`), so they
+never enter a step's cache key.
 Each command runs under `local_runner.job_guard` in its own session, known to the `StopController` so a
 stop request ends the whole group (status `Stopped`); it gets the thread budget of `local_runner.threads`.
 A failure reason names inputs by their S3 URI, not by the job's internal copy.
@@ -25,9 +27,12 @@ import tarfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+from local_runner.live_view import emit
 from local_runner.object_store import ObjectStore
+from local_runner.script_mode import script_arguments, toolkit_environment
 from local_runner.signals import StopController, kill_group
 from local_runner.threads import RUNNING, thread_environment
 
@@ -70,7 +75,8 @@ def rewrite(text: str, base: Path) -> str:
 def pack_model(model_dir: Path, archive: Path) -> Path:
     """Pack a model folder into model.tar.gz, as SageMaker does when a training job ends."""
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz") as bundle:
+    # gzip's own default level: tarfile's default (9) took 5x longer for an archive 1.5 % smaller.
+    with tarfile.open(archive, "w:gz", compresslevel=6) as bundle:
         for path in sorted(model_dir.rglob("*")):
             bundle.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
     return archive
@@ -153,12 +159,13 @@ def run_command(
         except OSError as error:
             return 127, f"cannot start {command[0]}: {error}", ""
         stop.add(process.pid)
+        assert process.stdout is not None  # started with stdout=PIPE
         try:
             for line in process.stdout:
-                log_file.write(line)
+                log_file.write(f"{datetime.now(UTC).isoformat(timespec='milliseconds')} {line}")
                 log_file.flush()  # the log is followed live (tail -f, the fault tests)
                 lines.append(line.rstrip("\n"))
-                echo(f"  [{name}] {line.rstrip()}")
+                emit(echo, "job_line", f"  [{name}] {line.rstrip()}", job=name, line=line.rstrip())
             code = process.wait()
         finally:
             stop.discard(process.pid)
@@ -293,6 +300,27 @@ def _unpack_code(submit_directory: str, base: Path, store: ObjectStore) -> Path 
     return base / "code"
 
 
+def mount_checkpoints(request: dict, store: ObjectStore, base: Path) -> Path | None:
+    """A `CheckpointConfig`'s folder, laid out as SageMaker does; returns the persistent folder, if any.
+
+    SageMaker writes the config to `input/config/checkpointconfig.json`, fills `LocalPath` (default
+    /opt/ml/checkpoints) from `S3Uri` when the job starts and uploads what the job writes there as it
+    runs. Here `LocalPath` is a link to the URI's folder in the local object store (under the work dir):
+    what the job writes is kept at once, a killed job's checkpoints included, and a rerun of the job
+    (another execution of the step, or the next trial sharing the URI) starts with them.
+    """
+    config = request.get("CheckpointConfig")
+    if not config:
+        return None
+    persistent = store.path_for(config["S3Uri"])
+    persistent.mkdir(parents=True, exist_ok=True)
+    local = to_local((config.get("LocalPath") or CONTAINER_ROOT + "/checkpoints").rstrip("/"), base)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.symlink_to(persistent, target_is_directory=True)
+    (base / "input" / "config" / "checkpointconfig.json").write_text(json.dumps(config))
+    return persistent
+
+
 def _training_environment(request: dict, hyperparameters: dict, channels: dict, extra) -> dict[str, str]:
     return {
         **request.get("Environment", {}),
@@ -336,8 +364,12 @@ def run_training_job(
             name, "Failed", time.perf_counter() - started, job_dir, f"no source bundle at {submit_directory}"
         )
     (base / "model").mkdir()
-    environment = _training_environment(request, hyperparameters, channels, extra_environment)
-    command = ["python3", str(code_dir / program)]
+    mount_checkpoints(request, store, base)
+    environment = {
+        **toolkit_environment(hyperparameters, channels),
+        **_training_environment(request, hyperparameters, channels, extra_environment),
+    }
+    command = ["python3", str(code_dir / program), *script_arguments(hyperparameters)]
     code, reason, log_text = run_command(
         name, command, base, environment, job_dir / "algo-1.log", echo, cwd=code_dir, stop=stop
     )

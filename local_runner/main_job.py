@@ -23,10 +23,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from local_runner.champion import ensure_champion_prefix
 from local_runner.data_version import with_data_versions
 from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExecutor
+from local_runner.live_view import shown
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
 from local_runner.signals import StopController
@@ -34,7 +36,6 @@ from local_runner.tracking import make_tracker
 from pipeline_steps import names
 from pipeline_steps.code import build_source_bundle, code_uri_for, library_uri, source_dir_uri
 from pipeline_steps.config import PipelineConfig, local_config
-from pipeline_steps.render import render_definition
 
 
 class MainJobError(RuntimeError):
@@ -77,7 +78,7 @@ def prepare_data(options: MainJobOptions, echo: Callable[[str], None] = print) -
             raise MainJobError(f"{present} has no {absent.name} beside it: test and RUL files come as a pair")
         return path
     target = Path(options.work_dir).resolve() / "data" / "synthetic"
-    echo(f"generating synthetic data: {options.synthetic_units} units, seed {options.seed}: {target}")
+    echo(f"generating synthetic data: {options.synthetic_units} units, seed {options.seed}: {shown(target)}")
     command = [sys.executable, str(CONTAINERS_DIR / "rul" / "synthetic.py"), "--output-dir", str(target)]
     command += [
         "--name",
@@ -111,7 +112,7 @@ def publish_code(store: ObjectStore, work_dir: Path, bucket: str | None = None) 
 
 
 def prepare_workspace(
-    work_dir: Path, data_file: Path | None = None, render: bool = True, **config_overrides: object
+    work_dir: Path, data_file: Path | None = None, render: bool = True, **config_overrides: Any
 ) -> Workspace:
     """Object store, registry and (if `render`) the definition of a local config; uploads the data file
     (train_<subset>.txt) and, when they lie beside it, the official test_<subset>.txt and RUL_<subset>.txt."""
@@ -130,6 +131,8 @@ def prepare_workspace(
     definition_path = work_dir / "definition.json"
     if not render:
         return Workspace(config, store, registry, {}, definition_path)
+    from pipeline_steps.render import render_definition  # the SageMaker SDK, imported only to render
+
     definition_text = render_definition(config)
     definition_path.write_text(definition_text)
     return Workspace(config, store, registry, json.loads(definition_text), definition_path)
@@ -151,11 +154,11 @@ def run_main_job(
     tracker = make_tracker(work_dir, local_config().pipeline_name, options.tracking, echo=echo)
     data_file = prepare_data(options, echo)
     parameters = dict(options.parameters)
-    overrides = dict(options.config_overrides)
+    overrides: dict[str, Any] = dict(options.config_overrides)
     if names.MODEL_FAMILY in parameters:
         overrides["model_family"] = str(parameters.pop(names.MODEL_FAMILY))
     workspace = prepare_workspace(work_dir, data_file, **overrides)
-    echo(f"definition rendered to {workspace.definition_path}; running it locally")
+    echo(f"definition rendered to {shown(workspace.definition_path)}; running it locally")
     executor = PipelineExecutor(
         workspace.definition,
         work_dir,

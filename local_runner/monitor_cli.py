@@ -11,7 +11,9 @@ defaults. The single jobs stay available:
 (`containers/drift.py` or `containers/model_quality.py`) in a subprocess of this Python with
 `SAGEMAKER_BASE_DIR` pointing there, print its output (the per-feature table, or the metrics) and the
 report paths, and return the script's exit code. Metrics go to `processing/output/metrics.jsonl` unless
-`--metrics-target` says otherwise.
+`--metrics-target` says otherwise. Inputs take what `registry show` prints: a local path, an `s3://` URI of
+the local object store (`<work-dir>/s3`), and for `--baseline` also a registered version number (its drift
+baselines); anything else is a usage error (exit 2) naming the argument.
 """
 
 from __future__ import annotations
@@ -32,12 +34,73 @@ JOBS = {
     "drift": ("drift.py", {"captures": "captures", "baseline": "baseline"}),
     "quality": ("model_quality.py", {"captures": "captures", "ground_truth": "ground_truth"}),
 }
+LOCATION_ARGUMENTS = ("captures", "baseline", "ground_truth")
+BASELINE_FILES = ("statistics.json", "constraints.json")
+USAGE = 2
+
+
+class MonitorInputError(ValueError):
+    """An input argument names nothing this command can read."""
+
+
+def version_baselines(version: int, work_dir: Path) -> Path:
+    """The folder of the drift baselines registered with a model version of the local registry."""
+    from local_runner.object_store import ObjectStore
+    from local_runner.registry import LocalRegistry, RegistryError
+    from pipeline_steps.config import local_config
+
+    registry = Path(work_dir) / "registry.sqlite"
+    if not registry.is_file():
+        raise MonitorInputError(f"--baseline {version}: no model registry at {registry}")
+    try:
+        package = LocalRegistry(registry).get(local_config().model_package_group_name, version)
+    except RegistryError as error:
+        raise MonitorInputError(f"--baseline {version}: {error}") from None
+    statistics = (package.drift_check_baselines or {}).get("ModelDataQuality", {}).get("Statistics", {})
+    if not statistics.get("S3Uri", "").startswith("s3://"):
+        raise MonitorInputError(f"--baseline {version}: version {version} has no data-quality baselines")
+    return ObjectStore(Path(work_dir) / "s3").path_for(statistics["S3Uri"]).parent
+
+
+def resolve_location(text: str, argument: str, work_dir: Path) -> Path:
+    """A path, an s3:// URI of the local store or (for --baseline) a version number, as an existing path."""
+    flag, is_baseline = f"--{argument.replace('_', '-')}", argument == "baseline"
+    if is_baseline and text.isdigit():
+        return version_baselines(int(text), work_dir)
+    accepted = "a local path, an s3:// URI of the local store" + (
+        " or a registered version" if is_baseline else ""
+    )
+    if text.startswith("s3://"):
+        from local_runner.object_store import ObjectStore, ObjectStoreError
+
+        try:
+            path = ObjectStore(Path(work_dir) / "s3").path_for(text)
+        except ObjectStoreError as error:
+            raise MonitorInputError(f"{flag} {text}: {error}") from None
+        if not path.exists():
+            raise MonitorInputError(f"{flag} {text}: nothing there in the local store under {work_dir}/s3")
+    elif "://" in text:
+        raise MonitorInputError(f"{flag} {text}: not a location this command reads ({accepted})")
+    else:
+        path = Path(text)
+        if not path.exists():
+            raise MonitorInputError(f"{flag} {text} does not exist (give {accepted})")
+    # `registry show` prints the statistics or constraints file; the baselines are the folder holding both.
+    return path.parent if is_baseline and path.name in BASELINE_FILES else path
+
+
+def resolve_locations(args: argparse.Namespace) -> None:
+    """Replace each given input argument by the existing path it names (MonitorInputError if none)."""
+    for argument in LOCATION_ARGUMENTS:
+        value = getattr(args, argument, None)
+        if value is not None:
+            setattr(args, argument, resolve_location(str(value), argument, Path(args.work_dir)))
 
 
 def add_monitor_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the `monitor` verb with `drift` and `quality`; sets `handler=run_monitor_command`."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--captures", type=Path, required=True, help="data-capture folder")
+    common.add_argument("--captures", required=True, help="data-capture folder (path or s3:// URI)")
     common.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="default: .work")
     common.add_argument("--endpoint", default=None, help="endpoint name (default: from the capture folders)")
     common.add_argument("--start", default=None, help="window start, ISO 8601")
@@ -51,17 +114,18 @@ def add_monitor_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     add_run_parser(actions)
     monitor.set_defaults(**RUN_DEFAULTS)
     drift = actions.add_parser("drift", parents=[common], help="data drift of captures against a baseline")
-    drift.add_argument("--baseline", type=Path, required=True, help="statistics.json folder or CSV")
+    drift.add_argument("--baseline", required=True, help=BASELINE_HELP)
     drift.add_argument("--alpha", type=float, default=None)
     drift.add_argument("--correction", choices=("bh", "holm"), default=None)
     drift.add_argument("--psi-threshold", type=float, default=None)
     quality = actions.add_parser("quality", parents=[common], help="realised error against failure events")
-    quality.add_argument("--ground-truth", type=Path, required=True, help="folder of failure-event files")
+    quality.add_argument("--ground-truth", required=True, help="folder of failure-event files (docs/cli.md)")
     quality.add_argument("--rul-cap", type=float, default=None)
     monitor.set_defaults(handler=run_monitor_command)
     return monitor
 
 
+BASELINE_HELP = "a version number, the s3:// URI `registry show` prints, or a statistics.json folder or CSV"
 RUN_DEFAULTS = {
     "captures": None,
     "baseline": None,
@@ -75,9 +139,9 @@ RUN_DEFAULTS = {
 def add_run_parser(actions: argparse._SubParsersAction) -> None:
     run = actions.add_parser("run", help="execute the monitoring pipeline's definition (the default)")
     run.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="default: .work")
-    run.add_argument("--captures", type=Path, default=None, help="the local endpoint's --capture-dir")
-    run.add_argument("--baseline", type=Path, default=None, help="default: the champion's baselines")
-    run.add_argument("--ground-truth", type=Path, default=None, help="folder of failure-label files")
+    run.add_argument("--captures", default=None, help="the local endpoint's --capture-dir")
+    run.add_argument("--baseline", default=None, help=BASELINE_HELP + " (default: the champion's)")
+    run.add_argument("--ground-truth", default=None, help="folder of failure-label files (docs/cli.md)")
     run.add_argument("--endpoint", default=None, help="endpoint name (default: the local endpoint's)")
     run.add_argument("--window-end", default=None, help="ISO 8601 (default: this hour's start)")
     run.add_argument("--window-hours", type=int, default=None, help="hours before the window end")
@@ -145,6 +209,12 @@ def prepare_job(args: argparse.Namespace, job_dir: Path) -> Path:
 
 
 def run_monitor_command(args: argparse.Namespace) -> int:
+    """Run the monitoring pipeline or one job; 2 when an input names nothing readable."""
+    try:
+        resolve_locations(args)
+    except MonitorInputError as error:
+        print(f"monitor: {error}", file=sys.stderr)
+        return USAGE
     if args.monitor_action in (None, "run"):
         return run_pipeline_command(args)
     script, _ = JOBS[args.monitor_action]

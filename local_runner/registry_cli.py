@@ -10,6 +10,8 @@ the version's model archive (exists, unpacks, loads, predicts), then status and 
 Their `on_change` callback runs after a changed status (the CLI swaps the local endpoint there). The table
 shows each version's RMSE and PHM08 score, read from the package's customer metadata or from the
 model-quality statistics file its ModelMetrics point to (a local path, or an s3:// URI of the local store).
+`registry export DIR` and `registry import DIR [--replace]` back the registry up and restore it, with its
+model archives, the champion and the endpoint's served version (`local_runner.registry_backup`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from local_runner.champion import ChampionError, ChampionTarget, change_status, verify_archive
+from local_runner.model_mirror import add_mirror_parser, run_mirror_command
 from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import (
     APPROVAL_STATUSES,
@@ -97,8 +100,30 @@ def add_registry_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         action.add_argument(
             "--reason", default=None, help="the approval description (default: keep the stored one)"
         )
+    add_mirror_parser(actions, common)
+    exporting = actions.add_parser("export", parents=[common], help="back up the registry to a new folder")
+    exporting.add_argument("folder", type=Path, help="a new or empty folder")
+    importing = actions.add_parser("import", parents=[common], help="restore the registry from an export")
+    importing.add_argument("folder", type=Path, help="a folder written by `registry export`")
+    importing.add_argument("--replace", action="store_true", help="overwrite a registry that holds models")
     registry.set_defaults(handler=run_registry_command)
     return registry
+
+
+def _backup(args: argparse.Namespace, echo: Echo, champion: ChampionTarget) -> int:
+    from local_runner import registry_backup  # imports this module: loaded on use only
+
+    if args.registry_action == "export":
+        done = registry_backup.export_registry(args.work_dir, args.folder, champion.uri, args.group)
+        echo(f"exported {done.packages} model package(s) and {done.objects} object(s) to {done.folder}")
+    else:
+        done = registry_backup.import_registry(args.folder, args.work_dir, champion.uri, args.replace)
+        echo(f"imported {done.packages} model package(s) and {done.objects} object(s) into {done.folder}")
+    for uri in done.missing_objects:
+        echo(f"warning: {uri} was already missing when the export was taken")
+    served = done.served_version
+    echo(f"endpoint: {f'serves version {served}' if served is not None else 'served nothing'}")
+    return 0
 
 
 def _local_file(uri: str, store: ObjectStore | None = None) -> Path | None:
@@ -250,6 +275,10 @@ def _missing(work_dir: Path) -> str | None:
 
 
 def _run(args: argparse.Namespace, echo: Echo, on_change: OnChange | None, champion: ChampionTarget) -> int:
+    if args.registry_action == "mirror":
+        return run_mirror_command(args, echo)
+    if args.registry_action in ("export", "import"):
+        return _backup(args, echo, champion)
     registry = LocalRegistry(registry_path(args.work_dir))
     if args.registry_action == "list":
         packages = registry.list(args.group, args.status)
@@ -275,7 +304,7 @@ def run_registry_command(
 ) -> int:
     """Run a parsed `registry` command; 0 on success, 1 with a one-line message for a missing work dir or
     registry, an unknown group or version, a model that fails verification or a busy registry."""
-    missing = _missing(args.work_dir)
+    missing = None if args.registry_action == "import" else _missing(args.work_dir)
     if missing:
         echo(f"error: {missing}")
         return 1
@@ -284,8 +313,13 @@ def run_registry_command(
     except (RegistryError, RegistryBusy) as error:
         echo(f"error: {error}")
     except ChampionError as error:
-        action = f"{args.registry_action} {args.group} version {args.version}"
+        action = f"{args.registry_action} {args.group} version {getattr(args, 'version', '')}"
         echo(f"error: {action} refused: {error}; the registry is unchanged")
+    except RuntimeError as error:  # registry_backup.BackupError (not imported here): every problem
+        if not hasattr(error, "problems"):
+            raise
+        for problem in error.problems:
+            echo(f"error: {args.registry_action}: {problem}")
     except (sqlite3.Error, OSError) as error:
         echo(f"error: {args.registry_action} failed on {registry_path(args.work_dir)}: {error}")
     return 1

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from local_runner.object_store import ObjectStore
+from local_runner.report_variants import ab_section
 
 if TYPE_CHECKING:
     from local_runner.execution import ExecutionResult
@@ -445,6 +446,7 @@ def render(data: ReportData) -> str:
     if data.drift:
         sections.append(_section("Drift", _drift(data), "drift"))
     sections.append(_section("Parameters", _parameters(data), "parameters"))
+    sections.append(ab_section(Path(result.record_path).parent.parent.parent))  # <work>/executions/<id>/…
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{_CSP}">

@@ -116,7 +116,7 @@ class MlflowExecutionTracker(ExecutionTracker):
         self.echo = echo
         self._artifact_location = artifact_location
         self._lock = threading.RLock()
-        self._client = None
+        self._client: Any = None  # an mlflow MlflowClient once connected (mlflow is imported lazily)
         self._experiment_id = ""
         self._failed = False
         self._execution_run = ""

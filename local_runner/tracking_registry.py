@@ -152,7 +152,7 @@ def mirror_status(client: Any, package: ModelPackage) -> str:
 
 
 def mirror_approval(
-    work_dir_or_tracking_uri: Path | str, package: ModelPackage, echo: Callable[[str], None] = print
+    work_dir_or_tracking_uri: Path | str, package: ModelPackage, echo: Callable[[str], object] = print
 ) -> str | None:
     """Mirror `package`'s changed approval status into MLflow's registry (`mirror_status`), for the approval
     callback of `registry approve`/`reject`. A work folder means the store its runs track into; one never

@@ -3,10 +3,11 @@
 The ranges, the strategy (Bayesian -> Optuna's TPE sampler, Random -> random sampling), the objective and
 the job limits come from the request. Each trial is a training job; its objective is read from the job's
 log with the definition's own metric regex, as SageMaker reads it from CloudWatch. Trials run in rounds
-of at most MaxParallelTrainingJobs. Like SageMaker, the summaries list the best trial first. The sampler
-is seeded, so a search told the same results asks the same trials: a resumed tuning step
-(`local_runner.tuning_step`) gets its finished trials back from the cache and continues with the rest of
-the budget.
+of at most MaxParallelTrainingJobs, the trials of a round side by side (each with its share of the cores,
+`local_runner.threads`). Like SageMaker, the summaries list the best trial first. The sampler is seeded
+and told each round's results in trial order, so a search told the same results asks the same trials: a
+resumed tuning step (`local_runner.tuning_step`) gets its finished trials back from the cache and
+continues with the rest of the budget.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import optuna
+
+from local_runner.live_view import emit
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -81,7 +86,7 @@ def tune(
     definition = request["TrainingJobDefinition"]
     objective = config["HyperParameterTuningJobObjective"]
     regex = objective_regex(definition, objective["MetricName"])
-    direction = "minimize" if objective["Type"] == "Minimize" else "maximize"
+    direction: Literal["minimize", "maximize"] = "minimize" if objective["Type"] == "Minimize" else "maximize"
     limits = config["ResourceLimits"]
     total = int(limits["MaxNumberOfTrainingJobs"])
     parallel = max(1, int(limits.get("MaxParallelTrainingJobs", 1)))
@@ -97,26 +102,68 @@ def tune(
     trials: list[Trial] = []
     while len(trials) < total:
         batch = [study.ask() for _ in range(min(parallel, total - len(trials)))]
-        for optuna_trial in batch:
-            number = len(trials) + 1
+        suggested = []
+        for offset, optuna_trial in enumerate(batch):
+            number = len(trials) + 1 + offset
             hyperparameters = _suggest(optuna_trial, config.get("ParameterRanges", {}))
-            echo(
-                f"trial {number}/{total}: "
-                + ", ".join(f"{k}={v}" for k, v in sorted(hyperparameters.items()))
+            chosen = ", ".join(f"{k}={v}" for k, v in sorted(hyperparameters.items()))
+            emit(echo, "trial_started", f"trial {number}/{total}: {chosen}", number=number, total=total)
+            suggested.append((number, hyperparameters))
+        for optuna_trial, (number, hyperparameters), outcome in zip(
+            batch, suggested, _run_round(run_trial, suggested), strict=True
+        ):
+            trial = _told(
+                study, optuna_trial, number, hyperparameters, outcome, regex, objective["MetricName"]
             )
-            job_name, status, text = run_trial(number, hyperparameters)
-            value = read_metric(text, regex) if status == "Completed" else None
-            if value is None:
-                reason = text if status != "Completed" else f"no {objective['MetricName']} in the job's log"
-                study.tell(optuna_trial, state=optuna.trial.TrialState.FAIL)
-                trials.append(Trial(number, job_name, hyperparameters, None, "Failed", reason[-500:]))
-                echo(f"trial {number}/{total} failed: {reason.splitlines()[-1] if reason else ''}")
-                continue
-            study.tell(optuna_trial, value)
-            trials.append(Trial(number, job_name, hyperparameters, value, "Completed"))
-            echo(f"trial {number}/{total}: {objective['MetricName']}={value:.4f}")
+            trials.append(trial)
+            if trial.objective is None:
+                last = trial.failure_reason.splitlines()[-1] if trial.failure_reason else ""
+                text = f"trial {number}/{total} failed: {last}"
+                emit(echo, "trial_ended", text, number=number, total=total, value=None, reason=last)
+            else:
+                metric, value = objective["MetricName"], trial.objective
+                text = f"trial {number}/{total}: {metric}={value:.4f}"
+                fields = {"number": number, "total": total, "metric": metric, "direction": objective["Type"]}
+                emit(echo, "trial_ended", text, value=value, **fields)
     completed = [trial for trial in trials if trial.objective is not None]
     if not completed:
         raise TuningError(f"all {total} training jobs failed; first reason: {trials[0].failure_reason}")
-    completed.sort(key=lambda trial: trial.objective, reverse=direction == "maximize")
+    completed.sort(key=lambda trial: cast(float, trial.objective), reverse=direction == "maximize")
     return completed + [trial for trial in trials if trial.objective is None]
+
+
+def _run_round(
+    run_trial: Callable[[int, dict[str, str]], tuple[str, str, str]],
+    suggested: list[tuple[int, dict[str, str]]],
+) -> list[tuple[str, str, str]]:
+    """Run one round's trials side by side, as SageMaker runs up to MaxParallelTrainingJobs at once.
+
+    The results come back in trial order, so the sampler is told the same history whatever finished
+    first (a resumed search asks the same trials). The first error is raised once every trial has ended.
+    """
+    if len(suggested) == 1:
+        return [run_trial(*suggested[0])]
+    with ThreadPoolExecutor(max_workers=len(suggested), thread_name_prefix="trial") as pool:
+        futures = [pool.submit(run_trial, number, hyperparameters) for number, hyperparameters in suggested]
+        wait(futures)
+    return [future.result() for future in futures]
+
+
+def _told(
+    study: optuna.Study,
+    optuna_trial: optuna.Trial,
+    number: int,
+    hyperparameters: dict[str, str],
+    outcome: tuple[str, str, str],
+    regex: str,
+    metric_name: str,
+) -> Trial:
+    """Tell the sampler one trial's outcome and return the trial."""
+    job_name, status, text = outcome
+    value = read_metric(text, regex) if status == "Completed" else None
+    if value is None:
+        reason = text if status != "Completed" else f"no {metric_name} in the job's log"
+        study.tell(optuna_trial, state=optuna.trial.TrialState.FAIL)
+        return Trial(number, job_name, hyperparameters, None, "Failed", reason[-500:])
+    study.tell(optuna_trial, value)
+    return Trial(number, job_name, hyperparameters, value, "Completed")

@@ -17,6 +17,9 @@ from local_runner.signals import StopRequested
 from local_runner.step_cache import StepCache, digest
 from local_runner.tuner import Trial
 
+# Managed spot: each trial gets the checkpoint folder and the stopping condition of the definition.
+SPOT_FIELDS = ("CheckpointConfig", "EnableManagedSpotTraining", "StoppingCondition")
+
 
 def trial_request(definition: dict, tuned: dict[str, str]) -> dict:
     """The CreateTrainingJob request of one trial."""
@@ -26,6 +29,7 @@ def trial_request(definition: dict, tuned: dict[str, str]) -> dict:
         "InputDataConfig": definition.get("InputDataConfig", []),
         "OutputDataConfig": definition["OutputDataConfig"],
         "Environment": definition.get("Environment", {}),
+        **{key: definition[key] for key in SPOT_FIELDS if key in definition},
     }
 
 

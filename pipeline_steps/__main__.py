@@ -2,7 +2,8 @@
 
 `render --out definition.json [--bucket B] [--region R] ...` renders the pipeline definition offline from
 a `local_config()` with the given overrides and writes it to `--out` (or stdout with `--out -`); the SDK's
-loggers are quieted first because the `sagemaker.config` logger writes to stdout on import. The other
+import-time noise is silenced first (`local_runner.quiet`), because the `sagemaker.config` logger writes to
+stdout. The other
 verbs drive the deployed pipeline on AWS (`aws_verbs`): start an execution, show or wait for one, list
 them, approve or reject a registered model version. Exit code 2 for a bad option or value; nothing heavier
 than argparse is imported until a verb runs, so `--help` is fast.
@@ -14,6 +15,7 @@ import argparse
 import os
 import sys
 
+from local_runner.quiet import silence_sdk
 from pipeline_steps.aws_cli import add_verbs
 
 
@@ -36,6 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    silence_sdk(offline=args.command == "render")  # the AWS verbs may need the instance profile's credentials
+    if args.command == "ab":
+        from pipeline_steps.aws_ab import run as run_ab
+
+        return run_ab(args)
     if args.command != "render":
         from pipeline_steps.aws_verbs import run
 
@@ -44,10 +51,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_definition_file(args: argparse.Namespace) -> int:
-    import logging
-
-    for name in ("sagemaker", "sagemaker.config"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     from pipeline_steps.config import local_config
     from pipeline_steps.render import render_definition
 

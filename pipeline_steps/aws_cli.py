@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from pipeline_steps.aws_ab import add_actions
+
 MAX_POLL_SECONDS = 300
 DEFAULT_POLL_SECONDS = 60
 
@@ -73,3 +75,4 @@ def add_verbs(commands: Any) -> None:
     reject.add_argument("--reason", type=bounded_text(1, 1024), required=True, help="why (required)")
     for parser in (start, status, listing, approve, reject):
         _add_common(parser)
+    add_actions(commands.add_parser("ab", help="shift or promote an A/B test (operator role)"))

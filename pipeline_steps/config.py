@@ -75,6 +75,10 @@ class PipelineConfig:
     data_version: str = names.DEFAULT_DATA_VERSION
     # Extra static hyperparameters of every tuning trial, e.g. (("epochs", "2"),) for a tiny local run.
     static_hyperparameters: tuple[tuple[str, str], ...] = ()
+    # Managed spot training for the tuning trials and the refit: each job may wait for Spot capacity and
+    # be interrupted and restarted from its checkpoints, within spot_max_wait_minutes (>= the runtime cap).
+    spot_training: bool = False
+    spot_max_wait_minutes: int | None = None
 
     def __post_init__(self):
         for name in _NAME_FIELDS:
@@ -136,6 +140,21 @@ class PipelineConfig:
             _fail(
                 "max_runtime_minutes", self.max_runtime_minutes, f"must not exceed {MAX_JOB_RUNTIME_MINUTES}"
             )
+        self._check_spot()
+
+    def _check_spot(self) -> None:
+        wait = self.spot_max_wait_minutes
+        if not self.spot_training:
+            return  # the wait is not rendered
+        if wait is None:
+            _fail("spot_max_wait_minutes", wait, "must be set when spot_training is on")
+        if not isinstance(wait, int) or wait < self.max_runtime_minutes:
+            _fail(
+                "spot_max_wait_minutes",
+                wait,
+                f"must be an integer >= max_runtime_minutes ({self.max_runtime_minutes}): SageMaker needs "
+                "MaxWaitTimeInSeconds >= MaxRuntimeInSeconds",
+            )
 
     def _check_choices(self) -> None:
         if self.approval_status not in names.APPROVAL_STATUSES:
@@ -174,10 +193,16 @@ class PipelineConfig:
         return self.max_runtime_minutes * 60
 
     @property
+    def spot_max_wait_seconds(self) -> int | None:
+        """MaxWaitTimeInSeconds of the training jobs: None unless managed spot training is on."""
+        return self.spot_max_wait_minutes * 60 if self.spot_training and self.spot_max_wait_minutes else None
+
+    @property
     def tuning_max_runtime_seconds(self) -> int:
         """The tuning job's cap: one job's runtime per round of the default budget's parallel trials."""
         rounds = -(-self.max_tuning_jobs // self.max_parallel_tuning_jobs)
-        return self.max_runtime_seconds * rounds
+        # A Spot trial may wait for capacity and restart: its bound is the wait, not the runtime.
+        return max(self.max_runtime_seconds, self.spot_max_wait_seconds or 0) * rounds
 
     @property
     def champion_uri(self) -> str:

@@ -14,7 +14,7 @@ with nothing registered. It is expressed with Equals and an empty if-branch rath
 from __future__ import annotations
 
 from sagemaker.workflow.condition_step import ConditionStep
-from sagemaker.workflow.conditions import ConditionEquals, ConditionLessThanOrEqualTo
+from sagemaker.workflow.conditions import Condition, ConditionEquals, ConditionLessThanOrEqualTo
 from sagemaker.workflow.fail_step import FailStep
 from sagemaker.workflow.functions import Join, JsonGet
 from sagemaker.workflow.model_step import ModelStep
@@ -83,11 +83,16 @@ def gate_step(
     """Continue to `passed` only if RMSE and PHM08 per 100 units meet the thresholds and RMSE is within the
     champion's bound; else fail."""
     rmse = report_value(evaluate, names.RMSE_JSON_PATH)
-    conditions = [
-        ConditionLessThanOrEqualTo(left=rmse, right=params.rmse_threshold),
+    # sagemaker's ConditionComparison types leave out JsonGet, which its documentation and code accept
+    conditions: list[Condition] = [
+        ConditionLessThanOrEqualTo(left=rmse, right=params.rmse_threshold),  # type: ignore[arg-type]
         ConditionLessThanOrEqualTo(
-            left=report_value(evaluate, names.SCORE_JSON_PATH), right=params.score_threshold
+            left=report_value(evaluate, names.SCORE_JSON_PATH),  # type: ignore[arg-type]
+            right=params.score_threshold,
         ),
-        ConditionLessThanOrEqualTo(left=rmse, right=report_value(evaluate, names.ALLOWED_RMSE_JSON_PATH)),
+        ConditionLessThanOrEqualTo(
+            left=rmse,  # type: ignore[arg-type]
+            right=report_value(evaluate, names.ALLOWED_RMSE_JSON_PATH),  # type: ignore[arg-type]
+        ),
     ]
     return ConditionStep(name=names.GATE_STEP, conditions=conditions, if_steps=[passed], else_steps=[fail])

@@ -5,10 +5,15 @@ cache config, one `NetworkConfig` (isolation, VPC, inter-container encryption) f
 the per-execution output prefixes, scratch `s3://<bucket>/<pipeline>/<execution id>/<step>/...` (expires)
 and registry `s3://<bucket>/registry/<pipeline>/<execution id>/<step>/...` (kept: what a model package
 refers to), the models prefix, the library input and the `ScriptProcessor` that runs `python3 <script>` on
-the project image with the config's stopping condition.
+the project image with the config's stopping condition. With managed spot training, the training jobs'
+checkpoints go to `s3://<bucket>/<pipeline>/checkpoints/<step>/` (under the expiring intermediates prefix):
+a fixed URI, because SageMaker's cache key of a training step includes `CheckpointConfig` (an execution id
+in it would defeat caching) and because a retried or re-run job must find the checkpoints it left.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from sagemaker.network import NetworkConfig
 from sagemaker.processing import ProcessingInput, ScriptProcessor
@@ -34,6 +39,10 @@ JOB_NAME_BASE = "turbofan-rul"
 # lifecycle rule touches it (equal to settings.ResourceNames.registry_prefix without the slash; a test
 # keeps them equal).
 REGISTRY_PREFIX = "registry"
+# Under the intermediates prefix `<pipeline>/` (equal to stacks.iam_job_roles.CHECKPOINTS_KEY; a test keeps
+# them equal); the job's folder of it, SageMaker's default LocalPath.
+CHECKPOINTS_PREFIX = "checkpoints"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 
 
 def step_retry_policy() -> StepRetryPolicy:
@@ -67,7 +76,25 @@ def cache_config(config: PipelineConfig) -> CacheConfig:
     return CacheConfig(enable_caching=True, expire_after=config.cache_expiry)
 
 
-def network_config(config: PipelineConfig) -> NetworkConfig:
+class JobNetwork(Protocol):
+    """What `network_config` reads: the training, monitoring and batch configurations all have it."""
+
+    @property
+    def subnet_ids(self) -> tuple[str, ...]: ...
+    @property
+    def security_group_ids(self) -> tuple[str, ...]: ...
+    @property
+    def enable_network_isolation(self) -> bool: ...
+
+
+class CodeLocation(Protocol):
+    """What `library_input` reads: where the code bundle of a pipeline's configuration lies."""
+
+    @property
+    def code_uri(self) -> str: ...
+
+
+def network_config(config: JobNetwork) -> NetworkConfig:
     """The same isolation, VPC and inter-container encryption for every processing job."""
     return NetworkConfig(
         enable_network_isolation=config.enable_network_isolation,
@@ -113,7 +140,27 @@ def models_prefix(config: PipelineConfig) -> str:
     return f"models/{config.pipeline_name}"
 
 
-def library_input(config: PipelineConfig) -> ProcessingInput:
+def checkpoint_uri(config: PipelineConfig, step: str) -> str:
+    """`s3://<bucket>/<pipeline>/checkpoints/<step>/`: where a training job's checkpoints are kept.
+
+    The trailing slash matters: SageMaker syncs every key starting with the URI, so without it the
+    checkpoints of `<step>` would bring those of any step whose name starts with it."""
+    return f"s3://{config.artifact_bucket}/{config.pipeline_name}/{CHECKPOINTS_PREFIX}/{step}/"
+
+
+def spot_arguments(config: PipelineConfig, step: str) -> dict:
+    """The estimator's managed-spot arguments for the training jobs of `step` (none when spot is off)."""
+    if not config.spot_training:
+        return {}
+    return {
+        "use_spot_instances": True,
+        "max_wait": config.spot_max_wait_seconds,
+        "checkpoint_s3_uri": checkpoint_uri(config, step),
+        "checkpoint_local_path": CHECKPOINT_LOCAL_PATH,
+    }
+
+
+def library_input(config: CodeLocation) -> ProcessingInput:
     """The unpacked `containers/` files, importable through PYTHONPATH in every processing job."""
     return ProcessingInput(
         source=library_uri(config.code_uri), destination=names.LIBRARY_PATH, input_name=names.LIBRARY_INPUT

@@ -5,17 +5,32 @@
 `parameters=` in the declared order. The quality gate's values (`names.GATE_PARAMETER_NAMES`) are
 parameters only when `config.gate_overridable`; otherwise the same fields hold plain values that render as
 literals, fixed at deploy time, and are not declared. A test checks that every declared parameter is
-referenced by a step.
+referenced by a step. `BOUNDS` holds the allowed range of the numeric ones and `declared_requests` the
+declarations as the definition renders them: the local runner checks a run's values against both before
+any work (`local_runner.params_check`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any, cast
 
 from sagemaker.workflow.parameters import Parameter, ParameterFloat, ParameterInteger, ParameterString
 
 from pipeline_steps import names
 from pipeline_steps.config import PipelineConfig
+
+# Inclusive (minimum, maximum) of the values a run may give; None is open. The tuning and instance bounds are
+# the SageMaker API's (ResourceLimits.MaxNumberOfTrainingJobs and MaxParallelTrainingJobs >= 1,
+# ProcessingClusterConfig.InstanceCount 1..100); the gate's thresholds are an error measure and a tolerance.
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    names.MAX_TUNING_JOBS: (1, None),
+    names.MAX_PARALLEL_TUNING_JOBS: (1, None),
+    names.PROCESSING_INSTANCE_COUNT: (1, 100),
+    names.RMSE_THRESHOLD: (0, None),
+    names.SCORE_THRESHOLD: (0, None),
+    names.CHAMPION_TOLERANCE: (0, None),
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +63,7 @@ def as_argument(value: Parameter | float | str) -> object:
     return value.to_string() if isinstance(value, Parameter) else str(value)
 
 
-def _gate(config: PipelineConfig) -> dict[str, object]:
+def _gate(config: PipelineConfig) -> dict[str, Any]:
     if not config.gate_overridable:
         return {
             "rmse_threshold": config.rmse_threshold,
@@ -94,3 +109,9 @@ def declare_parameters(config: PipelineConfig) -> PipelineParameters:
         ),
         **_gate(config),
     )
+
+
+def declared_requests(config: PipelineConfig) -> list[dict]:
+    """The parameters as the rendered definition declares them (Name, Type, DefaultValue, EnumValues)."""
+    # a Parameter's request is one dict (sagemaker types every entity's as a dict or a list of them)
+    return [cast(dict, parameter.to_request()) for parameter in declare_parameters(config).as_list()]

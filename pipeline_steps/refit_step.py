@@ -45,7 +45,7 @@ def refit_step(
     tuning: TuningStep,
 ) -> TrainingStep:
     """Train the best trial's hyperparameters on the train, validation and holdout units."""
-    estimator = training_estimator(session, config, params)
+    estimator = training_estimator(session, config, params, step=names.REFIT_STEP)
     estimator.base_job_name = f"{JOB_NAME_BASE}-refit"
     # As the tuner's trials: no Debugger hook or profiler output (a tuning job's trials have none).
     estimator.debugger_hook_config, estimator.disable_profiler = False, True

@@ -15,6 +15,7 @@ from __future__ import annotations
 from sagemaker.inputs import TrainingInput
 from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
+from sagemaker.workflow.entities import PipelineVariable
 from sagemaker.workflow.functions import Join
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.steps import ProcessingStep, TuningStep
@@ -28,6 +29,7 @@ from pipeline_steps.job_settings import (
     models_prefix,
     output_uri,
     retry_policies,
+    spot_arguments,
 )
 from pipeline_steps.parameters import PipelineParameters
 
@@ -61,10 +63,11 @@ def hyperparameter_ranges(family: str) -> dict:
 
 
 def training_estimator(
-    session: PipelineSession, config: PipelineConfig, params: PipelineParameters
+    session: PipelineSession, config: PipelineConfig, params: PipelineParameters, step: str = names.TUNE_STEP
 ) -> SKLearn:
-    """Script mode on the project image: train.py from the code bundle (an S3 source_dir, no upload)."""
-    static = {
+    """Script mode on the project image: train.py from the code bundle (an S3 source_dir, no upload);
+    with `config.spot_training`, on managed Spot capacity with `step`'s checkpoint URI."""
+    static: dict[str, str | PipelineVariable] = {
         "model_family": config.model_family,
         "seed": str(config.seed),
         **dict(config.static_hyperparameters),
@@ -88,6 +91,7 @@ def training_estimator(
         hyperparameters=static,
         metric_definitions=names.metric_definitions(),
         sagemaker_session=session,
+        **spot_arguments(config, step),
     )
 
 
@@ -101,7 +105,8 @@ def tune_step(
         objective_type="Minimize",
         strategy="Bayesian",
         hyperparameter_ranges=hyperparameter_ranges(config.model_family),
-        metric_definitions=names.metric_definitions(),
+        # sagemaker's list[dict[str, str | PipelineVariable]] is invariant: it refuses plain str dicts
+        metric_definitions=names.metric_definitions(),  # type: ignore[arg-type]
         max_jobs=params.max_tuning_jobs,
         max_parallel_jobs=params.max_parallel_tuning_jobs,
         max_runtime_in_seconds=config.tuning_max_runtime_seconds,

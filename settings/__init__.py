@@ -22,6 +22,9 @@ from typing import Any
 
 from pydantic import ValidationError, model_validator
 
+from settings.ab_testing import AbTestSettings
+from settings.backup import BackupSettings, ReplicationSettings
+from settings.mirror import ModelMirrorSettings
 from settings.ml import (
     MIN_LINEAR_STEP_PERCENT,
     MIN_SHIFTING_INSTANCES,
@@ -79,6 +82,8 @@ class Settings(FrozenModel):
     batch: BatchSettings = BatchSettings()
     cost: CostSettings = CostSettings()
     tracking: TrackingSettings = TrackingSettings()
+    mirror: ModelMirrorSettings = ModelMirrorSettings()
+    backup: BackupSettings = BackupSettings()
 
     @property
     def names(self) -> ResourceNames:
@@ -111,6 +116,11 @@ class Settings(FrozenModel):
             )
         if self.monitoring.use_model_monitor:
             problems.append("monitoring.use_model_monitor must be false: Model Monitor needs data capture")
+        if self.serving.ab_test.enabled:
+            problems.append(
+                "serving.ab_test.enabled must be false: a serverless endpoint config holds one production "
+                "variant, so there is no second variant to send the challenger's share to"
+            )
         if problems:
             raise ValueError("serving.mode 'serverless' cannot run as configured: " + "; ".join(problems))
         return self
@@ -199,8 +209,10 @@ __all__ = [
     "MIN_SHIFTING_INSTANCES",
     "PLACEHOLDER_ACCOUNT",
     "PLACEHOLDER_REGION",
+    "AbTestSettings",
     "AlertsSettings",
     "AwsTarget",
+    "BackupSettings",
     "BatchSettings",
     "CostSettings",
     "DeploymentStrategy",
@@ -211,11 +223,13 @@ __all__ = [
     "InstanceCount",
     "InstanceType",
     "LogRetentionDays",
+    "ModelMirrorSettings",
     "MonitoringSettings",
     "NetworkSettings",
     "PipelineSettings",
     "ProfileName",
     "ProjectSettings",
+    "ReplicationSettings",
     "ResourceNames",
     "SecuritySettings",
     "ServingSettings",

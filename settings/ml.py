@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from settings.ab_testing import AbTestSettings
 from settings.types import (
     EcrImageUri,
     FrozenModel,
@@ -40,6 +41,10 @@ class PipelineSettings(FrozenModel):
     # pinned, by digest (`...@sha256:<64 hex>`) or by a tag other than `latest` in a repository whose tags
     # are immutable. None: the CDK Docker image asset (content-addressed tag) is used everywhere.
     job_image_uri: EcrImageUri | None = None
+    # Managed spot training for the tuning trials and the refit (docs/spot-training.md): jobs checkpoint and
+    # resume after an interruption; the wait (queueing for capacity plus running) must cover the runtime.
+    spot_training: bool = False
+    spot_max_wait_minutes: int = Field(default=120, ge=5, le=10_080)
 
     @field_validator("job_image_uri")
     @classmethod
@@ -49,6 +54,15 @@ class PipelineSettings(FrozenModel):
                 "the mutable tag 'latest' is not a pinned image: use a digest or an immutable tag"
             )
         return value
+
+    @model_validator(mode="after")
+    def _spot_wait_covers_runtime(self) -> PipelineSettings:
+        if self.spot_training and self.spot_max_wait_minutes < self.max_runtime_minutes:
+            raise ValueError(
+                f"spot_max_wait_minutes ({self.spot_max_wait_minutes}) is less than max_runtime_minutes "
+                f"({self.max_runtime_minutes}): SageMaker needs MaxWaitTimeInSeconds >= MaxRuntimeInSeconds"
+            )
+        return self
 
     @model_validator(mode="after")
     def _parallel_within_budget(self) -> PipelineSettings:
@@ -110,6 +124,7 @@ class ServingSettings(FrozenModel):
     latency_alarm_threshold_ms: float = Field(default=200.0, gt=0, le=60_000)
     # Invocation5XXErrors per minute that count as a breach; two breaching minutes raise the alarm.
     error_alarm_threshold: int = Field(default=1, ge=1, le=10_000)
+    ab_test: AbTestSettings = AbTestSettings()  # champion/challenger variants (settings/ab_testing.py)
 
     @model_validator(mode="after")
     def _fleet_allows_traffic_shifting(self) -> ServingSettings:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from settings.platform import AwsTarget, ProjectSettings
 
+# The function that deploys approved versions and runs A/B operator actions: <prefix>-<this>.
+DEPLOY_FUNCTION = "deploy-on-approval"
+
 
 class ResourceNames:
     """Deterministic physical names shared by the stacks and the pipeline definition."""
@@ -116,6 +119,26 @@ class ResourceNames:
         return self._role("mlflow")
 
     @property
+    def deploy_function(self) -> str:
+        """Name of the deploy-on-approval function (the operator invokes it for A/B actions)."""
+        return f"{self.prefix}-{DEPLOY_FUNCTION}"
+
+    @property
+    def mirror_role(self) -> str:
+        """Role of the function that copies approved models to the S3-compatible mirror (outside the VPC)."""
+        return self._role("mirror-fn")
+
+    @property
+    def backup_role(self) -> str:
+        """Role of the function that backs up the registry and the endpoint configuration."""
+        return self._role("backup-fn")
+
+    @property
+    def replication_role(self) -> str:
+        """Role S3 assumes to replicate the artifacts bucket to another region (when configured)."""
+        return self._role("replication")
+
+    @property
     def mlflow_tracking_server(self) -> str:
         return f"{self.prefix}-mlflow"
 
@@ -174,6 +197,9 @@ class ResourceNames:
             self.deploy_role,
             self.publish_metrics_role,
             self.mlflow_role,
+            self.backup_role,
+            self.mirror_role,
+            self.replication_role,
         )
 
     def roles(self) -> tuple[str, ...]:

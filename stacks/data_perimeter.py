@@ -79,6 +79,7 @@ def service_side_role_names(names: ResourceNames) -> list[str]:
         names.pipeline_role,  # SageMaker Pipelines: the definition object and JsonGet property files
         names.code_deployment_role,  # CDK BucketDeployment Lambda (not attached to the VPC)
         names.mlflow_role,  # the MLflow tracking server runs in a SageMaker-managed VPC
+        names.mirror_role,  # the model mirror function runs outside the VPC to reach the external store
     ]
 
 

@@ -15,7 +15,11 @@ writes the captures (SageMaker's DataCaptureConfig, or the serving container its
 
 The role allows exactly the calls the handler makes, on the project's names: ``ListModelPackages`` is the
 only SageMaker action on ``*`` (it has no resource-level permissions); the Model Monitor actions are
-granted only when the setting is on.
+granted only when the setting is on, and so are the A/B actions with ``serving.ab_test.enabled``
+(UpdateEndpointWeightsAndCapacities on the endpoint; UpdateModelPackage on the group's versions, for the
+audit notes and the rejection of a losing challenger). An operator starts an A/B action by invoking the
+function directly (``python -m pipeline_steps ab-shift`` / ``ab-promote``), so it runs with this role
+and logs its decision like every other.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.deploy_on_approval import config as deploy_env
 from settings import MonitoringSettings, ResourceNames, ServingSettings
+from settings.names import DEPLOY_FUNCTION
 from stacks.iam_conditions import instance_type_guardrail
 from stacks.network_stack import JobNetwork
 from stacks.ops_common import EVENTS, FunctionSpec, LambdaNetwork, OpsFunction, add_rule
@@ -72,7 +78,7 @@ class DeployOnApproval(Construct):
             self,
             "DeployOnApproval",
             spec=FunctionSpec(
-                name="deploy-on-approval",
+                name=DEPLOY_FUNCTION,
                 role_name=names.deploy_role,
                 handler="deploy_on_approval.handler.handler",
                 description="Deploys the newest approved model version: endpoint, monitoring, champion",
@@ -95,41 +101,44 @@ class DeployOnApproval(Construct):
         names, strategy = self.names, serving.deployment
         artifacts = f"s3://{names.artifacts_bucket}/"
         environment = {
-            "MODEL_PACKAGE_GROUP_NAME": names.model_package_group,
-            "ENDPOINT_NAME": names.endpoint,
-            "MODEL_EXECUTION_ROLE_ARN": self.model_role_arn,
-            "SUBNET_IDS": ",".join(job_network.subnet_ids),
-            "SECURITY_GROUP_IDS": ",".join(job_network.security_group_ids),
-            "KMS_KEY_ARN": key.key_arn,
-            "DATA_CAPTURE_S3_URI": artifacts + names.data_capture_prefix,
-            "DATA_CAPTURE_PERCENT": str(serving.data_capture_percent),
-            "DATA_CAPTURE_MODE": serving.capture_mode,
-            "SERVING_MODE": serving.mode,
-            "SERVERLESS_MEMORY_MB": str(serving.serverless_memory_mb),
-            "SERVERLESS_MAX_CONCURRENCY": str(serving.serverless_max_concurrency),
-            "INSTANCE_TYPE": serving.instance_type,
-            "INSTANCE_COUNT": str(serving.instance_count),
-            "DEPLOYMENT_STRATEGY": strategy.type,
-            "TRAFFIC_PERCENT": str(strategy.traffic_percent),
-            "TRAFFIC_WAIT_SECONDS": str(strategy.wait_seconds),
-            "TERMINATION_WAIT_SECONDS": str(strategy.termination_wait_seconds),
-            "ROLLBACK_ALARM_NAMES": ",".join(self.rollback_alarm_names),
-            "ARTIFACTS_BUCKET": names.artifacts_bucket,
-            "CHAMPION_PREFIX": names.champion_prefix,
-            "USE_MODEL_MONITOR": "true" if self.use_model_monitor else "false",
+            deploy_env.ENV_GROUP: names.model_package_group,
+            deploy_env.ENV_ENDPOINT: names.endpoint,
+            deploy_env.ENV_MODEL_ROLE: self.model_role_arn,
+            deploy_env.ENV_SUBNETS: ",".join(job_network.subnet_ids),
+            deploy_env.ENV_SECURITY_GROUPS: ",".join(job_network.security_group_ids),
+            deploy_env.ENV_KMS_KEY: key.key_arn,
+            deploy_env.ENV_CAPTURE_URI: artifacts + names.data_capture_prefix,
+            deploy_env.ENV_CAPTURE_PERCENT: str(serving.data_capture_percent),
+            deploy_env.ENV_CAPTURE_MODE: serving.capture_mode,
+            deploy_env.ENV_SERVING_MODE: serving.mode,
+            deploy_env.ENV_SERVERLESS_MEMORY: str(serving.serverless_memory_mb),
+            deploy_env.ENV_SERVERLESS_CONCURRENCY: str(serving.serverless_max_concurrency),
+            deploy_env.ENV_INSTANCE_TYPE: serving.instance_type,
+            deploy_env.ENV_INSTANCE_COUNT: str(serving.instance_count),
+            deploy_env.ENV_STRATEGY: strategy.type,
+            deploy_env.ENV_TRAFFIC_PERCENT: str(strategy.traffic_percent),
+            deploy_env.ENV_TRAFFIC_WAIT: str(strategy.wait_seconds),
+            deploy_env.ENV_TERMINATION_WAIT: str(strategy.termination_wait_seconds),
+            deploy_env.ENV_ALARMS: ",".join(self.rollback_alarm_names),
+            deploy_env.ENV_ARTIFACTS_BUCKET: names.artifacts_bucket,
+            deploy_env.ENV_CHAMPION_PREFIX: names.champion_prefix,
+            deploy_env.ENV_USE_MODEL_MONITOR: "true" if self.use_model_monitor else "false",
+            deploy_env.ENV_AB_ENABLED: "true" if serving.ab_test.enabled else "false",
+            deploy_env.ENV_AB_CHALLENGER_PERCENT: str(serving.ab_test.challenger_weight_percent),
+            deploy_env.ENV_AB_CHALLENGER_INSTANCES: str(serving.ab_test.challenger_instance_count),
         }
         if not self.use_model_monitor:
             return environment
         return {
             **environment,
-            "MONITORING_SCHEDULE_NAME": names.monitoring_schedule,
-            "MONITORING_SCHEDULE_CRON": monitoring.schedule_cron,
-            "DRIFT_IMAGE_URI": self.drift_image_uri,
-            "MONITORING_ROLE_ARN": self.model_role_arn,
-            "MONITORING_OUTPUT_S3_URI": artifacts + names.monitoring_prefix,
-            "MONITORING_INSTANCE_TYPE": monitoring.instance_type,
-            "MONITORING_VOLUME_GB": str(monitoring.volume_gb),
-            "MONITORING_MAX_RUNTIME_SECONDS": str(monitoring.max_runtime_minutes * 60),
+            deploy_env.ENV_SCHEDULE: names.monitoring_schedule,
+            deploy_env.ENV_SCHEDULE_CRON: monitoring.schedule_cron,
+            deploy_env.ENV_MONITOR_IMAGE: self.drift_image_uri,
+            deploy_env.ENV_MONITOR_ROLE: self.model_role_arn,
+            deploy_env.ENV_MONITOR_OUTPUT: artifacts + names.monitoring_prefix,
+            deploy_env.ENV_MONITOR_INSTANCE_TYPE: monitoring.instance_type,
+            deploy_env.ENV_MONITOR_VOLUME_GB: str(monitoring.volume_gb),
+            deploy_env.ENV_MONITOR_MAX_RUNTIME: str(monitoring.max_runtime_minutes * 60),
         }
 
     def _sagemaker_arn(self, resource: str, name: str) -> str:
@@ -242,6 +251,8 @@ class DeployOnApproval(Construct):
             wildcard_reason="Create/UpdateEndpoint are also authorized on the config they point to; "
             + config_reason,
         )
+        if serving.ab_test.enabled:
+            self._allow_ab_test(role)
         if not self.use_model_monitor:
             return
         role.allow(  # the drift job's definition is inline: no job-definition resource to create
@@ -254,6 +265,21 @@ class DeployOnApproval(Construct):
                 "sagemaker:AddTags",
             ],
             [self._sagemaker_arn("monitoring-schedule", schedule)],
+        )
+
+    def _allow_ab_test(self, role: LeastPrivilegeRole) -> None:
+        group = self.names.model_package_group
+        role.allow(
+            "ShiftVariantWeights",
+            ["sagemaker:UpdateEndpointWeightsAndCapacities"],
+            [self._sagemaker_arn("endpoint", self.names.endpoint)],
+        )
+        role.allow(
+            "NoteAndRetireVersions",
+            ["sagemaker:UpdateModelPackage"],
+            [self._sagemaker_arn("model-package", f"{group}/*")],
+            wildcard_reason="A/B notes go on the champion's and the challenger's versions, numbered by the "
+            "registry inside the project's group",
         )
 
     def _create_rule(self, dead_letter_queue: sqs.IQueue) -> events.CfnRule:

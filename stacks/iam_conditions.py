@@ -123,7 +123,7 @@ def service_principal(service: str, account: str) -> iam.IPrincipal:
 def human_principal(arns: Sequence[str], account: str, *, require_mfa: bool) -> iam.IPrincipal:
     """The people allowed to assume a persona: the named principals, or the account (then IAM delegates)."""
     principals = [iam.ArnPrincipal(arn) for arn in arns] or [iam.AccountPrincipal(account)]
-    principal: iam.IPrincipal = iam.CompositePrincipal(*principals)
+    principal: iam.PrincipalBase = iam.CompositePrincipal(*principals)
     if require_mfa:
         principal = principal.with_conditions({"Bool": {"aws:MultiFactorAuthPresent": "true"}})
     return principal

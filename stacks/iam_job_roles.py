@@ -2,8 +2,8 @@
 
 * ``job_role``: the processing, training and tuning jobs of both pipelines. Reads raw data, code and the
   champion; writes the pipeline's outputs (the expiring ``<pipeline>/`` intermediates, ``models/`` and
-  the kept ``registry/``); the monitoring jobs read captures and write ``monitoring/``. Only the pipeline
-  role may pass it.
+  the kept ``registry/``); the monitoring jobs read captures and write ``monitoring/``. It may delete
+  only managed spot training checkpoints (``<pipeline>/checkpoints/``). Only the pipeline role may pass it.
 * ``experiment_job_role``: the jobs data scientists start from Studio. Reads data and code, writes only
   ``studio/``, so an experiment can never replace a model, an evaluation report or a baseline.
 * ``model_role``: the endpoint's model, passed by the deploy function. Reads ``models/`` and
@@ -38,6 +38,9 @@ from stacks.network_stack import JobNetwork
 from stacks.roles import LeastPrivilegeRole
 
 JOB_LOG_GROUPS = ("ProcessingJobs", "TrainingJobs")
+# Managed spot training checkpoints, under the intermediates prefix (pipeline_steps.job_settings'
+# CHECKPOINTS_PREFIX; a test keeps them equal).
+CHECKPOINTS_KEY = "checkpoints/"
 ENDPOINT_LOG_GROUPS = ("Endpoints/", "ProcessingJobs")
 
 
@@ -76,6 +79,13 @@ def create_job_role(ctx: WorkloadContext) -> LeastPrivilegeRole:
         [*S3_READ, *S3_WRITE],
         [arns.artifacts(p) for p in (names.intermediates_prefix, names.models_prefix, names.registry_prefix)],
         wildcard_reason="job outputs are keyed by pipeline execution id, unknown before the run",
+    )
+    role.allow(
+        "DeleteOwnTrainingCheckpoints",
+        ["s3:DeleteObject"],
+        [arns.artifacts(names.intermediates_prefix + CHECKPOINTS_KEY)],
+        wildcard_reason="SageMaker mirrors a training job's deletions in its checkpoint folder to the "
+        "checkpoint S3 prefix (a superseded epoch, a finished job's checkpoints); keys are per step and fit",
     )
     role.allow(
         "ReadChampionCapturesAndLabels",

@@ -231,6 +231,18 @@ def create_operator_role(arns: ProjectArns, key: kms.IKey, security: SecuritySet
         ],
         wildcard_reason="the deploy function names a config and model per version with the project prefix",
     )
+    role.allow(
+        "ShiftOrPromoteAbTest",
+        ["lambda:InvokeFunction"],
+        [
+            arns.stack.format_arn(
+                service="lambda",
+                resource="function",
+                resource_name=names.deploy_function,
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            )
+        ],
+    )
     _allow_observe(role, arns, key)
     return role
 

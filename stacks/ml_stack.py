@@ -15,6 +15,7 @@ import hashlib
 import json
 import tarfile
 from pathlib import Path
+from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -70,6 +71,8 @@ def pipeline_config(
         max_tuning_jobs=pipeline.tuning_max_jobs,
         max_parallel_tuning_jobs=pipeline.tuning_max_parallel_jobs,
         max_runtime_minutes=pipeline.max_runtime_minutes,
+        spot_training=pipeline.spot_training,
+        spot_max_wait_minutes=pipeline.spot_max_wait_minutes,
         model_family=pipeline.model_family,
         rmse_threshold=pipeline.max_rmse,
         score_threshold=pipeline.max_score,
@@ -249,12 +252,11 @@ class MlStack(cdk.Stack):
 
     def _acknowledge_deployment_handler(self) -> None:
         """The BucketDeployment handler is CDK's own singleton function; say why each finding is accepted."""
-        handler = next(
-            child for child in self.node.children if child.node.id.startswith("Custom::CDKBucketDeployment")
-        )
+        matches = (c for c in self.node.children if c.node.id.startswith("Custom::CDKBucketDeployment"))
+        handler = cast(Construct, next(matches))
         # CDK gives the handler both a GetAtt of its role and an explicit DependsOn on it; cfn-lint W3005
         # flags the redundant DependsOn. Harmless, and not ours to change.
-        function = handler.node.default_child
+        function = cast(cdk.CfnResource, handler.node.default_child)
         function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
         for check, reason in (
             ("CKV_AWS_115", "runs only during deployments; a concurrency limit protects nothing"),

@@ -29,19 +29,19 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.publish_model_metrics.mlflow_log import ENV_EXPERIMENT, ENV_TRACKING_SERVER_ARN
+from lambdas.publish_model_metrics import config as publish_env
+from lambdas.publish_model_metrics.handler import HANDLED_STATUSES
 from pipeline_steps.names import EVALUATE_STEP, REGISTER_STEP
 from settings import MonitoringSettings, ResourceNames
 from stacks.ops_common import EVENTS, FunctionSpec, LambdaNetwork, OpsFunction, add_rule
 from stacks.tracking_stack import MLFLOW_LOG_ACTIONS
 
-# lambdas/publish_model_metrics/handler.py HANDLED_STATUSES
-PUBLISHED_STATUSES = ("Succeeded", "Failed")
+PUBLISHED_STATUSES = HANDLED_STATUSES  # the rule sends exactly the statuses the handler publishes
 
 
 def mlflow_environment(names: ResourceNames, server_arn: str) -> dict[str, str]:
     """Where the function logs each finished training execution: the server and the pipeline's experiment."""
-    return {ENV_TRACKING_SERVER_ARN: server_arn, ENV_EXPERIMENT: names.pipeline}
+    return {publish_env.ENV_TRACKING_SERVER_ARN: server_arn, publish_env.ENV_EXPERIMENT: names.pipeline}
 
 
 class ModelMetricsPublisher(Construct):
@@ -76,14 +76,14 @@ class ModelMetricsPublisher(Construct):
                 handler="publish_model_metrics.handler.handler",
                 description="Publishes the evaluation of each finished pipeline execution to CloudWatch",
                 environment={
-                    "PIPELINE_NAME": names.pipeline,
-                    "METRICS_NAMESPACE": namespace,
-                    "EVALUATE_STEP_NAME": EVALUATE_STEP,
-                    "REGISTER_STEP_NAME": REGISTER_STEP,
-                    "MONITORING_PIPELINE_NAME": names.monitoring_pipeline,
-                    "MONITORING_REPORTS_BUCKET": names.artifacts_bucket,
-                    "MONITORING_REPORTS_PREFIX": names.monitoring_prefix,
-                    "MONITORING_NAMESPACES": ",".join(self.monitoring_namespaces),
+                    publish_env.ENV_PIPELINE: names.pipeline,
+                    publish_env.ENV_NAMESPACE: namespace,
+                    publish_env.ENV_EVALUATE_STEP: EVALUATE_STEP,
+                    publish_env.ENV_REGISTER_STEP: REGISTER_STEP,
+                    publish_env.ENV_MONITORING_PIPELINE: names.monitoring_pipeline,
+                    publish_env.ENV_MONITORING_BUCKET: names.artifacts_bucket,
+                    publish_env.ENV_MONITORING_PREFIX: names.monitoring_prefix,
+                    publish_env.ENV_MONITORING_NAMESPACES: ",".join(self.monitoring_namespaces),
                     **(mlflow_environment(names, mlflow_server_arn) if mlflow_server_arn else {}),
                 },
                 timeout=cdk.Duration.seconds(60),

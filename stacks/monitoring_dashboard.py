@@ -14,6 +14,9 @@ pipeline's executions by status (``AWS/Sagemaker/ModelBuildingPipeline``) and th
 (``TurbofanRul/ModelQuality``): the serving model's realised error (dimension ``Endpoint``) and the test-set
 evaluation of each finished pipeline execution, which the ``publish_model_metrics`` function publishes
 (dimension ``PipelineName``), next to the state of every alarm.
+
+With ``serving.ab_test.enabled`` the endpoint alarms watch ``AllTraffic``, ``Champion`` and ``Challenger``
+(errors summed, the worst p99; no traffic counts as 0) and the dashboard adds a per-variant row.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from settings import MonitoringSettings, ResourceNames, ServingSettings
+from settings.ab_testing import CHALLENGER_VARIANT, CHAMPION_VARIANT
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 PIPELINE_NAMESPACE = "AWS/Sagemaker/ModelBuildingPipeline"  # SageMaker's own spelling
@@ -43,6 +47,7 @@ QUALITY_METRICS = ("RMSE", "PHM08Score")
 EVALUATION_DIMENSION = "PipelineName"
 EVALUATION_METRICS = ("RMSE", "MAE", "RMSECappedTruth", "PHM08Score", "Registered")
 VARIANT_NAME = "AllTraffic"  # lambdas/deploy_on_approval/endpoint.py
+AB_VARIANTS = (CHAMPION_VARIANT, CHALLENGER_VARIANT)
 PIPELINE_EXECUTION_METRICS = ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed", "ExecutionStopped")
 MICROSECONDS_PER_MILLISECOND = 1000
 ONE_MINUTE = cdk.Duration.minutes(1)
@@ -75,24 +80,25 @@ class ServingAlarms(Construct):
         self.latency_threshold_ms = serving.latency_alarm_threshold_ms
         self.action = cloudwatch_actions.SnsAction(topic)
         self.drift_namespace = drift_namespace(monitoring)
+        self.ab_enabled = serving.ab_test.enabled
         self.errors_5xx = self._alarm(
             "Endpoint5xxErrors",
             name=ROLLBACK_5XX,
-            metric=self.endpoint_metric("Invocation5XXErrors", "Sum"),
+            metric=self.serving_metric("Invocation5XXErrors", "Sum"),
             threshold=serving.error_alarm_threshold,
             description="5xx errors from the endpoint in two consecutive minutes (rolls back updates)",
         )
         self.model_errors = self._alarm(
             "EndpointModelErrors",
             name="endpoint-model-errors",
-            metric=self.endpoint_metric("InvocationModelErrors", "Sum"),
+            metric=self.serving_metric("InvocationModelErrors", "Sum"),
             threshold=serving.error_alarm_threshold,
             description="The model container failed requests in two consecutive minutes",
         )
         self.latency = self._alarm(
             "EndpointLatencyP99",
             name=ROLLBACK_LATENCY,
-            metric=self.endpoint_metric("ModelLatency", "p99"),
+            metric=self.serving_metric("ModelLatency", "p99"),
             # ModelLatency is reported in microseconds; the setting is in milliseconds.
             threshold=serving.latency_alarm_threshold_ms * MICROSECONDS_PER_MILLISECOND,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -134,7 +140,7 @@ class ServingAlarms(Construct):
         watched = cloudwatch.MathExpression(
             expression="IF(FILL(invocations, 0) > 0, FILL(datapoints, 0), 1)",
             using_metrics={
-                "invocations": self.endpoint_metric("Invocations", "Sum").with_(period=period),
+                "invocations": self.serving_metric("Invocations", "Sum").with_(period=period),
                 "datapoints": self.drift_metric("MaxPSI").with_(statistic="SampleCount", period=period),
             },
             label="drift datapoints while serving",
@@ -160,12 +166,31 @@ class ServingAlarms(Construct):
     def alarm_name(self, name: str) -> str:
         return f"{self.names.prefix}-{name}"
 
-    def endpoint_metric(self, metric_name: str, statistic: str) -> cloudwatch.Metric:
+    def endpoint_metric(
+        self, metric_name: str, statistic: str, variant: str = VARIANT_NAME
+    ) -> cloudwatch.Metric:
         return cloudwatch.Metric(
             namespace=SAGEMAKER_NAMESPACE,
             metric_name=metric_name,
-            dimensions_map={"EndpointName": self.names.endpoint, "VariantName": VARIANT_NAME},
+            dimensions_map={"EndpointName": self.names.endpoint, "VariantName": variant},
             statistic=statistic,
+            period=ONE_MINUTE,
+        )
+
+    def serving_metric(
+        self, metric_name: str, statistic: str
+    ) -> cloudwatch.Metric | cloudwatch.MathExpression:
+        """The `AllTraffic` metric, or with A/B testing on, every variant's: summed, or the worst p99."""
+        if not self.ab_enabled:
+            return self.endpoint_metric(metric_name, statistic)
+        variants = {"all": VARIANT_NAME, "champion": CHAMPION_VARIANT, "challenger": CHALLENGER_VARIANT}
+        filled = [f"FILL({key}, 0)" for key in variants]
+        return cloudwatch.MathExpression(
+            expression=f"MAX([{', '.join(filled)}])" if statistic == "p99" else " + ".join(filled),
+            using_metrics={
+                key: self.endpoint_metric(metric_name, statistic, v) for key, v in variants.items()
+            },
+            label=f"{metric_name} {statistic} of every variant",
             period=ONE_MINUTE,
         )
 
@@ -184,7 +209,7 @@ class ServingAlarms(Construct):
         construct_id: str,
         *,
         name: str,
-        metric: cloudwatch.Metric,
+        metric: cloudwatch.IMetric,
         threshold: float,
         description: str,
         comparison: cloudwatch.ComparisonOperator = AT_OR_ABOVE,
@@ -254,6 +279,8 @@ class OpsDashboard(Construct):
             )
         )
         self.dashboard.add_widgets(*self._endpoint_widgets())
+        if alarms.ab_enabled:
+            self.dashboard.add_widgets(*self._variant_widgets())
         self.dashboard.add_widgets(self._drift_widget(), self._pipeline_widget(), self._quality_widget())
         self.dashboard.add_widgets(self._evaluation_widget())
 
@@ -289,6 +316,33 @@ class OpsDashboard(Construct):
                 width=8,
             ),
         ]
+
+    def _variant_widgets(self) -> list[cloudwatch.IWidget]:
+        """One graph per metric with a line per A/B variant (SageMaker's VariantName dimension)."""
+        metric = self.alarms.endpoint_metric
+        charts: tuple[tuple[str, str, str], ...] = (
+            ("invocations", "Invocations", "Sum"),
+            ("5xx errors", "Invocation5XXErrors", "Sum"),
+        )
+        charts += (("model latency p99 (us)", "ModelLatency", "p99"),)
+        widgets: list[cloudwatch.IWidget] = [
+            cloudwatch.GraphWidget(
+                title=f"A/B {title}", left=[metric(n, st, v) for v in AB_VARIANTS], width=6
+            )
+            for title, n, st in charts
+        ]
+        rmse = [
+            cloudwatch.Metric(
+                namespace=QUALITY_NAMESPACE,
+                metric_name="RMSE",
+                dimensions_map={"Endpoint": self.names.endpoint, "Variant": variant},
+                statistic="Average",
+                period=cdk.Duration.days(1),
+            )
+            for variant in AB_VARIANTS
+        ]
+        widgets.append(cloudwatch.GraphWidget(title="A/B realised RMSE (late labels)", left=rmse, width=6))
+        return widgets
 
     def _drift_widget(self) -> cloudwatch.IWidget:
         return cloudwatch.GraphWidget(

@@ -19,6 +19,7 @@ Studio apps reach their EFS home (NFS 2049) and each other (8192-65535), as Sage
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -128,8 +129,8 @@ class NetworkStack(cdk.Stack):
         """The default-SG custom resource's handler already references its role (cfn-lint W3005)."""
         provider = self.node.try_find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider")
         if provider is not None:
-            handler: cdk.CfnResource = provider.node.find_child("Handler")
-            handler.remove_resource_dependency(provider.node.find_child("Role"))
+            handler = cast(cdk.CfnResource, provider.node.find_child("Handler"))
+            handler.remove_resource_dependency(cast(cdk.CfnResource, provider.node.find_child("Role")))
             reason = (
                 "CDK-managed one-shot custom resource that revokes the default security group's rules at "
                 "deploy time; it calls only the EC2 API and is not part of the data path."
@@ -138,6 +139,7 @@ class NetworkStack(cdk.Stack):
                 skip_checkov(handler, check_id, reason)
 
     def _import_vpc(self) -> tuple[ec2.IVpc, list[ec2.ISubnet]]:
+        assert self.network.vpc_id is not None  # the settings require it in mode "import"
         subnets = [
             ec2.Subnet.from_subnet_attributes(
                 self, f"Subnet{index}", subnet_id=subnet_id, availability_zone=az
@@ -164,7 +166,7 @@ class NetworkStack(cdk.Stack):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         # The settings allow only the retention periods CloudWatch Logs accepts, as a number of days.
-        cfn_log_group: logs.CfnLogGroup = log_group.node.default_child
+        cfn_log_group = cast(logs.CfnLogGroup, log_group.node.default_child)
         cfn_log_group.retention_in_days = self.network.flow_log_retention_days
         role = LeastPrivilegeRole(
             self,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -106,7 +107,7 @@ def add_rule(
     *,
     rule_name: str,
     description: str,
-    target: Mapping[str, object],
+    target: Mapping[str, Any],
     dead_letter_queue: sqs.IQueue,
     event_pattern: Mapping[str, object] | None = None,
     schedule_expression: str | None = None,
@@ -164,7 +165,7 @@ class OpsFunction(Construct):
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         # The settings allow only the retention periods CloudWatch Logs accepts, as a number of days.
-        self.log_group.node.default_child.retention_in_days = log_retention_days
+        cast(logs.CfnLogGroup, self.log_group.node.default_child).retention_in_days = log_retention_days
         self.failures = encrypted_queue(
             self, "FailedInvocations", queue_name=f"{names.prefix}-{spec.name}-dlq", key=key
         )
@@ -201,7 +202,7 @@ class OpsFunction(Construct):
         if spec.reserved_concurrency is None:
             self._acknowledge_no_reservation()
         skip_checkov(
-            self.function.node.default_child,
+            cast(cdk.CfnResource, self.function.node.default_child),
             "CKV_AWS_173",
             "The environment holds resource names and settings, no secrets; Lambda encrypts it at rest with "
             "its AWS managed key (a customer key would need kms:Encrypt for the deploying principal).",
@@ -214,7 +215,7 @@ class OpsFunction(Construct):
             "EventBridge invokes it at most a few times an hour"
         )
         acknowledge(self.function, f"{NIST_R5}-LambdaConcurrency", reason)
-        skip_checkov(self.function.node.default_child, "CKV_AWS_115", reason)
+        skip_checkov(cast(cdk.CfnResource, self.function.node.default_child), "CKV_AWS_115", reason)
 
     def _allow_basics(self, stack: cdk.Stack, key: kms.IKey, network: LambdaNetwork) -> None:
         role = self.role

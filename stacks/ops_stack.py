@@ -31,8 +31,10 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from settings import Settings
+from stacks.backup import add_registry_backup
 from stacks.deployment import DeployOnApproval
 from stacks.model_metrics import ModelMetricsPublisher
+from stacks.model_mirror import add_model_mirror
 from stacks.monitoring_dashboard import QUALITY_NAMESPACE, OpsDashboard, ServingAlarms, queue_alarm
 from stacks.monitoring_schedule import MonitoringSchedule
 from stacks.network_stack import HTTPS, NetworkStack
@@ -129,6 +131,8 @@ class OpsStack(cdk.Stack):
             monitoring=settings.monitoring,
             trigger_role=platform.trigger_role,
         )
+        self.backup = add_registry_backup(self, platform, self.network, self.events_dlq)
+        self.model_mirror = add_model_mirror(self, platform, self.events_dlq)  # None unless mirror.enabled
         self.pipeline_failed_rule = self._create_pipeline_failed_rule()
         self.queue_alarms = self._create_queue_alarms()
         self.dashboard = OpsDashboard(

@@ -96,6 +96,7 @@ def build_platform(scope: Construct, settings: Settings) -> Platform:
         security=settings.security,
         key=key.key,
         perimeter_endpoint_ids=perimeter_endpoint_ids(settings, network),
+        replication=settings.backup.replication,
         **stack_props(settings, "Storage"),
     )
     iam_stack = IamStack(

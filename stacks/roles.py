@@ -107,7 +107,9 @@ class LeastPrivilegeRole(LeastPrivilegePolicy):
             self, "Role", role_name=role_name, assumed_by=assumed_by, description=description
         )
         if extra_trust_actions:  # e.g. sts:SetSourceIdentity, granted to the same principal and conditions
-            self.role.assume_role_policy.add_statements(
+            trust = self.role.assume_role_policy
+            assert trust is not None  # iam.Role always creates its trust policy from `assumed_by`
+            trust.add_statements(
                 iam.PolicyStatement(actions=list(extra_trust_actions), principals=[assumed_by])
             )
         self.role.add_managed_policy(self.policy)

@@ -8,23 +8,35 @@ after it (and the key has a stack of its own, before both).
 
 The access-log bucket uses S3-managed keys (SSE-S3) because S3 server access logging cannot deliver
 to a bucket whose default encryption is SSE-KMS. All buckets keep their objects on stack deletion.
+
+With ``backup.replication`` set, S3 replicates every new object version of the artifacts bucket, SSE-KMS
+encrypted ones included (``SourceSelectionCriteria.SseKmsEncryptedObjects``), to a versioned bucket in
+another region, re-encrypted there with that region's key; deletions (delete markers) are not replicated,
+so the copy survives a deletion here. ``ArtifactsReplicationRole`` (assumed by S3) may read object versions
+for replication here, replicate into the destination, decrypt with the project key and encrypt with the
+destination key, both only through S3 in their region and for their bucket (``kms:EncryptionContext``: the
+bucket ARN, which S3 Bucket Keys use, or an object ARN). S3 replicates outside the VPC, so the role is
+exempt from the data perimeter of the artifacts bucket.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from settings import ResourceNames, SecuritySettings, StorageSettings
-from stacks.data_perimeter import bucket_perimeter_statement, perimeter_exempt_arns
+from settings import ReplicationSettings, ResourceNames, SecuritySettings, StorageSettings
+from stacks.data_perimeter import bucket_perimeter_statement, iam_role_arn, perimeter_exempt_arns
 
 # Imported from here by other stacks before the key had its own stack; the names live in key_stack.
 from stacks.key_stack import KEY_GRANT_ACTIONS, KEY_USE_ACTIONS, TOPIC_PUBLISHER_SERVICES
 from stacks.nag import acknowledge, skip_checkov
+from stacks.roles import LeastPrivilegeRole
 
 __all__ = ["KEY_GRANT_ACTIONS", "KEY_USE_ACTIONS", "TOPIC_PUBLISHER_SERVICES", "StorageStack"]
 
@@ -38,7 +50,7 @@ class StorageStack(cdk.Stack):
     """Buckets (``data_bucket``, ``artifacts_bucket``, ``access_logs_bucket``) and the key they use (``key``).
 
     ``perimeter_endpoint_ids`` are the VPC endpoints inside the data perimeter; None when the perimeter is
-    off (``security.data_perimeter``).
+    off (``security.data_perimeter``). ``replication`` (``backup.replication``) adds ``replication_role``.
     """
 
     def __init__(
@@ -51,6 +63,7 @@ class StorageStack(cdk.Stack):
         security: SecuritySettings,
         key: kms.IKey,
         perimeter_endpoint_ids: Sequence[str] | None,
+        replication: ReplicationSettings | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -59,6 +72,8 @@ class StorageStack(cdk.Stack):
         self.security = security
         self.key = key
         self.perimeter_endpoint_ids = perimeter_endpoint_ids
+        self.replication = replication
+        self.replication_role: LeastPrivilegeRole | None = None
 
         self.access_logs_bucket = self._create_access_logs_bucket()
         self.data_bucket = self._create_data_bucket()
@@ -102,13 +117,21 @@ class StorageStack(cdk.Stack):
         )
         acknowledge(bucket, "NIST.800.53.R5-S3BucketReplicationEnabled", REPLICATION_REASON)
         skip_checkov(
-            bucket.node.default_child,
+            cast(cdk.CfnResource, bucket.node.default_child),
             "CKV_AWS_18",
             "Terminal server-access-log bucket; logging it into itself would loop.",
         )
         return bucket
 
-    def _kms_bucket(self, construct_id: str, *, bucket_name: str, log_prefix: str, **kwargs) -> s3.Bucket:
+    def _kms_bucket(
+        self,
+        construct_id: str,
+        *,
+        bucket_name: str,
+        log_prefix: str,
+        replicated: bool = False,
+        **kwargs,
+    ) -> s3.Bucket:
         bucket = s3.Bucket(
             self,
             construct_id,
@@ -125,14 +148,17 @@ class StorageStack(cdk.Stack):
             removal_policy=cdk.RemovalPolicy.RETAIN,
             **kwargs,
         )
-        acknowledge(bucket, "NIST.800.53.R5-S3BucketReplicationEnabled", REPLICATION_REASON)
-        self._add_perimeter(bucket)
+        if not replicated:
+            acknowledge(bucket, "NIST.800.53.R5-S3BucketReplicationEnabled", REPLICATION_REASON)
+        self._add_perimeter(bucket, replicated)
         return bucket
 
-    def _add_perimeter(self, bucket: s3.Bucket) -> None:
+    def _add_perimeter(self, bucket: s3.Bucket, replicated: bool = False) -> None:
         if self.perimeter_endpoint_ids is None:
             return
         exempt = perimeter_exempt_arns(self.security, self.names, self.partition, self.account, self.region)
+        if replicated:  # S3 replicates as this role from outside the VPC
+            exempt.append(iam_role_arn(self.partition, self.account, self.names.replication_role))
         bucket.add_to_resource_policy(
             bucket_perimeter_statement(bucket.bucket_arn, self.perimeter_endpoint_ids, exempt)
         )
@@ -155,7 +181,7 @@ class StorageStack(cdk.Stack):
         )
         # EventBridge notifications let new data trigger the pipeline. Set on the L1 resource: the L2
         # `event_bridge_enabled=True` would deploy a Lambda-backed custom resource to do the same.
-        cfn_bucket: s3.CfnBucket = bucket.node.default_child
+        cfn_bucket = cast(s3.CfnBucket, bucket.node.default_child)
         cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
             event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
                 event_bridge_enabled=True
@@ -172,9 +198,100 @@ class StorageStack(cdk.Stack):
             ),
             *self._version_rules(),
         ]
-        return self._kms_bucket(
+        bucket = self._kms_bucket(
             "ArtifactsBucket",
             bucket_name=self.names.artifacts_bucket,
             log_prefix="artifacts/",
+            replicated=self.replication is not None,
             lifecycle_rules=rules,
         )
+        if self.replication is not None:
+            self.replication_role = self._replicate(bucket, self.replication)
+        return bucket
+
+    def _replicate(self, bucket: s3.Bucket, replication: ReplicationSettings) -> LeastPrivilegeRole:
+        if not cdk.Token.is_unresolved(self.region) and replication.destination_region == self.region:
+            raise ValueError(
+                f"backup.replication: destination key {replication.destination_key_arn} is in {self.region}, "
+                "the deployment's own region; cross-region replication needs another region"
+            )
+        role = self._replication_role(replication)
+        cfn_bucket = cast(s3.CfnBucket, bucket.node.default_child)
+        cfn_bucket.replication_configuration = s3.CfnBucket.ReplicationConfigurationProperty(
+            role=role.role_arn,
+            rules=[
+                s3.CfnBucket.ReplicationRuleProperty(
+                    id="ReplicateArtifactsToOtherRegion",
+                    status="Enabled",
+                    priority=1,
+                    filter=s3.CfnBucket.ReplicationRuleFilterProperty(prefix=""),
+                    # A deletion here must not delete the disaster-recovery copy.
+                    delete_marker_replication=s3.CfnBucket.DeleteMarkerReplicationProperty(status="Disabled"),
+                    source_selection_criteria=s3.CfnBucket.SourceSelectionCriteriaProperty(
+                        sse_kms_encrypted_objects=s3.CfnBucket.SseKmsEncryptedObjectsProperty(
+                            status="Enabled"
+                        )
+                    ),
+                    destination=s3.CfnBucket.ReplicationDestinationProperty(
+                        bucket=replication.destination_bucket_arn,
+                        encryption_configuration=s3.CfnBucket.EncryptionConfigurationProperty(
+                            replica_kms_key_id=replication.destination_key_arn
+                        ),
+                        storage_class=replication.storage_class,
+                    ),
+                )
+            ],
+        )
+        return role
+
+    def _replication_role(self, replication: ReplicationSettings) -> LeastPrivilegeRole:
+        role = LeastPrivilegeRole(
+            self,
+            "ArtifactsReplicationRole",
+            role_name=self.names.replication_role,
+            assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
+            description="S3 replicates the artifacts bucket to the disaster-recovery region",
+        )
+        # By name, not bucket.bucket_arn: the bucket refers to the role, whose policy would refer back to it.
+        source = f"arn:{self.partition}:s3:::{self.names.artifacts_bucket}"
+        target = replication.destination_bucket_arn
+        role.allow(
+            "ReadReplicationConfiguration", ["s3:GetReplicationConfiguration", "s3:ListBucket"], [source]
+        )
+        role.allow(
+            "ReadVersionsForReplication",
+            ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+            [f"{source}/*"],
+            wildcard_reason="every object version of the artifacts bucket is replicated",
+        )
+        role.allow(
+            "WriteReplicas",
+            ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+            [f"{target}/*"],
+            wildcard_reason="replicas keep their source keys in the destination bucket",
+        )
+        role.allow(
+            "DecryptSourceObjects",
+            ["kms:Decrypt"],
+            [self.key.key_arn],
+            conditions=_via_s3(self.region, source),
+            wildcard_reason="the encryption context names the source bucket or one of its objects",
+        )
+        role.allow(
+            "EncryptReplicas",
+            ["kms:Encrypt", "kms:GenerateDataKey"],
+            [replication.destination_key_arn],
+            conditions=_via_s3(replication.destination_region, target),
+            wildcard_reason="the encryption context names the destination bucket or one of its objects",
+        )
+        role.acknowledge_wildcards()
+        return role
+
+
+def _via_s3(region: str, bucket_arn: str) -> dict[str, dict[str, object]]:
+    """KMS used by S3 in `region` for `bucket_arn`: the context is the bucket ARN with an S3 Bucket Key,
+    else the object ARN."""
+    return {
+        "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+        "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
+    }

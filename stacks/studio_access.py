@@ -12,7 +12,7 @@ creation only (``sagemaker:TaggingAction`` present). Every ARN names the domain 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -53,7 +53,8 @@ def attach_studio_access(
         [arn("user-profile", f"{domain_id}/*"), spaces, apps],
         wildcard_reason=IN_DOMAIN_REASON,
     )
-    space_owner = {**owner, "StringEquals": {SHARING_KEY: SPACE_SHARING_TYPES}}
+    sharing = {SHARING_KEY: SPACE_SHARING_TYPES}
+    space_owner: dict[str, Mapping[str, object]] = {**owner, "StringEquals": sharing}
     policy.allow(
         "CreateOrUpdateOwnSpaces",
         ["sagemaker:CreateSpace", "sagemaker:UpdateSpace"],

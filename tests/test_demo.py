@@ -12,9 +12,11 @@ from dataclasses import replace
 
 import pytest
 
+from local_runner.ab_split import CHALLENGER, CHAMPION, AbPaths, history
 from local_runner.champion import current_champion
 from local_runner.demo import prepare_work_dir, run_demo
-from local_runner.demo_report import Timeline, event_line, render_page
+from local_runner.demo_ab import ab_section_html, pick_winner, split_check
+from local_runner.demo_report import DemoFacts, Timeline, event_line, render_page, summary_cards
 from local_runner.demo_state import DemoError, DemoOptions
 from local_runner.demo_traffic import capture_sizes, cut_window
 from local_runner.main_job import prepare_workspace
@@ -66,6 +68,42 @@ def test_events_carry_their_numbers_and_the_page_escapes_them():
     assert "default-src 'none'" in page
 
 
+def _row(labelled: int, rmse: float | None, requests: int = 50) -> dict:
+    return {"requests": requests, "predictions": requests, "labelled": labelled, "rmse": rmse,
+            "mae": rmse, "phm08_score": None if rmse is None else 10 * rmse}  # fmt: skip
+
+
+def test_the_challenger_wins_only_with_enough_labels_and_a_lower_rmse():
+    winner, reason = pick_winner({CHAMPION: _row(40, 30.0), CHALLENGER: _row(35, 22.5)}, 10)
+    assert winner == "challenger" and "22.50" in reason and "30.00" in reason
+    assert pick_winner({CHAMPION: _row(40, 22.5), CHALLENGER: _row(35, 30.0)}, 10)[0] == "champion"
+    assert pick_winner({CHAMPION: _row(40, 22.5), CHALLENGER: _row(35, 22.5)}, 10)[0] == "champion"
+    winner, reason = pick_winner({CHAMPION: _row(40, 30.0), CHALLENGER: _row(3, 1.0)}, 10)
+    assert winner == "champion" and "Challenger has 3 labelled" in reason
+    winner, reason = pick_winner({CHAMPION: _row(40, 30.0)}, 10)
+    assert winner == "champion" and "Challenger has 0 labelled" in reason
+
+
+def test_the_split_check_measures_the_challengers_share_against_a_binomial_tolerance():
+    split = split_check({CHAMPION: 60, CHALLENGER: 40}, 50)
+    assert split["challenger_share"] == pytest.approx(0.4)
+    assert split["tolerance"] == pytest.approx(3 * (0.25 / 100) ** 0.5)
+    assert split_check({CHALLENGER: 30}, 30)["challenger_share"] == 1.0
+    with pytest.raises(DemoError, match="answered no requests"):
+        split_check({}, 50)
+
+
+def test_the_page_shows_the_ab_table_and_card_only_after_an_ab_phase():
+    facts = DemoFacts()
+    assert ab_section_html(facts) == "" and not any("A/B" in key for key in summary_cards(facts, 1.0))
+    facts.ab = {"versions": [1, 2], "percent": 50, "winner": "challenger", "reason": "lower <RMSE>",
+                "comparison": {CHAMPION: _row(40, 30.0, 44), CHALLENGER: _row(35, 22.5, 52)}}  # fmt: skip
+    section = ab_section_html(facts)
+    assert "A/B variants" in section and "22.50" in section and "lower &lt;RMSE&gt;" in section
+    card = summary_cards(facts, 1.0)["A/B test: requests, RMSE"]
+    assert card == "Champion v1: 44, 30.0 · Challenger v2: 52, 22.5 → challenger promoted"
+
+
 SMALL = DemoOptions(
     training_units=40,
     fleet_units=48,
@@ -74,6 +112,7 @@ SMALL = DemoOptions(
     max_tuning_jobs=1,
     budget=(("ensemble_size", "1"), ("max_iter", "80")),
     canary_requests=4,
+    ab_requests=60,
 )
 
 
@@ -119,3 +158,28 @@ def test_the_registry_champion_and_page_agree_with_the_timeline(demo_run):
     page = paths["html"].read_text()
     assert "ALARM" in page and "timeline" in page
     assert demo.endpoint is not None and demo.endpoint.process.poll() is not None  # stopped
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_the_ab_phase_splits_measures_each_variant_and_records_the_promotion(demo_run):
+    demo, paths, lines = demo_run
+    ab = demo.facts.ab
+    assert ab["versions"] == [1, 2], "\n".join(lines)
+    assert sum(ab["counts"].values()) == SMALL.ab_requests
+    assert abs(ab["challenger_share"] - ab["expected_share"]) <= ab["tolerance"]
+    for variant in (CHAMPION, CHALLENGER):
+        row = ab["comparison"][variant]
+        assert row["requests"] == ab["counts"][variant] == row["predictions"]
+        assert row["labelled"] == row["predictions"] >= SMALL.ab_min_labelled
+        assert row["rmse"] > 0 and row["mae"] > 0 and row["phm08_score"] > 0
+    rmse = {variant: ab["comparison"][variant]["rmse"] for variant in (CHAMPION, CHALLENGER)}
+    assert ab["winner"] == ("challenger" if rmse[CHALLENGER] < rmse[CHAMPION] else "champion")
+    assert f"{rmse[CHALLENGER]:.2f}" in ab["reason"] and f"{rmse[CHAMPION]:.2f}" in ab["reason"]
+    trail = history(AbPaths.of(demo.work_dir))
+    assert [entry["action"] for entry in trail] == ["start", "promote"]
+    assert trail[1]["reason"] == ab["reason"] and trail[1]["winner"] == ab["winner"].capitalize()
+    assert trail[0]["versions"] == {CHAMPION: 1, CHALLENGER: 2}
+    page = paths["html"].read_text()
+    assert 'id="variants"' in page and "A/B test: requests, RMSE" in page
+    assert "A/B test" in [event["stage"] for event in json.loads(paths["json"].read_text())["events"]]

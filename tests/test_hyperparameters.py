@@ -132,7 +132,7 @@ def test_bad_model_family_message_names_value():
 
 
 def test_bad_feature_set():
-    with pytest.raises(ConfigurationError, match="feature_set must be rich or stats, got 'raw'"):
+    with pytest.raises(ConfigurationError, match="feature_set must be one of rich, stats, regime, got 'raw'"):
         Hyperparameters.from_dict({"feature_set": "raw"})
     assert Hyperparameters.from_dict({"feature_set": "stats"}).feature_set == "stats"
 

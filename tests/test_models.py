@@ -165,3 +165,21 @@ def test_a_row_budget_raises_the_stride_and_blocks_give_the_same_table(gbm, spli
     table, labels = training_table(gbm, train, keep)
     np.testing.assert_allclose(table, whole, rtol=1e-5, atol=1e-4)  # running sums start elsewhere
     np.testing.assert_array_equal(labels, capped_rul(train, 125)[keep])
+
+
+@pytest.mark.slow
+def test_the_best_trials_model_replaces_the_calibration_fit(splits, tmp_path):
+    """The trial was fitted on the training units with the same values: its calibration equals a new fit's."""
+    hp = Hyperparameters.from_dict({**FAST_GBM, "max_iter": 20})
+    fit_predictor(splits["train"], splits["validation"], hp).save(tmp_path / "trial")
+    trial = RulPredictor.load(tmp_path / "trial")
+    reused = fit_final_predictor(splits["train"], splits["validation"], None, hp, trial=trial)
+    plain = fit_final_predictor(splits["train"], splits["validation"], None, hp)
+    assert reused.calibration == plain.calibration
+    assert reused.metadata["training_units"] == plain.metadata["training_units"]
+    assert reused.metadata["training_units"]["count"] == 40
+    with pytest.raises(ConfigurationError, match="fitted on other units"):
+        fit_final_predictor(splits["validation"], splits["train"], None, hp, trial=trial)
+    with pytest.raises(ConfigurationError, match="differs from the refit in max_iter"):
+        changed = replace(hp, max_iter=21)
+        fit_final_predictor(splits["train"], splits["validation"], None, changed, trial=trial)

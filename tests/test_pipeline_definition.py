@@ -627,6 +627,34 @@ def test_network_isolation_can_be_turned_off():
     assert submit == "s3://local-artifacts/code/000000000000/sourcedir.tar.gz"
 
 
+def spot_jobs(definition: dict) -> dict[str, dict]:
+    """The training job request of the TuneModel trials and of RefitModel."""
+    steps = all_steps(definition)
+    return {
+        names.TUNE_STEP: steps[names.TUNE_STEP]["Arguments"]["TrainingJobDefinition"],
+        names.REFIT_STEP: steps[names.REFIT_STEP]["Arguments"],
+    }
+
+
+def test_spot_training_is_off_by_default(definition):
+    for name, job in spot_jobs(definition).items():
+        assert "EnableManagedSpotTraining" not in job and "CheckpointConfig" not in job, name
+        assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}, name
+
+
+def test_spot_training_renders_wait_and_a_fixed_checkpoint_uri_per_step():
+    text, attempts = guarded_render(local_config(spot_training=True, spot_max_wait_minutes=150))
+    assert attempts == []
+    for name, job in spot_jobs(json.loads(text)).items():
+        assert job["EnableManagedSpotTraining"] is True, name
+        assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 9000}
+        # No execution id: CheckpointConfig is in a training step's cache key, and a rerun must find it.
+        assert job["CheckpointConfig"] == {
+            "S3Uri": f"s3://local-artifacts/turbofan-rul/checkpoints/{name}/",
+            "LocalPath": "/opt/ml/checkpoints",
+        }
+
+
 # --- code bundle --------------------------------------------------------------------------------------
 
 

@@ -273,3 +273,20 @@ def test_the_deployed_definition_uses_the_key_arn_caps_family_and_serving_type(d
     spec = steps[names.REGISTER_STEP_JSON_NAME]["Arguments"]["InferenceSpecification"]
     assert spec["SupportedRealtimeInferenceInstanceTypes"] == ["ml.c5.large"]
     assert steps[names.BASELINE_STEP]["Type"] == "Processing"  # no Model Monitor unless the setting says so
+
+
+def test_the_spot_settings_reach_the_deployed_definition():
+    settings = load_settings({"pipeline": {"spot_training": True, "spot_max_wait_minutes": 150}})
+    stack = cdk.Stack(cdk.App(), "Ml", env=cdk.Environment(account="111111111111", region="eu-west-1"))
+    platform = SimpleNamespace(
+        names=settings.names,
+        settings=settings,
+        key=kms.Key(stack, "Key"),
+        job_network=SimpleNamespace(subnet_ids=["subnet-0aaa1111"], security_group_ids=["sg-0bbb2222"]),
+    )
+    config = pipeline_config(platform, settings.pipeline, "0123456789ab", "111111111111.dkr.ecr.x/y:1")
+    steps = all_steps(json.loads(render_definition(config)))
+    tuning = steps[names.TUNE_STEP]["Arguments"]["TrainingJobDefinition"]
+    assert tuning["EnableManagedSpotTraining"] is True
+    assert tuning["StoppingCondition"]["MaxWaitTimeInSeconds"] == 150 * 60
+    assert tuning["CheckpointConfig"]["S3Uri"].startswith(f"s3://{settings.names.artifacts_bucket}/")

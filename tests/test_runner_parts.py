@@ -4,6 +4,8 @@ thread budget of side-by-side jobs and how failure reasons name input files."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from local_runner.registry import LocalRegistry
 from local_runner.step_cache import CacheConfigError, parse_duration
 from local_runner.threads import RUNNING, JobCounter, thread_budget, thread_environment
 from local_runner.tuner import read_metric, tune
+from local_runner.tuning_step import trial_request
 
 
 @pytest.fixture
@@ -188,10 +191,28 @@ def test_tuner_honours_the_budget_and_ranks_best_first(strategy):
         return f"job-{number}", "Completed", f"validation:rmse={(x - 1) ** 2 + n}"
 
     trials = tune(tuning_request(max_jobs=6, strategy=strategy), run_trial, echo=lambda line: None)
-    assert seen == [1, 2, 3, 4, 5, 6]
+    assert sorted(seen) == [1, 2, 3, 4, 5, 6]
     objectives = [trial.objective for trial in trials if trial.objective is not None]
     assert objectives == sorted(objectives) and len(objectives) == 5
     assert trials[-1].status == "Failed" and trials[-1].failure_reason == "boom"
+
+
+def test_tuner_runs_a_rounds_trials_side_by_side_and_tells_them_in_order():
+    """Both trials of a round must be running at once (a barrier of two would time out otherwise), and
+    the search must not depend on which trial finished first."""
+    barrier = threading.Barrier(2, timeout=10)
+
+    def searched(finish_late: int) -> list[dict[str, str]]:
+        def run_trial(number, hyperparameters):
+            barrier.wait()
+            if number % 2 == finish_late % 2:
+                time.sleep(0.05)
+            return f"job-{number}", "Completed", f"validation:rmse={float(hyperparameters['x'])}"
+
+        trials = tune(tuning_request(max_jobs=6, parallel=2), run_trial, echo=lambda line: None)
+        return sorted((trial.number, trial.hyperparameters["x"]) for trial in trials)
+
+    assert searched(finish_late=1) == searched(finish_late=2)
 
 
 def small_definition(condition_right: float):
@@ -398,3 +419,17 @@ def test_run_exit_codes_tell_a_rejection_from_a_failure_and_a_stop(status, faile
     steps.append(StepRecord("Other", "Processing", status="Succeeded"))
     result = ExecutionResult("local-x", status, "", {}, steps, 1.0, Path("execution.json"))
     assert exit_code(result, signal_code=143) == expected
+
+
+def test_a_trial_request_keeps_the_spot_and_checkpoint_fields_of_the_definition():
+    definition = {
+        "AlgorithmSpecification": {"TrainingImage": "x"},
+        "OutputDataConfig": {"S3OutputPath": "s3://b/out"},
+        "CheckpointConfig": {"S3Uri": "s3://b/checkpoints/TuneModel/", "LocalPath": "/opt/ml/checkpoints"},
+        "EnableManagedSpotTraining": True,
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 120},
+    }
+    request = trial_request(definition, {"learning_rate": "0.1"})
+    assert request["CheckpointConfig"] == definition["CheckpointConfig"]
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"]["MaxWaitTimeInSeconds"] == 120

@@ -211,6 +211,15 @@ def test_operator_runs_both_pipelines(iam_template: Template) -> None:
         )
 
 
+def test_only_the_operator_may_invoke_the_deploy_function_for_ab_actions(iam_template, studio_template):
+    (allow,) = allows(role_statements(iam_template, NAMES.operator_role), "lambda:InvokeFunction")
+    (resource,) = as_list(allow["Resource"])
+    assert resource == f"arn:aws:lambda:eu-west-1:111111111111:function:{NAMES.deploy_function}"
+    for role_name in (NAMES.approver_role, NAMES.job_role, NAMES.pipeline_role, NAMES.model_role):
+        assert not allows(role_statements(iam_template, role_name), "lambda:InvokeFunction")
+    assert not allows(studio_statements(iam_template, studio_template), "lambda:InvokeFunction")
+
+
 # Human trust
 
 

@@ -29,6 +29,22 @@ IMPORTED_VPC = {
     },
     # Optional stacks on, so their settings are read too.
     "tracking": {"mlflow_server": True},
+    "serving": {"ab_test": {"enabled": True}},
+    "pipeline": {"spot_training": True},
+    "backup": {
+        "replication": {
+            "destination_bucket_arn": "arn:aws:s3:::dr-copy",
+            "destination_key_arn": "arn:aws:kms:eu-central-1:111111111111:key/"
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+        }
+    },
+    "mirror": {
+        "enabled": True,
+        "endpoint_url": "https://abcd.supabase.co/storage/v1/s3",
+        "bucket": "models",
+        "secret_arn": "arn:aws:secretsmanager:eu-west-1:111111111111:secret:rul-mirror-AbCdEf",
+        "secret_kms_key_arn": "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    },
 }
 
 

@@ -184,7 +184,7 @@ def test_finished_pipeline_executions_invoke_the_metrics_publisher(resources):
 
 def test_every_target_has_a_retry_policy_and_an_encrypted_dead_letter_queue(resources):
     rules = _of_type(resources, "AWS::Events::Rule")
-    assert len(rules) == 7
+    assert len(rules) == 9  # with the backup's deployment and schedule rules
     queue_policies = _of_type(resources, "AWS::SQS::QueuePolicy").values()
     for rule in rules.values():
         (target,) = rule["Properties"]["Targets"]
@@ -209,7 +209,7 @@ def test_every_target_has_a_retry_policy_and_an_encrypted_dead_letter_queue(reso
 
 def test_every_queue_is_kms_encrypted_and_tls_only(resources):
     queues = _of_type(resources, "AWS::SQS::Queue")
-    assert len(queues) == 4
+    assert len(queues) == 5
     for queue_id, queue in queues.items():
         assert "DataKey" in json.dumps(queue["Properties"]["KmsMasterKeyId"])  # the project key
         statements = [
@@ -434,7 +434,7 @@ def test_dead_letter_queues_alarm_on_any_message(resources):
         for r in _of_type(resources, "AWS::CloudWatch::Alarm").values()
         if r["Properties"]["AlarmName"].endswith("-dead-letters")
     ]
-    assert len(alarms) == 4
+    assert len(alarms) == 5
     for alarm in alarms:
         assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
         assert _notifies_alerts_topic(alarm)

@@ -170,7 +170,7 @@ def _deduplicated(roles: dict[str, Role]) -> dict[str, Role]:
 
 
 def _role(props: dict, template: dict, name: str) -> Role:
-    trusted = []
+    trusted: list[str] = []
     for statement in _as_list(props.get("AssumeRolePolicyDocument", {}).get("Statement", [])):
         for kind, principals in statement.get("Principal", {}).items():
             trusted.extend(f"{kind}:{principal}" for principal in _as_list(principals))

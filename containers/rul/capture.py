@@ -13,9 +13,12 @@ written. Each line is one JSON record:
         "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT",
                            "data": "<response body>", "encoding": "JSON"}},
      "eventMetadata": {"eventId": "<uuid4>", "inferenceId": "<optional, the caller's>",
-                       "inferenceTime": "2024-05-01T12:34:56.789Z"},
+                       "inferenceTime": "2024-05-01T12:34:56.789Z", "variantName": "<this writer's>"},
      "eventVersion": "0"}
 
+`variantName` is this project's addition (SageMaker's records carry the variant only in their path): the
+reader takes a record's variant from it, else from the `<variant>` folder, so SageMaker's records and older
+ones read the same; an A/B test's quality is grouped by it.
 `encoding` is CSV for text/csv bodies, JSON for application/json bodies (the data is the body text) and
 BASE64 for anything else or bodies that are not UTF-8. Only successful invocations are captured, and only
 a sample of them: each request is kept with probability `percentage / 100`, drawn from a generator seeded
@@ -46,6 +49,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -63,7 +67,7 @@ REPORTED_SKIPS = 5
 REQUEST_COLUMNS = ["event_id", "inference_time"]
 PREDICTION_COLUMNS = [
     "event_id", "inference_id", "inference_time", "unit", "last_cycle", "predicted_rul", "cycles_used",
-    "padded", "model_version", "source", "line",
+    "padded", "model_version", "source", "line", "variant",
 ]  # fmt: skip
 
 
@@ -133,12 +137,15 @@ def capture_record(
     moment: datetime,
     inference_id: str | None = None,
     event_id: str | None = None,
+    variant: str | None = None,
 ) -> dict:
-    """One capture record in SageMaker's layout."""
+    """One capture record in SageMaker's layout (plus `variantName` when `variant` is given)."""
     metadata = {"eventId": event_id or str(uuid.uuid4())}
     if inference_id:
         metadata["inferenceId"] = inference_id
     metadata["inferenceTime"] = format_time(moment)
+    if variant:
+        metadata["variantName"] = variant
     return {
         "captureData": {
             "endpointInput": encode_body(request, request_type, "INPUT"),
@@ -201,7 +208,13 @@ class DataCapture:
         if not self.sampled():
             return None
         record = capture_record(
-            request, request_type, response, response_type, moment or datetime.now(UTC), inference_id
+            request,
+            request_type,
+            response,
+            response_type,
+            moment or datetime.now(UTC),
+            inference_id,
+            variant=self.config.variant,
         )
         self.write(record)
         return record
@@ -234,6 +247,7 @@ class CapturedRequest:
     rows: pd.DataFrame
     predictions: pd.DataFrame
     model_version: str | None
+    variant: str | None = None  # the production variant that answered (None outside the layout)
 
     def model_rows(self) -> pd.DataFrame:
         """The rows the model read: each unit's last `cycles_used` cycles, as the response reports them."""
@@ -288,6 +302,7 @@ class CaptureWindow:
                     inference_time=request.inference_time,
                     last_cycle=request.predictions["unit"].map(last).to_numpy(),
                     model_version=request.model_version,
+                    variant=request.variant,
                     source=request.path,
                     line=request.line,
                 )
@@ -309,9 +324,17 @@ def _hour_of(path: Path) -> datetime | None:
     """The UTC hour of a capture file from its yyyy/mm/dd/hh folders; None without such folders."""
     parts = path.parent.parts[-4:]
     try:
-        return datetime(*(int(part) for part in parts), tzinfo=UTC)
+        year, month, day, hour = (int(part) for part in parts)
+        return datetime(year, month, day, hour, tzinfo=UTC)
     except (TypeError, ValueError):
         return None
+
+
+def variant_of(path: str | Path) -> str | None:
+    """The `<variant>` folder of a file at `<endpoint>/<variant>/yyyy/mm/dd/hh/<file>`, else None."""
+    path = Path(path)
+    parts = path.parent.parts
+    return parts[-5] if _hour_of(path) is not None and len(parts) >= 6 else None
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -379,7 +402,7 @@ def read_captures(
                 yield record
 
 
-def _side(data: object, name: str, where: str, number: int) -> tuple[bytes, str | None]:
+def _side(data: Any, name: str, where: str, number: int) -> tuple[bytes, str | None]:
     try:
         side = data[name]
         return decode_body(side), side.get("observedContentType")
@@ -437,6 +460,7 @@ def parse_capture(record: dict, where: str, number: int) -> CapturedRequest:
         rows=rows,
         predictions=predictions,
         model_version=None if version is None else str(version),
+        variant=str(metadata.get("variantName") or "") or variant_of(where),
     )
 
 

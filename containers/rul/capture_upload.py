@@ -59,11 +59,16 @@ class UploadConfig:
 
     @property
     def bucket(self) -> str:
-        return S3_URI_PATTERN.match(self.s3_uri).group(1)
+        return self._uri_match().group(1)
 
     @property
     def prefix(self) -> str:
-        return S3_URI_PATTERN.match(self.s3_uri).group(2)
+        return self._uri_match().group(2)
+
+    def _uri_match(self) -> re.Match[str]:
+        match = S3_URI_PATTERN.match(self.s3_uri)
+        assert match is not None  # checked in __post_init__
+        return match
 
     @property
     def outbox(self) -> Path:

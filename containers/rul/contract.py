@@ -5,6 +5,11 @@ read `SM_*` variables and the JSON files under `/opt/ml/input/config`, write the
 and report a failure reason in `/opt/ml/output/failure`. The root `/opt/ml` can be moved with the
 `SAGEMAKER_BASE_DIR` environment variable, which is how the local runner and the tests run the same
 scripts in a temporary folder.
+
+Checkpoints: a training job created with a `CheckpointConfig` (managed spot training) finds it in
+`<base>/input/config/checkpointconfig.json`; its `LocalPath` (default `/opt/ml/checkpoints`) is the
+folder SageMaker syncs with the checkpoint S3 URI. SageMaker sets no environment variable for it;
+`SM_CHECKPOINT_DIR` is this project's override of the folder (it also turns checkpoints on).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from rul.errors import ConfigurationError, RulError
 
 BASE_DIR_VARIABLE = "SAGEMAKER_BASE_DIR"
 DEFAULT_BASE_DIR = "/opt/ml"
+CHECKPOINT_CONFIG = "checkpointconfig.json"
+DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
 # Hyperparameters the SageMaker SDK and tuner add for their own use.
 _RESERVED_PREFIXES = ("sagemaker_", "_tuning_objective_metric")
 
@@ -37,6 +44,25 @@ def processing_dir(*parts: str, environ: Mapping[str, str] | None = None) -> Pat
 
 def failure_file(environ: Mapping[str, str] | None = None) -> Path:
     return base_dir(environ) / "output" / "failure"
+
+
+def container_path(path: str, base: Path) -> Path:
+    """A path SageMaker names under `/opt/ml`, placed under `base` (the same path when base is /opt/ml)."""
+    if path == DEFAULT_BASE_DIR or path.startswith(DEFAULT_BASE_DIR + "/"):
+        return base.joinpath(path[len(DEFAULT_BASE_DIR) :].strip("/"))
+    return Path(path)
+
+
+def checkpoint_location(config_dir: Path, base: Path, environ: Mapping[str, str]) -> tuple[Path, bool]:
+    """The checkpoint folder and whether checkpoints are on (a CheckpointConfig or the project override)."""
+    if "SM_CHECKPOINT_DIR" in environ:
+        return Path(environ["SM_CHECKPOINT_DIR"]), True
+    if (config_dir / CHECKPOINT_CONFIG).is_file():
+        local = _read_json(config_dir / CHECKPOINT_CONFIG).get("LocalPath") or DEFAULT_CHECKPOINT_PATH
+        if not isinstance(local, str):
+            raise ConfigurationError(f"{config_dir / CHECKPOINT_CONFIG}: LocalPath must be a string")
+        return container_path(local, base), True
+    return base / "checkpoints", False
 
 
 def decode_hyperparameter(value: object) -> object:
@@ -70,6 +96,7 @@ class TrainingContext:
     checkpoint_dir: Path
     channels: dict[str, Path]
     hyperparameters: dict[str, object] = field(default_factory=dict)
+    checkpoints_enabled: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> TrainingContext:
@@ -98,12 +125,14 @@ class TrainingContext:
             for key, value in raw.items()
             if not key.startswith(_RESERVED_PREFIXES)
         }
+        checkpoint_dir, checkpoints_enabled = checkpoint_location(config_dir, base, environ)
         return cls(
             model_dir=Path(environ.get("SM_MODEL_DIR", base / "model")),
             output_data_dir=Path(environ.get("SM_OUTPUT_DATA_DIR", base / "output" / "data")),
-            checkpoint_dir=Path(environ.get("SM_CHECKPOINT_DIR", base / "checkpoints")),
+            checkpoint_dir=checkpoint_dir,
             channels=channels,
             hyperparameters=hyperparameters,
+            checkpoints_enabled=checkpoints_enabled,
         )
 
     def channel(self, name: str) -> Path:

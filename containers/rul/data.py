@@ -13,6 +13,7 @@ last number possibly cut) is rejected as truncated rather than read as a smaller
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def read_trajectories(path: str | Path) -> pd.DataFrame:
 
 
 def check_trajectory_order(
-    frame: pd.DataFrame, source: str | Path, line_numbers: list[int] | None = None
+    frame: pd.DataFrame, source: str | Path, line_numbers: Sequence[int | str] | None = None
 ) -> None:
     """Check that each unit is one contiguous block whose cycles increase by one from its first cycle."""
     units = frame["unit"].to_numpy()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -209,7 +210,7 @@ def compare_features(baseline: Baseline, frame: pd.DataFrame, settings: DriftSet
     """One result per feature present in both, in `FEATURES` order: KS, adjusted p, PSI, severity."""
     names = [name for name in FEATURES if name in baseline.features and name in frame.columns]
     names += sorted(set(baseline.features) & set(frame.columns) - set(names))
-    results = []
+    results: list[dict[str, Any]] = []
     for name in names:
         reference = baseline.features[name]
         numbers = pd.to_numeric(frame[name], errors="coerce")

@@ -16,7 +16,7 @@ class RulError(Exception):
 class DataFormatError(RulError):
     """A data file breaks the C-MAPSS format; names the file, the line and the problem."""
 
-    def __init__(self, path: str | Path, line: int | None, problem: str):
+    def __init__(self, path: str | Path, line: int | str | None, problem: str):
         self.path = str(path)
         self.line = line
         self.problem = problem

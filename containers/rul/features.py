@@ -8,6 +8,12 @@ Windows look back over the last `window` cycles of a unit. A unit observed for f
 window is front-padded by repeating its first cycle (deep models) or summarised over the cycles it has
 (tabular features); `padded` tells which predictions saw fewer cycles than the window. Training keeps
 every k-th window of a unit (`thinning_mask`, `effective_stride`): neighbouring windows nearly repeat.
+
+Feature sets: `stats` (last value, mean, std and slope over the window), `rich` (means, stds, slopes and
+exponentially weighted means over several spans) and `regime`, for multi-condition subsets: `rich` plus
+the cycles the unit has spent in each operating condition so far and, per sensor, the drift of its recent
+mean from the unit's own baseline (the mean of its first `BASELINE_CYCLES` cycles), which removes the
+unit-to-unit offsets that per-condition z-scores leave.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from sklearn.preprocessing import StandardScaler
 
 from rul.data import SENSOR_COLUMNS, SETTING_COLUMNS
 from rul.errors import ConfigurationError, DataFormatError
+from rul.hyperparameters import FEATURE_SETS
 
-FEATURE_SETS = ("rich", "stats")
+# Cycles at the start of a unit whose mean is its own baseline (the `regime` feature set).
+BASELINE_CYCLES = 20
 # Grid on which operating settings are rounded to count the distinct flight conditions
 # (altitude in kft, Mach number, throttle resolver angle).
 _CONDITION_GRID = np.array([1.0, 0.01, 1.0])
@@ -60,6 +68,7 @@ class ConditionNormalizer:
     def conditions(self, settings: np.ndarray) -> np.ndarray:
         if self.n_conditions == 1:
             return np.zeros(len(settings), dtype=np.int64)
+        assert self.clusters is not None and self.scaler is not None  # fitted
         return self.clusters.predict(self.scaler.transform(settings)).astype(np.int64)
 
     def fit(self, settings: np.ndarray, sensors: np.ndarray) -> ConditionNormalizer:
@@ -80,6 +89,7 @@ class ConditionNormalizer:
 
     def transform(self, settings: np.ndarray, sensors: np.ndarray) -> np.ndarray:
         labels = self.conditions(settings)
+        assert self.means is not None and self.stds is not None  # fitted
         return (sensors - self.means[labels]) / self.stds[labels]
 
 
@@ -128,6 +138,25 @@ def window_statistics(values: np.ndarray, units: np.ndarray, width: int) -> dict
         n * sum_tx - sum_t * sum_x, denominator, out=np.zeros_like(sum_x), where=denominator > 0
     )
     return {"mean": mean, "std": std, "slope": slope}
+
+
+def unit_baseline(values: np.ndarray, units: np.ndarray, cycles: int) -> np.ndarray:
+    """Per row, the mean of its unit's first `cycles` rows, or of the rows seen so far if fewer."""
+    start_rows, positions = _unit_positions(units)
+    cumulative = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    last = start_rows + np.minimum(positions, cycles - 1)
+    counts = (last - start_rows + 1)[:, None].astype(np.float64)
+    return (cumulative[last + 1] - cumulative[start_rows]) / counts
+
+
+def regime_history(conditions: np.ndarray, units: np.ndarray, n_conditions: int) -> np.ndarray:
+    """Per row, the cycles its unit has spent in each operating condition up to and including the row."""
+    one_hot = np.zeros((len(conditions), n_conditions))
+    one_hot[np.arange(len(conditions)), conditions] = 1.0
+    start_rows, _ = _unit_positions(units)
+    cumulative = np.cumsum(one_hot, axis=0)
+    before_start = np.vstack([np.zeros((1, n_conditions)), cumulative])[start_rows]
+    return cumulative - before_start
 
 
 def _ewm(values: np.ndarray, units: np.ndarray, alpha: float) -> np.ndarray:
@@ -185,7 +214,12 @@ class FeatureTransformer:
         else:
             kinds = ["last", "mean5", "mean10", "mean20", "mean30", "std10", "std30"]
             kinds += ["slope10", "slope30", "slope60", "ewm0.05", "ewm0.1", "ewm0.3"]
-        return ["cycle"] + [f"{sensor}:{kind}" for kind in kinds for sensor in self.sensors]
+        if self.feature_set == "regime":
+            kinds += ["drift10"]
+        names = ["cycle"] + [f"{sensor}:{kind}" for kind in kinds for sensor in self.sensors]
+        if self.feature_set == "regime" and self.n_conditions > 1:
+            names += [f"cycles_in_condition{condition}" for condition in range(self.n_conditions)]
+        return names
 
     def tabular(self, frame: pd.DataFrame) -> np.ndarray:
         """One feature row per input row, summarising the unit's trailing cycles (frame sorted by unit)."""
@@ -196,12 +230,18 @@ class FeatureTransformer:
             stats = window_statistics(values, units, self.window)
             columns += [stats["mean"], stats["std"], stats["slope"]]
         else:
-            stats = {width: window_statistics(values, units, width) for width in (5, 10, 20, 30, 60)}
-            columns += [stats[width]["mean"] for width in (5, 10, 20, 30)]
-            columns += [stats[width]["std"] for width in (10, 30)]
-            columns += [stats[width]["slope"] for width in (10, 30, 60)]
+            by_width = {width: window_statistics(values, units, width) for width in (5, 10, 20, 30, 60)}
+            columns += [by_width[width]["mean"] for width in (5, 10, 20, 30)]
+            columns += [by_width[width]["std"] for width in (10, 30)]
+            columns += [by_width[width]["slope"] for width in (10, 30, 60)]
             for alpha in (0.05, 0.1, 0.3):
                 columns.append(_ewm(values, units, alpha))
+        if self.feature_set == "regime":
+            columns.append(by_width[10]["mean"] - unit_baseline(values, units, BASELINE_CYCLES))
+            if self.n_conditions > 1:
+                assert self.normalizer is not None  # fitted
+                conditions = self.normalizer.conditions(frame[SETTING_COLUMNS].to_numpy(dtype=np.float64))
+                columns.append(regime_history(conditions, units, self.n_conditions))
         return np.hstack(columns).astype(np.float32)
 
     def windows(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ the 500 plain-text answer should the application raise (ours catches its own fau
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -80,7 +81,7 @@ class JsonH11Protocol(H11Protocol):
             self.handle_events()
 
     def send_400_response(self, msg: str) -> None:
-        error = self.conn.last_error
+        error = cast(_RecordingConnection, self.conn).last_error  # set in __init__
         hint = getattr(error, "error_status_hint", 400)
         status = hint if 400 <= hint < 500 else 400
         self.send_error(status, f"invalid HTTP request: {error}" if error else msg)

@@ -6,6 +6,14 @@ the SageMaker ones (`SAGEMAKER_BIND_TO_PORT`, `SAGEMAKER_MODEL_SERVER_WORKERS`,
 and limits of HTTP connections, data capture, model reloading). An empty variable means the default; a
 bad one raises `ConfigurationError` naming the variable and the value. The bind host defaults to 0.0.0.0,
 SageMaker's contract for the container; the local endpoint sets `RUL_BIND_HOST=127.0.0.1`.
+
+Workers and threads, the rule: one worker per core (`SAGEMAKER_MODEL_SERVER_WORKERS`, default 2 for the
+2-core target; set it to the instance's core count elsewhere), each predicting one batch at a time on one
+OpenMP thread (`serve.main` sets `OMP_NUM_THREADS=1` before scikit-learn loads), so the workers fill the
+cores and no thread pool nests inside another; a worker beyond the cores adds memory (a few hundred MB)
+and context switches, not throughput. `RUL_SERVER_THREADS` (default 16) are batch slots, not parallel
+models: requests that arrive while a batch runs join the next one (`rul.inference.BatchingPredictor`),
+which a gbm model's fast path (`rul.fast_path`) predicts for little more than the cost of one request.
 """
 
 from __future__ import annotations

@@ -12,10 +12,13 @@ fleet's cycles.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from rul.errors import ConfigurationError
 
 MODEL_FAMILIES = ("gbm", "cnn", "lstm")
+# The tabular feature sets (`rul.features`); `regime` adds operating-regime history for FD002/FD004.
+FEATURE_SETS = ("rich", "stats", "regime")
 
 # The hyperparameters each family reads (besides the shared data settings): what a tuner may search for it.
 _SHARED = (
@@ -108,9 +111,10 @@ class Hyperparameters:
             raise ConfigurationError(
                 f"hyperparameter model_family must be one of {MODEL_FAMILIES}, got {self.model_family!r}"
             )
-        if self.feature_set not in ("rich", "stats"):
+        if self.feature_set not in FEATURE_SETS:
             raise ConfigurationError(
-                f"hyperparameter feature_set must be rich or stats, got {self.feature_set!r}"
+                f"hyperparameter feature_set must be one of {', '.join(FEATURE_SETS)}, "
+                f"got {self.feature_set!r}"
             )
         if self.calibration_folds == 1:
             raise ConfigurationError(
@@ -128,13 +132,13 @@ class Hyperparameters:
         return 0.05 if self.model_family == "gbm" else 1e-3
 
     @classmethod
-    def from_dict(cls, values: dict[str, object]) -> Hyperparameters:
+    def from_dict(cls, values: dict[str, Any]) -> Hyperparameters:
         """Build from SageMaker-style values (strings or decoded JSON); unknown names are an error."""
         known = {item.name: item for item in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ConfigurationError(f"unknown hyperparameter(s): {', '.join(unknown)}")
-        converted = {}
+        converted: dict[str, Any] = {}
         for name, value in values.items():
             kind = known[name].type
             try:

@@ -33,12 +33,14 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from rul.data import COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS, check_trajectory_order
 from rul.errors import DataFormatError, RulError
+from rul.fast_path import FastPredictor
 from rul.models import RulPredictor
 
 CSV = "text/csv"
@@ -82,6 +84,8 @@ class ServingModel:
     model_version: str | None
     model_family: str
     directory: Path
+    # `rul.fast_path`: the same predictions for less work, or None when this model takes the reference path
+    fast: FastPredictor | None = None
 
     @property
     def window(self) -> int:
@@ -107,6 +111,7 @@ def load_model(model_dir: str | Path, environ: Mapping[str, str] | None = None) 
         model_version=None if version is None else str(version),
         model_family=predictor.hyperparameters.model_family,
         directory=Path(model_dir),
+        fast=FastPredictor.build(predictor),
     )
 
 
@@ -138,9 +143,9 @@ def _to_frame(values: np.ndarray, labels: list[str]) -> pd.DataFrame:
             raise RequestError(
                 400, f"{labels[row]}: {COLUMNS[position]} must be a positive integer, found {column[row]:g}"
             )
-    frame = pd.DataFrame(values, columns=COLUMNS)
-    frame["unit"] = frame["unit"].astype(np.int64)
-    frame["cycle"] = frame["cycle"].astype(np.int64)
+    columns = {name: values[:, position] for position, name in enumerate(COLUMNS)}
+    columns["unit"], columns["cycle"] = values[:, 0].astype(np.int64), values[:, 1].astype(np.int64)
+    frame = pd.DataFrame(columns)  # one DataFrame call: per-column updates cost more than the rest
     try:
         check_trajectory_order(frame, "request", labels)
     except DataFormatError as error:
@@ -288,11 +293,22 @@ def parse_request(
     return parse_csv(body, limits) if kind == CSV else parse_json(body, limits)
 
 
+def predict_last(model: ServingModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """`RulPredictor.predict_last`, by the model's fast path when it has one that takes this frame."""
+    if model.fast is not None and model.fast.handles(len(frame)):
+        return model.fast.predict_last(frame)
+    return model.predictor.predict_last(frame)
+
+
 def predict(model: ServingModel, frame: pd.DataFrame) -> Prediction:
     """RUL at each unit's last cycle of a frame from `parse_request`."""
-    result = model.predictor.predict_last(frame)
-    result = result.sort_values("unit", kind="stable").reset_index(drop=True)
-    return Prediction(result[response_columns(result)], model.model_version, model.model_family)
+    result = predict_last(model, frame)
+    if not result["unit"].is_monotonic_increasing:  # predict_last gives ascending units; pandas work is dear
+        result = result.sort_values("unit", kind="stable").reset_index(drop=True)
+    columns = response_columns(result)
+    if list(result.columns) != columns:
+        result = result[columns]
+    return Prediction(result, model.model_version, model.model_family)
 
 
 def response_columns(frame: pd.DataFrame) -> list[str]:
@@ -307,6 +323,10 @@ def predict_many(model: ServingModel, frames: list[pd.DataFrame]) -> list[Predic
     results equal those of separate calls."""
     if len(frames) == 1:
         return [predict(model, frames[0])]
+    if model.fast is not None and model.fast.handles(sum(len(frame) for frame in frames)):
+        results = model.fast.predict_many(frames)
+        if results is not None:
+            return [Prediction(result, model.model_version, model.model_family) for result in results]
     parts, offset = [], 0
     for index, frame in enumerate(frames):
         codes, _ = pd.factorize(frame["unit"])
@@ -316,7 +336,7 @@ def predict_many(model: ServingModel, frames: list[pd.DataFrame]) -> list[Predic
         offset += int(codes.max()) + 1
     combined = pd.concat(parts, ignore_index=True)
     lookup = combined.drop_duplicates("unit").set_index("unit")[["request", "original_unit"]]
-    result = model.predictor.predict_last(combined[COLUMNS]).join(lookup, on="unit")
+    result = predict_last(model, combined[COLUMNS]).join(lookup, on="unit")
     predictions = []
     for index in range(len(frames)):
         mine = result[result["request"] == index].assign(unit=lambda rows: rows["original_unit"])
@@ -368,10 +388,11 @@ class BatchingPredictor:
                     self._condition.notify_all()
         if job.error is not None:
             raise job.error
-        return job.result
+        return cast(Prediction, job.result)  # a done job without an error has its result
 
     def _take_batch(self) -> list[_Job]:
-        batch, rows = [], 0
+        batch: list[_Job] = []
+        rows = 0
         while self._queue and (not batch or rows + len(self._queue[0].frame) <= self.max_rows):
             job = self._queue.pop(0)
             batch.append(job)
@@ -411,17 +432,13 @@ def negotiate(accept: str | None) -> str:
 
 
 def prediction_records(frame: pd.DataFrame) -> list[dict]:
-    intervals = [name for name in INTERVAL_COLUMNS if name in frame.columns]
-    return [
-        {
-            "unit": int(row.unit),
-            "predicted_rul": float(row.predicted_rul),
-            "cycles_used": int(row.cycles_used),
-            "padded": bool(row.padded),
-            **{name: float(getattr(row, name)) for name in intervals},
-        }
-        for row in frame.itertuples(index=False)
-    ]
+    """One dict per row of `response_columns`, holding Python int, float and bool values."""
+    types = {"unit": int, "predicted_rul": float, "cycles_used": int, "padded": bool}
+    types.update({name: float for name in INTERVAL_COLUMNS})
+    names = response_columns(frame)
+    # a column's tolist() gives Python scalars at once, far cheaper than a pandas row per record
+    columns = [[types[name](value) for value in frame[name].to_numpy().tolist()] for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _csv_cell(value: object) -> str:
@@ -479,7 +496,7 @@ def canned_window(cycles: int = 30, unit: int = 1) -> pd.DataFrame:
     """A deterministic healthy unit of `cycles` rows, for health checks of a freshly loaded model."""
     step = np.arange(cycles, dtype=np.float64)[:, None]
     sensors = np.asarray(_CANNED_SENSORS) * (1.0 + 1e-4 * np.sin(step + np.arange(len(_CANNED_SENSORS))))
-    columns = {
+    columns: dict[str, np.ndarray] = {
         "unit": np.full(cycles, unit, dtype=np.int64),
         "cycle": np.arange(1, cycles + 1, dtype=np.int64),
     }

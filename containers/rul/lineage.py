@@ -139,7 +139,7 @@ def merge_manifests(manifests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def check_distinct_files(entries: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
     """Raise naming the two files (and hosts) when a file, its contents or one of its units is read twice."""
-    seen: dict[str, tuple[str, str]] = {}
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
     for host, entry in entries:
         name = entry["name"]
         claims = [("name", name), ("sha256", entry["sha256"])]

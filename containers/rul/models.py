@@ -26,12 +26,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from rul.checkpoints import CheckpointStore, open_store
 from rul.deep import KerasRegressor, import_keras
 from rul.errors import ConfigurationError, ModelArtifactError
 from rul.features import FeatureTransformer, capped_rul, effective_stride, last_rows, thinning_mask
@@ -63,21 +65,18 @@ class GbmEnsemble:
         on_metrics: MetricsCallback | None = None,
     ) -> GbmEnsemble:
         hp = self.hyperparameters
+        validation_arrays = (None, None) if validation is None else validation
+        store = open_store("gbm", hp.as_dict(), (features, labels, *validation_arrays))
         for index in range(hp.ensemble_size):
             started = time.perf_counter()
-            member = HistGradientBoostingRegressor(
-                learning_rate=hp.effective_learning_rate,
-                max_iter=hp.max_iter,
-                max_leaf_nodes=hp.max_leaf_nodes,
-                min_samples_leaf=hp.min_samples_leaf,
-                l2_regularization=hp.l2_regularization,
-                max_features=hp.max_features,
-                early_stopping=False,
-                random_state=hp.seed + index,
-            ).fit(features, labels)
+            member, action = self._member(index, features, labels, store), "fitted"
+            if store is not None and store.has(f"member-{index}"):
+                action = "restored from its checkpoint"
+            elif store is not None:
+                store.save(f"member-{index}", {f"member-{index:03d}.joblib": _dumper(member)})
             self.members.append(member)
             message = (
-                f"gbm member {index + 1}/{hp.ensemble_size} fitted in {time.perf_counter() - started:.1f}s"
+                f"gbm member {index + 1}/{hp.ensemble_size} {action} in {time.perf_counter() - started:.1f}s"
             )
             if validation is not None:
                 error = self.predict(validation[0]) - validation[1]
@@ -89,8 +88,30 @@ class GbmEnsemble:
             log(message)
         return self
 
+    def _member(self, index: int, features: np.ndarray, labels: np.ndarray, store: CheckpointStore | None):
+        """Member `index`: loaded from its checkpoint when the store has one, else fitted (its own seed, so
+        a resumed ensemble equals an uninterrupted one)."""
+        if store is not None and store.has(f"member-{index}"):
+            return joblib.load(store.path(f"member-{index:03d}.joblib"))
+        hp = self.hyperparameters
+        return HistGradientBoostingRegressor(
+            learning_rate=hp.effective_learning_rate,
+            max_iter=hp.max_iter,
+            max_leaf_nodes=hp.max_leaf_nodes,
+            min_samples_leaf=hp.min_samples_leaf,
+            l2_regularization=hp.l2_regularization,
+            max_features=hp.max_features,
+            early_stopping=False,
+            random_state=hp.seed + index,
+        ).fit(features, labels)
+
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.mean([member.predict(features) for member in self.members], axis=0)
+
+
+def _dumper(value):
+    """A writer of `value` as a joblib file, for `CheckpointStore.save`."""
+    return lambda path: joblib.dump(value, path)
 
 
 def _report_staged(member, number: int, validation, on_metrics: MetricsCallback) -> None:
@@ -107,7 +128,7 @@ class RulPredictor:
 
     transformer: FeatureTransformer
     hyperparameters: Hyperparameters
-    estimator: object
+    estimator: Any  # a GbmEnsemble (scikit-learn's API) or a KerasRegressor
     metadata: dict = field(default_factory=dict)
     calibration: IntervalCalibration | None = None
 
@@ -278,6 +299,7 @@ def fit_predictor(
         predictor.estimator = KerasRegressor(hp).fit(features, labels, validation_set, on_metrics)
     else:
         predictor.estimator = GbmEnsemble(hp).fit(features, labels, validation_set, on_metrics)
+    predictor.metadata["training_units"] = unit_fingerprint(train["unit"])
     return predictor
 
 
@@ -316,16 +338,37 @@ def cross_calibration(everything: pd.DataFrame, hp: Hyperparameters) -> Interval
     return calibrate(predicted, truth, everything["unit"].nunique())
 
 
+def checked_trial(trial: RulPredictor, train: pd.DataFrame, hp: Hyperparameters) -> RulPredictor:
+    """`trial` if it was fitted on exactly the units of `train` with `hp` (the interval level aside), so
+    its validation residuals are those a new fit would give; else a `ConfigurationError` naming why not."""
+    if trial.metadata.get("training_units") != unit_fingerprint(train["unit"]):
+        raise ConfigurationError(
+            f"the tuning trial's model was fitted on other units than the refit's training channel "
+            f"({trial.metadata.get('training_units')} != {unit_fingerprint(train['unit'])})"
+        )
+    differing = sorted(
+        name
+        for name, value in trial.hyperparameters.as_dict().items()
+        if name != "interval_level" and value != getattr(hp, name)
+    )
+    if differing:
+        raise ConfigurationError(f"the tuning trial's model differs from the refit in {', '.join(differing)}")
+    return trial
+
+
 def fit_final_predictor(
     train: pd.DataFrame,
     validation: pd.DataFrame | None,
     extra: pd.DataFrame | None,
     hyperparameters: Hyperparameters,
     on_metrics: MetricsCallback | None = None,
+    trial: RulPredictor | None = None,
 ) -> RulPredictor:
     """The model to register, fitted on every unit (train + validation + extra), with intervals calibrated
     on held-out whole units: with `calibration_folds` 0 on the validation units by a fit on the training
-    units (split conformal), else on every unit by as many fits on the other folds (cross-conformal)."""
+    units (split conformal), else on every unit by as many fits on the other folds (cross-conformal).
+    `trial`, the best tuning trial's model (that very fit on the training units), saves the split
+    calibration's fit: the refit then costs one fit and the predictions at the validation cuts."""
     hp = hyperparameters
     frames = [frame for frame in (train, validation, extra) if frame is not None and len(frame)]
     everything = pd.concat(frames, ignore_index=True)
@@ -336,7 +379,10 @@ def fit_final_predictor(
     elif validation is None or validation.empty:
         raise ConfigurationError("the final fit needs validation units to calibrate its intervals")
     else:
-        fitted = fit_predictor(train, validation, hp, on_metrics)
+        if trial is not None:
+            fitted = checked_trial(trial, train, hp)
+        else:
+            fitted = fit_predictor(train, validation, hp, on_metrics)
         calibration = calibrate(*held_out_residuals(fitted, validation, hp), validation["unit"].nunique())
     seconds = time.perf_counter() - started
     log(f"intervals calibrated on {calibration.units} held-out units in {seconds:.1f}s")

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rul.capture import CaptureWindow, capture_files, parse_time, read_window
 from rul.errors import ConfigurationError, DataFormatError
@@ -29,7 +30,7 @@ REPORT_VERSION = 1
 # A capture file sits at <endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl under the captures root.
 CAPTURE_DEPTH = 7
 
-MetricsClientFactory = Callable[[str | None], object]
+MetricsClientFactory = Callable[[str | None], Any]  # a boto3 CloudWatch client
 
 
 def log(message: str) -> None:

@@ -111,7 +111,7 @@ SENSOR_6_DIP_RATE = 0.02
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConfigurationError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
+    if int(value) < low or (high is not None and int(value) > high):
         bound = f">= {low}" if high is None else f"between {low} and {high}"
         raise ConfigurationError(f"{name} must be {bound}, got {value!r}")
 

@@ -154,7 +154,7 @@ class MlflowTracker(Tracker):
 
     # -- the background thread ------------------------------------------------------------------------------
     def _work(self, target, uri, details, tags) -> None:
-        client = None
+        client: Any = None
         try:
             client, self._run_id = target(uri, details, tags)
         except Exception as error:  # a tracking store that cannot be reached must not fail the job
@@ -168,9 +168,11 @@ class MlflowTracker(Tracker):
             closing = next((argument for kind, argument in operations if kind == "close"), None)
             if not self._failed:
                 try:
-                    _apply(client, self._run_id, [op for op in operations if op[0] != "close"])
+                    run_id = self._run_id
+                    assert run_id is not None  # set with the client; without them `_failed` is set
+                    _apply(client, run_id, [op for op in operations if op[0] != "close"])
                     if closing is not None and not self._resumed:
-                        client.set_terminated(self._run_id, status=closing)
+                        client.set_terminated(run_id, status=closing)
                 except Exception as error:
                     self._disable(f"logging to run {self._run_id} failed: {type(error).__name__}: {error}")
             if closing is not None:
@@ -221,7 +223,9 @@ def _apply(client, run_id: str, operations: list[tuple[str, Any]]) -> None:
     """Send queued operations in order; consecutive params, metrics and tags go in batches."""
     from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
-    metrics, params, tags = [], {}, {}
+    metrics: list[Any] = []
+    params: dict[str, Any] = {}
+    tags: dict[str, Any] = {}
 
     def flush() -> None:
         for start in range(0, len(metrics), _METRICS_PER_BATCH):

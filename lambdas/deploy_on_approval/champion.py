@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from .config import DeployConfig
 from .registry import ModelVersion
+from .shared import parse_s3_uri
 
 PLACEHOLDER = "NO_CHAMPION_YET.txt"
 MODEL_KEY = "model.tar.gz"
@@ -28,15 +29,6 @@ POINTER_KEY = "champion.json"
 BASELINES_FOLDER = "baselines/"
 STATISTICS_FILE = "statistics.json"
 CONSTRAINTS_FILE = "constraints.json"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
-    bucket, key = uri[5:].split("/", 1)
-    if not bucket or not key:
-        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
-    return bucket, key
 
 
 def current_version(s3: Any, config: DeployConfig) -> int | None:
@@ -58,11 +50,11 @@ def _kms(config: DeployConfig) -> dict[str, str]:
 
 
 def _copy(s3: Any, config: DeployConfig, source_uri: str, key: str) -> None:
-    source_bucket, source_key = split_s3_uri(source_uri)
+    source = parse_s3_uri(source_uri, require_key=True)
     s3.copy_object(
         Bucket=config.artifacts_bucket,
         Key=key,
-        CopySource={"Bucket": source_bucket, "Key": source_key},
+        CopySource={"Bucket": source.bucket, "Key": source.key},
         **_kms(config),
     )
 

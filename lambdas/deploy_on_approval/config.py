@@ -11,6 +11,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .shared import BUCKET_PATTERN, NAME_PATTERN, S3_URI_PATTERN, EnvReader
+from .shared import ConfigError as ConfigError  # raised by load_config, caught by callers
+
 ENV_GROUP = "MODEL_PACKAGE_GROUP_NAME"
 ENV_ENDPOINT = "ENDPOINT_NAME"
 ENV_MODEL_ROLE = "MODEL_EXECUTION_ROLE_ARN"
@@ -41,12 +44,12 @@ ENV_MONITOR_VOLUME_GB = "MONITORING_VOLUME_GB"
 ENV_MONITOR_MAX_RUNTIME = "MONITORING_MAX_RUNTIME_SECONDS"
 ENV_ARTIFACTS_BUCKET = "ARTIFACTS_BUCKET"
 ENV_CHAMPION_PREFIX = "CHAMPION_PREFIX"
+ENV_AB_ENABLED = "AB_TEST_ENABLED"  # "true": a new approval joins the version in service as a challenger
+ENV_AB_CHALLENGER_PERCENT = "AB_CHALLENGER_WEIGHT_PERCENT"
+ENV_AB_CHALLENGER_INSTANCES = "AB_CHALLENGER_INSTANCE_COUNT"
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker resource names
 ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 KMS_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-zA-Z0-9-]+$")
-S3_URI_PATTERN = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
-BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 INSTANCE_TYPE_PATTERN = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 SUBNET_PATTERN = re.compile(r"^subnet-[0-9a-f]+$")
 SECURITY_GROUP_PATTERN = re.compile(r"^sg-[0-9a-f]+$")
@@ -55,10 +58,6 @@ CRON_PATTERN = re.compile(r"^cron\(.+\)$")
 CAPTURE_MODES = ("sagemaker", "container")
 SERVING_MODES = ("instances", "serverless")
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
-
-
-class ConfigError(ValueError):
-    """One or more environment variables are missing or invalid; the message lists each with its value."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,14 @@ class TrafficShift:
 class ServerlessConfig:
     memory_mb: int  # one of SERVERLESS_MEMORY_SIZES
     max_concurrency: int
+
+
+@dataclass(frozen=True)
+class AbTestConfig:
+    """Champion/challenger variants: the challenger's initial share of requests and its fleet."""
+
+    challenger_percent: int  # 1-99
+    challenger_instance_count: int
 
 
 @dataclass(frozen=True)
@@ -113,67 +120,10 @@ class DeployConfig:
     artifacts_bucket: str
     champion_prefix: str  # key prefix in the artifacts bucket, ends with "/"
     serverless: ServerlessConfig | None = None  # None: instance-based endpoint
+    ab_test: AbTestConfig | None = None  # None: one variant serves the newest approved version
 
 
-class _Reader:
-    """Reads variables, collecting every problem instead of stopping at the first."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-        self.problems: list[str] = []
-
-    def text(self, name: str, pattern: re.Pattern[str] | None = None, default: str | None = None) -> str:
-        value = self.environ.get(name, default)
-        if value is None or value.strip() == "":
-            self.problems.append(f"{name}: required (got {value!r})")
-            return ""
-        value = value.strip()
-        if pattern is not None and not pattern.match(value):
-            self.problems.append(f"{name}: does not match {pattern.pattern} (got {value!r})")
-        return value
-
-    def integer(self, name: str, low: int, high: int, default: int | None = None) -> int:
-        raw = self.environ.get(name)
-        if raw is None or raw.strip() == "":
-            if default is not None:
-                return default
-            self.problems.append(f"{name}: required integer in [{low}, {high}] (got {raw!r})")
-            return low
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append(f"{name}: not an integer (got {raw!r})")
-            return low
-        if not low <= value <= high:
-            self.problems.append(f"{name}: must be in [{low}, {high}] (got {value})")
-        return value
-
-    def items(self, name: str, pattern: re.Pattern[str], low: int, high: int) -> tuple[str, ...]:
-        raw = self.environ.get(name, "")
-        values = tuple(part.strip() for part in raw.split(",") if part.strip())
-        if not low <= len(values) <= high:
-            self.problems.append(f"{name}: needs {low} to {high} comma-separated values (got {raw!r})")
-        for value in values:
-            if not pattern.match(value):
-                self.problems.append(f"{name}: {value!r} does not match {pattern.pattern}")
-        return values
-
-    def flag(self, name: str, default: bool) -> bool:
-        value = self.environ.get(name, "").strip().lower()
-        if value == "":
-            return default
-        if value not in ("true", "false"):
-            self.problems.append(f"{name}: must be true or false (got {value!r})")
-        return value == "true"
-
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
-        value = self.environ.get(name, default).strip().lower()
-        if value not in options:
-            self.problems.append(f"{name}: must be one of {', '.join(options)} (got {value!r})")
-        return value
-
-
-def _serverless(read: _Reader, capture_mode: str, monitored: bool) -> ServerlessConfig | None:
+def _serverless(read: EnvReader, capture_mode: str, monitored: bool) -> ServerlessConfig | None:
     """The serverless sizes, or None for instances; AWS's serverless exclusions are refused by name."""
     if read.choice(ENV_SERVING_MODE, SERVING_MODES, "instances") != "serverless":
         return None
@@ -191,7 +141,20 @@ def _serverless(read: _Reader, capture_mode: str, monitored: bool) -> Serverless
     return ServerlessConfig(memory, read.integer(ENV_SERVERLESS_CONCURRENCY, 1, 200, default=5))
 
 
-def _traffic(read: _Reader, instance_count: int, serverless: bool = False) -> TrafficShift:
+def _ab_test(read: EnvReader, serverless: bool) -> AbTestConfig | None:
+    if not read.flag(ENV_AB_ENABLED, default=False):
+        return None
+    if serverless:
+        read.problems.append(
+            f"{ENV_AB_ENABLED}: a serverless endpoint holds one production variant, so it cannot A/B test"
+        )
+    return AbTestConfig(
+        challenger_percent=read.integer(ENV_AB_CHALLENGER_PERCENT, 1, 99, default=50),
+        challenger_instance_count=read.integer(ENV_AB_CHALLENGER_INSTANCES, 1, 100, default=1),
+    )
+
+
+def _traffic(read: EnvReader, instance_count: int, serverless: bool = False) -> TrafficShift:
     strategy = read.choice(ENV_STRATEGY, ("canary", "linear"), "canary")
     # SageMaker: a canary must be <= 50 % of the green fleet, a linear step 10-50 %.
     low = 10 if strategy == "linear" else 1
@@ -210,7 +173,7 @@ def _traffic(read: _Reader, instance_count: int, serverless: bool = False) -> Tr
     )
 
 
-def _monitoring(read: _Reader) -> MonitoringConfig:
+def _monitoring(read: EnvReader) -> MonitoringConfig:
     return MonitoringConfig(
         schedule_name=read.text(ENV_SCHEDULE, NAME_PATTERN),
         schedule_cron=read.text(ENV_SCHEDULE_CRON, CRON_PATTERN, default="cron(0 * ? * * *)"),
@@ -228,7 +191,7 @@ def _monitoring(read: _Reader) -> MonitoringConfig:
 
 def load_config(environ: Mapping[str, str]) -> DeployConfig:
     """Validate the environment into a `DeployConfig`; raise `ConfigError` naming every bad variable."""
-    read = _Reader(environ)
+    read = EnvReader(environ)
     instance_count = read.integer(ENV_INSTANCE_COUNT, 1, 100, default=2)
     prefix = read.text(ENV_CHAMPION_PREFIX, re.compile(r"^[\w./-]+/$"), default="champion/")
     capture_mode = read.choice(ENV_CAPTURE_MODE, CAPTURE_MODES, "sagemaker")
@@ -254,7 +217,7 @@ def load_config(environ: Mapping[str, str]) -> DeployConfig:
         artifacts_bucket=read.text(ENV_ARTIFACTS_BUCKET, BUCKET_PATTERN),
         champion_prefix=prefix,
         serverless=serverless,
+        ab_test=_ab_test(read, serverless is not None),
     )
-    if read.problems:
-        raise ConfigError("invalid deploy-on-approval configuration: " + "; ".join(read.problems))
+    read.check("deploy-on-approval")
     return config

@@ -26,7 +26,16 @@ from botocore.exceptions import ClientError
 
 from .config import DeployConfig
 from .registry import ModelVersion
-from .resources import TAG_VERSION, bounded_name, create_unless_exists, digest, is_missing, version_tags
+from .resources import (
+    TAG_CHALLENGER,
+    TAG_CHAMPION,
+    TAG_VERSION,
+    bounded_name,
+    create_unless_exists,
+    digest,
+    is_missing,
+    version_tags,
+)
 
 VARIANT_NAME = "AllTraffic"
 # The serving container's variables (containers/serve.py, containers/rul/capture_upload.py; the function
@@ -56,11 +65,18 @@ class EndpointState:
     exists: bool
     status: str | None = None
     config_name: str | None = None  # the config serving traffic (or being deployed, when updating)
-    version: int | None = None  # from that config's tags
+    version: int | None = None  # from that config's tags (with an A/B test: the challenger's)
+    champion: int | None = None  # with an A/B test in the config: the champion's version
+    challenger: int | None = None  # with an A/B test in the config: the challenger's version
+
+    def versions(self) -> set[int]:
+        """Every version the endpoint serves (or is being moved to)."""
+        return {v for v in (self.version, self.champion, self.challenger) if v is not None}
 
 
-def container_capture_environment(config: DeployConfig) -> dict[str, str]:
-    """The serving container's capture variables in `container` mode (empty in `sagemaker` mode)."""
+def container_capture_environment(config: DeployConfig, variant: str = VARIANT_NAME) -> dict[str, str]:
+    """The serving container's capture variables in `container` mode (empty in `sagemaker` mode); the
+    variant name tells the container which variant it serves, so its captures land in that folder."""
     if config.capture_mode != "container":
         return {}
     names = CAPTURE_ENVIRONMENT
@@ -68,15 +84,17 @@ def container_capture_environment(config: DeployConfig) -> dict[str, str]:
         names["dir"]: CONTAINER_CAPTURE_DIR,
         names["percentage"]: str(config.capture_percent),
         names["endpoint"]: config.endpoint_name,
-        names["variant"]: VARIANT_NAME,
+        names["variant"]: variant,
         names["s3_uri"]: f"{config.capture_s3_uri.rstrip('/')}/{config.endpoint_name}/",
         names["kms_key"]: config.kms_key_arn,
     }
 
 
-def model_request(config: DeployConfig, version: ModelVersion) -> dict[str, Any]:
+def model_request(config: DeployConfig, version: ModelVersion, variant: str = VARIANT_NAME) -> dict[str, Any]:
+    """CreateModel of `version` for the production variant `variant` (named in the container's capture
+    environment, so each variant of an A/B test gets its own model in `container` capture mode)."""
     container: dict[str, Any] = {"Image": version.image, "ModelDataUrl": version.model_data_url}
-    environment = container_capture_environment(config)
+    environment = container_capture_environment(config, variant)
     if environment:
         container["Environment"] = environment
     vpc = {
@@ -118,17 +136,22 @@ def _variant(config: DeployConfig, model_name: str) -> dict[str, Any]:
     return variant
 
 
+def capture_config(config: DeployConfig) -> dict[str, Any] | None:
+    """The endpoint config's DataCaptureConfig in `sagemaker` capture mode, else None."""
+    if config.capture_mode != "sagemaker":
+        return None
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": config.capture_percent,
+        "DestinationS3Uri": config.capture_s3_uri,
+        "KmsKeyId": config.kms_key_arn,
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+    }
+
+
 def endpoint_config_request(config: DeployConfig, version: ModelVersion, model_name: str) -> dict[str, Any]:
     variant = _variant(config, model_name)
-    capture = None
-    if config.capture_mode == "sagemaker":
-        capture = {
-            "EnableCapture": True,
-            "InitialSamplingPercentage": config.capture_percent,
-            "DestinationS3Uri": config.capture_s3_uri,
-            "KmsKeyId": config.kms_key_arn,
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-        }
+    capture = capture_config(config)
     suffix = f"v{version.version}-{digest(variant, capture, config.kms_key_arn)}"
     request: dict[str, Any] = {
         "EndpointConfigName": bounded_name(config.endpoint_name, suffix),
@@ -182,11 +205,16 @@ def ensure_model_and_config(
     return name, created
 
 
-def _config_version(sagemaker: Any, config_name: str) -> int | None:
+def _config_versions(sagemaker: Any, config_name: str) -> tuple[int | None, int | None, int | None]:
+    """(version, champion, challenger) from the config's tags; None for each tag absent or not a number."""
     arn = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["EndpointConfigArn"]
-    tags = sagemaker.list_tags(ResourceArn=arn).get("Tags", [])
-    value = next((tag["Value"] for tag in tags if tag["Key"] == TAG_VERSION), None)
-    return int(value) if value is not None and value.isdigit() else None
+    tags = {tag["Key"]: tag["Value"] for tag in sagemaker.list_tags(ResourceArn=arn).get("Tags", [])}
+
+    def number(key: str) -> int | None:
+        value = tags.get(key)
+        return int(value) if value is not None and value.isdigit() else None
+
+    return number(TAG_VERSION), number(TAG_CHAMPION), number(TAG_CHALLENGER)
 
 
 def endpoint_state(sagemaker: Any, endpoint_name: str) -> EndpointState:
@@ -198,12 +226,18 @@ def endpoint_state(sagemaker: Any, endpoint_name: str) -> EndpointState:
         raise
     pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
     config_name = pending or endpoint.get("EndpointConfigName")
-    version = _config_version(sagemaker, config_name) if config_name else None
-    return EndpointState(True, endpoint["EndpointStatus"], config_name, version)
+    versions = _config_versions(sagemaker, config_name) if config_name else (None, None, None)
+    return EndpointState(True, endpoint["EndpointStatus"], config_name, *versions)
 
 
-def create_or_update(sagemaker: Any, config: DeployConfig, state: EndpointState, config_name: str) -> str:
-    """Point the endpoint at `config_name`; return "created", "updated" or "unchanged"."""
+def create_or_update(
+    sagemaker: Any, config: DeployConfig, state: EndpointState, config_name: str, guarded: bool = True
+) -> str:
+    """Point the endpoint at `config_name`; return "created", "updated" or "unchanged".
+
+    `guarded` False when the variant names change (entering or leaving an A/B test): SageMaker's
+    deployment guardrails need the same variant names in both configs, so that update goes without a
+    DeploymentConfig (SageMaker's default blue/green, all at once, without alarm rollback)."""
     if not state.exists:
         sagemaker.create_endpoint(
             EndpointName=config.endpoint_name,
@@ -222,6 +256,9 @@ def create_or_update(sagemaker: Any, config: DeployConfig, state: EndpointState,
             f"endpoint {config.endpoint_name} is {state.status} (config {state.config_name}); "
             f"cannot switch to {config_name} now"
         )
+    if not guarded:
+        sagemaker.update_endpoint(EndpointName=config.endpoint_name, EndpointConfigName=config_name)
+        return "updated (variants changed: all at once, no alarm rollback)"
     sagemaker.update_endpoint(
         EndpointName=config.endpoint_name,
         EndpointConfigName=config_name,

@@ -15,56 +15,43 @@ Each run converges three things on it, each idempotently, and changes nothing th
 A rejection changes something only when the rejected version is in service (endpoint tags or
 champion.json); with no approved version left the endpoint is left as is and the outcome logged as an
 error. Ignored events (another group, malformed, pending status, stale, no artifacts) change nothing.
+With A/B testing on, an approval adds the newest version as the endpoint's challenger variant beside the
+version in service, and an operator event (`{"source": "rul.ab-test"}`, invoked directly by
+`pipeline_steps.aws_ab`) shifts the weights or promotes a variant (see `ab_test`).
 Every path returns {"action", "reason", ...} and logs it as one JSON line. An endpoint that is busy
 (another update running) raises `EndpointBusy` so Lambda's asynchronous retry runs the event again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import champion, monitoring
-from .config import DeployConfig, load_config
+from . import ab_test, champion, monitoring
+from .config import ENV_AB_ENABLED, DeployConfig, load_config
 from .endpoint import EndpointBusy, EndpointState, create_or_update, endpoint_state, ensure_model_and_config
 from .registry import (
     APPROVED,
     REJECTED,
     ApprovalEvent,
-    IgnoredEvent,
+    Ignored,
     ModelVersion,
     approved_versions,
     describe_version,
     parse_event,
 )
+from .shared import DecisionLog, make_clients, run_logged
 
-LOGGER = logging.getLogger("deploy_on_approval")
-LOGGER.setLevel(logging.INFO)
+DECISIONS = DecisionLog("deploy_on_approval")
+decide = DECISIONS.decide
 
 
 @dataclass(frozen=True)
 class Clients:
     sagemaker: Any
     s3: Any
-
-
-def make_clients() -> Clients:
-    """boto3 clients with standard retries; created per invocation, never at import time."""
-    import boto3
-    from botocore.config import Config
-
-    retries = Config(retries={"mode": "standard", "max_attempts": 5})
-    return Clients(sagemaker=boto3.client("sagemaker", config=retries), s3=boto3.client("s3", config=retries))
-
-
-def decide(action: str, reason: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
-    """Log one JSON line for the decision and return it as the function's result."""
-    result = {"action": action, "reason": reason, **fields}
-    LOGGER.log(level, json.dumps({"function": "deploy_on_approval", **result}, default=str, sort_keys=True))
-    return result
 
 
 def _event_fields(approval: ApprovalEvent) -> dict[str, Any]:
@@ -78,9 +65,19 @@ def _converge(
     state: EndpointState,
     champion_version: int | None,
 ) -> dict[str, str]:
-    """Bring endpoint, monitor and champion to `target`; return what happened to each."""
-    config_name, created = ensure_model_and_config(clients.sagemaker, config, target)
-    changes = {"endpoint": create_or_update(clients.sagemaker, config, state, config_name)}
+    """Bring endpoint, monitor and champion to `target`; return what happened to each.
+
+    With A/B testing on, `target` joins the version in service as the challenger (`ab_test`)."""
+    pair = ab_test.champion_for(clients.sagemaker, config, state, target)
+    if pair is None:
+        config_name, created = ensure_model_and_config(clients.sagemaker, config, target)
+    else:
+        config_name, created = ab_test.ensure_ab_config(clients.sagemaker, config, pair)
+    # Guardrails need the same variant names before and after: one variant -> two (or back) goes unguarded.
+    guarded = (state.challenger is not None) == (pair is not None)
+    changes = {"endpoint": create_or_update(clients.sagemaker, config, state, config_name, guarded)}
+    if pair is not None and changes["endpoint"] != "unchanged":
+        changes["ab_test"] = f"champion v{pair.champion.version}, challenger v{pair.challenger.version}"
     changes["monitoring"] = monitoring.converge(clients.sagemaker, config, target)
     if champion_version == target.version:
         changes["champion"] = "unchanged"
@@ -104,7 +101,7 @@ def _deploy(
     champion_version: int | None,
     action: str,
 ) -> dict[str, Any]:
-    fields = {
+    fields: dict[str, Any] = {
         **_event_fields(approval),
         "target_version": target.version,
         "in_service_version": state.version,
@@ -117,7 +114,7 @@ def _deploy(
             level=logging.WARNING,
             **fields,
         )
-    changes = _converge(clients, config, target, state, champion_version)
+    changes: dict[str, Any] = _converge(clients, config, target, state, champion_version)
     if all(value == "unchanged" or value.startswith("skipped") for value in changes.values()):
         return decide("no_change", f"v{target.version} is already in service", **fields, **changes)
     reason = {
@@ -145,12 +142,12 @@ def _on_approved(
 def _on_rejected(clients: Clients, config: DeployConfig, approval: ApprovalEvent) -> dict:
     state = endpoint_state(clients.sagemaker, config.endpoint_name)
     champion_version = champion.current_version(clients.s3, config)
-    fields = {
+    fields: dict[str, Any] = {
         **_event_fields(approval),
         "in_service_version": state.version,
         "champion_version": champion_version,
     }
-    if approval.version not in (state.version, champion_version):
+    if approval.version not in state.versions() | {champion_version}:
         return decide("no_change", f"rejected v{approval.version} is not in service", **fields)
     candidates = approved_versions(clients.sagemaker, config.group_name, exclude_arn=approval.arn)
     if not candidates:
@@ -168,11 +165,44 @@ def _on_rejected(clients: Clients, config: DeployConfig, approval: ApprovalEvent
     return _deploy(clients, config, approval, target, state, champion_version, "rolled_back")
 
 
+def _operate(event: dict[str, Any], config: DeployConfig, clients: Clients) -> dict[str, Any]:
+    """An operator's A/B action (`ab_test`): shift the weights or promote a variant."""
+    if config.ab_test is None:
+        return decide("refused", f"A/B testing is off ({ENV_AB_ENABLED} is not true)", level=logging.WARNING)
+    try:
+        request = ab_test.parse_operator_event(event)
+    except Ignored as reason:
+        return decide("ignored", str(reason), level=logging.WARNING)
+    fields: dict[str, Any] = {"operator_action": request.action, "requested_by": request.requested_by}
+    candidates = approved_versions(clients.sagemaker, config.group_name)
+    if not candidates:
+        return decide("refused", f"group {config.group_name} has no approved version", **fields)
+    arn = candidates[0][1]  # any version's ARN names the group; the test's versions come from the endpoint
+    try:
+        if request.action == "shift":
+            return decide(
+                "shifted",
+                "weights changed",
+                **fields,
+                **ab_test.shift(clients.sagemaker, config, request, arn),
+            )
+        winner, changes = ab_test.promote(clients.sagemaker, config, request, arn)
+    except ab_test.AbTestError as refusal:
+        return decide("refused", str(refusal), level=logging.WARNING, **fields)
+    changes["monitoring"] = monitoring.converge(clients.sagemaker, config, winner)
+    if champion.current_version(clients.s3, config) != winner.version:
+        changes["baselines"] = champion.publish(clients.s3, config, winner)
+        changes["champion"] = "published"
+    return decide("promoted", f"v{winner.version} serves all traffic", **fields, **changes)
+
+
 def run(event: Any, config: DeployConfig, clients: Clients) -> dict[str, Any]:
     """Act on one event; pure orchestration over the given clients (the tests call this)."""
+    if ab_test.is_operator_event(event):
+        return _operate(event, config, clients)
     try:
         approval = parse_event(event, config.group_name)
-    except IgnoredEvent as reason:
+    except Ignored as reason:
         return decide("ignored", str(reason), level=logging.WARNING)
     if approval.status not in (APPROVED, REJECTED):
         return decide(
@@ -192,12 +222,10 @@ def run(event: Any, config: DeployConfig, clients: Clients) -> dict[str, Any]:
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda handler: validate the environment, build clients, run; failures are logged, then raised."""
-    try:
-        config = load_config(os.environ)
-        return run(event, config, make_clients())
-    except EndpointBusy as busy:
-        decide("retry", str(busy), level=logging.ERROR)
-        raise
-    except Exception as error:
-        decide("error", f"{type(error).__name__}: {error}", level=logging.ERROR)
-        raise
+    return run_logged(DECISIONS, lambda: _invoke(event), retry=(EndpointBusy,))
+
+
+def _invoke(event: Any) -> dict[str, Any]:
+    config = load_config(os.environ)
+    sagemaker, s3 = make_clients("sagemaker", "s3")
+    return run(event, config, Clients(sagemaker=sagemaker, s3=s3))

@@ -1,7 +1,7 @@
 """The model registry side: the approval event, the version it names, and the newest approved version.
 
 `parse_event` turns an EventBridge "SageMaker Model Package State Change" event into an `ApprovalEvent` or
-raises `IgnoredEvent` with the reason (wrong source or detail-type, missing fields, another group).
+raises `Ignored` with the reason (wrong source or detail-type, missing fields, another group).
 `describe_version` reads what a deployment needs from DescribeModelPackage; `newest_approved` lists the
 group's Approved versions (newest first) for roll-forward and roll-back.
 """
@@ -11,14 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-EVENT_SOURCE = "aws.sagemaker"
-EVENT_DETAIL_TYPE = "SageMaker Model Package State Change"
-APPROVED = "Approved"
-REJECTED = "Rejected"
-
-
-class IgnoredEvent(Exception):
-    """The event is not one this function acts on; the message is the reason that gets logged."""
+from .shared import APPROVED, Ignored
+from .shared import MODEL_PACKAGE_STATE_CHANGE as EVENT_DETAIL_TYPE
+from .shared import REJECTED as REJECTED  # the handler and ab_test read the statuses here
+from .shared import SAGEMAKER_SOURCE as EVENT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -51,32 +47,28 @@ class ModelVersion:
 def parse_event(event: Any, group: str) -> ApprovalEvent:
     """Validate the envelope and the detail fields this function relies on."""
     if not isinstance(event, dict):
-        raise IgnoredEvent(f"event is not an object: {type(event).__name__}")
+        raise Ignored(f"event is not an object: {type(event).__name__}")
     if event.get("source") != EVENT_SOURCE or event.get("detail-type") != EVENT_DETAIL_TYPE:
-        raise IgnoredEvent(
-            f"unexpected source/detail-type {event.get('source')!r}/{event.get('detail-type')!r}"
-        )
+        raise Ignored(f"unexpected source/detail-type {event.get('source')!r}/{event.get('detail-type')!r}")
     detail = event.get("detail")
     if not isinstance(detail, dict):
-        raise IgnoredEvent("event has no detail object")
+        raise Ignored("event has no detail object")
     missing = [
         key
         for key in ("ModelPackageGroupName", "ModelPackageVersion", "ModelPackageArn", "ModelApprovalStatus")
         if detail.get(key) in (None, "")
     ]
     if missing:
-        raise IgnoredEvent(f"detail lacks {', '.join(missing)}")
+        raise Ignored(f"detail lacks {', '.join(missing)}")
     if detail["ModelPackageGroupName"] != group:
-        raise IgnoredEvent(f"event is for group {detail['ModelPackageGroupName']!r}, not {group!r}")
+        raise Ignored(f"event is for group {detail['ModelPackageGroupName']!r}, not {group!r}")
     try:
         version = int(detail["ModelPackageVersion"])
     except (TypeError, ValueError):
-        raise IgnoredEvent(
-            f"ModelPackageVersion is not a number: {detail['ModelPackageVersion']!r}"
-        ) from None
+        raise Ignored(f"ModelPackageVersion is not a number: {detail['ModelPackageVersion']!r}") from None
     arn = str(detail["ModelPackageArn"])
     if not arn.endswith(f"model-package/{group}/{version}"):
-        raise IgnoredEvent(f"ModelPackageArn {arn!r} does not name version {version} of {group!r}")
+        raise Ignored(f"ModelPackageArn {arn!r} does not name version {version} of {group!r}")
     return ApprovalEvent(group=group, version=version, arn=arn, status=str(detail["ModelApprovalStatus"]))
 
 

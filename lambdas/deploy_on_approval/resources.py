@@ -16,6 +16,9 @@ from botocore.exceptions import ClientError
 TAG_VERSION = "ModelPackageVersion"
 TAG_ARN = "ModelPackageArn"
 TAG_GROUP = "ModelPackageGroupName"
+# On an A/B test's endpoint config (TAG_VERSION names the challenger there, the version converged on).
+TAG_CHAMPION = "AbChampionVersion"
+TAG_CHALLENGER = "AbChallengerVersion"
 
 
 def bounded_name(base: str, suffix: str) -> str:

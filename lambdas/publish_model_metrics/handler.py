@@ -32,20 +32,22 @@ import json
 import logging
 import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .config import ConfigError as ConfigError  # raised by load_config, caught by callers
+from .config import PublishConfig, load_config
 from .mlflow_log import MlflowRestClient, load_target, log_execution, make_client
 from .monitoring import load_monitoring_config, monitoring_execution, publish_execution
+from .shared import PIPELINE_EXECUTION_STATUS_CHANGE as EVENT_DETAIL_TYPE
+from .shared import SAGEMAKER_SOURCE as EVENT_SOURCE
+from .shared import DecisionLog, Ignored, S3UriError, Skipped, make_clients, parse_s3_uri, run_logged
 
-LOGGER = logging.getLogger("publish_model_metrics")
-LOGGER.setLevel(logging.INFO)
+DECISIONS = DecisionLog("publish_model_metrics")
+decide = DECISIONS.decide
 
-EVENT_SOURCE = "aws.sagemaker"
-EVENT_DETAIL_TYPE = "SageMaker Model Building Pipeline Execution Status Change"
 # Failed is published only when EvaluateModel succeeded (the quality gate rejected the model).
 HANDLED_STATUSES = ("Succeeded", "Failed")
 SUCCEEDED = "Succeeded"
@@ -64,70 +66,12 @@ METRIC_PATHS: dict[str, tuple[str, ...]] = {
 }
 REGISTERED_METRIC = "Registered"
 
-ENV_PIPELINE = "PIPELINE_NAME"
-ENV_NAMESPACE = "METRICS_NAMESPACE"
-ENV_EVALUATE_STEP = "EVALUATE_STEP_NAME"
-ENV_REGISTER_STEP = "REGISTER_STEP_NAME"
-
-PIPELINE_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
-STEP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
-# CloudWatch: 1-255 characters, not starting with ':'; the AWS/ prefix is reserved for AWS services.
-NAMESPACE_PATTERN = re.compile(r"^(?!AWS/)[^:][^\s]{0,254}$")
-S3_URI_PATTERN = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.*)$")
-
-
-class ConfigError(ValueError):
-    """Missing or invalid environment variables; the message names each with its value."""
-
-
-@dataclass(frozen=True)
-class PublishConfig:
-    pipeline_name: str
-    namespace: str
-    evaluate_step: str
-    register_step: str
-
 
 @dataclass(frozen=True)
 class FinishedExecution:
     execution_arn: str
     status: str
     time: datetime
-
-
-class Ignored(Exception):
-    """The event is not a finished execution of our pipeline; the message is the reason."""
-
-
-class Skipped(Exception):
-    """The execution has no evaluation to publish; the message is the reason."""
-
-
-def load_config(environ: Mapping[str, str]) -> PublishConfig:
-    problems: list[str] = []
-    pipeline = environ.get(ENV_PIPELINE, "").strip()
-    if not PIPELINE_NAME_PATTERN.match(pipeline):
-        problems.append(f"{ENV_PIPELINE}: must be a SageMaker pipeline name (got {pipeline!r})")
-    namespace = environ.get(ENV_NAMESPACE, "").strip()
-    if not NAMESPACE_PATTERN.match(namespace):
-        problems.append(f"{ENV_NAMESPACE}: must be a custom CloudWatch namespace (got {namespace!r})")
-    steps = []
-    for name, default in ((ENV_EVALUATE_STEP, "EvaluateModel"), (ENV_REGISTER_STEP, "RegisterModel")):
-        step = environ.get(name, default).strip()
-        if not STEP_NAME_PATTERN.match(step):
-            problems.append(f"{name}: must be a pipeline step name (got {step!r})")
-        steps.append(step)
-    if problems:
-        raise ConfigError("invalid publish-model-metrics configuration: " + "; ".join(problems))
-    return PublishConfig(pipeline, namespace, steps[0], steps[1])
-
-
-def decide(action: str, reason: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
-    """Log one JSON line for the decision and return it as the function's result."""
-    result = {"action": action, "reason": reason, **fields}
-    line = json.dumps({"function": "publish_model_metrics", **result}, default=str, sort_keys=True)
-    LOGGER.log(level, line)
-    return result
 
 
 def parse_event(event: Any, config: PublishConfig, clock: Callable[[], datetime]) -> FinishedExecution:
@@ -140,7 +84,14 @@ def parse_event(event: Any, config: PublishConfig, clock: Callable[[], datetime]
         raise Ignored("event has no detail object")
     pipeline_arn, execution_arn = detail.get("pipelineArn"), detail.get("pipelineExecutionArn")
     status = detail.get("currentPipelineExecutionStatus")
-    if not all(isinstance(value, str) and value for value in (pipeline_arn, execution_arn, status)):
+    if not (
+        isinstance(pipeline_arn, str)
+        and pipeline_arn
+        and isinstance(execution_arn, str)
+        and execution_arn
+        and isinstance(status, str)
+        and status
+    ):
         raise Ignored("detail lacks pipelineArn, pipelineExecutionArn or currentPipelineExecutionStatus")
     # SageMaker lower-cases the names in its ARNs.
     if not pipeline_arn.lower().endswith(f":pipeline/{config.pipeline_name.lower()}"):
@@ -186,11 +137,13 @@ def evaluation_location(sagemaker: Any, steps: list[dict], evaluate_step: str) -
     outputs = job.get("ProcessingOutputConfig", {}).get("Outputs", [])
     uris = [o.get("S3Output", {}).get("S3Uri") for o in outputs if o.get("OutputName") == EVALUATION_OUTPUT]
     uri = uris[0] if uris else None
-    match = S3_URI_PATTERN.match(uri) if isinstance(uri, str) else None
-    if match is None:
-        raise Skipped(f"processing job {job_arn} has no S3 output {EVALUATION_OUTPUT!r} (got {uri!r})")
-    prefix = match.group(2).rstrip("/")
-    return match.group(1), f"{prefix}/{EVALUATION_FILE}" if prefix else EVALUATION_FILE
+    try:
+        output = parse_s3_uri(uri)
+    except S3UriError:
+        problem = f"processing job {job_arn} has no S3 output {EVALUATION_OUTPUT!r} (got {uri!r})"
+        raise Skipped(problem) from None
+    prefix = output.key.rstrip("/")
+    return output.bucket, f"{prefix}/{EVALUATION_FILE}" if prefix else EVALUATION_FILE
 
 
 def read_evaluation(s3: Any, bucket: str, key: str) -> dict[str, float]:
@@ -295,25 +248,17 @@ def run_monitoring(event: Any, environ: Mapping[str, str], s3: Any, cloudwatch: 
     return decide("published", reason, level, **fields, **outcome)
 
 
-def make_clients() -> tuple[Any, Any, Any]:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "standard", "max_attempts": 5})
-    return tuple(boto3.client(service, config=config) for service in ("sagemaker", "s3", "cloudwatch"))
-
-
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda handler: validate the environment, build the clients, run; failures are logged, then raised."""
-    try:
-        config = load_config(os.environ)
-        sagemaker, s3, cloudwatch = make_clients()
-        monitored = run_monitoring(event, os.environ, s3, cloudwatch)
-        if monitored is not None:
-            return monitored
-        target = load_target(os.environ)
-        mlflow = make_client(target) if target else None
-        return run(event, config, sagemaker, s3, cloudwatch, lambda: datetime.now(UTC), mlflow)
-    except Exception as error:
-        decide("error", f"{type(error).__name__}: {error}", level=logging.ERROR)
-        raise
+    return run_logged(DECISIONS, lambda: _invoke(event))
+
+
+def _invoke(event: Any) -> dict[str, Any]:
+    config = load_config(os.environ)
+    sagemaker, s3, cloudwatch = make_clients("sagemaker", "s3", "cloudwatch")
+    monitored = run_monitoring(event, os.environ, s3, cloudwatch)
+    if monitored is not None:
+        return monitored
+    target = load_target(os.environ)
+    mlflow = make_client(target) if target else None
+    return run(event, config, sagemaker, s3, cloudwatch, lambda: datetime.now(UTC), mlflow)

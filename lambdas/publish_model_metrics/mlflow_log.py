@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-ENV_TRACKING_SERVER_ARN = "MLFLOW_TRACKING_SERVER_ARN"
-ENV_EXPERIMENT = "MLFLOW_EXPERIMENT_NAME"
-ENV_TRACKING_URL = "MLFLOW_TRACKING_URL"
+from .config import ENV_EXPERIMENT, ENV_TRACKING_SERVER_ARN, ENV_TRACKING_URL
+
 SIGNING_SERVICE = "sagemaker-mlflow"
 ARN_HEADER = "x-mlflow-sm-tracking-server-arn"
 EXECUTION_TAG = "sagemaker_pipeline_execution_arn"

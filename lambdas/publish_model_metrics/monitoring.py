@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-ENV_PIPELINE = "MONITORING_PIPELINE_NAME"
-ENV_BUCKET = "MONITORING_REPORTS_BUCKET"
-ENV_PREFIX = "MONITORING_REPORTS_PREFIX"
-ENV_NAMESPACES = "MONITORING_NAMESPACES"
+from .config import ENV_MONITORING_BUCKET as ENV_BUCKET
+from .config import ENV_MONITORING_NAMESPACES as ENV_NAMESPACES
+from .config import ENV_MONITORING_PIPELINE as ENV_PIPELINE
+from .config import ENV_MONITORING_PREFIX as ENV_PREFIX
+from .shared import BUCKET_PATTERN, ConfigError
+
 METRICS_FILE = "metrics.jsonl"  # pipeline_steps.monitoring_names.METRICS_FILE (a test keeps them equal)
 HANDLED_STATUSES = ("Succeeded", "Failed")
 _EXECUTION_ID = re.compile(r":pipeline/([^/]+)/execution/([A-Za-z0-9]+)$")
@@ -48,14 +50,14 @@ def load_monitoring_config(environ: Mapping[str, str]) -> MonitoringConfig | Non
     problems = [
         f"{name}: {problem} (got {value!r})"
         for name, value, ok, problem in (
-            (ENV_BUCKET, bucket, bool(re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", bucket)), "a bucket"),
+            (ENV_BUCKET, bucket, bool(BUCKET_PATTERN.match(bucket)), "a bucket"),
             (ENV_PREFIX, prefix, bool(_PREFIX.match(prefix)), "a key prefix ending in '/'"),
             (ENV_NAMESPACES, namespaces, bool(namespaces), "a comma-separated list of namespaces"),
         )
         if not ok
     ]
     if problems:
-        raise ValueError("invalid monitoring configuration: " + "; ".join(problems))
+        raise ConfigError("invalid monitoring configuration: " + "; ".join(problems))
     return MonitoringConfig(pipeline, bucket, prefix, namespaces)
 
 

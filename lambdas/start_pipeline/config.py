@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .shared import BUCKET_PATTERN, NAME_PATTERN, PIPELINE_NAME_PATTERN, ConfigError, EnvReader
+
 ENV_PIPELINE = "PIPELINE_NAME"
 ENV_BUCKET = "DATA_BUCKET"
 ENV_RAW_PREFIX = "RAW_PREFIX"
@@ -13,13 +15,10 @@ ENV_SUFFIXES = "ALLOWED_SUFFIXES"
 ENV_DEBOUNCE = "DEBOUNCE_SECONDS"
 ENV_GROUP = "MODEL_PACKAGE_GROUP_NAME"
 
-PIPELINE_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
-BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-GROUP_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# A key prefix: ends with "/", does not start with it.
+RAW_PREFIX_PATTERN = re.compile(r"^(?!/).*/$", re.DOTALL)
 
-
-class ConfigError(ValueError):
-    """Missing or invalid environment variables; the message names each with its value."""
+__all__ = ["ConfigError", "TriggerConfig", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -40,24 +39,16 @@ def _suffixes(raw: str, problems: list[str]) -> tuple[str, ...]:
 
 
 def load_config(environ: Mapping[str, str]) -> TriggerConfig:
-    problems: list[str] = []
-    pipeline = environ.get(ENV_PIPELINE, "").strip()
-    if not PIPELINE_NAME_PATTERN.match(pipeline):
-        problems.append(f"{ENV_PIPELINE}: must be a SageMaker pipeline name (got {pipeline!r})")
-    bucket = environ.get(ENV_BUCKET, "").strip()
-    if not BUCKET_PATTERN.match(bucket):
-        problems.append(f"{ENV_BUCKET}: must be an S3 bucket name (got {bucket!r})")
-    prefix = environ.get(ENV_RAW_PREFIX, "raw/").strip()
-    if not prefix.endswith("/") or prefix.startswith("/"):
-        problems.append(f"{ENV_RAW_PREFIX}: must be a key prefix ending in '/' (got {prefix!r})")
-    suffixes = _suffixes(environ.get(ENV_SUFFIXES, ".txt"), problems)
+    """Validate the environment into a `TriggerConfig`; `ConfigError` names every bad variable."""
+    read = EnvReader(environ)
+    pipeline = read.text(ENV_PIPELINE, PIPELINE_NAME_PATTERN, expect="a SageMaker pipeline name")
+    bucket = read.text(ENV_BUCKET, BUCKET_PATTERN, expect="an S3 bucket name")
+    prefix = read.text(ENV_RAW_PREFIX, RAW_PREFIX_PATTERN, "raw/", expect="a key prefix ending in '/'")
+    suffixes = _suffixes(environ.get(ENV_SUFFIXES, ".txt"), read.problems)
     raw_debounce = environ.get(ENV_DEBOUNCE, "300")
     debounce = int(raw_debounce) if raw_debounce.strip().isdigit() else -1
     if not 30 <= debounce <= 3600:
-        problems.append(f"{ENV_DEBOUNCE}: an integer in [30, 3600] seconds (got {raw_debounce!r})")
-    group = environ.get(ENV_GROUP, "").strip()
-    if not GROUP_NAME_PATTERN.match(group):
-        problems.append(f"{ENV_GROUP}: must be a model package group name (got {group!r})")
-    if problems:
-        raise ConfigError("invalid start-pipeline configuration: " + "; ".join(problems))
+        read.problems.append(f"{ENV_DEBOUNCE}: an integer in [30, 3600] seconds (got {raw_debounce!r})")
+    group = read.text(ENV_GROUP, NAME_PATTERN, expect="a model package group name")
+    read.check("start-pipeline")
     return TriggerConfig(pipeline, bucket, prefix, suffixes, debounce, group)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import TriggerConfig
+from .shared import Ignored
 
 # Same value as pipeline_steps.names.INPUT_DATA_URI (a test keeps them equal; this package stands alone).
 INPUT_DATA_URI = "InputDataUri"
@@ -24,10 +25,6 @@ SCHEDULE = "schedule"
 DRIFT = "drift"
 RULE_REASONS = (SCHEDULE, DRIFT)
 REASON_FIELD = "reason"
-
-
-class Ignored(Exception):
-    """The event names nothing this function starts the pipeline for; the message is the reason."""
 
 
 @dataclass(frozen=True)

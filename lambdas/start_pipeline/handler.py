@@ -39,7 +39,6 @@ logged and ignored. Every path returns {"action", "reason", ...} and logs one JS
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -51,11 +50,12 @@ from .config import ConfigError, TriggerConfig, load_config
 from .data_version import list_data_objects, listing_version
 from .events import INPUT_DATA_URI, Ignored, StartRequest, parse_event
 from .registry import registered_data_version
+from .shared import DecisionLog, make_clients, run_logged
 
 __all__ = ["ConfigError", "TriggerConfig", "handler", "load_config", "run"]
 
-LOGGER = logging.getLogger("start_pipeline")
-LOGGER.setLevel(logging.INFO)
+DECISIONS = DecisionLog("start_pipeline")
+decide = DECISIONS.decide
 
 # Same values as pipeline_steps.names.DATA_VERSION / REGISTERED_DATA_VERSION (a test keeps them equal).
 DATA_VERSION = "DataVersion"
@@ -66,13 +66,6 @@ REGISTERED_DATA_VERSION = "RegisteredDataVersion"
 class Clients:
     sagemaker: Any
     s3: Any
-
-
-def decide(action: str, reason: str, level: int = logging.INFO, **fields: Any) -> dict[str, Any]:
-    """Log one JSON line for the decision and return it as the function's result."""
-    result = {"action": action, "reason": reason, **fields}
-    LOGGER.log(level, json.dumps({"function": "start_pipeline", **result}, default=str, sort_keys=True))
-    return result
 
 
 def prefix_digest(input_data_uri: str) -> str:
@@ -183,18 +176,12 @@ def run(event: Any, config: TriggerConfig, clients: Clients, clock: Callable[[],
     )
 
 
-def make_clients() -> Clients:
-    import boto3
-    from botocore.config import Config
-
-    retries = Config(retries={"mode": "standard", "max_attempts": 5})
-    return Clients(sagemaker=boto3.client("sagemaker", config=retries), s3=boto3.client("s3", config=retries))
-
-
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda handler: validate the environment, build the clients, run; failures are logged, then raised."""
-    try:
-        return run(event, load_config(os.environ), make_clients(), lambda: datetime.now(UTC))
-    except Exception as error:
-        decide("error", f"{type(error).__name__}: {error}", level=logging.ERROR)
-        raise
+    return run_logged(DECISIONS, lambda: _invoke(event))
+
+
+def _invoke(event: Any) -> dict[str, Any]:
+    config = load_config(os.environ)
+    sagemaker, s3 = make_clients("sagemaker", "s3")
+    return run(event, config, Clients(sagemaker=sagemaker, s3=s3), lambda: datetime.now(UTC))

@@ -1,0 +1,127 @@
+"""Start, shift and promote a local A/B test: two variant servers behind the weighted router of `ab_split`.
+
+`start_ab_test` health-checks and starts the champion's and the challenger's servers on the two ports
+after the router's (router on `--port`, Champion on port + 1, Challenger on port + 2, all on 127.0.0.1
+unless told otherwise), then returns the router, not yet serving. `shift` and `promote` change
+`<work>/endpoint/ab/state.json`, which the running router follows, and append to `history.jsonl`.
+`promote` sends every request to the winner (weight 0 for the loser: the local twin of the deploy
+function's single-variant endpoint) and, when the champion wins, rejects the challenger in the local
+registry so that "the newest approved version serves" holds again, as the deploy function does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from local_runner.ab_split import (
+    CHALLENGER,
+    CHAMPION,
+    VARIANTS,
+    AbError,
+    AbPaths,
+    AbRouter,
+    RouterState,
+    WeightedSplit,
+    percent_weights,
+    read_state,
+    record,
+    write_state,
+)
+from local_runner.endpoint import (
+    REGISTRY_FILE,
+    EndpointOptions,
+    EndpointPaths,
+    EndpointProcess,
+    check_port_free,
+    start_endpoint,
+)
+from local_runner.registry import LocalRegistry, ModelPackage
+
+WINNERS = {"champion": CHAMPION, "challenger": CHALLENGER}
+
+
+@dataclass
+class AbTest:
+    """A started test: the router (call `serve_forever`) and the two variant servers."""
+
+    router: AbRouter
+    servers: dict[str, EndpointProcess]
+    paths: AbPaths
+
+    def stop(self) -> None:
+        self.router.server_close()
+        for server in self.servers.values():
+            server.stop()
+
+
+def start_ab_test(
+    work_dir: str | Path,
+    champion: ModelPackage,
+    challenger: ModelPackage,
+    options: EndpointOptions,
+    challenger_percent: int,
+    seed: int | None = None,
+) -> AbTest:
+    """Start both variants' servers and bind the router; `AbError`/`EndpointError` when anything fails."""
+    if champion.version == challenger.version:
+        raise AbError(f"champion and challenger are both version {champion.version}; pick two versions")
+    weights = percent_weights(challenger_percent)
+    paths = AbPaths.of(work_dir)
+    for offset in range(3):
+        check_port_free(options.host, options.port + offset)
+    servers: dict[str, EndpointProcess] = {}
+    try:
+        for offset, (variant, package) in enumerate(((CHAMPION, champion), (CHALLENGER, challenger)), 1):
+            variant_options = replace(options, port=options.port + offset, variant_name=variant)
+            server_paths = EndpointPaths(paths.variant_root(variant))
+            servers[variant] = start_endpoint(work_dir, package, variant_options, server_paths)
+        for server in servers.values():
+            server.wait_ready()
+        backends = {variant: (server.host, server.port) for variant, server in servers.items()}
+        state = {
+            "group": champion.group,
+            "versions": {CHAMPION: champion.version, CHALLENGER: challenger.version},
+            "weights": weights,
+            "ports": {variant: port for variant, (_, port) in backends.items()},
+            "capture_dir": str(Path(options.capture_dir).resolve()) if options.capture_dir else None,
+        }
+        write_state(paths, state)
+        record(paths, "start", versions=state["versions"], weights=weights)
+        router_state = RouterState(WeightedSplit(weights, seed), backends, paths.state)
+        return AbTest(AbRouter((options.host, options.port), router_state), servers, paths)
+    except BaseException:
+        for server in servers.values():
+            server.stop()
+        raise
+
+
+def shift(work_dir: str | Path, challenger_percent: int, reason: str = "") -> dict:
+    """Give the challenger `challenger_percent` of the requests; returns the audit line."""
+    paths = AbPaths.of(work_dir)
+    state = read_state(paths)
+    before = state["weights"]
+    state["weights"] = percent_weights(challenger_percent)
+    write_state(paths, state)
+    return record(paths, "shift", before=before, weights=state["weights"], reason=reason)
+
+
+def promote(work_dir: str | Path, winner: str, reason: str = "") -> dict:
+    """Send all requests to `winner` ("champion" or "challenger"); a losing challenger is Rejected."""
+    if winner not in WINNERS:
+        raise AbError(f"the winner must be one of {', '.join(WINNERS)} (got {winner!r})")
+    paths = AbPaths.of(work_dir)
+    state = read_state(paths)
+    won = WINNERS[winner]
+    lost = next(variant for variant in VARIANTS if variant != won)
+    state["weights"] = {won: 100.0, lost: 0.0}
+    write_state(paths, state)
+    registry = f"version {state['versions'][lost]} stays as it is"
+    if won == CHAMPION:
+        loser = state["versions"][CHALLENGER]
+        description = f"lost the A/B test to version {state['versions'][CHAMPION]}: {reason}"[:1024]
+        LocalRegistry(Path(work_dir) / REGISTRY_FILE).update_approval(
+            state["group"], loser, "Rejected", description
+        )
+        registry = f"version {loser} Rejected"
+    return record(paths, "promote", winner=won, versions=state["versions"], registry=registry, reason=reason)
