@@ -22,6 +22,7 @@ from typing import Literal, cast
 import optuna
 
 from local_runner.live_view import emit
+from local_runner.threads import RUNNING
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -143,9 +144,20 @@ def _run_round(
     """
     if len(suggested) == 1:
         return [run_trial(*suggested[0])]
-    with ThreadPoolExecutor(max_workers=len(suggested), thread_name_prefix="trial") as pool:
-        futures = [pool.submit(run_trial, number, hyperparameters) for number, hyperparameters in suggested]
-        wait(futures)
+    # The round's other trials count as running from the start, so the first trial to start does not take
+    # every core before its siblings' processes exist (an OpenMP fit then stalls for minutes).
+    extra = len(suggested) - 1
+    for _ in range(extra):
+        RUNNING.reserve_step()
+    try:
+        with ThreadPoolExecutor(max_workers=len(suggested), thread_name_prefix="trial") as pool:
+            futures = [pool.submit(run_trial, number, values) for number, values in suggested]
+                pool.submit(run_trial, number, hyperparameters) for number, hyperparameters in suggested
+            ]
+            wait(futures)
+    finally:
+        for _ in range(extra):
+            RUNNING.release_step()
     return [future.result() for future in futures]
 
 

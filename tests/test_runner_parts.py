@@ -433,3 +433,17 @@ def test_a_trial_request_keeps_the_spot_and_checkpoint_fields_of_the_definition(
     assert request["CheckpointConfig"] == definition["CheckpointConfig"]
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"]["MaxWaitTimeInSeconds"] == 120
+
+
+def test_every_trial_of_a_round_sees_the_whole_round_running():
+    """The thread budget each trial gets must count its siblings, even the ones not started yet."""
+    seen = []
+    before = RUNNING.concurrent
+
+    def run_trial(number, hyperparameters):
+        seen.append(RUNNING.concurrent)
+        return f"job-{number}", "Completed", "validation:rmse=1.0"
+
+    tune(tuning_request(max_jobs=4, parallel=2), run_trial, echo=lambda line: None)
+    assert min(seen) >= before + 1 and len(seen) == 4
+    assert RUNNING.concurrent == before
