@@ -152,8 +152,6 @@ def _run_round(
     try:
         with ThreadPoolExecutor(max_workers=len(suggested), thread_name_prefix="trial") as pool:
             futures = [pool.submit(run_trial, number, values) for number, values in suggested]
-                pool.submit(run_trial, number, hyperparameters) for number, hyperparameters in suggested
-            ]
             wait(futures)
     finally:
         for _ in range(extra):
