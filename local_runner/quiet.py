@@ -23,6 +23,7 @@ def silence_sdk(offline: bool) -> None:
     os.environ.setdefault(V2_WARNING_SWITCH, "1")
     if offline:
         os.environ.setdefault(METADATA_SWITCH, "true")
-    config_logger = logging.getLogger("sagemaker.config")
-    if config_logger.level == logging.NOTSET:  # the SDK sets INFO only on a logger nobody configured
-        config_logger.setLevel(logging.WARNING)
+    for name in ("sagemaker.config", "mlflow.store.db.utils", "alembic.runtime.migration"):
+        logger = logging.getLogger(name)  # INFO lines about config files and creating the tracking tables
+        if logger.level == logging.NOTSET:  # the libraries set INFO only on a logger nobody configured
+            logger.setLevel(logging.WARNING)
