@@ -31,7 +31,7 @@ DEPLOYERS = [
 ]
 SERVICE_SIDE = [
     f"arn:aws:iam::{ACCOUNT}:role/{name}"
-    for name in (NAMES.pipeline_role, NAMES.code_deployment_role, NAMES.mlflow_role)
+    for name in (NAMES.pipeline_role, NAMES.code_deployment_role, NAMES.mlflow_role, NAMES.mirror_role)
 ]
 IMPORTED_VPC = {
     "mode": "import",
