@@ -69,6 +69,7 @@ def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App
 
 
 def main() -> int:
+    """Synthesize the app; exit status 2, with the problem on stderr, when the settings are invalid."""
     try:
         build_app().synth()
     except SettingsError as exc:

@@ -19,6 +19,7 @@ writes both tables as the README's benchmark block.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import multiprocessing
 import resource
@@ -33,13 +34,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Largest true RUL at the cut in each official test set (data/cmapss/README.md).
 MAX_TEST_RUL = {"FD001": 145, "FD002": 194, "FD003": 145, "FD004": 195, "SYNTHETIC": 150}
 CALIBRATION_SHARE = 0.15
+# The literature's capped yardstick: truth and prediction both capped at 125 whatever the model's cap.
+LITERATURE_CAP = 125.0
 HEADER = (
-    f"{'subset':<9} {'model':<5} {'RMSE':>11} {'RMSE capped':>11} {'score/100u':>11} "
+    f"{'subset':<9} {'model':<5} {'RMSE':>11} {'RMSE capped':>11} {'capped 125':>11} {'score/100u':>11} "
     f"{'coverage %':>10} {'width':>6} {'fit s':>6} {'cpu s':>6} {'peak MB':>7}"
 )
 
 
 def load_training_units(subset: str, data_dir: Path):
+    """The training trajectories of a C-MAPSS subset, or of the synthetic default fleet."""
     from rul.data import read_trajectories
     from rul.synthetic import SyntheticSpec, generate
 
@@ -60,13 +64,15 @@ def split_rest(rest, seed: int):
 
 def run_fold(job: dict) -> dict:
     """Fit on all folds but one and score the cut units of the held-out fold (runs in a child process)."""
-    sys.path.insert(0, str(PROJECT_ROOT / "containers"))
+    sys.path[:0] = [str(PROJECT_ROOT / "containers"), str(PROJECT_ROOT / "bench")]
     from rul.hyperparameters import Hyperparameters
     from rul.intervals import coverage
     from rul.metrics import phm08_score, rmse
     from rul.models import fit_final_predictor, fit_predictor
     from rul.splits import CutProtocol, cut_units, unit_uniform
 
+    if job.get("learner", "sklearn") == "lightgbm":
+        importlib.import_module("lightgbm_learner").install()
     frame = load_training_units(job["subset"], Path(job["data_dir"]))
     hp = Hyperparameters.from_dict({"seed": job["seed"], **job["hyperparameters"]})
     fold_of = {
@@ -88,7 +94,12 @@ def run_fold(job: dict) -> dict:
     lower, upper = predicted["rul_lower"].to_numpy(), predicted["rul_upper"].to_numpy()
     return {
         "rmse": rmse(y_true, y_pred),
-        "rmse_capped": rmse(np.minimum(y_true, hp.rul_cap), y_pred),
+        "rmse_capped": rmse(np.minimum(y_true, predictor.hyperparameters.rul_cap), y_pred),
+        "rmse_capped_125": rmse(np.minimum(y_true, LITERATURE_CAP), np.minimum(y_pred, LITERATURE_CAP)),
+        "resolved": {
+            k: predictor.hyperparameters.as_dict()[k] for k in ("feature_set", "rul_cap", "inner_cap")
+        },
+        "learner": job.get("learner", "sklearn"),
         "score_per_100": phm08_score(y_true, y_pred) * 100 / len(y_true),
         "coverage": 100 * coverage(y_true, lower, upper),
         "width": float(np.mean(upper - lower)),
@@ -143,12 +154,14 @@ def fleet_curve(sizes: list[int], hyperparameters: dict, seed: int, timeout: flo
 
 
 def fleet_line(row: dict) -> str:
+    """One row of the fleet-size table."""
     if row["status"] != "ok":
         return f"{row['units']:>6} {row['status']}"
     return f"{row['units']:>6} {row['rows']:>9} {row['fit_seconds']:>7.1f} {row['peak_mb']:>8.0f}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "cmapss")
     parser.add_argument("--subsets", nargs="*", default=["FD001", "FD002", "FD003", "FD004"])
@@ -167,6 +180,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reuse-trial",
         action="store_true",
         help="fit the tuning trial first, untimed, and let the final fit calibrate on it (no second fit)",
+    )
+    parser.add_argument(
+        "--learner",
+        choices=("sklearn", "lightgbm"),
+        default="sklearn",
+        help="the gbm family's boosting library (lightgbm: bench/lightgbm_learner.py)",
     )
     parser.add_argument("--fleet-sizes", nargs="*", type=int, default=[100, 400, 1600, 6400])
     parser.add_argument("--fleet-timeout", type=float, default=900.0, help="seconds per fleet size")
@@ -187,16 +206,30 @@ def rendered_runs(paths: list[Path]) -> tuple[list[str], list[dict], str]:
         saved = json.loads(path.read_text())
         fleet += saved["fleet"]
         for record in saved["folds"]:
-            reuse = record.get("reuse_trial", False)
-            settings = json.dumps([record["hyperparameters"], reuse], sort_keys=True)
+            reuse, learner = record.get("reuse_trial", False), record.get("learner", "sklearn")
+            settings = json.dumps([record["hyperparameters"], reuse, learner], sort_keys=True)
             groups.setdefault((record["subset"], settings), []).append(record)
             folds.add(record["folds"])
     for (subset, _), records in groups.items():
         hp = records[0]["hyperparameters"]
         label = " ".join(f"{k}={v}" for k, v in hp.items() if k not in ("model_family", "cut_max_rul"))
-        label += " (refit reuses the trial)" if records[0].get("reuse_trial") else ""
-        lines.append(summary_line(subset, hp["model_family"], records, label))
+        label += run_notes(records[0].get("learner", "sklearn"), records[0].get("reuse_trial", False))
+        lines.append(summary_line(subset, hp["model_family"], records, label + resolved_note(records)))
     return lines, sorted(fleet, key=lambda row: row["units"]), "/".join(map(str, sorted(folds)))
+
+
+def resolved_note(results: list[dict]) -> str:
+    """The feature set and caps the fit resolved (`auto` defaults), as the first fold recorded them."""
+    resolved = results[0].get("resolved")
+    if not resolved:
+        return ""
+    return f" [used {resolved['feature_set']}, cap {resolved['rul_cap']:g}/{resolved['inner_cap']:g}]"
+
+
+def run_notes(learner: str, reuse_trial: bool) -> str:
+    """The label's tail: a learner other than scikit-learn's, and whether the refit reused the trial."""
+    notes = f" learner={learner}" if learner != "sklearn" else ""
+    return notes + (" (refit reuses the trial)" if reuse_trial else "")
 
 
 def subset_hyperparameters(items: list[str], subset: str) -> dict[str, str]:
@@ -212,8 +245,10 @@ def subset_hyperparameters(items: list[str], subset: str) -> dict[str, str]:
 
 
 def summary_line(subset: str, family: str, results: list[dict], label: str = "") -> str:
+    """One row of the CV table: mean and spread over folds, median seconds, largest peak."""
+
     def spread(key: str, digits: int = 1) -> str:
-        values = np.array([result[key] for result in results])
+        values = np.array([result.get(key, np.nan) for result in results])
         return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
     coverage = np.mean([result["coverage"] for result in results])
@@ -224,6 +259,7 @@ def summary_line(subset: str, family: str, results: list[dict], label: str = "")
     peak = np.max([result["peak_mb"] for result in results])
     line = (
         f"{subset:<9} {family:<5} {spread('rmse'):>11} {spread('rmse_capped'):>11} "
+        f"{spread('rmse_capped_125'):>11} "
         f"{spread('score_per_100', 0):>11} {coverage:>10.1f} {width:>6.1f} "
         f"{fit:>6.1f} {cpu:>6.1f} {peak:>7.0f}"
     )
@@ -231,10 +267,12 @@ def summary_line(subset: str, family: str, results: list[dict], label: str = "")
 
 
 def bench_command(folds: int | str, hp: list[str]) -> str:
+    """The command line quoted above a rendered table."""
     return " ".join(["python bench/bench_models.py", f"--folds {folds}", *(f"--hp {item}" for item in hp)])
 
 
 def markdown_block(command: str, folds: int | str, lines: list[str], fleet: list[dict]) -> str:
+    """The README/docs block: both tables with the date and the command that measured them."""
     day = datetime.now(UTC).date().isoformat()
     text = [
         f"Measured {day} with `{command}`",
@@ -253,6 +291,7 @@ def markdown_block(command: str, folds: int | str, lines: list[str], fleet: list
 
 
 def run_subset(args, context, subset: str, family: str, records: list[dict]) -> str:
+    """Every fold of one subset and family, each in a fresh process; its summary line."""
     hyperparameters = {"model_family": family, **subset_hyperparameters(args.hp, subset)}
     hyperparameters.setdefault("cut_max_rul", str(MAX_TEST_RUL[subset]))
     results = []
@@ -265,6 +304,7 @@ def run_subset(args, context, subset: str, family: str, records: list[dict]) -> 
             "seed": args.seed,
             "hyperparameters": hyperparameters,
             "reuse_trial": args.reuse_trial,
+            "learner": args.learner,
         }
         with context.Pool(1, maxtasksperchild=1) as pool:
             result = pool.apply(run_fold, (job,))
@@ -281,11 +321,12 @@ def run_subset(args, context, subset: str, family: str, records: list[dict]) -> 
     label = " ".join(
         f"{k}={v}" for k, v in hyperparameters.items() if k not in ("model_family", "cut_max_rul")
     )
-    label += " (refit reuses the trial)" if args.reuse_trial else ""
-    return summary_line(subset, family, results, label)
+    label += run_notes(args.learner, args.reuse_trial)
+    return summary_line(subset, family, results, label + resolved_note(results))
 
 
 def save_json(path: Path | None, records: list[dict], fleet: list[dict]) -> None:
+    """Write the folds and fleet rows measured so far (atomically) when `--json` was given."""
     if path is not None:
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(json.dumps({"folds": records, "fleet": fleet}, indent=2))
@@ -293,6 +334,7 @@ def save_json(path: Path | None, records: list[dict], fleet: list[dict]) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the bench (or `--render` saved runs); the exit code."""
     args = parse_args(argv)
     if args.render:
         lines, fleet, folds = rendered_runs(args.render)

@@ -53,6 +53,8 @@ PRESETS = {
 
 @dataclass
 class LevelResult:
+    """What one concurrency level measured: request latencies, errors, server memory and CPU."""
+
     clients: int
     seconds: float
     latencies: list[float] = field(default_factory=list)
@@ -73,6 +75,7 @@ class LevelResult:
 
 
 def free_port() -> int:
+    """A TCP port free on loopback now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -105,6 +108,7 @@ def request_body(test, cycles: int | None) -> tuple[bytes, int]:
 
 
 def client_loop(port: int, body: bytes, deadline: float, result: LevelResult, lock: threading.Lock) -> None:
+    """One client: requests on one keep-alive connection until `deadline`, timing each end to end."""
     latencies, errors = [], 0
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "text/csv", "Accept": "application/json"}
@@ -129,6 +133,7 @@ def client_loop(port: int, body: bytes, deadline: float, result: LevelResult, lo
 
 
 def server_rss_mb(pid: int) -> float:
+    """Resident memory of the server's master and workers, in MB."""
     import psutil
 
     try:
@@ -140,6 +145,7 @@ def server_rss_mb(pid: int) -> float:
 
 
 def server_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the server's master and workers have used so far."""
     import psutil
 
     try:
@@ -151,6 +157,7 @@ def server_cpu_seconds(pid: int) -> float:
 
 
 def run_level(port: int, body: bytes, clients: int, seconds: float, pid: int) -> LevelResult:
+    """`clients` client threads for `seconds`, and the server's CPU and memory over that time."""
     result = LevelResult(clients, seconds)
     cpu_before = server_cpu_seconds(pid)
     lock = threading.Lock()
@@ -169,6 +176,7 @@ def run_level(port: int, body: bytes, clients: int, seconds: float, pid: int) ->
 
 
 def format_table(results: list[LevelResult]) -> list[str]:
+    """The result table: a header line, then one line per level."""
     lines = [
         f"{'clients':>7} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
         f"{'errors':>7} {'server RSS MB':>14} {'CPU ms/req':>11}"
@@ -183,6 +191,7 @@ def format_table(results: list[LevelResult]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The bench's command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="duration of each level (default 30)")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32], help="concurrent clients")
@@ -251,6 +260,7 @@ def start_server(containers: Path, base: Path, args: argparse.Namespace) -> tupl
 
 
 def measure(containers: Path, base: Path, body: bytes, args: argparse.Namespace) -> list[LevelResult]:
+    """Start the server of `containers`, warm it up, run every level, stop it."""
     process, port = start_server(containers, base, args)
     try:
         run_level(port, body, 1, 1.0, process.pid)  # warm-up
@@ -270,6 +280,7 @@ def measure(containers: Path, base: Path, body: bytes, args: argparse.Namespace)
 
 
 def ratio_lines(before: list[LevelResult], after: list[LevelResult]) -> list[str]:
+    """Per level, this checkout's figures divided by the baseline's."""
     names = " ".join(f"{name:>7}" for name in ("p50", "p95", "p99", "req/s", "CPU/req"))
     lines = [f"{'clients':>7} {names}  (this checkout / baseline)"]
     for old, new in zip(before, after, strict=True):
@@ -281,6 +292,7 @@ def ratio_lines(before: list[LevelResult], after: list[LevelResult]) -> list[str
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the bench; exit 1 if any request failed."""
     args = build_parser().parse_args(argv)
     if args.client_cpus:
         os.sched_setaffinity(0, cpu_list(args.client_cpus))

@@ -15,7 +15,8 @@
    With `$RUL_MODEL_RELOAD_SECONDS` > 0 each worker follows `<base>/model` when it is repointed: it loads
    and health-checks the new model in the background and switches to it between requests.
 
-Request and response shapes are in `rul.inference`; data capture (optional, `$RUL_CAPTURE_DIR`) in
+Request and response shapes are in `rul.serving_request` and `rul.serving_response`, the service behind
+both routes in `rul.serving_service`; data capture (optional, `$RUL_CAPTURE_DIR`) in
 `rul.capture`, and its upload to `$RUL_CAPTURE_S3_URI` (optional, by the master) in `rul.capture_upload`.
 Bad input answers 4xx with `{"error": message, "status": code}`; the server's own faults answer 500 with
 a message, and never kill the worker. `python serve.py check <model_dir>` loads a model
@@ -35,11 +36,8 @@ import json
 import os
 import socket
 import sys
-import tarfile
-import traceback
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from rul.errors import ConfigurationError, RulError
 from rul.http_settings import (  # noqa: F401 - re-exported: the tests and the toolkit use serve.*
@@ -65,20 +63,6 @@ from rul.http_settings import (  # noqa: F401 - re-exported: the tests and the t
 )
 
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
-MODEL_ARCHIVE = "model.tar.gz"
-
-
-# --- model loading -------------------------------------------------------------------------------------
-
-
-def unpack_model(model_dir: str | Path) -> Path:
-    """Unpack `<model_dir>/model.tar.gz` into `model_dir` when the folder holds the archive only."""
-    model_dir = Path(model_dir)
-    archive = model_dir / MODEL_ARCHIVE
-    if archive.is_file() and not (model_dir / "metadata.json").is_file():
-        with tarfile.open(archive) as bundle:
-            bundle.extractall(model_dir, filter="data")
-    return model_dir
 
 
 # --- SageMaker inference toolkit handlers --------------------------------------------------------------
@@ -109,6 +93,7 @@ def _reraise(error) -> None:
 def model_fn(model_dir: str):
     """Load the model folder SageMaker unpacked model.tar.gz into."""
     from rul.inference import load_model
+    from rul.serving_service import unpack_model
 
     return load_model(unpack_model(model_dir))
 
@@ -140,126 +125,16 @@ def output_fn(prediction, accept: str | None):
         _reraise(error)
 
 
-# --- the service and its ASGI app ------------------------------------------------------------------------
+# --- the ASGI app ----------------------------------------------------------------------------------------
 
 
-class Service:
-    """The server's model, limits and data capture; answers ping and invocations as (status, body, type).
+def __getattr__(name: str):
+    """`serve.Service` and `serve.unpack_model`, imported on first use (they load the model libraries)."""
+    if name in ("Service", "unpack_model"):
+        from rul import serving_service
 
-    Kept apart from HTTP so the behaviour is testable without a server. A model that fails to load leaves
-    the service up, answering 503 with the reason, so a worker never fails to boot. The model and its
-    batcher are one reference, replaced whole by `reload_if_moved`: a request uses the pair it read first.
-    """
-
-    def __init__(self, settings: ServerSettings, capture=None):
-        from rul.capture import CaptureConfig, DataCapture
-        from rul.inference import RequestLimits
-
-        self.limits = RequestLimits(settings.max_bytes, settings.max_rows)
-        if capture is None and settings.capture_dir is not None:
-            config = CaptureConfig(
-                settings.capture_dir,
-                settings.endpoint_name,
-                settings.variant_name,
-                settings.capture_percentage,
-                settings.capture_seed,
-            )
-            capture = DataCapture(config)
-        self.capture = capture
-        self.model_dir = Path(settings.model_dir)
-        # (ServingModel, BatchingPredictor) once loaded; rul.inference is imported lazily
-        self._active: tuple[Any, Any] = (None, None)
-        self.load_error: str | None = None
-        self.loaded_from: str | None = None
-        self._refused: str | None = None
-        self._load(check=False)
-
-    @property
-    def model(self):
-        return self._active[0]
-
-    @property
-    def batcher(self):
-        return self._active[1]
-
-    def _load(self, check: bool) -> bool:
-        """Load what `model_dir` resolves to now (and health-check it); switch to it if all went well."""
-        from rul.inference import BatchingPredictor, health_check, load_model
-
-        source = os.path.realpath(self.model_dir)
-        try:
-            model = load_model(unpack_model(source))
-            if check:
-                health_check(model)
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
-            _log(f"model not loaded from {source}: {reason}")
-            if self.model is None:
-                self.load_error = reason
-            return False
-        self._active = (model, BatchingPredictor(model, self.limits.max_rows))
-        self.loaded_from, self.load_error = source, None
-        _log(f"serving model version {model.model_version} from {source}")
-        return True
-
-    def reload_if_moved(self) -> bool:
-        """Switch to the model `model_dir` now resolves to, if that changed and the new one is healthy.
-
-        A model that fails to load or to pass the health check is not retried until the link moves again.
-        """
-        source = os.path.realpath(self.model_dir)
-        if source in (self.loaded_from, self._refused):
-            return False
-        loaded = self._load(check=True)
-        self._refused = None if loaded else source
-        return loaded
-
-    def ping(self) -> tuple[int, bytes, str]:
-        model = self.model
-        if model is None:
-            return _error(503, f"model not loaded: {self.load_error}")
-        document = {
-            "status": "healthy",
-            "model_version": model.model_version,
-            "model_family": model.model_family,
-        }
-        return 200, json.dumps(document).encode("utf-8"), JSON_TYPE
-
-    def invoke(
-        self, body: bytes, content_type: str | None, accept: str | None, inference_id: str | None = None
-    ) -> tuple[int, bytes, str]:
-        """One invocation: 200 with predictions, 4xx for a bad request, 500 for a fault of the server."""
-        from rul.inference import RequestError, negotiate, parse_request, render
-
-        model, batcher = self._active
-        if model is None:
-            return _error(503, f"model not loaded: {self.load_error}")
-        try:
-            negotiate(accept)  # 406 before any work
-            frame = parse_request(body, content_type, self.limits)
-            payload, payload_type = render(batcher.predict(frame), accept)
-        except RequestError as error:
-            return _error(error.status, error.message)
-        except Exception as error:
-            _log(traceback.format_exc())
-            return _error(500, f"internal error: {type(error).__name__}: {error}")
-        if self.capture is not None:
-            try:
-                self.capture.capture(body, content_type, payload, payload_type, inference_id)
-            except Exception:  # a capture fault must not fail the inference
-                _log("data capture failed:\n" + traceback.format_exc())
-        return 200, payload, payload_type
-
-
-JSON_TYPE = "application/json"
-
-
-def _error(status: int, message: str) -> tuple[int, bytes, str]:
-    return status, json.dumps({"error": message, "status": status}).encode("utf-8"), JSON_TYPE
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+        return getattr(serving_service, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def create_app(settings: ServerSettings | None = None, capture=None):
@@ -267,6 +142,7 @@ def create_app(settings: ServerSettings | None = None, capture=None):
     the model) when called. `capture` is a `rul.capture.DataCapture`, or None to build one from
     `settings.capture_dir`."""
     from rul.http_app import HttpLimits, InferenceApp
+    from rul.serving_service import Service
 
     settings = settings or ServerSettings.from_environment()
     limits = HttpLimits(
@@ -366,6 +242,7 @@ def run_server(settings: ServerSettings, pid_file: Path | None = None, listener_
 def run_check(model_dir: Path) -> int:
     """Load a model and predict once on a canned window; print a JSON verdict."""
     from rul.inference import health_check, load_model
+    from rul.serving_service import unpack_model
 
     try:
         verdict = {"ok": True, **health_check(load_model(unpack_model(model_dir)))}
@@ -376,6 +253,7 @@ def run_check(model_dir: Path) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `serve.py` command line: `serve` and `check`."""
     parser = argparse.ArgumentParser(prog="serve.py", description="Serve the RUL model (SageMaker BYOC).")
     verbs = parser.add_subparsers(dest="verb", required=True)
     serve = verbs.add_parser("serve", help="start the gunicorn server on /ping and /invocations")
@@ -389,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `serve` or `check`; 1 when the settings are bad or the port is taken."""
     args = build_parser().parse_args(argv)
     # One OpenMP thread per worker: workers already use the cores, and nested pools only contend.
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -6,9 +6,11 @@ validation units are cut like the official test set (several seeded cuts per uni
 against the uncapped truth; the figures are printed as `validation:<metric>=<value>` lines for the
 tuner's metric regexes and saved to validation_metrics.json.
 
-Refit mode (RefitModel, hyperparameter `final_refit=true`): channels `train`, `validation` and
-`holdout` (whole held-out units, or no rows); `rul.models.fit_final_predictor` fits on all of their units
-(calibrating prediction intervals on out-of-sample whole-unit residuals first), so the registered model
+Refit mode (RefitModel, hyperparameter `final_refit=true`): channels `train`, `validation`,
+`holdout` (whole held-out units, or no rows) and `trial` (the best tuning trial's model.tar.gz, which
+spares the calibration fit when it was fitted on the same train units with the same hyperparameters);
+`rul.models.fit_final_predictor` fits on all of their units (calibrating prediction
+intervals on out-of-sample whole-unit residuals first), so the registered model
 has seen every training unit. No validation figure is printed: no unit is left out.
 
 Either way the model's metadata.json lists, per channel, the units it was fitted on (`fitted_on`).
@@ -22,6 +24,7 @@ metrics and validation_metrics.json are also logged to MLflow (`rul.tracking`).
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,13 +35,13 @@ from rul.contract import TrainingContext, run_entrypoint
 from rul.errors import ConfigurationError
 from rul.hyperparameters import Hyperparameters
 from rul.metrics import evaluation_report, flat_metrics, format_metrics
-from rul.models import fit_final_predictor, fit_predictor, log
+from rul.models import RulPredictor, checked_trial, fit_final_predictor, fit_predictor, log
 from rul.splits import CutProtocol, cut_units
-from rul.tables import read_table, read_trajectory_table
+from rul.tables import extract_model, read_table, read_trajectory_table
 from rul.tracking import Tracker, tracked_run
 
 REFIT = "final_refit"
-TRAIN, VALIDATION, HOLDOUT = "train", "validation", "holdout"
+TRAIN, VALIDATION, HOLDOUT, TRIAL = "train", "validation", "holdout", "trial"
 
 
 def refit_mode(raw: dict[str, object]) -> bool:
@@ -72,7 +75,9 @@ def validation_metrics(predictor, validation: pd.DataFrame, hyperparameters: Hyp
     cut, truth = cut_units(validation, hyperparameters.seed, protocol, draws=hyperparameters.validation_draws)
     predicted = predictor.predict_last(cut).merge(truth, on="unit")
     return evaluation_report(
-        predicted["rul"].to_numpy(), predicted["predicted_rul"].to_numpy(), cap=hyperparameters.rul_cap
+        predicted["rul"].to_numpy(),
+        predicted["predicted_rul"].to_numpy(),
+        cap=predictor.hyperparameters.rul_cap,  # as the fit resolved it (`auto` settings)
     )
 
 
@@ -97,8 +102,32 @@ def tune_trial(context: TrainingContext, hyperparameters: Hyperparameters, track
     return predictor
 
 
+def best_trial(
+    context: TrainingContext, train: pd.DataFrame, hyperparameters: Hyperparameters
+) -> RulPredictor | None:
+    """The `trial` channel's model (the best tuning trial's fit on the train units) when it can stand in
+    for the calibration fit; None, saying why, when there is none or it cannot."""
+    if TRIAL not in context.channels:
+        return None
+    if hyperparameters.calibration_folds:
+        log("the best trial's model is not used: cross-conformal calibration fits every fold anew")
+        return None
+    with tempfile.TemporaryDirectory(prefix="trial-") as folder:
+        try:
+            trial = checked_trial(
+                RulPredictor.load(extract_model(context.channel(TRIAL), folder)), train, hyperparameters
+            )
+        # Reusing the trial only saves a fit: any reason it cannot be used means fitting anew, not failing.
+        except Exception as error:
+            log(f"the best trial's model is not used ({type(error).__name__}: {error}); fitting anew")
+            return None
+    log("intervals calibrated with the best trial's model (no second fit on the train units)")
+    return trial
+
+
 def final_refit(context: TrainingContext, hyperparameters: Hyperparameters, tracker: Tracker):
-    """Fit on the units of every channel (train, validation and, when given, holdout)."""
+    """Fit on the units of every channel (train, validation and, when given, holdout), calibrating the
+    intervals with the best trial's model when the `trial` channel holds a usable one."""
     frames = {
         TRAIN: read_trajectory_table(context.channel(TRAIN), "trajectories"),
         VALIDATION: read_trajectory_table(context.channel(VALIDATION), "trajectories"),
@@ -108,13 +137,14 @@ def final_refit(context: TrainingContext, hyperparameters: Hyperparameters, trac
     log("final refit on " + ", ".join(f"{len(ids)} {name}" for name, ids in units.items()) + " units")
     started = time.perf_counter()
     curves = tracker.log_metrics if tracker.enabled else None
+    trial = best_trial(context, frames[TRAIN], hyperparameters)
     predictor = fit_final_predictor(
-        frames[TRAIN], frames[VALIDATION], frames[HOLDOUT], hyperparameters, on_metrics=curves
+        frames[TRAIN], frames[VALIDATION], frames[HOLDOUT], hyperparameters, on_metrics=curves, trial=trial
     )
     seconds = time.perf_counter() - started
     tracker.log_metrics({"refit_seconds": seconds, "refit_units": sum(len(ids) for ids in units.values())})
     predictor.metadata["fitted_on"] = units
-    predictor.metadata["final_refit"] = {"fit_seconds": seconds}
+    predictor.metadata["final_refit"] = {"fit_seconds": seconds, "reused_best_trial": trial is not None}
     return predictor
 
 

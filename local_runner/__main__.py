@@ -24,16 +24,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from local_runner.errors import RunnerError
 from local_runner.live_view import LiveView, shown
 from local_runner.object_store import ObjectStoreError
 from local_runner.params_check import UsageError, check_parameters, check_run_options, declared_parameters
 from local_runner.quiet import silence_sdk
+from local_runner.results import overhead_seconds
 from local_runner.signals import StopController, install_handlers
 from pipeline_steps import names
 
 if TYPE_CHECKING:
-    from local_runner.execution import ExecutionResult
     from local_runner.main_job import Workspace
+    from local_runner.results import ExecutionResult
 
 # Every verb but `run` lives in a module that imports pydantic, pandas or the SageMaker SDK: imported only
 # when the verb runs, so `--help` is fast. verb -> (module, function adding its parser, function running it
@@ -85,7 +87,7 @@ def _add_run_parser(verbs: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a pipeline parameter (repeatable), e.g. --param MaxTuningJobs=4; checked before any work",
+        help="a pipeline parameter (repeatable), e.g. --param TuningMaxJobs=4; checked before any work",
     )
     run.add_argument(
         "--no-tracking",
@@ -120,7 +122,7 @@ def _data_unchanged(result: ExecutionResult) -> bool:
 def step_table(result: ExecutionResult) -> list[str]:
     """One aligned row per step: name, type, status, seconds."""
     rows = [
-        (s.name, s.type, s.status + (" (cached)" if s.cache_hit else ""), f"{s.seconds:.1f}")
+        (s.display_name, s.type, s.status + (" (cached)" if s.cache_hit else ""), f"{s.seconds:.1f}")
         for s in result.steps
     ]
     header = ("step", "type", "status", "seconds")
@@ -195,7 +197,7 @@ def summary_lines(workspace: Workspace, result: ExecutionResult, wall: float) ->
         f"execution {result.execution_id}: {result.status}"
         + (f" - {result.failure_reason}" if result.failure_reason else "")
     )
-    overhead = max(0.0, wall - result.job_seconds)
+    overhead = overhead_seconds(wall, result)  # wall time during which no job ran
     lines.append(
         f"wall time {wall:.1f}s, of which runner overhead {overhead:.1f}s ({100 * overhead / wall:.1f}%)"
     )
@@ -244,15 +246,13 @@ def run(args: argparse.Namespace) -> int:
         parameters=parameters,
         tracking=args.tracking,
     )
-    from local_runner.execution import ExecutionError
-
     started = time.perf_counter()
     stop = StopController()
     view = LiveView("quiet" if args.quiet else "verbose" if args.verbose else "normal")
     restore = install_handlers(stop)  # SIGINT/SIGTERM stop the jobs and end the execution Stopped
     try:
         workspace, result = main_job.run_main_job(options, echo=view, stop=stop)
-    except (main_job.MainJobError, ExecutionError) as error:
+    except RunnerError as error:  # MainJobError, ExecutionError and every other error the runner names
         view.close()
         print(f"main job failed: {error}", file=sys.stderr)
         return stop.exit_code if stop.requested else 1

@@ -6,7 +6,9 @@ unless told otherwise), then returns the router, not yet serving. `shift` and `p
 `<work>/endpoint/ab/state.json`, which the running router follows, and append to `history.jsonl`.
 `promote` sends every request to the winner (weight 0 for the loser: the local twin of the deploy
 function's single-variant endpoint) and, when the champion wins, rejects the challenger in the local
-registry so that "the newest approved version serves" holds again, as the deploy function does.
+registry so that "the newest approved version serves" holds again, as the deploy function does. A
+promotion ends the test: the state keeps `promoted` (winner, time), and a later shift or promotion is
+refused until `ab-serve` starts a new test.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from local_runner.ab_split import (
 )
 from local_runner.endpoint import (
     REGISTRY_FILE,
+    EndpointError,
     EndpointOptions,
     EndpointPaths,
     EndpointProcess,
     check_port_free,
     start_endpoint,
 )
-from local_runner.registry import LocalRegistry, ModelPackage
+from local_runner.registry import APPROVED, LocalRegistry, ModelPackage, RegistryError
 
 WINNERS = {"champion": CHAMPION, "challenger": CHALLENGER}
 
@@ -68,8 +71,11 @@ def start_ab_test(
         raise AbError(f"champion and challenger are both version {champion.version}; pick two versions")
     weights = percent_weights(challenger_percent)
     paths = AbPaths.of(work_dir)
-    for offset in range(3):
-        check_port_free(options.host, options.port + offset)
+    for offset, role in enumerate(("the router's", f"{CHAMPION}'s", f"{CHALLENGER}'s")):
+        try:
+            check_port_free(options.host, options.port + offset)
+        except EndpointError as error:
+            raise EndpointError(f"{error} ({role} port: --port {options.port} + {offset})") from None
     servers: dict[str, EndpointProcess] = {}
     try:
         for offset, (variant, package) in enumerate(((CHAMPION, champion), (CHALLENGER, challenger)), 1):
@@ -96,10 +102,23 @@ def start_ab_test(
         raise
 
 
+def _open_test(paths: AbPaths) -> dict:
+    """The state of a test that has not been decided yet; `AbError` after a promotion."""
+    state = read_state(paths)
+    done = state.get("promoted")
+    if done:
+        version = state["versions"][done["winner"]]
+        raise AbError(
+            f"the A/B test is over: {done['winner']} (version {version}) was promoted at {done['at']}; "
+            "`endpoint ab-serve` starts a new one"
+        )
+    return state
+
+
 def shift(work_dir: str | Path, challenger_percent: int, reason: str = "") -> dict:
     """Give the challenger `challenger_percent` of the requests; returns the audit line."""
     paths = AbPaths.of(work_dir)
-    state = read_state(paths)
+    state = _open_test(paths)
     before = state["weights"]
     state["weights"] = percent_weights(challenger_percent)
     write_state(paths, state)
@@ -111,17 +130,33 @@ def promote(work_dir: str | Path, winner: str, reason: str = "") -> dict:
     if winner not in WINNERS:
         raise AbError(f"the winner must be one of {', '.join(WINNERS)} (got {winner!r})")
     paths = AbPaths.of(work_dir)
-    state = read_state(paths)
+    state = _open_test(paths)
     won = WINNERS[winner]
     lost = next(variant for variant in VARIANTS if variant != won)
-    state["weights"] = {won: 100.0, lost: 0.0}
-    write_state(paths, state)
-    registry = f"version {state['versions'][lost]} stays as it is"
-    if won == CHAMPION:
-        loser = state["versions"][CHALLENGER]
-        description = f"lost the A/B test to version {state['versions'][CHAMPION]}: {reason}"[:1024]
-        LocalRegistry(Path(work_dir) / REGISTRY_FILE).update_approval(
-            state["group"], loser, "Rejected", description
-        )
-        registry = f"version {loser} Rejected"
-    return record(paths, "promote", winner=won, versions=state["versions"], registry=registry, reason=reason)
+    registry_file = LocalRegistry(Path(work_dir) / REGISTRY_FILE)
+    versions = state["versions"]
+    try:
+        if won == CHAMPION:
+            description = f"lost the A/B test to version {versions[CHAMPION]}: {reason}"[:1024]
+            registry_file.update_approval(state["group"], versions[CHALLENGER], "Rejected", description)
+            registry = f"version {versions[CHALLENGER]} Rejected"
+        else:
+            registry = _challenger_note(registry_file, state["group"], versions)
+    except RegistryError as error:
+        raise AbError(f"promote {winner}: {error}; the test is unchanged") from None
+    entry = record(paths, "promote", winner=won, versions=versions, registry=registry, reason=reason)
+    write_state(
+        paths, {**state, "weights": {won: 100.0, lost: 0.0}, "promoted": {"winner": won, "at": entry["at"]}}
+    )
+    return entry
+
+
+def _challenger_note(registry: LocalRegistry, group: str, versions: dict) -> str:
+    """The registry's side of a challenger's win: nothing changes; one not yet approved needs approving."""
+    status = registry.get(group, versions[CHALLENGER]).approval_status
+    if status == APPROVED:
+        return f"version {versions[CHAMPION]} stays as it is"
+    return (
+        f"version {versions[CHALLENGER]} is {status}: `registry approve {versions[CHALLENGER]}` "
+        "makes it the champion"
+    )

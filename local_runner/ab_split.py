@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from local_runner.atomic import write_json_atomic
+from local_runner.errors import RunnerError
 
 CHAMPION = "Champion"  # settings/ab_testing.py and the deploy function use the same names
 CHALLENGER = "Challenger"
@@ -36,7 +37,7 @@ FORWARDED_HEADERS = ("Content-Type", "Accept", "X-Amzn-SageMaker-Inference-Id")
 BACKEND_TIMEOUT = 60.0
 
 
-class AbError(RuntimeError):
+class AbError(RunnerError, RuntimeError):
     """The A/B test cannot do what was asked (bad weights, unknown variant, no test running)."""
 
 
@@ -82,6 +83,8 @@ def percent_weights(challenger_percent: int) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class AbPaths:
+    """The files of a local A/B test under `<work>/endpoint/ab`."""
+
     root: Path  # <work>/endpoint/ab
 
     @classmethod
@@ -108,6 +111,7 @@ def read_state(paths: AbPaths) -> dict:
 
 
 def write_state(paths: AbPaths, state: dict) -> None:
+    """Write the test's state atomically (a running router picks it up)."""
     write_json_atomic(paths.state, state)
 
 
@@ -121,6 +125,7 @@ def record(paths: AbPaths, action: str, **fields: object) -> dict:
 
 
 def history(paths: AbPaths) -> list[dict]:
+    """The audit trail's entries, oldest first; empty when no test was started."""
     if not paths.history.is_file():
         return []
     return [json.loads(line) for line in paths.history.read_text().splitlines() if line.strip()]

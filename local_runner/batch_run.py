@@ -5,10 +5,13 @@ in the local object store what exists on AWS: the code bundle, the fleet's recen
 bucket's `fleet/` prefix (the files of `--fleet`, else a synthetic fleet of `--units` in-service engines
 when the prefix is empty) and the model to score with: the champion `registry approve` published, or the
 model folder or `model.tar.gz` given by `--model`, staged at its own prefix and passed as `ChampionUri`
-(the registry's champion is never overwritten). It renders the batch definition with
+(the registry's champion is never overwritten). `--model` and `--fleet` take what `registry show` prints,
+as the monitor commands do: a registered version number (`--model` only: its model archive), an `s3://`
+URI of the local object store or a local path; one that names nothing exits 2 before anything is written.
+It renders the batch definition with
 `render_batch_definition`, executes it with `PipelineExecutor`, and prints where the fleet table and the
 ranked list are and the ten engines to inspect first. `run_batch(args)` returns 0 when the execution
-succeeded, 1 otherwise.
+succeeded, 2 for an input that names nothing readable, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -25,10 +29,13 @@ from pathlib import Path
 import pandas as pd
 
 from local_runner.champion import CHAMPION_FILE, MODEL_FILE
+from local_runner.errors import RunnerError
 from local_runner.execution import CONTAINERS_DIR, ExecutionError, ExecutionResult, PipelineExecutor
 from local_runner.jobs import pack_model
 from local_runner.main_job import prepare_workspace
+from local_runner.monitor_cli import USAGE, MonitorInputError, registered_package, resolve_location
 from local_runner.object_store import ObjectStore
+from local_runner.report_publish import publish_execution
 from pipeline_steps import batch_names as bnames
 from pipeline_steps.batch_config import BatchPipelineConfig, local_batch_config
 from pipeline_steps.batch_pipeline import render_batch_definition
@@ -38,15 +45,18 @@ SYNTHETIC_FILE = "synthetic_fleet.txt"
 TOP = 10
 
 
-class BatchRunError(RuntimeError):
+class BatchRunError(RunnerError, RuntimeError):
     """The batch pipeline cannot start (no model to score with, missing folder)."""
 
 
 @dataclass(frozen=True)
 class BatchRunOptions:
+    """What `batch` scores and with which model; paths already resolved."""
+
     work_dir: Path = DEFAULT_WORK_DIR
     fleet: Path | None = None
     model: Path | None = None
+    model_version: int | None = None  # the registered version `model` is the archive of, if any
     units: int = 50
     seed: int = 0
     parameters: dict[str, object] = field(default_factory=dict)
@@ -72,10 +82,20 @@ def write_synthetic_fleet(path: Path, units: int, seed: int) -> Path:
 def stage_fleet(store: ObjectStore, config: BatchPipelineConfig, options: BatchRunOptions) -> str:
     """Put `--fleet` at the fleet prefix, or a synthetic fleet when the prefix is empty; what was done."""
     if options.fleet is not None:
-        if not Path(options.fleet).exists():
+        fleet = Path(options.fleet)
+        if not fleet.exists():
             raise BatchRunError(f"--fleet {options.fleet} does not exist")
-        store.delete(config.fleet_uri)
-        store.upload(Path(options.fleet), config.fleet_uri)
+        if fleet.resolve() == store.path_for(config.fleet_uri).resolve():
+            return f"fleet already under {config.fleet_uri}"
+        with tempfile.TemporaryDirectory(prefix="fleet-") as scratch:
+            # Copied aside first: the fleet given may lie under the prefix that is about to be emptied.
+            copy = Path(scratch) / fleet.name
+            if fleet.is_dir():
+                shutil.copytree(fleet, copy)
+            else:
+                shutil.copy(fleet, copy)
+            store.delete(config.fleet_uri)
+            store.upload(copy, config.fleet_uri + ("" if fleet.is_dir() else fleet.name))
         return f"fleet from {options.fleet}"
     if store.objects(config.fleet_uri):
         return f"fleet already under {config.fleet_uri}"
@@ -85,8 +105,11 @@ def stage_fleet(store: ObjectStore, config: BatchPipelineConfig, options: BatchR
     return f"synthetic fleet of {options.units} engines (seed {options.seed})"
 
 
-def stage_model(store: ObjectStore, config: BatchPipelineConfig, model: Path | None) -> str:
-    """The ChampionUri to score with: the given model, staged; else the champion, which must hold a model."""
+def stage_model(
+    store: ObjectStore, config: BatchPipelineConfig, model: Path | None, version: int | None = None
+) -> str:
+    """The ChampionUri to score with: the given model (of `version`, if registered), staged; else the
+    champion, which must hold a model."""
     if model is None:
         if not store.objects(config.champion_uri + MODEL_FILE):
             raise BatchRunError(
@@ -98,21 +121,30 @@ def stage_model(store: ObjectStore, config: BatchPipelineConfig, model: Path | N
     if not model.exists():
         raise BatchRunError(f"--model {model} does not exist")
     uri = given_model_uri(config)
-    store.delete(uri)
     with tempfile.TemporaryDirectory(prefix="batch-model-") as scratch:
-        archive = model if model.is_file() else pack_model(model, Path(scratch) / MODEL_FILE)
+        # Packed or copied aside before the staging prefix is emptied: the model may have been given there.
+        archive = Path(scratch) / MODEL_FILE
+        if model.is_file():
+            shutil.copy(model, archive)
+        else:
+            pack_model(model, archive)
+        store.delete(uri)
         store.upload(archive, uri + MODEL_FILE)
-    store.put_text(uri + CHAMPION_FILE, json.dumps({"version": f"file:{model.name}"}))
+    label = version if version is not None else f"file:{model.name}"
+    store.put_text(uri + CHAMPION_FILE, json.dumps({"version": label}))
     return uri
 
 
 def run_batch_pipeline(
     options: BatchRunOptions, echo: Callable[[str], None] = print
 ) -> tuple[BatchPipelineConfig, ObjectStore, ExecutionResult]:
+    """Stage the fleet and the model, render the batch definition and execute it; the published result."""
     workspace = prepare_workspace(Path(options.work_dir), render=False)
     config = local_batch_config(workspace.config)
     echo(stage_fleet(workspace.store, config, options))
-    parameters = {bnames.CHAMPION_URI: stage_model(workspace.store, config, options.model)}
+    parameters = {
+        bnames.CHAMPION_URI: stage_model(workspace.store, config, options.model, options.model_version)
+    }
     definition = render_batch_definition(config)
     path = Path(options.work_dir) / "batch-definition.json"
     path.write_text(definition)
@@ -125,16 +157,19 @@ def run_batch_pipeline(
         echo,
         pipeline_name=config.pipeline_name,
     )
-    return config, workspace.store, executor.start({**parameters, **options.parameters})
+    result = executor.start({**parameters, **options.parameters})
+    return config, workspace.store, publish_execution(result, workspace.store, echo=echo)
 
 
 def output_uri(result: ExecutionResult) -> str | None:
+    """The prefix of the scoring step's output, None if the step has none."""
     outputs = result.step(bnames.SCORE_STEP).properties.get("ProcessingOutputConfig", {}).get("Outputs", {})
     scores = outputs.get(bnames.SCORES_OUTPUT)
     return None if scores is None else scores["S3Output"]["S3Uri"].rstrip("/") + "/"
 
 
 def batch_summary(store: ObjectStore, result: ExecutionResult, top: int = TOP) -> list[str]:
+    """The closing lines: outcome, output files, fleet summary and the `top` engines to inspect."""
     lines = [f"execution {result.execution_id}: {result.status}"]
     if result.failure_reason:
         return [lines[0] + f" - {result.failure_reason}"]
@@ -154,8 +189,21 @@ def batch_summary(store: ObjectStore, result: ExecutionResult, top: int = TOP) -
     return lines
 
 
+def resolve_model(text: str, work_dir: Path) -> tuple[Path, int | None]:
+    """`--model` as (model folder or archive, registered version or None): a version number of the local
+    registry, an s3:// URI of the local store or a local path; `MonitorInputError` if it names nothing."""
+    if text.isdigit():
+        package = registered_package(int(text), work_dir, "--model")
+        return resolve_location(package.model_data_url, "model", work_dir), package.version
+    return resolve_location(text, "model", work_dir), None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    """An integer >= 1, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -165,9 +213,12 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     """Add the `batch` verb; sets `handler=run_batch`."""
     batch = subparsers.add_parser("batch", help="score and rank the whole fleet with the batch pipeline")
     batch.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="default: .work")
-    batch.add_argument("--fleet", type=Path, default=None, help="folder or file of the fleet's cycles")
+    batch.add_argument("--fleet", default=None, help="folder or file of the fleet's cycles")
     batch.add_argument(
-        "--model", type=Path, default=None, help="model folder or model.tar.gz (default: champion)"
+        "--model",
+        default=None,
+        help="a registered version, an s3:// URI of the local store, or a model folder or model.tar.gz "
+        "(default: the champion)",
     )
     batch.add_argument(
         "--units", type=positive_int, default=50, help="engines of the synthetic fleet (no --fleet)"
@@ -179,14 +230,22 @@ def add_batch_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    """`batch`: the batch definition through the runner; 0 if the execution succeeded."""
+    """`batch`: the batch definition through the runner; 0 if the execution succeeded, 2 for a bad input."""
+    work_dir = Path(args.work_dir)
+    try:
+        fleet = None if args.fleet is None else resolve_location(args.fleet, "fleet", work_dir)
+        model, version = (None, None) if args.model is None else resolve_model(args.model, work_dir)
+    except MonitorInputError as error:
+        print(f"batch: {error}", file=sys.stderr)
+        return USAGE
     parameters = {}
     if args.threshold_cycles is not None:
         parameters[bnames.MAINTENANCE_THRESHOLD_CYCLES] = args.threshold_cycles
     options = BatchRunOptions(
-        work_dir=Path(args.work_dir),
-        fleet=args.fleet,
-        model=args.model,
+        work_dir=work_dir,
+        fleet=fleet,
+        model=model,
+        model_version=version,
         units=args.units,
         seed=args.seed,
         parameters=parameters,

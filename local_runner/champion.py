@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_runner.endpoint import check_model
+from local_runner.errors import RunnerError
 from local_runner.model_mirror import mirror_after_approval
 from local_runner.object_store import IN_FLIGHT, ObjectStore, ObjectStoreError
 from local_runner.registry import APPROVED, LocalRegistry, ModelPackage
@@ -51,7 +52,7 @@ CRASH_POINTS = ("staged", "swapped", "committed")
 Check = Callable[[Path], tuple[bool, str]]
 
 
-class ChampionError(RuntimeError):
+class ChampionError(RunnerError, RuntimeError):
     """A model archive failed verification, or the champion could not be published; names the version."""
 
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from local_runner.errors import RunnerError
 from local_runner.execution import CONTAINERS_DIR
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
@@ -27,11 +28,12 @@ from pipeline_steps.names import (
 )
 
 
-class DataVersionError(ValueError):
+class DataVersionError(RunnerError, ValueError):
     """The input names no file, so it has no data version; the message names the URI."""
 
 
-def _lineage() -> Any:
+def container_lineage() -> Any:
+    """The container code's `rul.lineage` module (manifests and data versions are computed there)."""
     # The runner runs the container scripts but does not import them at module level; the hash is theirs.
     if str(CONTAINERS_DIR) not in sys.path:
         sys.path.append(str(CONTAINERS_DIR))
@@ -42,7 +44,7 @@ def _lineage() -> Any:
 
 def local_data_version(store: ObjectStore, input_uri: str) -> str:
     """The content hash of every object under `input_uri`, as the dataset manifest computes it."""
-    lineage = _lineage()
+    lineage = container_lineage()
     files = [{"name": name, "sha256": lineage.file_sha256(path)} for name, path in store.objects(input_uri)]
     if not files:
         raise DataVersionError(f"no object under {input_uri}: nothing to version or to train on")

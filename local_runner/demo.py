@@ -34,8 +34,9 @@ from local_runner.demo_traffic import fleet_requests, send, traffic_window
 from local_runner.endpoint import EndpointOptions, on_approval_callback, ping, start_endpoint
 from local_runner.execution import ExecutionResult, PipelineExecutor
 from local_runner.main_job import MainJobOptions, Workspace, prepare_workspace, run_main_job
+from local_runner.readers import read_evaluation
 from local_runner.registry_cli import approve_version, reject_version
-from local_runner.report import read_evaluation
+from local_runner.report_publish import publish_execution
 from pipeline_steps import names
 
 
@@ -45,7 +46,7 @@ def _overrides(options: DemoOptions) -> dict[str, Any]:
 
 
 def _budget(options: DemoOptions) -> dict[str, object]:
-    return {names.MAX_TUNING_JOBS: options.max_tuning_jobs, names.MAX_PARALLEL_TUNING_JOBS: 1}
+    return {names.TUNING_MAX_JOBS: options.tuning_max_jobs, names.TUNING_MAX_PARALLEL_JOBS: 1}
 
 
 def record_run(demo: Demo, workspace: Workspace, result: ExecutionResult, label: str) -> int | None:
@@ -85,6 +86,7 @@ def record_run(demo: Demo, workspace: Workspace, result: ExecutionResult, label:
 
 
 def train_first(demo: Demo) -> tuple[Workspace, int]:
+    """Train and register v1 on synthetic data; the workspace and v1's version."""
     options = demo.options
     job = MainJobOptions(
         work_dir=demo.work_dir,
@@ -130,12 +132,14 @@ def change_status(demo: Demo, workspace: Workspace, version: int, approve: bool,
 
 # -- serving and traffic ---------------------------------------------------------------------------------
 def free_port() -> int:
+    """A TCP port on the loopback that is free now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def served_version(demo: Demo, stage: str, note: str) -> str | None:
+    """Ask the endpoint which version it serves, and put the answer on the timeline."""
     assert demo.endpoint is not None  # started by the first deployment
     status, document = ping(demo.endpoint.port)
     version = document.get("model_version")
@@ -145,6 +149,7 @@ def served_version(demo: Demo, stage: str, note: str) -> str | None:
 
 
 def start_serving(demo: Demo, workspace: Workspace, version: int) -> None:
+    """Start the local endpoint on `version`, capturing every invocation."""
     package = workspace.registry.get(workspace.config.model_package_group_name, version)
     options = EndpointOptions(port=free_port(), workers=1, capture_dir=demo.work_dir / "captures")
     demo.endpoint = start_endpoint(demo.work_dir, package, options)
@@ -189,6 +194,7 @@ def retrain(demo: Demo, drift) -> tuple[Workspace, int | None]:
     result = executor.start(
         with_data_versions(parameters, workspace.store, workspace.registry, workspace.config)
     )
+    publish_execution(result, workspace.store, echo=demo.log)
     return workspace, record_run(demo, workspace, result, "train v2")
 
 
@@ -204,6 +210,7 @@ def prepare_work_dir(work_dir: Path) -> None:
 
 
 def canary_bodies(options: DemoOptions) -> list[bytes]:
+    """The request bodies of the canary: recent cycles of fresh synthetic units."""
     synthetic = _rul().synthetic
     spec = synthetic.SyntheticSpec(
         n_train_units=1, n_test_units=options.canary_requests, seed=options.seed + 4
@@ -229,6 +236,7 @@ def release_and_roll_back(demo: Demo, workspace: Workspace, versions: tuple[int,
 
 
 def lifecycle(demo: Demo) -> None:
+    """The demo's stages in order, each timed on the timeline."""
     options, stage = demo.options, demo.timeline.stage
     with stage("train v1"):
         demo.workspace, v1 = train_first(demo)
@@ -295,13 +303,14 @@ def run_demo(options: DemoOptions, echo: Callable[[str], object] = print) -> tup
 
 # -- the command line --------------------------------------------------------------------------------------
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the `demo` verb and its options."""
     defaults = DemoOptions()
     demo = subparsers.add_parser("demo", help="the whole model lifecycle, offline, with a timeline")
     demo.add_argument("--work-dir", type=Path, default=defaults.work_dir, help="wiped and reused by reruns")
     demo.add_argument("--units", type=int, default=defaults.training_units, help="v1's training units")
     demo.add_argument("--fleet-units", type=int, default=defaults.fleet_units, help="units per window")
     demo.add_argument("--new-units", type=int, default=defaults.new_units, help="new run-to-failure units")
-    demo.add_argument("--trials", type=int, default=defaults.max_tuning_jobs, help="tuning trials per run")
+    demo.add_argument("--trials", type=int, default=defaults.tuning_max_jobs, help="tuning trials per run")
     demo.add_argument(
         "--ab-requests", type=int, default=defaults.ab_requests, help="A/B phase's requests; 0 skips it"
     )
@@ -310,6 +319,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
 
 
 def run_demo_command(args: argparse.Namespace, echo: Callable[[str], object] = print) -> int:
+    """`demo`: run the lifecycle and write its timeline; 0 when every stage passed."""
     # The jobs inherit this; with OpenMP's default of a thread per core, the trials, the endpoint and the
     # monitors spin against each other on a small machine and gbm fitting runs several times slower.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -318,7 +328,7 @@ def run_demo_command(args: argparse.Namespace, echo: Callable[[str], object] = p
         training_units=args.units,
         fleet_units=args.fleet_units,
         new_units=args.new_units,
-        max_tuning_jobs=args.trials,
+        tuning_max_jobs=args.trials,
         ab_requests=args.ab_requests,
         seed=args.seed,
     )

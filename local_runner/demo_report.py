@@ -29,6 +29,8 @@ _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 @dataclass(frozen=True)
 class Event:
+    """One timeline entry: when, in which stage, what happened, and its numbers."""
+
     seconds: float
     stage: str
     text: str
@@ -109,6 +111,7 @@ def _mark(ok: bool | None) -> str:
 
 
 def format_number(value: Any) -> str:
+    """A number for the timeline: 3 decimals below 10, else 1; lists comma-joined."""
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
     if isinstance(value, list | tuple):
@@ -117,12 +120,14 @@ def format_number(value: Any) -> str:
 
 
 def event_line(event: Event) -> str:
+    """An event as text, its numbers on a second indented line."""
     numbers = "  ".join(f"{name}={format_number(value)}" for name, value in event.numbers.items())
     line = f"[{event.seconds:7.1f}s] {_mark(event.ok)}{event.stage:<16} {event.text}"
     return f"{line}\n{'':>30}{numbers}" if numbers else line
 
 
 def text_lines(timeline: Timeline, title: str) -> list[str]:
+    """The timeline as text: the events, then the seconds per stage and in total."""
     lines = [title, ""]
     lines += [event_line(event) for event in timeline.events]
     lines += ["", f"{'stage':<24} {'seconds':>8}"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from local_runner.demo_report import DemoFacts, Timeline
 from local_runner.endpoint import EndpointProcess
+from local_runner.errors import RunnerError
 from local_runner.execution import CONTAINERS_DIR
 from local_runner.main_job import Workspace
 
@@ -18,19 +19,21 @@ TITLE = "Turbofan RUL: the model lifecycle, offline"
 NEW_DATA_FILE = "train_{subset}_drifted_fleet.txt"
 
 
-class DemoError(RuntimeError):
+class DemoError(RunnerError, RuntimeError):
     """A transition of the demo did not happen; the message says which and why."""
 
 
 @dataclass(frozen=True)
 class DemoOptions:
+    """The demo's sizes, budgets and seeds."""
+
     work_dir: Path = Path(".work/demo")
     subset: str = "FD001"
     training_units: int = 60  # synthetic run-to-failure units of v1's training data
     fleet_units: int = 48  # units in service sending traffic, per window
     new_units: int = 40  # the drifted fleet's run-to-failure histories added for retraining
     cycles_sent: int = 40  # recent cycles each unit sends (at least the model's window of 30)
-    max_tuning_jobs: int = 2
+    tuning_max_jobs: int = 2
     # A small training budget (static hyperparameters of every trial) so two runs fit in minutes.
     budget: tuple[tuple[str, str], ...] = (("ensemble_size", "1"), ("max_iter", "150"))
     drift_kind: str = "offset"
@@ -45,6 +48,8 @@ class DemoOptions:
 
 @dataclass
 class Demo:
+    """A running demo: its options, timeline, log, facts and the endpoint it started."""
+
     options: DemoOptions
     timeline: Timeline
     log: Callable[[str], None]

@@ -72,6 +72,7 @@ def send(demo: Demo, stage: str, bodies: list[bytes], what: str) -> list[str | N
 
 # -- monitoring ----------------------------------------------------------------------------------------------
 def capture_sizes(root: Path) -> dict[Path, int]:
+    """Size of each capture file under `root`, to cut the next window from."""
     return {path: path.stat().st_size for path in root.rglob("*.jsonl")} if root.is_dir() else {}
 
 

@@ -17,101 +17,74 @@ loads and health-checks the new model beside the old one and switches between re
 fails and no connection is closed by a swap. `swap_model` waits until /ping reports the new version and
 rolls back if it never does; when anything fails the old model keeps serving and `SwapResult.reason`
 says why.
-`on_approval_callback` plugs this into `registry approve/reject`.
+`on_approval_callback` plugs this into `registry approve/reject`. The server process itself (paths,
+options, start, ping, stop) is `local_runner.endpoint_server`.
 """
 
 from __future__ import annotations
 
 import fcntl
-import http.client
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from local_runner.endpoint_server import (
+    CONTAINERS_DIR,
+    DEFAULT_ENDPOINT_NAME,
+    SERVE_SCRIPT,
+    EndpointError,
+    EndpointOptions,
+    EndpointPaths,
+    EndpointProcess,
+    check_port_free,
+    launch_server,
+    ping,
+    running_pid,
+    wait_for_version,
+)
 from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import LocalRegistry, ModelPackage, RegistryError
 from local_runner.tracking import mirror_approval
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONTAINERS_DIR = PROJECT_ROOT / "containers"
-SERVE_SCRIPT = CONTAINERS_DIR / "serve.py"
-ENDPOINT_FOLDER = "endpoint"
+__all__ = [
+    "DEFAULT_ENDPOINT_NAME",
+    "DEFAULT_GROUP",
+    "REGISTRY_FILE",
+    "EndpointError",
+    "EndpointOptions",
+    "EndpointPaths",
+    "EndpointProcess",
+    "SwapResult",
+    "check_port_free",
+    "current_release",
+    "on_approval_callback",
+    "ping",
+    "release_version",
+    "resolve_package",
+    "running_pid",
+    "start_endpoint",
+    "swap_model",
+]
 REGISTRY_FILE = "registry.sqlite"
 DEFAULT_GROUP = "turbofan-rul"
-DEFAULT_ENDPOINT_NAME = "turbofan-rul-local"
 KEEP_RELEASES = 3
-LOCAL_HOST = "127.0.0.1"
-# How often each server worker checks whether `current` moved (seconds): the delay of a swap.
-RELOAD_SECONDS = 0.2
 CHECK_TIMEOUT = 180.0
 
 Echo = Callable[[str], object]
 
 
-class EndpointError(RuntimeError):
-    """The endpoint cannot start: no approved model, a missing archive, a failed health check."""
-
-
-@dataclass(frozen=True)
-class EndpointPaths:
-    root: Path
-
-    @classmethod
-    def of(cls, work_dir: str | Path) -> EndpointPaths:
-        return cls(Path(work_dir) / ENDPOINT_FOLDER)
-
-    @property
-    def releases(self) -> Path:
-        return self.root / "releases"
-
-    @property
-    def current(self) -> Path:
-        return self.root / "current"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "gunicorn.pid"
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "endpoint.json"
-
-    @property
-    def log_file(self) -> Path:
-        return self.root / "server.log"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.root / "swap.lock"
-
-
-@dataclass(frozen=True)
-class EndpointOptions:
-    """How to run the server; `capture_dir` None turns data capture off."""
-
-    port: int = 8080
-    host: str = LOCAL_HOST
-    workers: int = 2
-    threads: int = 16
-    capture_dir: Path | None = None
-    capture_percentage: float = 100.0
-    endpoint_name: str = DEFAULT_ENDPOINT_NAME
-    variant_name: str = "AllTraffic"  # the production variant it serves: its captures' folder
-
-
 @dataclass(frozen=True)
 class SwapResult:
+    """The outcome of a swap: whether the new version serves, and why (or why not)."""
+
     ok: bool
     reason: str
     version: int | None = None
@@ -188,12 +161,14 @@ def check_model(model_dir: Path, timeout: float = CHECK_TIMEOUT) -> tuple[bool, 
 
 
 def release_version(release: Path | None) -> int | None:
+    """The package version a release folder holds, or None for no (or an unfinished) release."""
     if release is None or not (release / "release.json").is_file():
         return None
     return int(json.loads((release / "release.json").read_text())["version"])
 
 
 def current_release(paths: EndpointPaths) -> Path | None:
+    """The release folder `current` points at, or None when nothing was ever served."""
     return paths.current.resolve() if paths.current.is_symlink() else None
 
 
@@ -245,50 +220,6 @@ def _checked_release(work_dir: Path, paths: EndpointPaths, package: ModelPackage
     return release, said
 
 
-# --- the running server ----------------------------------------------------------------------------------
-
-
-def running_pid(paths: EndpointPaths) -> int | None:
-    """The gunicorn master's pid when it is alive, else None."""
-    try:
-        pid = int(paths.pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
-def ping(port: int, timeout: float = 2.0) -> tuple[int, dict]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", "/ping")
-        response = connection.getresponse()
-        body = response.read()
-        try:
-            return response.status, json.loads(body)
-        except json.JSONDecodeError:
-            return response.status, {}
-    finally:
-        connection.close()
-
-
-def wait_for_version(port: int, version: str | None, timeout: float, streak: int = 6) -> bool:
-    """Wait until /ping answers 200 (with `version`, if given) `streak` times in a row."""
-    deadline = time.monotonic() + timeout
-    seen = 0
-    while time.monotonic() < deadline:
-        try:
-            status, document = ping(port)
-        except OSError:
-            status, document = 0, {}
-        good = status == 200 and (version is None or document.get("model_version") == version)
-        seen = seen + 1 if good else 0
-        if seen >= streak:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def _reload(paths: EndpointPaths, version: int, timeout: float) -> bool:
     """Wait until the server, which follows `current` by itself, reports `version`."""
     state = json.loads(paths.state_file.read_text()) if paths.state_file.is_file() else {}
@@ -320,96 +251,15 @@ def swap_model(work_dir: str | Path, package: ModelPackage, timeout: float = 60.
     return SwapResult(True, f"version {package.version} {where}; {said}", package.version, previous_version)
 
 
-@dataclass
-class EndpointProcess:
-    """A started server: its process, URL and folders."""
-
-    process: subprocess.Popen
-    port: int
-    paths: EndpointPaths
-    host: str = LOCAL_HOST
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Block until /ping answers 200; `EndpointError` (with the log's tail) if it dies or times out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise EndpointError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
-            if wait_for_version(self.port, None, 0.5, streak=1):
-                return
-        raise EndpointError(f"the server did not answer /ping within {timeout:.0f}s:\n{self.log_tail()}")
-
-    def log_tail(self, characters: int = 2000) -> str:
-        return self.paths.log_file.read_text()[-characters:] if self.paths.log_file.is_file() else ""
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM (gunicorn's graceful stop), then SIGKILL after `timeout`."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for path in (self.paths.state_file, self.paths.pid_file):
-            path.unlink(missing_ok=True)
-        return self.process.returncode
-
-    def __enter__(self) -> EndpointProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-def check_port_free(host: str, port: int) -> None:
-    """`EndpointError` naming the address when another process listens on it (as the server would bind)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise EndpointError(
-                f"port {port} on {host} is already in use ({error.strerror}); stop what listens there "
-                "or pass another --port"
-            ) from None
-
-
-def server_environment(paths: EndpointPaths, options: EndpointOptions) -> dict[str, str]:
-    environ = {
-        **os.environ,
-        "PYTHONPATH": str(CONTAINERS_DIR),
-        "SAGEMAKER_BASE_DIR": str(paths.current),
-        "SAGEMAKER_BIND_TO_PORT": str(options.port),
-        "RUL_BIND_HOST": options.host,
-        "RUL_MODEL_RELOAD_SECONDS": str(RELOAD_SECONDS),
-        "SAGEMAKER_MODEL_SERVER_WORKERS": str(options.workers),
-        "RUL_SERVER_THREADS": str(options.threads),
-        "RUL_ENDPOINT_NAME": options.endpoint_name,
-        "RUL_VARIANT_NAME": options.variant_name,
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-    }
-    environ.pop("RUL_CAPTURE_DIR", None)
-    environ.pop("MODEL_VERSION", None)  # the version comes from the served release's metadata
-    if options.capture_dir is not None:
-        environ["RUL_CAPTURE_DIR"] = str(Path(options.capture_dir).resolve())
-        environ["RUL_CAPTURE_PERCENTAGE"] = str(options.capture_percentage)
-    return environ
-
-
 def start_endpoint(
     work_dir: str | Path,
     package: ModelPackage,
-    options: EndpointOptions = EndpointOptions(),
+    options: EndpointOptions | None = None,
     paths: EndpointPaths | None = None,
 ) -> EndpointProcess:
     """Check `package`, make it the current release and start the server (call `wait_ready` next);
     `paths` other than `<work>/endpoint` run one variant of an A/B test (`ab_split`)."""
-    work_dir = Path(work_dir)
+    work_dir, options = Path(work_dir), options or EndpointOptions()
     paths = paths or EndpointPaths.of(work_dir)
     if running_pid(paths) is not None:
         raise EndpointError(f"an endpoint already runs from {paths.root} (pid {running_pid(paths)})")
@@ -420,24 +270,7 @@ def start_endpoint(
             if release is None:
                 raise EndpointError(said)
             point_current(paths, release)
-    paths.log_file.parent.mkdir(parents=True, exist_ok=True)
-    with paths.log_file.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(SERVE_SCRIPT), "serve", "--pid-file", str(paths.pid_file)],
-            env=server_environment(paths, options),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=str(CONTAINERS_DIR),
-        )
-    state = {
-        "port": options.port,
-        "pid": process.pid,
-        "workers": options.workers,
-        "capture_dir": str(options.capture_dir) if options.capture_dir else None,
-        "started": datetime.now(UTC).isoformat(),
-    }
-    paths.state_file.write_text(json.dumps(state, indent=2))
-    return EndpointProcess(process, options.port, paths, options.host)
+    return launch_server(paths, options)
 
 
 def on_approval_callback(work_dir: str | Path, echo: Echo = print) -> Callable[[ModelPackage], None]:

@@ -10,13 +10,14 @@ python -m local_runner endpoint ab-promote {champion,challenger} [--reason TEXT]
 python -m local_runner endpoint ab-status
 python -m local_runner endpoint ab-report --captures D [--ground-truth G]
 
-`serve` runs in the foreground until Ctrl-C; without `--model-version` it serves the newest approved
-version of the model package group, on 127.0.0.1 unless `--host` says otherwise; a port already in use
-fails at once, naming it. `swap` health-checks version N in a fresh process and only then
-points the running server at it. `registry approve` swaps too, through `endpoint.on_approval_callback`.
-The `ab-*` verbs run an A/B test (`ab_endpoint`, `ab_split`): `ab-serve` puts the router on `--port` and
-the two variants on the next two ports; `ab-shift` and `ab-promote` move its traffic from another shell;
-`ab-report` compares the variants from their captures and, given failure events, their late-label quality.
+`serve` runs in the foreground until Ctrl-C or SIGTERM (exit 0; 130 or 143 when stopped while starting);
+without `--model-version` it serves the newest approved version of the model package group, on 127.0.0.1
+unless `--host` says otherwise; a port already in use fails at once, naming it. `swap` health-checks version
+N in a fresh process and only then points the running server at it. `registry approve` swaps too, through
+`endpoint.on_approval_callback`. The `ab-*` verbs run an A/B test (`ab_endpoint`, `ab_split`): `ab-serve`
+puts the router on `--port` and the two variants on the next two ports; `ab-shift` and `ab-promote` move its
+traffic from another shell; `ab-report` compares the variants from their captures and, given failure
+events, their late-label quality.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from local_runner.endpoint import (
@@ -41,7 +43,7 @@ from local_runner.endpoint import (
     start_endpoint,
     swap_model,
 )
-from local_runner.registry_cli import Echo
+from local_runner.registry_cli import Echo, errors_to
 
 AB_VERBS = ("ab-serve", "ab-shift", "ab-promote", "ab-status", "ab-report")
 
@@ -143,8 +145,6 @@ def _serve(args: argparse.Namespace, echo: Echo) -> int:
     )
     echo(f"endpoint: checking version {package.version} ({package.model_data_url}) ...")
     server = start_endpoint(args.work_dir, package, options)
-    # Stop the server on SIGTERM as on Ctrl-C, so that it is never left running without its parent.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.wait_ready()
         echo(f"endpoint: serving version {package.version} at {server.url} (/ping, /invocations)")
@@ -157,12 +157,28 @@ def _serve(args: argparse.Namespace, echo: Echo) -> int:
         echo("endpoint: stopping")
     finally:
         code = server.stop()
-        signal.signal(signal.SIGTERM, previous)
     return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else 1
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def _until_stopped(
+    command: Callable[[argparse.Namespace, Echo], int], args: argparse.Namespace, echo: Echo
+) -> int:
+    """Run a foreground server command, SIGTERM stopping it as Ctrl-C does (its servers are never left
+    without their parent); stopped before it served: one line and 130 (SIGINT) or 143 (SIGTERM)."""
+    received: list[int] = [signal.SIGINT]
+
+    def interrupt(signum: int, _frame: object) -> None:
+        received[0] = signum
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return command(args, echo)
+    except KeyboardInterrupt:
+        echo(f"endpoint: stopped by {signal.Signals(received[0]).name} before serving; nothing left running")
+        return 128 + received[0]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _status(args: argparse.Namespace, echo: Echo) -> int:
@@ -202,7 +218,6 @@ def _ab_serve(args: argparse.Namespace, echo: Echo) -> int:
         f"endpoint: checking versions {champion.version} (Champion) and {challenger.version} (Challenger) ..."
     )
     test = start_ab_test(args.work_dir, champion, challenger, options, args.challenger_percent, args.seed)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         echo(f"endpoint: A/B test at http://{args.host}:{args.port}, challenger {args.challenger_percent}%")
         echo("endpoint: `endpoint ab-shift P` / `ab-promote WINNER` from another shell; Ctrl-C stops")
@@ -211,7 +226,6 @@ def _ab_serve(args: argparse.Namespace, echo: Echo) -> int:
         echo("endpoint: stopping")
     finally:
         test.stop()
-        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
@@ -219,7 +233,7 @@ def _ab_command(args: argparse.Namespace, echo: Echo) -> int:
     from local_runner import ab_endpoint, ab_split, report_variants
 
     if args.endpoint_action == "ab-serve":
-        return _ab_serve(args, echo)
+        return _until_stopped(_ab_serve, args, echo)
     if args.endpoint_action == "ab-shift":
         echo(json.dumps(ab_endpoint.shift(args.work_dir, args.percent, args.reason)))
     elif args.endpoint_action == "ab-promote":
@@ -246,12 +260,12 @@ def run_endpoint_command(args: argparse.Namespace, echo: Echo = print) -> int:
         if args.endpoint_action in AB_VERBS:
             return _ab_command(args, echo)
         if args.endpoint_action == "serve":
-            return _serve(args, echo)
+            return _until_stopped(_serve, args, echo)
         if args.endpoint_action == "status":
             return _status(args, echo)
         result = swap_model(args.work_dir, resolve_package(args.work_dir, args.version, args.group))
         echo(f"endpoint: {'swapped' if result.ok else 'swap refused'}: {result.reason}")
         return 0 if result.ok else 1
     except (EndpointError, AbError) as error:
-        echo(f"error: {error}")
+        errors_to(echo)(f"error: {error}")
         return 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from local_runner.execution_record import ExecutionResult
 from local_runner.graph import ExecutionError, flatten_steps
 from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import LocalRegistry
+from local_runner.report_publish import publish_execution
 from local_runner.selective import load_selection
 from local_runner.signals import StopController, install_handlers
 from local_runner.step_callback import CallbackError, failure_answer, pending_tokens, send, success_answer
@@ -49,6 +51,23 @@ def _object(text: str) -> tuple[str, str]:
     return uri, path
 
 
+def _at_least(minimum: float, kind: type = float) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` no smaller than `minimum`."""
+
+    def check(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is below the minimum {minimum:g}")
+        return value
+
+    return check
+
+
 def add_execute_parser(verbs: Any) -> None:
     """Register the `execute` verb."""
     execute = verbs.add_parser("execute", help="run any SageMaker pipeline definition locally")
@@ -69,11 +88,17 @@ def add_execute_parser(verbs: Any) -> None:
         "--source-execution", metavar="ID", help="execution whose results the other steps reuse"
     )
     execute.add_argument(
-        "--max-parallel", type=int, metavar="N", help="default: ParallelismConfiguration, else 2"
+        "--max-parallel",
+        type=_at_least(1, int),
+        metavar="N",
+        help="default: ParallelismConfiguration, else 2",
     )
-    execute.add_argument("--callback-timeout", type=float, default=3600.0, metavar="SECONDS")
+    execute.add_argument("--callback-timeout", type=_at_least(0), default=3600.0, metavar="SECONDS")
     execute.add_argument(
-        "--max-retry-wait", type=float, metavar="SECONDS", help="cap each retry policy's wait (default: none)"
+        "--max-retry-wait",
+        type=_at_least(0),
+        metavar="SECONDS",
+        help="cap each retry policy's wait (default: none)",
     )
     execute.add_argument("--work-dir", type=Path, default=Path(".work/execute"), metavar="DIR")
     execute.add_argument("--pipeline-name", default="local-pipeline")
@@ -100,12 +125,19 @@ def load_definition(path: Path) -> tuple[dict, int | None]:
         document = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ExecutionError(f"cannot read the pipeline definition {path}: {error}") from None
-    parallelism = document.get("ParallelismConfiguration", {}).get("MaxParallelExecutionSteps")
+    if not isinstance(document, dict):
+        raise ExecutionError(f"{path} is not a pipeline definition (a JSON {type(document).__name__})")
+    parallelism = (document.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps")
     if "PipelineDefinition" in document:
-        document = json.loads(document["PipelineDefinition"])
-    if not isinstance(document.get("Steps"), list):
+        try:
+            document = json.loads(document["PipelineDefinition"])
+        except (TypeError, json.JSONDecodeError) as error:
+            raise ExecutionError(f"{path}: PipelineDefinition is not a JSON string: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("Steps"), list):
         raise ExecutionError(f"{path} is not a pipeline definition (no Steps list)")
-    return document, int(parallelism) if parallelism is not None else None
+    if parallelism is not None and (not isinstance(parallelism, int) or parallelism < 1):
+        raise ExecutionError(f"{path}: MaxParallelExecutionSteps {parallelism!r} is not an integer >= 1")
+    return document, parallelism
 
 
 def stage_objects(store: ObjectStore, objects: list[tuple[str, str]]) -> dict[str, Path]:
@@ -138,8 +170,6 @@ def build_executor(
         selection=selection,
     )
     max_parallel = args.max_parallel or parallelism or DEFAULT_PARALLEL
-    if max_parallel < 1:
-        raise ExecutionError(f"--max-parallel {max_parallel}: must be at least 1")
     executor = DefinitionExecutor(
         definition,
         work_dir,
@@ -185,7 +215,7 @@ def run_execute(args: argparse.Namespace) -> int:
         executor, parameters = build_executor(args, stop)
         restore = install_handlers(stop)
         try:
-            result = executor.start(parameters)
+            result = publish_execution(executor.start(parameters), executor.store, executor.tracker)
         finally:
             restore()
     except (ExecutionError, ObjectStoreError) as error:

@@ -7,10 +7,11 @@ branches, cache settings. Dependencies come from `DependsOn` and from every `Ste
 run through `local_runner.jobs`, tuning through `local_runner.tuning_step`, registration into
 `local_runner.registry`. A step whose cache key matches an unexpired earlier run reuses that run's
 properties (`local_runner.step_cache`). The record `<work>/executions/<id>/execution.json` exists from
-the start and is rewritten as each step ends (`local_runner.execution_record`), with a self-contained HTML
-report beside it at the end (`local_runner.report`). A stop request (`local_runner.signals`) ends the
-running jobs, starts nothing more and ends the execution `Stopped`. A tracker (`local_runner.tracking`)
-mirrors the execution, its steps, trials and registered model into MLflow when tracking is on.
+the start and is rewritten as each step ends (`local_runner.execution_record`). A stop request
+(`local_runner.signals`) ends the running jobs, starts nothing more and ends the execution `Stopped`. The
+executor calls the tracking hooks (`local_runner.tracking_hooks`) as steps start and end, and only
+executes: `start` returns the `ExecutionResult`, and its caller writes the HTML report and closes the
+tracked run (`local_runner.report_publish.publish_execution`).
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_runner import jobs, report
-from local_runner.execution_record import ExecutionResult, RecordWriter, StepRecord, mark_abandoned
+from local_runner import jobs
+from local_runner.execution_record import RecordWriter, mark_abandoned
 from local_runner.expressions import Context, ExpressionError, evaluate_condition, load_json_text, resolve
 from local_runner.graph import ExecutionError, cast_parameters, flatten_steps
 from local_runner.live_view import emit
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
+from local_runner.results import ExecutionResult, StepRecord
 from local_runner.signals import StopController, StopRequested
 from local_runner.step_cache import StepCache, cache_key
 from local_runner.threads import RUNNING
-from local_runner.tracking import ExecutionTracker
+from local_runner.tracking_hooks import ExecutionTracker
 from local_runner.tuner import TuningError, tune
 from local_runner.tuning_step import trial_runner, tuning_properties
 
@@ -84,6 +86,7 @@ class PipelineExecutor:
     def start(
         self, parameters: dict[str, Any] | None = None, execution_id: str | None = None
     ) -> ExecutionResult:
+        """Run the definition with `parameters` to its end; the result (its record is written as it runs)."""
         self._started = time.perf_counter()
         execution_id = execution_id or f"local-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
         self._values = cast_parameters(self.definition.get("Parameters", []), parameters or {})
@@ -138,17 +141,8 @@ class PipelineExecutor:
         if self.stop.requested:
             status, failure = "Stopped", failure or self.stop.reason
         result = self._result(status, failure)
-        result.report_path = self._write_report(result)
         self._writer.write(result)
-        self.tracker.finish_execution(result, self.store, result.report_path)
         return result
-
-    def _write_report(self, result: ExecutionResult) -> Path | None:
-        try:
-            return report.write_report(result, self.store, self.tracker.links())
-        except Exception as error:  # the record stays the source of truth; a report bug must not hide it
-            self.echo(f"the HTML report could not be written: {type(error).__name__}: {error}")
-            return None
 
     def _run_graph(self) -> str:
         self._skipped: set[str] = set()
@@ -258,7 +252,7 @@ class PipelineExecutor:
         return f"{self._execution_id}-{step_name}{suffix}"
 
     def _finish_job(self, result: jobs.JobResult, record: StepRecord) -> None:
-        record.job_seconds += result.seconds
+        record.add_job(result.seconds)
         if result.status == "Stopped":
             record.status, record.failure_reason = "Stopped", result.failure_reason
         elif not result.ok:
@@ -315,7 +309,7 @@ class PipelineExecutor:
             result = jobs.run_training_job(
                 job_name, request, self.store, self.work_dir, self.echo, environment, self.stop
             )
-            record.job_seconds += result.seconds
+            record.add_job(result.seconds)
             return result
 
         definition = arguments["TrainingJobDefinition"]

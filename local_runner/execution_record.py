@@ -14,46 +14,16 @@ import fcntl
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from local_runner.atomic import write_json_atomic
+from local_runner.results import ExecutionResult, StepRecord
 
 LOCK_NAME = ".running"
+__all__ = ["ExecutionResult", "RecordWriter", "StepRecord", "mark_abandoned"]
 ABANDONED = "the runner ended without finishing the execution (killed, or the machine stopped)"
-
-
-@dataclass
-class StepRecord:
-    name: str
-    type: str
-    status: str = "NotStarted"  # Executing, Succeeded, Failed, Stopped, NotExecuted
-    started_at: str = ""
-    seconds: float = 0.0
-    job_seconds: float = 0.0
-    cache_hit: bool = False
-    failure_reason: str = ""
-    properties: dict = field(default_factory=dict)
-
-
-@dataclass
-class ExecutionResult:
-    execution_id: str
-    status: str  # Executing, Succeeded, Failed or Stopped
-    failure_reason: str
-    parameters: dict[str, Any]
-    steps: list[StepRecord]
-    seconds: float
-    record_path: Path
-    report_path: Path | None = None
-
-    def step(self, name: str) -> StepRecord:
-        return next(record for record in self.steps if record.name == name)
-
-    @property
-    def job_seconds(self) -> float:
-        return sum(record.job_seconds for record in self.steps)
 
 
 def _try_lock(handle: TextIO) -> bool:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local_runner.errors import RunnerError
+
 _TOKEN = re.compile(r"\[(\d+)\]|\['([^']*)'\]|([^.\[\]]+)")
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "Equals": operator.eq,
@@ -28,7 +30,7 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-class ExpressionError(ValueError):
+class ExpressionError(RunnerError, ValueError):
     """An expression refers to something that does not exist or cannot be evaluated."""
 
 

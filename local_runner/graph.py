@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from local_runner.errors import RunnerError
 
-class ExecutionError(RuntimeError):
+
+class ExecutionError(RunnerError, RuntimeError):
     """The definition cannot be executed (unsupported step type, bad parameter, broken reference)."""
 
 

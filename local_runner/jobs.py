@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from local_runner.errors import RunnerError
 from local_runner.live_view import emit
 from local_runner.object_store import ObjectStore
 from local_runner.script_mode import script_arguments, toolkit_environment
@@ -41,12 +42,14 @@ JOB_GUARD = Path(__file__).resolve().parent / "job_guard.py"
 _PYTHON = re.compile(r"^(/usr/(local/)?bin/)?python3?(\.\d+)?$")
 
 
-class JobError(RuntimeError):
+class JobError(RunnerError, RuntimeError):
     """A job request cannot be run locally (not a failure of the job's own script)."""
 
 
 @dataclass
 class JobResult:
+    """How a local job ended: status, duration, job folder, failure reason, log and output URIs."""
+
     name: str
     status: str  # "Completed", "Failed" or "Stopped"
     seconds: float = 0.0

@@ -9,7 +9,8 @@ The model family is part of the rendered definition (each family has its own sea
 `ModelFamily` among the run parameters re-renders with that family instead of being passed as a
 parameter; `config_overrides` sets other render-time fields (e.g. static hyperparameters for a tiny run).
 With `tracking` on (the default) the execution is tracked in MLflow (`local_runner.tracking`): in the
-store `MLFLOW_TRACKING_URI` names, else in `<work>/mlflow/mlflow.db`.
+store `MLFLOW_TRACKING_URI` names, else in `<work>/mlflow/mlflow.db`. Once the executor returns, the main
+job writes the execution's HTML report and closes its tracked run (`local_runner.report_publish`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from typing import Any
 
 from local_runner.champion import ensure_champion_prefix
 from local_runner.data_version import with_data_versions
-from local_runner.execution import CONTAINERS_DIR, ExecutionResult, PipelineExecutor
+from local_runner.errors import RunnerError
+from local_runner.execution import CONTAINERS_DIR, PipelineExecutor
 from local_runner.live_view import shown
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
+from local_runner.report_publish import publish_execution
+from local_runner.results import ExecutionResult
 from local_runner.signals import StopController
 from local_runner.tracking import make_tracker
 from pipeline_steps import names
@@ -38,12 +42,14 @@ from pipeline_steps.code import build_source_bundle, code_uri_for, library_uri, 
 from pipeline_steps.config import PipelineConfig, local_config
 
 
-class MainJobError(RuntimeError):
+class MainJobError(RunnerError, RuntimeError):
     """The main job could not start (missing data, bad option)."""
 
 
 @dataclass(frozen=True)
 class MainJobOptions:
+    """What `python -m local_runner run` asks of the main job: folders, data, parameters, tracking."""
+
     work_dir: Path = Path(".work")
     data_dir: Path | None = None
     subset: str = "FD001"
@@ -173,4 +179,5 @@ def run_main_job(
     run_parameters = {names.SUBSET: options.subset, **parameters}
     # DataVersion and RegisteredDataVersion, as the start function passes them on AWS (user values win).
     run_parameters = with_data_versions(run_parameters, workspace.store, workspace.registry, workspace.config)
-    return workspace, executor.start(run_parameters)
+    result = executor.start(run_parameters)
+    return workspace, publish_execution(result, workspace.store, tracker, echo)

@@ -21,6 +21,7 @@ from typing import cast
 
 from lambdas.mirror_model.mirror import MirrorResult, mirror_package
 from lambdas.mirror_model.store import Destination, MirrorError, StoreSettings, open_destination
+from local_runner.errors import RunnerError
 from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import LocalRegistry, ModelPackage, RegistryError, describe_shape
 from settings.mirror import LocalMirrorSettings
@@ -31,7 +32,7 @@ STORE_FOLDER = "s3"  # local_runner.registry_cli.local_champion's object store
 Echo = Callable[[str], object]
 
 
-class MirrorSetupError(ValueError):
+class MirrorSetupError(RunnerError, ValueError):
     """The mirror's settings or keys are missing or invalid; the message names the file or variable."""
 
 
@@ -103,6 +104,7 @@ def store_keys(settings: LocalMirrorSettings, environ: Mapping[str, str]) -> tup
 
 
 def destination(settings: LocalMirrorSettings, environ: Mapping[str, str]) -> Destination:
+    """The store to mirror to; `MirrorSetupError` when the mirror is off."""
     if not settings.enabled or settings.endpoint_url is None or settings.bucket is None:
         raise MirrorSetupError(
             f"the mirror is off: set enabled, endpoint_url and bucket in {MIRROR_CONFIG_FILE} or the settings"
@@ -123,6 +125,7 @@ def mirror_version(
 
 
 def result_line(result: MirrorResult, endpoint_url: str = "") -> str:
+    """One line saying what a mirror run uploaded and what it skipped."""
     return (
         f"mirrored {result.group} version {result.version} to {result.folder} {endpoint_url}".rstrip()
         + f": {result.uploaded} of {len(result.objects)} objects uploaded, the rest already identical"

@@ -25,6 +25,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from local_runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    from local_runner.registry import ModelPackage
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTAINERS_DIR = PROJECT_ROOT / "containers"
@@ -39,23 +45,29 @@ BASELINE_FILES = ("statistics.json", "constraints.json")
 USAGE = 2
 
 
-class MonitorInputError(ValueError):
+class MonitorInputError(RunnerError, ValueError):
     """An input argument names nothing this command can read."""
 
 
-def version_baselines(version: int, work_dir: Path) -> Path:
-    """The folder of the drift baselines registered with a model version of the local registry."""
-    from local_runner.object_store import ObjectStore
+def registered_package(version: int, work_dir: Path, flag: str) -> ModelPackage:
+    """Version `version` of the local registry's model package group; `MonitorInputError` naming `flag`."""
     from local_runner.registry import LocalRegistry, RegistryError
     from pipeline_steps.config import local_config
 
     registry = Path(work_dir) / "registry.sqlite"
     if not registry.is_file():
-        raise MonitorInputError(f"--baseline {version}: no model registry at {registry}")
+        raise MonitorInputError(f"{flag} {version}: no model registry at {registry}")
     try:
-        package = LocalRegistry(registry).get(local_config().model_package_group_name, version)
+        return LocalRegistry(registry).get(local_config().model_package_group_name, version)
     except RegistryError as error:
-        raise MonitorInputError(f"--baseline {version}: {error}") from None
+        raise MonitorInputError(f"{flag} {version}: {error}") from None
+
+
+def version_baselines(version: int, work_dir: Path) -> Path:
+    """The folder of the drift baselines registered with a model version of the local registry."""
+    from local_runner.object_store import ObjectStore
+
+    package = registered_package(version, work_dir, "--baseline")
     statistics = (package.drift_check_baselines or {}).get("ModelDataQuality", {}).get("Statistics", {})
     if not statistics.get("S3Uri", "").startswith("s3://"):
         raise MonitorInputError(f"--baseline {version}: version {version} has no data-quality baselines")
@@ -137,6 +149,7 @@ RUN_DEFAULTS = {
 
 
 def add_run_parser(actions: argparse._SubParsersAction) -> None:
+    """Add `monitor run`, the monitoring pipeline's definition through the runner."""
     run = actions.add_parser("run", help="execute the monitoring pipeline's definition (the default)")
     run.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="default: .work")
     run.add_argument("--captures", default=None, help="the local endpoint's --capture-dir")
@@ -208,6 +221,16 @@ def prepare_job(args: argparse.Namespace, job_dir: Path) -> Path:
     return opt_ml
 
 
+def user_paths(text: str, args: argparse.Namespace, opt_ml: Path) -> str:
+    """The script's output naming the inputs the user gave, not their copies in the job folder (so an
+    error in a ground-truth file names that file)."""
+    for argument, channel in JOBS[args.monitor_action][1].items():
+        source = Path(getattr(args, argument))
+        copy = (opt_ml / "processing" / "input" / channel).resolve()
+        text = text.replace(str(copy), str(source if source.is_dir() else source.parent))
+    return text
+
+
 def run_monitor_command(args: argparse.Namespace) -> int:
     """Run the monitoring pipeline or one job; 2 when an input names nothing readable."""
     try:
@@ -228,8 +251,8 @@ def run_monitor_command(args: argparse.Namespace) -> int:
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(opt_ml.resolve()), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, str(CONTAINERS_DIR / script), *script_arguments(args)]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    sys.stdout.write(completed.stdout)
-    sys.stderr.write(completed.stderr)
+    sys.stdout.write(user_paths(completed.stdout, args, opt_ml))
+    sys.stderr.write(user_paths(completed.stderr, args, opt_ml))
     output = opt_ml / "processing" / "output"
     if completed.returncode == 0:
         for path in sorted(output.glob("*")):

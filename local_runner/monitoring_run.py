@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_runner.endpoint import DEFAULT_ENDPOINT_NAME
+from local_runner.errors import RunnerError
 from local_runner.execution import ExecutionResult, PipelineExecutor
 from local_runner.main_job import prepare_workspace
 from local_runner.object_store import ObjectStore
+from local_runner.report_publish import publish_execution
 from pipeline_steps import monitoring_names as mnames
 from pipeline_steps.monitoring_config import MonitoringPipelineConfig, local_monitoring_config
 from pipeline_steps.monitoring_pipeline import render_monitoring_definition
 
 
-class MonitoringRunError(RuntimeError):
+class MonitoringRunError(RunnerError, RuntimeError):
     """The monitoring pipeline cannot start (no baselines, missing folder)."""
 
 
@@ -81,7 +83,8 @@ def run_monitoring(
         echo,
         pipeline_name=config.pipeline_name,
     )
-    return config, workspace.store, executor.start(dict(options.parameters))
+    result = executor.start(dict(options.parameters))
+    return config, workspace.store, publish_execution(result, workspace.store, echo=echo)
 
 
 def report_of(store: ObjectStore, result: ExecutionResult, step: str, file_name: str) -> dict | None:

@@ -15,10 +15,12 @@ import shutil
 import uuid
 from pathlib import Path
 
+from local_runner.errors import RunnerError
+
 IN_FLIGHT = ".tmp-"  # the prefix of temporary files and staging folders
 
 
-class ObjectStoreError(LookupError):
+class ObjectStoreError(RunnerError, LookupError):
     """An S3 URI is malformed or names no object."""
 
 

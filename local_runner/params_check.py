@@ -4,8 +4,8 @@ The declared parameters come from `pipeline_steps.parameters` in the shape the r
 declares them (`Name`, `Type`, `DefaultValue`, `EnumValues`), without rendering the definition, plus the
 render-time `ModelFamily`; their bounds are `pipeline_steps.parameters.BOUNDS`. `check_parameters` gives
 the typed values or raises `UsageError` naming the parameter, the value and what is allowed; an unknown
-name lists the valid ones. Nothing here writes a file or generates data, so a usage error leaves the work
-folder as it was.
+name lists the valid ones, and a former name (`names.RENAMED_PARAMETERS`) names the one it became.
+Nothing here writes a file or generates data, so a usage error leaves the work folder as it was.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from local_runner.errors import RunnerError
 from pipeline_steps import names
 
 Bounds = Mapping[str, tuple[float | None, float | None]]
@@ -22,7 +23,7 @@ TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "String": "a string"
 MODEL_FAMILY_SPEC = {"Name": names.MODEL_FAMILY, "Type": "String", "EnumValues": list(names.MODEL_FAMILIES)}
 
 
-class UsageError(ValueError):
+class UsageError(RunnerError, ValueError):
     """A command-line value the run cannot accept (exit code 2)."""
 
 
@@ -75,6 +76,8 @@ def check_parameters(
     specs = {spec["Name"]: spec for spec in declared}
     values: dict[str, object] = {}
     for name, raw in assignments:
+        if name not in specs and name in names.RENAMED_PARAMETERS:
+            raise UsageError(f"parameter {name!r} was renamed: use {names.RENAMED_PARAMETERS[name]}")
         if name not in specs:
             raise UsageError(f"unknown parameter {name!r}; valid parameters: {', '.join(sorted(specs))}")
         if name in values:

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from local_runner.errors import RunnerError
+
 APPROVED = "Approved"
 REJECTED = "Rejected"
 PENDING = "PendingManualApproval"
@@ -64,7 +66,7 @@ CREATE TABLE IF NOT EXISTS model_packages (
 BeforeCommit = Callable[["ModelPackage", "ModelPackage | None"], object]
 
 
-class RegistryError(KeyError):
+class RegistryError(RunnerError, KeyError):
     """An unknown model package group or version; the message names both."""
 
     def __str__(self) -> str:

@@ -44,6 +44,7 @@ from local_runner.endpoint import (
     running_pid,
     swap_model,
 )
+from local_runner.errors import RunnerError
 from local_runner.object_store import IN_FLIGHT, ObjectStore, ObjectStoreError, copy_file_atomically
 from local_runner.registry import LocalRegistry, ModelPackage, RegistryError, describe_shape
 from local_runner.registry_cli import REGISTRY_FILE, registry_lock
@@ -56,7 +57,7 @@ OBJECTS_FOLDER = "objects"
 STORE_FOLDER = "s3"  # <work>/s3 is the local object store
 
 
-class BackupError(RuntimeError):
+class BackupError(RunnerError, RuntimeError):
     """An export or import that cannot proceed; `problems` lists every reason."""
 
     def __init__(self, problems: list[str]) -> None:

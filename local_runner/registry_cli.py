@@ -20,6 +20,7 @@ import argparse
 import fcntl
 import json
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from local_runner.champion import ChampionError, ChampionTarget, change_status, verify_archive
+from local_runner.errors import RunnerError
 from local_runner.model_mirror import add_mirror_parser, run_mirror_command
 from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import (
@@ -52,11 +54,19 @@ Echo = Callable[[str], object]
 OnChange = Callable[[ModelPackage], object]
 
 
-class RegistryBusy(RuntimeError):
+class RegistryBusy(RunnerError, RuntimeError):
     """Another command held the registry lock for longer than the timeout."""
 
 
+def errors_to(echo: Echo) -> Echo:
+    """Where error lines go: standard error when `echo` is plain `print`, else `echo` itself."""
+    if echo is print:
+        return lambda line: print(line, file=sys.stderr)
+    return echo
+
+
 def registry_path(work_dir: Path) -> Path:
+    """The registry file of a work dir."""
     return Path(work_dir) / REGISTRY_FILE
 
 
@@ -185,6 +195,7 @@ def format_table(packages: list[ModelPackage], store: ObjectStore | None = None)
 
 
 def format_package(package: ModelPackage, store: ObjectStore | None = None) -> list[str]:
+    """Every registered field of one version, for `registry show`."""
     metrics = headline_metrics(package, store)
     lines = [
         f"version:          {package.version}",
@@ -304,22 +315,23 @@ def run_registry_command(
 ) -> int:
     """Run a parsed `registry` command; 0 on success, 1 with a one-line message for a missing work dir or
     registry, an unknown group or version, a model that fails verification or a busy registry."""
+    fail = errors_to(echo)
     missing = None if args.registry_action == "import" else _missing(args.work_dir)
     if missing:
-        echo(f"error: {missing}")
+        fail(f"error: {missing}")
         return 1
     try:
         return _run(args, echo, on_change, champion or local_champion(args.work_dir))
     except (RegistryError, RegistryBusy) as error:
-        echo(f"error: {error}")
+        fail(f"error: {error}")
     except ChampionError as error:
         action = f"{args.registry_action} {args.group} version {getattr(args, 'version', '')}"
-        echo(f"error: {action} refused: {error}; the registry is unchanged")
+        fail(f"error: {action} refused: {error}; the registry is unchanged")
     except RuntimeError as error:  # registry_backup.BackupError (not imported here): every problem
         if not hasattr(error, "problems"):
             raise
         for problem in error.problems:
-            echo(f"error: {args.registry_action}: {problem}")
+            fail(f"error: {args.registry_action}: {problem}")
     except (sqlite3.Error, OSError) as error:
-        echo(f"error: {args.registry_action} failed on {registry_path(args.work_dir)}: {error}")
+        fail(f"error: {args.registry_action} failed on {registry_path(args.work_dir)}: {error}")
     return 1

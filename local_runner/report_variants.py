@@ -19,12 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 
+from local_runner.errors import RunnerError
+
 CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 
 METRICS = (("rmse", "RMSE"), ("mae", "MAE"), ("phm08_score", "PHM08 score"))
 
 
-class VariantReportError(ValueError):
+class VariantReportError(RunnerError, ValueError):
     """The captures or failure events cannot be read; the message names the file and the problem."""
 
 

@@ -36,6 +36,8 @@ _NOT_TRANSIENT = (ExecutionError, ExpressionError, JobError, StopRequested)
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """One entry of a step's RetryPolicies: which errors, how long to wait, how often."""
+
     exception_types: frozenset[str]
     interval_seconds: float = 1.0
     backoff_rate: float = 2.0

@@ -19,6 +19,8 @@ from local_runner.graph import ExecutionError
 
 @dataclass(frozen=True)
 class Selection:
+    """A selective execution: the steps to run and the source execution the others reuse."""
+
     steps: frozenset[str]
     source_id: str
     source_steps: dict[str, dict] = field(default_factory=dict)  # step name -> its record in the source

@@ -16,11 +16,13 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from local_runner.errors import RunnerError
+
 GRACE_SECONDS = 5.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class StopRequested(RuntimeError):
+class StopRequested(RunnerError, RuntimeError):
     """Raised where new work would start after a stop was requested."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from local_runner.atomic import write_json_atomic
+from local_runner.errors import RunnerError
 
 # Attributes of each step type that SageMaker's step caching compares (its "default cache keys").
 CACHE_KEYS = {
@@ -43,7 +44,7 @@ _DURATION = re.compile(
 )
 
 
-class CacheConfigError(ValueError):
+class CacheConfigError(RunnerError, ValueError):
     """A step's CacheConfig cannot be understood (an expiry that is not an ISO 8601 duration)."""
 
 
@@ -57,6 +58,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def digest(value: Any) -> str:
+    """The sha256 of a JSON value with sorted keys."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from local_runner.atomic import write_json_atomic
+from local_runner.errors import RunnerError
 from local_runner.execution_record import StepRecord
 from local_runner.graph import ExecutionError
 from local_runner.step_lambda import output_parameters
@@ -32,15 +33,17 @@ CALLBACKS = "callbacks"
 POLL_SECONDS = 0.2
 
 
-class CallbackError(ValueError):
+class CallbackError(RunnerError, ValueError):
     """A callback answer cannot be sent (unknown token, already answered, bad output)."""
 
 
 def message_path(work_dir: Path, token: str) -> Path:
+    """Where a callback step's message for `token` is written."""
     return Path(work_dir) / CALLBACKS / f"{token}.json"
 
 
 def result_path(work_dir: Path, token: str) -> Path:
+    """Where the answer to `token` is written."""
     return Path(work_dir) / CALLBACKS / f"{token}.result.json"
 
 
@@ -64,10 +67,12 @@ def send(work_dir: Path, token: str, answer: dict[str, Any]) -> Path:
 
 
 def success_answer(outputs: list[tuple[str, str]]) -> dict:
+    """SendPipelineExecutionStepSuccess's answer with these output parameters."""
     return {"status": "Success", "outputParameters": [{"Name": n, "Value": v} for n, v in outputs]}
 
 
 def failure_answer(reason: str) -> dict:
+    """SendPipelineExecutionStepFailure's answer with this reason."""
     return {"status": "Failure", "failureReason": reason}
 
 

@@ -22,6 +22,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 
 
 def model_path(work_dir: Path, model_name: str) -> Path:
+    """Where a Model step's model is recorded (its name made safe for a file)."""
     return Path(work_dir) / MODELS / f"{_UNSAFE.sub('-', model_name)}.json"
 
 

@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from local_runner.errors import RunnerError
 from local_runner.execution import CONTAINERS_DIR
 from local_runner.execution_record import StepRecord
 from local_runner.graph import ExecutionError
@@ -41,11 +42,12 @@ PROJECT_REPOSITORY = "turbofan-rul"
 DEFAULT_PAYLOAD_MB = 6
 
 
-class TransformFailed(RuntimeError):
+class TransformFailed(RunnerError, RuntimeError):
     """The serving command did not start or an invocation was not answered with 2xx."""
 
 
 def repository(image: str) -> str:
+    """The repository name of an image URI (no registry, tag or digest)."""
     return image.rsplit("/", 1)[-1].split(":")[0].split("@")[0]
 
 
@@ -220,7 +222,7 @@ def run_transform(executor: Any, step: dict, arguments: dict, record: StepRecord
         executor.stop.check()  # a stop request ended the server: the step is Stopped, not Failed
         record.status, record.failure_reason, status = "Failed", str(error), "Failed"
     finally:
-        record.job_seconds += time.perf_counter() - started
+        record.add_job(time.perf_counter() - started)
     record.properties = {
         "TransformJobName": job_name,
         "TransformJobStatus": status,

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from local_runner.object_store import ObjectStore
+from local_runner.readers import read_evaluation, read_manifest
+from local_runner.tracking_hooks import ExecutionTracker as ExecutionTracker
 from local_runner.tracking_registry import mirror_approval as mirror_approval
 from local_runner.tracking_registry import register_version
 from local_runner.tracking_runs import log_manifest, log_trials, now_ms
@@ -54,8 +56,8 @@ from local_runner.tracking_store import ui_command as ui_command
 from local_runner.tracking_store import ui_environment as ui_environment
 
 if TYPE_CHECKING:
-    from local_runner.execution import ExecutionResult, StepRecord
     from local_runner.registry import ModelPackage
+    from local_runner.results import ExecutionResult, StepRecord
 
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 PARENT_RUN_ENV = "MLFLOW_PARENT_RUN_ID"
@@ -65,38 +67,6 @@ RUN_ID_ENV = "MLFLOW_RUN_ID"
 # MLflow 3's UI opens an experiment without this tag on its GenAI (traces) view.
 EXPERIMENT_KIND_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 CONNECT_TIMEOUT_SECONDS = 120.0
-
-
-class ExecutionTracker:
-    """Tracking switched off: every hook does nothing and jobs get no MLflow variables."""
-
-    enabled = False
-    tracking_uri = ""
-
-    def start_execution(self, execution_id: str, pipeline_name: str, parameters: Mapping[str, Any]) -> None:
-        pass
-
-    def start_step(self, name: str, step_type: str) -> None:
-        pass
-
-    def job_environment(self, step_name: str, job_name: str) -> dict[str, str]:
-        # Blank, not absent: a job must not pick up a MLFLOW_TRACKING_URI of the runner's environment.
-        return {TRACKING_URI_ENV: ""}
-
-    def finish_step(self, record: StepRecord, store: ObjectStore) -> None:
-        pass
-
-    def finish_tuning(self, step_name: str, properties: Mapping[str, Any]) -> None:
-        pass
-
-    def model_registered(self, package: ModelPackage, store: ObjectStore) -> None:
-        pass
-
-    def finish_execution(self, result: ExecutionResult, store: ObjectStore, report: Path | None) -> None:
-        pass
-
-    def links(self) -> dict[str, str]:
-        return {}
 
 
 class MlflowExecutionTracker(ExecutionTracker):
@@ -253,8 +223,6 @@ class MlflowExecutionTracker(ExecutionTracker):
         self._guarded(action, f"finishing the run of step {record.name}")
 
     def _log_manifest(self, uri: str, store: ObjectStore) -> None:
-        from local_runner.report import read_manifest
-
         manifest = read_manifest(store, uri)
         if manifest is not None:
             self._manifest_uri = uri
@@ -287,8 +255,6 @@ class MlflowExecutionTracker(ExecutionTracker):
 
         def action() -> None:
             from mlflow.entities import Metric
-
-            from local_runner.report import read_evaluation
 
             evaluation = read_evaluation(result, store)
             metrics = [

@@ -22,13 +22,12 @@ MODEL_DIR_ARTIFACT = "model_dir"
 PYFUNC_SOURCE = Path(__file__).resolve().with_name("tracking_pyfunc.py")
 LOGGED_MODEL_NAME = "model"
 # What `rul` imports to predict; a deep model needs TensorFlow too. Pins come from the job image's list.
+CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 PREDICTION_PACKAGES = ("numpy", "pandas", "scikit-learn", "scipy", "joblib")
 DEEP_PACKAGES = ("tensorflow-cpu",)
 
 
 def _containers_dir() -> Path:
-    from local_runner.execution import CONTAINERS_DIR  # imported on use: the executor imports the tracker
-
     return CONTAINERS_DIR
 
 

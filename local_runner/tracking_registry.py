@@ -40,7 +40,7 @@ def _description(package: ModelPackage) -> str:
 
 def version_tags(package: ModelPackage, store: ObjectStore, manifest_uris: Iterable[str]) -> dict[str, str]:
     """The mirrored version's tags: package, status, test metrics and the first readable manifest's data."""
-    from local_runner.report import read_manifest
+    from local_runner.readers import read_manifest
 
     tags = {
         ARN_TAG: package.arn,

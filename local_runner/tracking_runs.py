@@ -15,10 +15,12 @@ from typing import Any
 
 
 def now_ms() -> int:
+    """The current time in milliseconds since the epoch, as MLflow timestamps metrics."""
     return int(time.time() * 1000)
 
 
 def log_manifest(client: Any, run_id: str, uri: str, manifest: Mapping[str, Any]) -> None:
+    """Tag the run with the data version and log the manifest as an artifact and as a dataset input."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     client.set_tag(run_id, "data.version", manifest["version"])
@@ -32,6 +34,7 @@ def log_manifest(client: Any, run_id: str, uri: str, manifest: Mapping[str, Any]
 
 
 def log_trials(client: Any, experiment_id: str, run_id: str, properties: Mapping[str, Any]) -> None:
+    """Log each trial's objective on the tuning run (step = trial number) and tag the best trial's run."""
     from mlflow.entities import Metric
 
     best = properties["BestTrainingJob"]

@@ -25,10 +25,12 @@ UI_SETTINGS = {**TELEMETRY_OFF, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def default_tracking_uri(work_dir: Path) -> str:
+    """The SQLite store under the work folder: `<work>/mlflow/mlflow.db`."""
     return f"sqlite:///{(Path(work_dir) / STORE_DIR / 'mlflow.db').resolve()}"
 
 
 def artifact_root(work_dir: Path) -> str:
+    """The artifact folder of the work folder's store, as a file URI."""
     return (Path(work_dir) / STORE_DIR / "artifacts").resolve().as_uri()
 
 
@@ -64,6 +66,7 @@ def loopback_host(text: str) -> str:
 
 
 def add_ui_parser(verbs: argparse._SubParsersAction) -> None:
+    """Add the `ui` verb and its options to the command line."""
     ui = verbs.add_parser("ui", help="start the MLflow UI on localhost for the tracked executions")
     ui.add_argument("--work-dir", type=Path, default=Path(".work"))
     ui.add_argument(
@@ -96,6 +99,7 @@ def ui_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_ui(args: argparse.Namespace) -> int:
+    """The `ui` verb: serve the MLflow UI of the work folder's store until interrupted; the exit code."""
     uri = existing_store(args.work_dir, os.environ)
     if uri is None:
         print(f"no MLflow store in {args.work_dir}: run `python -m local_runner run` first", file=sys.stderr)

@@ -21,13 +21,14 @@ from typing import Literal, cast
 
 import optuna
 
+from local_runner.errors import RunnerError
 from local_runner.live_view import emit
 from local_runner.threads import RUNNING
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-class TuningError(RuntimeError):
+class TuningError(RunnerError, RuntimeError):
     """The tuning request cannot be run, or no trial produced the objective metric."""
 
 

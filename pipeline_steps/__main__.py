@@ -20,6 +20,7 @@ from pipeline_steps.aws_cli import add_verbs
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command line: `render` and its options, or an AWS verb."""
     parser = argparse.ArgumentParser(
         prog="python -m pipeline_steps",
         description="Render the pipeline definition offline, or drive the deployed pipeline on AWS.",
@@ -37,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the verb; 0 on success, 2 for a bad option or value."""
     args = parse_args(argv)
     silence_sdk(offline=args.command == "render")  # the AWS verbs may need the instance profile's credentials
     if args.command == "ab":
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_definition_file(args: argparse.Namespace) -> int:
+    """Render `local_config()` with the given overrides to `--out` (or stdout); 2 if a value is bad."""
     from pipeline_steps.config import local_config
     from pipeline_steps.render import render_definition
 

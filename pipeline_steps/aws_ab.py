@@ -47,6 +47,7 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed `ab shift|promote` command line."""
     parser = argparse.ArgumentParser(prog="python -m pipeline_steps ab", description=__doc__.split("\n")[0])
     add_actions(parser)
     return parser.parse_args(argv)
@@ -112,6 +113,7 @@ def _clients(region: str, profile: str | None) -> tuple[Any, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one A/B action from the command line; the exit code."""
     return run(parse_args(argv))
 
 

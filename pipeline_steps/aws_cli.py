@@ -18,6 +18,8 @@ DEFAULT_POLL_SECONDS = 60
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`, else a usage error naming the range."""
+
     def parse(text: str) -> int:
         if not text.strip().lstrip("+").isdigit() or not low <= int(text) <= high:
             raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}")
@@ -27,6 +29,8 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
 
 
 def bounded_text(low: int, high: int) -> Callable[[str], str]:
+    """An argparse type: stripped text of `low` to `high` characters, else a usage error."""
+
     def parse(text: str) -> str:
         if not low <= len(text.strip()) <= high:
             raise argparse.ArgumentTypeError(f"expected {low} to {high} characters, got {len(text.strip())}")

@@ -3,7 +3,8 @@
 `declared_parameters` reads the `Parameters` of the definition that DescribePipeline returns (name, type,
 default, enum values); `parse_assignments` splits the command line's `Name=Value` items; `build_request`
 turns them into StartPipelineExecution's `PipelineParameters`, or raises `ParameterError` listing every
-problem at once: names the pipeline does not declare (with the names it does), names given twice, values
+problem at once: names the pipeline does not declare (with the names it does, and the new name of a
+renamed one), names given twice, values
 that are not of the declared type (Integer, Float, Boolean) or not among a String's enum values. Nothing
 here calls AWS: the check runs before any call that changes anything.
 """
@@ -14,6 +15,8 @@ import json
 import math
 import re
 from dataclasses import dataclass
+
+from pipeline_steps.names import RENAMED_PARAMETERS
 
 # StartPipelineExecution's limit on a parameter value (botocore's model: String1024).
 MAX_VALUE_LENGTH = 1024
@@ -27,6 +30,8 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class DeclaredParameter:
+    """One parameter the deployed definition declares: name, type, default, allowed values."""
+
     name: str
     type: str  # String, Integer, Float or Boolean
     default: object
@@ -92,6 +97,9 @@ def build_request(
             f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
             f"pipeline {pipeline} declares: {', '.join(declared) or '(none)'}"
         )
+    renamed = [f"{name} is now {RENAMED_PARAMETERS[name]}" for name in unknown if name in RENAMED_PARAMETERS]
+    if renamed:
+        problems.append("renamed: " + ", ".join(renamed))
     names = [name for name, _ in assignments]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

@@ -27,6 +27,8 @@ MIN_POLL_SECONDS = 5
 
 @dataclass(frozen=True)
 class StepState:
+    """One step of an execution as ListPipelineExecutionSteps reports it."""
+
     name: str
     status: str
     kind: str  # the Metadata key, e.g. Fail, ProcessingJob, TuningJob, Condition
@@ -51,6 +53,7 @@ def list_steps(client: Any, execution_arn: str) -> list[StepState]:
 
 
 def elapsed(seconds: float) -> str:
+    """`seconds` as H:MM:SS."""
     whole = max(0, int(seconds))
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 

@@ -53,6 +53,7 @@ class Io:
 
 
 def make_client(region: str, profile: str | None) -> Any:
+    """A SageMaker client for `region` (and the named profile), with standard retries."""
     import boto3
     from botocore.config import Config
 
@@ -61,12 +62,14 @@ def make_client(region: str, profile: str | None) -> Any:
 
 
 def client_token(pipeline: str, parameters: list[dict[str, str]], now: datetime) -> str:
+    """StartPipelineExecution's idempotency token: the same request in the same window gets the same one."""
     window = int(now.timestamp()) // TOKEN_WINDOW_SECONDS
     ordered = sorted((item["Name"], item["Value"]) for item in parameters)
     return hashlib.sha256(repr((pipeline, ordered, window)).encode()).hexdigest()
 
 
 def start(client: Any, target: Target, args: argparse.Namespace, io: Io) -> int:
+    """Start an execution with the checked parameters; print its ARN (and wait, with --wait)."""
     pipeline = target.names.pipeline
     declared = declared_parameters(client.describe_pipeline(PipelineName=pipeline)["PipelineDefinition"])
     parameters = build_request(parse_assignments(args.param), declared, pipeline)
@@ -115,6 +118,7 @@ def _wait(client: Any, arn: str, args: argparse.Namespace, io: Io) -> int:
 
 
 def status(client: Any, target: Target, args: argparse.Namespace, io: Io) -> int:
+    """Show (or wait for) the given execution, else the newest one."""
     if args.execution is None:
         arn = _newest_execution(client, target.names.pipeline)
     elif args.execution.startswith("arn:"):
@@ -125,6 +129,7 @@ def status(client: Any, target: Target, args: argparse.Namespace, io: Io) -> int
 
 
 def list_executions(client: Any, target: Target, args: argparse.Namespace, io: Io) -> int:
+    """Print the newest executions: start time, status, id, display name."""
     response = client.list_pipeline_executions(
         PipelineName=target.names.pipeline, SortBy="CreationTime", SortOrder="Descending", MaxResults=args.max
     )
@@ -141,10 +146,12 @@ def list_executions(client: Any, target: Target, args: argparse.Namespace, io: I
 
 
 def approve(client: Any, target: Target, args: argparse.Namespace, io: Io) -> int:
+    """Approve a registered model version (the approver role's action)."""
     return approve_version(client, target, args.version, args.reason, io.out)
 
 
 def reject(client: Any, target: Target, args: argparse.Namespace, io: Io) -> int:
+    """Reject a registered model version (the approver role's action)."""
     return reject_version(client, target, args.version, args.reason, io.out)
 
 

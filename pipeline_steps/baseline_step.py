@@ -2,7 +2,7 @@
 
 By default the baseline is a processing step running the project's own `baseline.py` on the job image:
 statistics.json and constraints.json of the training rows, in the Model Monitor format, with no Model
-Monitor access needed (closed to new customers). With `config.use_model_monitor` it is a
+Monitor access needed (closed to new customers). With `config.monitoring.use_model_monitor` it is a
 `QualityCheckStep` running the Model Monitor analyzer instead, for accounts that have it. Either way the
 two files land under the kept registry prefix and their URIs, read from the step's properties (right for a
 cached step too), become the package's `DriftCheckBaselines`.
@@ -106,7 +106,8 @@ def baseline_step(
     session: PipelineSession, config: PipelineConfig, params: PipelineParameters, preprocess: ProcessingStep
 ) -> BaselineStep:
     """The variant the config asks for."""
-    build = model_monitor_baseline_step if config.use_model_monitor else processing_baseline_step
+    use_model_monitor = config.monitoring.use_model_monitor
+    build = model_monitor_baseline_step if use_model_monitor else processing_baseline_step
     return build(session, config, params, preprocess)
 
 

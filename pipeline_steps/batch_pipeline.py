@@ -44,7 +44,7 @@ class BatchParameters:
 
     fleet_data_uri: ParameterString
     champion_uri: ParameterString
-    threshold_cycles: ParameterInteger
+    maintenance_threshold_cycles: ParameterInteger
     processing_instance_type: ParameterString
 
     def as_list(self) -> list[Parameter]:
@@ -52,14 +52,15 @@ class BatchParameters:
 
 
 def declare_batch_parameters(config: BatchPipelineConfig) -> BatchParameters:
+    """The batch parameters, their defaults from the config's URIs and `batch` settings."""
     return BatchParameters(
         fleet_data_uri=ParameterString(bnames.FLEET_DATA_URI, default_value=config.fleet_uri),
         champion_uri=ParameterString(bnames.CHAMPION_URI, default_value=config.champion_uri),
-        threshold_cycles=ParameterInteger(
-            bnames.MAINTENANCE_THRESHOLD_CYCLES, default_value=config.threshold_cycles
+        maintenance_threshold_cycles=ParameterInteger(
+            bnames.MAINTENANCE_THRESHOLD_CYCLES, default_value=config.batch.maintenance_threshold_cycles
         ),
         processing_instance_type=ParameterString(
-            PROCESSING_INSTANCE_TYPE, default_value=config.processing_instance_type
+            PROCESSING_INSTANCE_TYPE, default_value=config.batch.instance_type
         ),
     )
 
@@ -74,7 +75,7 @@ def batch_processor(
         command=["python3"],
         instance_count=1,
         instance_type=params.processing_instance_type,
-        volume_size_in_gb=config.volume_gb,
+        volume_size_in_gb=config.batch.volume_gb,
         volume_kms_key=config.kms_key_arn,
         output_kms_key=config.kms_key_arn,
         max_runtime_in_seconds=config.max_runtime_seconds,
@@ -99,20 +100,23 @@ def scores_uri(config: BatchPipelineConfig) -> Join:
 
 
 def fleet_input(params: BatchParameters) -> ProcessingInput:
+    """The fleet's recent cycles, every file under `FleetDataUri`."""
     return ProcessingInput(
         source=params.fleet_data_uri, destination=bnames.FLEET_PATH, input_name=bnames.FLEET_INPUT
     )
 
 
 def champion_input(params: BatchParameters) -> ProcessingInput:
+    """The model in service: `model.tar.gz` and `champion.json` under `ChampionUri`."""
     return ProcessingInput(
         source=params.champion_uri, destination=bnames.CHAMPION_PATH, input_name=bnames.CHAMPION_INPUT
     )
 
 
 def score_arguments(params: BatchParameters) -> list:
+    """batch_score.py's command line, its values from the parameters."""
     return [
-        *("--threshold-cycles", params.threshold_cycles.to_string()),
+        *("--threshold-cycles", params.maintenance_threshold_cycles.to_string()),
         *("--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID),
     ]
 

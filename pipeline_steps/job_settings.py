@@ -84,7 +84,7 @@ class JobNetwork(Protocol):
     @property
     def security_group_ids(self) -> tuple[str, ...]: ...
     @property
-    def enable_network_isolation(self) -> bool: ...
+    def network_isolation(self) -> bool: ...
 
 
 class CodeLocation(Protocol):
@@ -97,7 +97,7 @@ class CodeLocation(Protocol):
 def network_config(config: JobNetwork) -> NetworkConfig:
     """The same isolation, VPC and inter-container encryption for every processing job."""
     return NetworkConfig(
-        enable_network_isolation=config.enable_network_isolation,
+        enable_network_isolation=config.network_isolation,
         security_group_ids=list(config.security_group_ids) or None,
         subnets=list(config.subnet_ids) or None,
         encrypt_inter_container_traffic=True,
@@ -150,7 +150,7 @@ def checkpoint_uri(config: PipelineConfig, step: str) -> str:
 
 def spot_arguments(config: PipelineConfig, step: str) -> dict:
     """The estimator's managed-spot arguments for the training jobs of `step` (none when spot is off)."""
-    if not config.spot_training:
+    if not config.pipeline.spot_training:
         return {}
     return {
         "use_spot_instances": True,

@@ -1,30 +1,32 @@
 """Everything the monitoring pipeline's definition needs, as one frozen, validated object.
 
 `MonitoringPipelineConfig` holds the names, URIs (captures root, the in-service model's baselines, the
-late failure labels, the report prefix), image, role, key, network, job size and the default window;
-nothing here reads the environment or calls AWS, so rendering stays offline and deterministic. Each bad
-field raises `ValueError` naming the field and the value. `local_monitoring_config()` derives a
-fake-but-well-formed config from the training pipeline's `local_config()` for the runner and the tests.
+late failure labels, the report prefix), image, role, key and network, plus `monitoring`, the
+`settings.MonitoringSettings` it renders from as it is (job size, runtime, the default window: validated
+once, by pydantic). Nothing here reads the environment or calls AWS, so rendering stays offline and
+deterministic. Each bad resource field raises `ValueError` naming the field and the value.
+`local_monitoring_config()` derives a fake-but-well-formed config from the training pipeline's
+`local_config()` for the runner and the tests.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from typing import Any
 
 from pipeline_steps import monitoring_names as mnames
 from pipeline_steps.config import PipelineConfig, local_config
+from settings.ml import MonitoringSettings
 
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _S3_PREFIX_FIELDS = ("code_uri", "capture_uri", "baseline_uri", "ground_truth_uri")
 _KEY_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]+/$")
-# SageMaker allows processing jobs up to 5 days; an hourly job should end well within its hour.
-MAX_RUNTIME_SECONDS = 5 * 24 * 3600
 
 
 @dataclass(frozen=True)
 class MonitoringPipelineConfig:
-    """Inputs of the monitoring definition; `window_hours` and the URIs are the parameters' defaults."""
+    """Inputs of the monitoring definition; the URIs and `monitoring`'s values are the parameter defaults."""
 
     pipeline_name: str
     region: str
@@ -36,17 +38,16 @@ class MonitoringPipelineConfig:
     capture_uri: str  # the endpoint's DestinationS3Uri; captures lie under <endpoint>/<variant>/yyyy/...
     baseline_uri: str  # statistics.json and constraints.json of the model in service
     ground_truth_uri: str  # late failure labels (unit, failure_cycle[, event_time])
+    monitoring: MonitoringSettings
     output_prefix: str = "monitoring/"  # artifacts-bucket key prefix of the reports
     kms_key_arn: str | None = None
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
-    enable_network_isolation: bool = True
-    processing_instance_type: str = "ml.m5.large"
-    volume_gb: int = 20
-    max_runtime_seconds: int = 1800
-    window_hours: int = 1
+    network_isolation: bool = True  # the training pipeline's setting: one job network for every pipeline
 
     def __post_init__(self) -> None:
+        if not isinstance(self.monitoring, MonitoringSettings):
+            _fail("monitoring", self.monitoring, "must be a MonitoringSettings")
         for name in ("pipeline_name", "endpoint_name"):
             if not _NAME.match(getattr(self, name) or ""):
                 _fail(name, getattr(self, name), "must be alphanumeric with hyphens")
@@ -62,12 +63,11 @@ class MonitoringPipelineConfig:
             _fail("output_prefix", self.output_prefix, "must be a key prefix like 'monitoring/'")
         if bool(self.subnet_ids) != bool(self.security_group_ids):
             _fail("subnet_ids", self.subnet_ids, "and security_group_ids must be given together")
-        if not 1 <= self.volume_gb <= 16384:
-            _fail("volume_gb", self.volume_gb, "must be between 1 and 16384")
-        if not 60 <= self.max_runtime_seconds <= MAX_RUNTIME_SECONDS:
-            _fail("max_runtime_seconds", self.max_runtime_seconds, f"must be 60-{MAX_RUNTIME_SECONDS}")
-        if not 1 <= self.window_hours <= mnames.MAX_WINDOW_HOURS:
-            _fail("window_hours", self.window_hours, f"must be 1-{mnames.MAX_WINDOW_HOURS}")
+
+    @property
+    def max_runtime_seconds(self) -> int:
+        """Each window job's stopping condition, from `monitoring.max_runtime_minutes`."""
+        return self.monitoring.max_runtime_minutes * 60
 
     @property
     def report_prefix_uri(self) -> str:
@@ -90,7 +90,7 @@ def from_training_config(
     endpoint_name: str,
     capture_uri: str,
     ground_truth_uri: str,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The fields the monitoring pipeline shares with the training pipeline (role, image, code, network)."""
     return {
         "pipeline_name": pipeline_name,
@@ -106,15 +106,18 @@ def from_training_config(
         "kms_key_arn": training.kms_key_arn,
         "subnet_ids": training.subnet_ids,
         "security_group_ids": training.security_group_ids,
-        "enable_network_isolation": training.enable_network_isolation,
-        "processing_instance_type": training.processing_instance_type,
+        "network_isolation": training.network_isolation,
     }
 
 
 def local_monitoring_config(
     training: PipelineConfig | None = None, **overrides: object
 ) -> MonitoringPipelineConfig:
-    """A well-formed config beside the local training config: same bucket, role, image and code."""
+    """A well-formed config beside the local training config: same bucket, role, image and code.
+
+    `overrides` names MonitoringPipelineConfig fields or MonitoringSettings fields (which build a
+    MonitoringSettings, so pydantic checks them); the rest are the settings' defaults.
+    """
     training = training or local_config()
     bucket = training.artifact_bucket
     values = from_training_config(
@@ -125,8 +128,11 @@ def local_monitoring_config(
         ground_truth_uri=f"s3://{bucket}/ground-truth/",
     )
     known = {item.name for item in fields(MonitoringPipelineConfig)}
-    unknown = sorted(set(overrides) - known)
+    settings_fields = set(MonitoringSettings.model_fields)
+    unknown = sorted(set(overrides) - known - settings_fields)
     if unknown:
         raise ValueError(f"local_monitoring_config: unknown field(s) {', '.join(unknown)}")
-    values.update(overrides)
-    return MonitoringPipelineConfig(**values)  # type: ignore[arg-type]
+    monitoring_values = {key: value for key, value in overrides.items() if key in settings_fields}
+    values["monitoring"] = MonitoringSettings(**monitoring_values)  # type: ignore[arg-type]
+    values.update({key: value for key, value in overrides.items() if key in known})
+    return MonitoringPipelineConfig(**values)

@@ -51,15 +51,16 @@ class MonitoringParameters:
 
 
 def declare_monitoring_parameters(config: MonitoringPipelineConfig) -> MonitoringParameters:
+    """The monitoring parameters, their defaults from the config's URIs and `monitoring` settings."""
     return MonitoringParameters(
         capture_data_uri=ParameterString(mnames.CAPTURE_DATA_URI, default_value=config.capture_uri),
         baseline_uri=ParameterString(mnames.BASELINE_URI, default_value=config.baseline_uri),
         ground_truth_uri=ParameterString(mnames.GROUND_TRUTH_URI, default_value=config.ground_truth_uri),
         endpoint_name=ParameterString(mnames.ENDPOINT_NAME, default_value=config.endpoint_name),
-        window_hours=ParameterInteger(mnames.WINDOW_HOURS, default_value=config.window_hours),
+        window_hours=ParameterInteger(mnames.WINDOW_HOURS, default_value=config.monitoring.window_hours),
         window_end=ParameterString(mnames.WINDOW_END, default_value=mnames.WINDOW_END_AT_EXECUTION_HOUR),
         processing_instance_type=ParameterString(
-            PROCESSING_INSTANCE_TYPE, default_value=config.processing_instance_type
+            PROCESSING_INSTANCE_TYPE, default_value=config.monitoring.instance_type
         ),
     )
 
@@ -74,7 +75,7 @@ def monitoring_processor(
         command=["python3"],
         instance_count=1,
         instance_type=params.processing_instance_type,
-        volume_size_in_gb=config.volume_gb,
+        volume_size_in_gb=config.monitoring.volume_gb,
         volume_kms_key=config.kms_key_arn,
         output_kms_key=config.kms_key_arn,
         max_runtime_in_seconds=config.max_runtime_seconds,
@@ -129,6 +130,7 @@ def monitoring_step(
     step: str,
     inputs: list[ProcessingInput],
 ) -> ProcessingStep:
+    """One window job (`step`'s job of monitoring_window.py) over `inputs`, writing its report."""
     processor = monitoring_processor(session, config, params, mnames.JOB_OF_STEP[step])
     output = ProcessingOutput(
         output_name=mnames.REPORT_OUTPUT, source=mnames.REPORT_PATH, destination=report_uri(config, step)

@@ -45,8 +45,9 @@ TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
 # Not a parameter: the model family is chosen when the definition is rendered (each family has its own
 # search space); the local runner accepts `--param ModelFamily=<family>` and re-renders with it.
 MODEL_FAMILY = "ModelFamily"
-MAX_TUNING_JOBS = "MaxTuningJobs"
-MAX_PARALLEL_TUNING_JOBS = "MaxParallelTuningJobs"
+# Spelled as the settings' fields they default to (PipelineSettings.tuning_max_jobs, ...).
+TUNING_MAX_JOBS = "TuningMaxJobs"
+TUNING_MAX_PARALLEL_JOBS = "TuningMaxParallelJobs"
 RMSE_THRESHOLD = "RmseThreshold"
 SCORE_THRESHOLD = "ScoreThreshold"
 CHAMPION_TOLERANCE = "ChampionTolerance"
@@ -77,10 +78,15 @@ PARAMETER_NAMES = (
     PROCESSING_INSTANCE_TYPE,
     PROCESSING_INSTANCE_COUNT,
     TRAINING_INSTANCE_TYPE,
-    MAX_TUNING_JOBS,
-    MAX_PARALLEL_TUNING_JOBS,
+    TUNING_MAX_JOBS,
+    TUNING_MAX_PARALLEL_JOBS,
     *GATE_PARAMETER_NAMES,
 )
+# Former parameter names -> current ones: a run that still gives an old name is told the new one.
+RENAMED_PARAMETERS = {
+    "MaxTuningJobs": TUNING_MAX_JOBS,
+    "MaxParallelTuningJobs": TUNING_MAX_PARALLEL_JOBS,
+}
 
 # Allowed values (copies of rul.data.SUBSETS and rul.hyperparameters.MODEL_FAMILIES; tests keep them equal).
 SUBSETS = ("FD001", "FD002", "FD003", "FD004")
@@ -123,6 +129,8 @@ TRAIN_CHANNEL = "train"
 VALIDATION_CHANNEL = "validation"
 # RefitModel's third channel: the holdout output (whole held-out units, or none).
 HOLDOUT_CHANNEL = "holdout"
+# RefitModel: the best tuning trial's model.tar.gz, whose fit on the train units calibrates the intervals.
+TRIAL_CHANNEL = "trial"
 # RefitModel's static hyperparameter that puts train.py in refit mode (fit on every channel's units).
 REFIT_HYPERPARAMETER = "final_refit"
 # With network isolation the SDK ships source_dir as this extra channel (sourcedir.tar.gz inside).

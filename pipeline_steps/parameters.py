@@ -1,13 +1,14 @@
-"""The pipeline's parameters, declared once with their defaults taken from the `PipelineConfig`.
+"""The pipeline's parameters, declared once with their defaults taken from the config's settings.
 
 `declare_parameters` returns a `PipelineParameters` holding one SDK parameter object per name in
 `names.PARAMETER_NAMES`; the step builders read them by attribute, and `as_list()` gives the pipeline's
-`parameters=` in the declared order. The quality gate's values (`names.GATE_PARAMETER_NAMES`) are
-parameters only when `config.gate_overridable`; otherwise the same fields hold plain values that render as
-literals, fixed at deploy time, and are not declared. A test checks that every declared parameter is
-referenced by a step. `BOUNDS` holds the allowed range of the numeric ones and `declared_requests` the
-declarations as the definition renders them: the local runner checks a run's values against both before
-any work (`local_runner.params_check`).
+`parameters=` in the declared order. Each parameter is spelled as the `PipelineSettings` field whose
+value is its default (`tuning_max_jobs` -> `TuningMaxJobs`). The quality gate's values
+(`names.GATE_PARAMETER_NAMES`) are parameters only when `config.gate_overridable`; otherwise the same
+fields hold plain values that render as literals, fixed at deploy time, and are not declared. A test
+checks that every declared parameter is referenced by a step. `BOUNDS` holds the allowed range of the
+numeric ones and `declared_requests` the declarations as the definition renders them: the local runner
+checks a run's values against both before any work (`local_runner.params_check`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from pipeline_steps.config import PipelineConfig
 # the SageMaker API's (ResourceLimits.MaxNumberOfTrainingJobs and MaxParallelTrainingJobs >= 1,
 # ProcessingClusterConfig.InstanceCount 1..100); the gate's thresholds are an error measure and a tolerance.
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
-    names.MAX_TUNING_JOBS: (1, None),
-    names.MAX_PARALLEL_TUNING_JOBS: (1, None),
+    names.TUNING_MAX_JOBS: (1, None),
+    names.TUNING_MAX_PARALLEL_JOBS: (1, None),
     names.PROCESSING_INSTANCE_COUNT: (1, 100),
     names.RMSE_THRESHOLD: (0, None),
     names.SCORE_THRESHOLD: (0, None),
@@ -44,8 +45,8 @@ class PipelineParameters:
     processing_instance_type: ParameterString
     processing_instance_count: ParameterInteger
     training_instance_type: ParameterString
-    max_tuning_jobs: ParameterInteger
-    max_parallel_tuning_jobs: ParameterInteger
+    tuning_max_jobs: ParameterInteger
+    tuning_max_parallel_jobs: ParameterInteger
     # The gate: parameters when overridable, else literals (float or str).
     rmse_threshold: ParameterFloat | float
     score_threshold: ParameterFloat | float
@@ -64,17 +65,18 @@ def as_argument(value: Parameter | float | str) -> object:
 
 
 def _gate(config: PipelineConfig) -> dict[str, Any]:
+    gate = config.pipeline
     if not config.gate_overridable:
         return {
-            "rmse_threshold": config.rmse_threshold,
-            "score_threshold": config.score_threshold,
+            "rmse_threshold": gate.rmse_threshold,
+            "score_threshold": gate.score_threshold,
             "champion_tolerance": config.champion_tolerance,
             "champion_model_uri": config.champion_uri,
             "model_approval_status": names.PENDING_APPROVAL,
         }
     return {
-        "rmse_threshold": ParameterFloat(names.RMSE_THRESHOLD, default_value=config.rmse_threshold),
-        "score_threshold": ParameterFloat(names.SCORE_THRESHOLD, default_value=config.score_threshold),
+        "rmse_threshold": ParameterFloat(names.RMSE_THRESHOLD, default_value=gate.rmse_threshold),
+        "score_threshold": ParameterFloat(names.SCORE_THRESHOLD, default_value=gate.score_threshold),
         "champion_tolerance": ParameterFloat(
             names.CHAMPION_TOLERANCE, default_value=config.champion_tolerance
         ),
@@ -89,23 +91,24 @@ def _gate(config: PipelineConfig) -> dict[str, Any]:
 
 def declare_parameters(config: PipelineConfig) -> PipelineParameters:
     """The parameters with the config's defaults (a run may override any of them)."""
+    settings = config.pipeline
     return PipelineParameters(
         input_data_uri=ParameterString(names.INPUT_DATA_URI, default_value=config.data_uri),
         subset=ParameterString(names.SUBSET, default_value=config.subset, enum_values=list(names.SUBSETS)),
         data_version=ParameterString(names.DATA_VERSION, default_value=config.data_version),
         registered_data_version=ParameterString(names.REGISTERED_DATA_VERSION, default_value=""),
         processing_instance_type=ParameterString(
-            names.PROCESSING_INSTANCE_TYPE, default_value=config.processing_instance_type
+            names.PROCESSING_INSTANCE_TYPE, default_value=settings.processing_instance_type
         ),
         processing_instance_count=ParameterInteger(
-            names.PROCESSING_INSTANCE_COUNT, default_value=config.processing_instance_count
+            names.PROCESSING_INSTANCE_COUNT, default_value=settings.processing_instance_count
         ),
         training_instance_type=ParameterString(
-            names.TRAINING_INSTANCE_TYPE, default_value=config.training_instance_type
+            names.TRAINING_INSTANCE_TYPE, default_value=settings.training_instance_type
         ),
-        max_tuning_jobs=ParameterInteger(names.MAX_TUNING_JOBS, default_value=config.max_tuning_jobs),
-        max_parallel_tuning_jobs=ParameterInteger(
-            names.MAX_PARALLEL_TUNING_JOBS, default_value=config.max_parallel_tuning_jobs
+        tuning_max_jobs=ParameterInteger(names.TUNING_MAX_JOBS, default_value=settings.tuning_max_jobs),
+        tuning_max_parallel_jobs=ParameterInteger(
+            names.TUNING_MAX_PARALLEL_JOBS, default_value=settings.tuning_max_parallel_jobs
         ),
         **_gate(config),
     )

@@ -179,8 +179,10 @@ def register_step(
     step_args = model.register(
         content_types=SERVING_CONTENT_TYPES,
         response_types=SERVING_RESPONSE_TYPES,
-        inference_instances=list(config.inference_instance_types),
-        transform_instances=list(config.transform_instance_types),
+        # The endpoint's instance type (settings' serving.instance_type); batch scoring is a processing job,
+        # not a transform job, so the serving type is the one a transform of this package would use too.
+        inference_instances=[config.serving.instance_type],
+        transform_instances=[config.serving.instance_type],
         model_package_group_name=config.model_package_group_name,
         approval_status=params.model_approval_status,
         model_metrics=metrics,

@@ -6,9 +6,11 @@ estimator (same image, static hyperparameters, network and stopping condition) w
 hyperparameters are `Steps.TuneModel.BestTrainingJob.TunedHyperParameters['<name>']` properties, one per
 range of the model family, with `final_refit=true`, which makes train.py fit on all of its channels:
 train, validation and holdout (the held-out units, whole, when the official test set is what evaluates;
-empty otherwise, since then they are the evaluation units). Its `ModelArtifacts.S3ModelArtifacts` is
-the model that is evaluated, registered and served. Its cache key holds the resolved hyperparameters
-and the input URIs, so new data or a different best trial trains again.
+empty otherwise, since then they are the evaluation units), plus `trial`: the best trial's own
+`model.tar.gz`, that very fit on the train units, whose validation residuals calibrate the intervals
+without fitting it again (train.py refits from scratch, saying why, if it does not match).
+Its `ModelArtifacts.S3ModelArtifacts` is the model that is evaluated, registered and served.
+Its cache key holds the resolved hyperparameters and the input URIs, so new data or a different best trial trains again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pipeline_steps import names
 from pipeline_steps.config import PipelineConfig
 from pipeline_steps.job_settings import JOB_NAME_BASE, cache_config, output_uri, retry_policies
 from pipeline_steps.parameters import PipelineParameters
-from pipeline_steps.tuning import TUNING_RANGES, training_estimator
+from pipeline_steps.tuning import TUNING_RANGES, top_model_uri, training_estimator
 
 REFIT_CHANNELS = (
     (names.TRAIN_CHANNEL, names.TRAIN_OUTPUT),
@@ -52,12 +54,15 @@ def refit_step(
     # Framework.set_hyperparameters JSON-encodes and hyperparameters() encodes again at fit time, so
     # "true" would arrive as '"\\"true\\""'; the raw dict is what the constructor's values go into.
     estimator._hyperparameters.update(
-        {**tuned_hyperparameters(config.model_family, tuning), names.REFIT_HYPERPARAMETER: "true"}
+        {**tuned_hyperparameters(config.pipeline.model_family, tuning), names.REFIT_HYPERPARAMETER: "true"}
     )
     channels = {
         channel: TrainingInput(output_uri(preprocess, output), content_type="text/csv")
         for channel, output in REFIT_CHANNELS
     }
+    channels[names.TRIAL_CHANNEL] = TrainingInput(
+        top_model_uri(config, tuning), content_type="application/x-gzip"
+    )
     return TrainingStep(
         name=names.REFIT_STEP,
         step_args=estimator.fit(inputs=channels),

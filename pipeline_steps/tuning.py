@@ -2,12 +2,13 @@
 
 Each family has its own ranges (`TUNING_RANGES`): gradient boosting searches its tree settings and a
 learning rate of 0.02-0.2, the deep families Adam's learning rate (1e-4 to 1e-2) and their layer sizes.
-The family is fixed when the definition is rendered (`config.model_family`, a static hyperparameter), not
+The family is fixed when the definition is rendered (`config.pipeline.model_family`, a static
+hyperparameter), not
 a pipeline parameter, because the names of the searched hyperparameters differ by family and a run must
 not pair one family with another's ranges. The ranges are copies of what `rul.hyperparameters` accepts
 (`containers/` is not importable where the CDK app renders); a test keeps them inside its bounds and the
-hyperparameters each family reads. Every trial stops after `max_runtime_minutes` and the tuning job as a
-whole after that times its rounds of the default budget.
+hyperparameters each family reads. Every trial stops after `pipeline.max_runtime_minutes` and the tuning
+job as a whole after that times its rounds of the default budget.
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def training_estimator(
     session: PipelineSession, config: PipelineConfig, params: PipelineParameters, step: str = names.TUNE_STEP
 ) -> SKLearn:
     """Script mode on the project image: train.py from the code bundle (an S3 source_dir, no upload);
-    with `config.spot_training`, on managed Spot capacity with `step`'s checkpoint URI."""
+    with `config.pipeline.spot_training`, on managed Spot capacity with `step`'s checkpoint URI."""
     static: dict[str, str | PipelineVariable] = {
-        "model_family": config.model_family,
+        "model_family": config.pipeline.model_family,
         "seed": str(config.seed),
         **dict(config.static_hyperparameters),
     }
@@ -77,14 +78,14 @@ def training_estimator(
         source_dir=source_dir_uri(config.code_uri),
         image_uri=config.image_uri,
         role=config.role_arn,
-        instance_count=config.training_instance_count,
+        instance_count=config.pipeline.training_instance_count,
         instance_type=params.training_instance_type,
         output_path=f"s3://{config.artifact_bucket}/{models_prefix(config)}",
         volume_kms_key=config.kms_key_arn,
         output_kms_key=config.kms_key_arn,
         subnets=list(config.subnet_ids) or None,
         security_group_ids=list(config.security_group_ids) or None,
-        enable_network_isolation=config.enable_network_isolation,
+        enable_network_isolation=config.network_isolation,
         encrypt_inter_container_traffic=True,
         max_run=config.max_runtime_seconds,
         base_job_name=f"{JOB_NAME_BASE}-train",
@@ -104,11 +105,11 @@ def tune_step(
         objective_metric_name=names.OBJECTIVE_METRIC,
         objective_type="Minimize",
         strategy="Bayesian",
-        hyperparameter_ranges=hyperparameter_ranges(config.model_family),
+        hyperparameter_ranges=hyperparameter_ranges(config.pipeline.model_family),
         # sagemaker's list[dict[str, str | PipelineVariable]] is invariant: it refuses plain str dicts
         metric_definitions=names.metric_definitions(),  # type: ignore[arg-type]
-        max_jobs=params.max_tuning_jobs,
-        max_parallel_jobs=params.max_parallel_tuning_jobs,
+        max_jobs=params.tuning_max_jobs,
+        max_parallel_jobs=params.tuning_max_parallel_jobs,
         max_runtime_in_seconds=config.tuning_max_runtime_seconds,
         base_tuning_job_name=f"{JOB_NAME_BASE}-tune",
     )

@@ -15,6 +15,9 @@ from settings.types import (
     LogRetentionDays,
 )
 
+# Former PipelineSettings keys -> current ones, named in the error a settings file with an old key gets.
+RENAMED_PIPELINE_SETTINGS = {"max_rmse": "rmse_threshold", "max_score": "score_threshold"}
+
 
 class PipelineSettings(FrozenModel):
     """Job sizes, schedule, quality gate and tuning budget of the training pipeline."""
@@ -29,8 +32,9 @@ class PipelineSettings(FrozenModel):
         default="cron(0 3 ? * MON *)",
         pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$",
     )
-    max_rmse: float = Field(default=20.0, gt=0, le=200)
-    max_score: float = Field(default=500.0, gt=0, le=1_000_000)
+    # The quality gate: test RMSE and PHM08 score per 100 units a model must not exceed to be registered.
+    rmse_threshold: float = Field(default=20.0, gt=0, le=200)
+    score_threshold: float = Field(default=500.0, gt=0, le=1_000_000)
     tuning_max_jobs: int = Field(default=6, ge=1, le=50)
     tuning_max_parallel_jobs: int = Field(default=2, ge=1, le=10)
     max_runtime_minutes: int = Field(default=60, ge=5, le=1440)
@@ -45,6 +49,15 @@ class PipelineSettings(FrozenModel):
     # resume after an interruption; the wait (queueing for capacity plus running) must cover the runtime.
     spot_training: bool = False
     spot_max_wait_minutes: int = Field(default=120, ge=5, le=10_080)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_renamed_keys(cls, values: object) -> object:
+        if isinstance(values, dict):
+            for old, new in RENAMED_PIPELINE_SETTINGS.items():
+                if old in values:
+                    raise ValueError(f"{old} was renamed to {new}")
+        return values
 
     @field_validator("job_image_uri")
     @classmethod

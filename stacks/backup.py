@@ -62,15 +62,9 @@ class RegistryBackup(Construct):
             spec=FunctionSpec(
                 name="backup-registry",
                 role_name=names.backup_role,
-                handler="backup_registry.handler.handler",
+                handler="lambdas.backup_registry.handler.handler",
                 description="Backs up the model registry and the endpoint configuration",
-                environment={
-                    backup_config.ENV_GROUP: names.model_package_group,
-                    backup_config.ENV_ENDPOINTS: names.endpoint,
-                    backup_config.ENV_BUCKET: names.artifacts_bucket,
-                    backup_config.ENV_PREFIX: backup.prefix,
-                    backup_config.ENV_ARTIFACT_PREFIXES: ",".join(self.artifact_prefixes),
-                },
+                environment=self._environment(),
                 timeout=cdk.Duration.seconds(120),
             ),
             names=names,
@@ -90,6 +84,16 @@ class RegistryBackup(Construct):
             name=f"{names.prefix}-backup-registry-dead-letters",
             topic=topic,
         )
+
+    def _environment(self) -> dict[str, str]:
+        names = self.names
+        return {
+            backup_config.ENV_GROUP: names.model_package_group,
+            backup_config.ENV_ENDPOINTS: names.endpoint,
+            backup_config.ENV_BUCKET: names.artifacts_bucket,
+            backup_config.ENV_PREFIX: self.backup.prefix,
+            backup_config.ENV_ARTIFACT_PREFIXES: ",".join(self.artifact_prefixes),
+        }
 
     def _sagemaker_arn(self, resource: str, name: str) -> str:
         return self.stack.format_arn(service="sagemaker", resource=resource, resource_name=name)

@@ -21,8 +21,9 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from pipeline_steps.batch_config import BatchPipelineConfig
+from pipeline_steps.batch_config import BatchPipelineConfig, from_training_config
 from pipeline_steps.batch_pipeline import render_batch_definition
+from pipeline_steps.config import PipelineConfig
 from settings import BatchSettings
 from stacks.platform import Platform
 
@@ -30,28 +31,18 @@ MAX_EVENT_AGE_SECONDS = 6 * 3600
 MAX_RETRY_ATTEMPTS = 3
 
 
-def batch_pipeline_config(
-    platform: Platform, batch: BatchSettings, code_uri: str, image_uri: str, network_isolation: bool
-) -> BatchPipelineConfig:
-    names, aws = platform.names, platform.settings.aws
+def batch_pipeline_config(platform: Platform, training: PipelineConfig) -> BatchPipelineConfig:
+    """The batch definition's inputs: the training config's role, image, code, key and job network, the
+    fleet and champion prefixes, and the app's `batch` settings as they are."""
+    names = platform.names
     return BatchPipelineConfig(
-        pipeline_name=names.batch_pipeline,
-        region=aws.region,
-        role_arn=f"arn:aws:iam::{aws.account}:role/{names.job_role}",
-        artifact_bucket=names.artifacts_bucket,
-        code_uri=code_uri,
-        image_uri=image_uri,
-        fleet_uri=f"s3://{names.data_bucket}/{names.fleet_prefix}",
-        champion_uri=f"s3://{names.artifacts_bucket}/{names.champion_prefix}",
+        **from_training_config(
+            training,
+            pipeline_name=names.batch_pipeline,
+            fleet_uri=f"s3://{names.data_bucket}/{names.fleet_prefix}",
+        ),
+        batch=platform.settings.batch,
         output_prefix=names.batch_prefix,
-        kms_key_arn=platform.key.key_arn,  # the APIs take a key id or key ARN, not an alias ARN
-        subnet_ids=tuple(platform.job_network.subnet_ids),
-        security_group_ids=tuple(platform.job_network.security_group_ids),
-        enable_network_isolation=network_isolation,
-        processing_instance_type=batch.instance_type,
-        volume_gb=batch.volume_gb,
-        max_runtime_seconds=batch.max_runtime_minutes * 60,
-        threshold_cycles=batch.maintenance_threshold_cycles,
     )
 
 
@@ -64,14 +55,13 @@ class BatchPipeline(Construct):
         construct_id: str,
         *,
         platform: Platform,
-        batch: BatchSettings,
         config: BatchPipelineConfig,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         self.definition = render_batch_definition(config)
         self.pipeline = self._create_pipeline(platform.pipeline_role)
-        self.schedule = self._create_schedule(platform, batch)
+        self.schedule = self._create_schedule(platform, config.batch)
 
     def _create_pipeline(self, pipeline_role: iam.IRole) -> sagemaker.CfnPipeline:
         body = cdk.Stack.of(self).to_json_string(json.loads(self.definition))

@@ -38,6 +38,7 @@ DENY_OUTSIDE_PERIMETER_SID = "DenyOutsideDataPerimeter"
 
 
 def iam_role_arn(partition: str, account: str, role_name: str) -> str:
+    """The ARN of the role `role_name` of `account`."""
     return f"arn:{partition}:iam::{account}:role/{role_name}"
 
 
@@ -86,6 +87,7 @@ def service_side_role_names(names: ResourceNames) -> list[str]:
 def perimeter_exempt_arns(
     security: SecuritySettings, names: ResourceNames, partition: str, account: str, region: str
 ) -> list[str]:
+    """Principals the perimeter lets in from anywhere: the deploy roles and the service-side roles."""
     service_side = [iam_role_arn(partition, account, name) for name in service_side_role_names(names)]
     return [*deploy_principal_arns(security, partition, account, region), *service_side]
 

@@ -80,7 +80,7 @@ class DeployOnApproval(Construct):
             spec=FunctionSpec(
                 name=DEPLOY_FUNCTION,
                 role_name=names.deploy_role,
-                handler="deploy_on_approval.handler.handler",
+                handler="lambdas.deploy_on_approval.handler.handler",
                 description="Deploys the newest approved model version: endpoint, monitoring, champion",
                 environment=self.environment,
                 timeout=cdk.Duration.minutes(5),
@@ -149,7 +149,6 @@ class DeployOnApproval(Construct):
 
     def _allow_deployment(self, role: LeastPrivilegeRole, key: kms.IKey, serving: ServingSettings) -> None:
         self._allow_sagemaker(role, serving)
-        names = self.names
         role.allow(
             "DescribeRollbackAlarms",
             ["cloudwatch:DescribeAlarms"],
@@ -169,6 +168,17 @@ class DeployOnApproval(Construct):
             [self.model_role_arn],
             conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
         )
+        self._allow_artifacts(role)
+        role.allow("UseProjectKey", ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [key.key_arn])
+        role.allow(
+            "GrantKeyToEndpointAndMonitor",  # SageMaker encrypts the endpoint's volumes through grants
+            ["kms:CreateGrant"],
+            [key.key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        )
+
+    def _allow_artifacts(self, role: LeastPrivilegeRole) -> None:
+        names = self.names
         role.allow(
             "ReadRegisteredModels",
             ["s3:GetObject"],
@@ -194,17 +204,9 @@ class DeployOnApproval(Construct):
             [f"arn:{self.stack.partition}:s3:::{names.artifacts_bucket}"],
             conditions={"StringLike": {"s3:prefix": [f"{names.champion_prefix}*"]}},
         )
-        role.allow("UseProjectKey", ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], [key.key_arn])
-        role.allow(
-            "GrantKeyToEndpointAndMonitor",  # SageMaker encrypts the endpoint's volumes through grants
-            ["kms:CreateGrant"],
-            [key.key_arn],
-            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-        )
 
     def _allow_sagemaker(self, role: LeastPrivilegeRole, serving: ServingSettings) -> None:
-        names = self.names
-        group, endpoint, schedule = names.model_package_group, names.endpoint, names.monitoring_schedule
+        group = self.names.model_package_group
         role.allow(
             "DescribeModelVersions",
             ["sagemaker:DescribeModelPackage"],
@@ -223,6 +225,25 @@ class DeployOnApproval(Construct):
             [self._sagemaker_arn("model", f"{group}-*")],
             wildcard_reason="one model per version, named <group>-v<N>-<digest>",
         )
+        self._allow_endpoint(role, serving)
+        if serving.ab_test.enabled:
+            self._allow_ab_test(role)
+        if not self.use_model_monitor:
+            return
+        role.allow(  # the drift job's definition is inline: no job-definition resource to create
+            "ManageMonitoringSchedule",
+            [
+                "sagemaker:DescribeMonitoringSchedule",
+                "sagemaker:CreateMonitoringSchedule",
+                "sagemaker:UpdateMonitoringSchedule",
+                "sagemaker:DeleteMonitoringSchedule",
+                "sagemaker:AddTags",
+            ],
+            [self._sagemaker_arn("monitoring-schedule", self.names.monitoring_schedule)],
+        )
+
+    def _allow_endpoint(self, role: LeastPrivilegeRole, serving: ServingSettings) -> None:
+        endpoint = self.names.endpoint
         endpoint_configs = self._sagemaker_arn("endpoint-config", f"{endpoint}-*")
         config_reason = "one endpoint config per version, named <endpoint>-v<N>-<digest>"
         role.allow(
@@ -250,21 +271,6 @@ class DeployOnApproval(Construct):
             [self._sagemaker_arn("endpoint", endpoint), endpoint_configs],
             wildcard_reason="Create/UpdateEndpoint are also authorized on the config they point to; "
             + config_reason,
-        )
-        if serving.ab_test.enabled:
-            self._allow_ab_test(role)
-        if not self.use_model_monitor:
-            return
-        role.allow(  # the drift job's definition is inline: no job-definition resource to create
-            "ManageMonitoringSchedule",
-            [
-                "sagemaker:DescribeMonitoringSchedule",
-                "sagemaker:CreateMonitoringSchedule",
-                "sagemaker:UpdateMonitoringSchedule",
-                "sagemaker:DeleteMonitoringSchedule",
-                "sagemaker:AddTags",
-            ],
-            [self._sagemaker_arn("monitoring-schedule", schedule)],
         )
 
     def _allow_ab_test(self, role: LeastPrivilegeRole) -> None:

@@ -117,6 +117,7 @@ def source_account(account: str) -> dict[str, dict]:
 
 
 def service_principal(service: str, account: str) -> iam.IPrincipal:
+    """The AWS service `service`, acting for `account` only (aws:SourceAccount)."""
     return iam.ServicePrincipal(service, conditions=source_account(account))
 
 

@@ -69,41 +69,14 @@ def sagemaker_role(
 
 
 def create_job_role(ctx: WorkloadContext) -> LeastPrivilegeRole:
-    names, arns = ctx.arns.names, ctx.arns
+    """The role of the pipelines' processing, training and tuning jobs."""
+    names = ctx.arns.names
     role = sagemaker_role(
         ctx, "JobRole", names.job_role, "Processing, training and tuning jobs of the pipelines"
     )
     _allow_read_inputs(role, ctx)
-    role.allow(
-        "ReadWritePipelineOutputs",
-        [*S3_READ, *S3_WRITE],
-        [arns.artifacts(p) for p in (names.intermediates_prefix, names.models_prefix, names.registry_prefix)],
-        wildcard_reason="job outputs are keyed by pipeline execution id, unknown before the run",
-    )
-    role.allow(
-        "DeleteOwnTrainingCheckpoints",
-        ["s3:DeleteObject"],
-        [arns.artifacts(names.intermediates_prefix + CHECKPOINTS_KEY)],
-        wildcard_reason="SageMaker mirrors a training job's deletions in its checkpoint folder to the "
-        "checkpoint S3 prefix (a superseded epoch, a finished job's checkpoints); keys are per step and fit",
-    )
-    role.allow(
-        "ReadChampionCapturesAndLabels",
-        S3_READ,
-        [
-            arns.artifacts(names.champion_prefix),
-            arns.artifacts(names.data_capture_prefix),
-            arns.artifacts(names.ground_truth_prefix),
-        ],
-        wildcard_reason="the champion has a fixed prefix; captures are keyed by endpoint, variant and hour; "
-        "late labels by delivery",
-    )
-    role.allow(
-        "WriteMonitoringReports",
-        [*S3_READ, *S3_WRITE],
-        [arns.artifacts(names.monitoring_prefix)],
-        wildcard_reason="monitoring reports are keyed by monitoring execution",
-    )
+    _allow_pipeline_outputs(role, ctx)
+    _allow_monitoring_data(role, ctx)
     _allow_batch_scoring(role, ctx)
     _allow_list(
         role,
@@ -124,7 +97,46 @@ def create_job_role(ctx: WorkloadContext) -> LeastPrivilegeRole:
     return role
 
 
+def _allow_pipeline_outputs(role: LeastPrivilegeRole, ctx: WorkloadContext) -> None:
+    names, arns = ctx.arns.names, ctx.arns
+    role.allow(
+        "ReadWritePipelineOutputs",
+        [*S3_READ, *S3_WRITE],
+        [arns.artifacts(p) for p in (names.intermediates_prefix, names.models_prefix, names.registry_prefix)],
+        wildcard_reason="job outputs are keyed by pipeline execution id, unknown before the run",
+    )
+    role.allow(
+        "DeleteOwnTrainingCheckpoints",
+        ["s3:DeleteObject"],
+        [arns.artifacts(names.intermediates_prefix + CHECKPOINTS_KEY)],
+        wildcard_reason="SageMaker mirrors a training job's deletions in its checkpoint folder to the "
+        "checkpoint S3 prefix (a superseded epoch, a finished job's checkpoints); keys are per step and fit",
+    )
+
+
+def _allow_monitoring_data(role: LeastPrivilegeRole, ctx: WorkloadContext) -> None:
+    names, arns = ctx.arns.names, ctx.arns
+    role.allow(
+        "ReadChampionCapturesAndLabels",
+        S3_READ,
+        [
+            arns.artifacts(names.champion_prefix),
+            arns.artifacts(names.data_capture_prefix),
+            arns.artifacts(names.ground_truth_prefix),
+        ],
+        wildcard_reason="the champion has a fixed prefix; captures are keyed by endpoint, variant and hour; "
+        "late labels by delivery",
+    )
+    role.allow(
+        "WriteMonitoringReports",
+        [*S3_READ, *S3_WRITE],
+        [arns.artifacts(names.monitoring_prefix)],
+        wildcard_reason="monitoring reports are keyed by monitoring execution",
+    )
+
+
 def create_experiment_job_role(ctx: WorkloadContext) -> LeastPrivilegeRole:
+    """The role of jobs started from Studio: reads the inputs, writes only the studio prefix."""
     names, arns = ctx.arns.names, ctx.arns
     role = sagemaker_role(
         ctx, "ExperimentJobRole", names.experiment_job_role, "Jobs data scientists start from Studio"
@@ -142,6 +154,7 @@ def create_experiment_job_role(ctx: WorkloadContext) -> LeastPrivilegeRole:
 
 
 def create_model_role(ctx: WorkloadContext) -> LeastPrivilegeRole:
+    """The role of the endpoint model and the optional Model Monitor schedule."""
     names, arns = ctx.arns.names, ctx.arns
     role = sagemaker_role(
         ctx,

@@ -61,6 +61,7 @@ class StudioGuardrails:
 
 
 def create_studio_role(ctx: WorkloadContext, guardrails: StudioGuardrails) -> LeastPrivilegeRole:
+    """The data scientists' Studio execution role."""
     names, arns = ctx.arns.names, ctx.arns
     role = sagemaker_role(
         ctx, "StudioRole", names.studio_role, "Data-scientist persona: Studio execution role"
@@ -153,6 +154,7 @@ def _allow_read_registry(role: LeastPrivilegeRole, arns: ProjectArns) -> None:
 
 
 def create_approver_role(arns: ProjectArns, key: kms.IKey, security: SecuritySettings) -> LeastPrivilegeRole:
+    """The approver persona: the only role that may approve or reject a model version."""
     names = arns.names
     role = LeastPrivilegeRole(
         arns.stack,
@@ -197,6 +199,7 @@ def create_approver_role(arns: ProjectArns, key: kms.IKey, security: SecuritySet
 
 
 def create_operator_role(arns: ProjectArns, key: kms.IKey, security: SecuritySettings) -> LeastPrivilegeRole:
+    """The operator persona: runs and watches the pipelines and the endpoint, never approves."""
     names = arns.names
     role = LeastPrivilegeRole(
         arns.stack,

@@ -45,8 +45,8 @@ def pipeline_config(
     platform: Platform, pipeline: PipelineSettings, code_version: str, image_uri: str
 ) -> PipelineConfig:
     """The definition's inputs on AWS: deterministic names, the job image, the key, the job network, the
-    cost caps, and a quality gate fixed at deploy time (thresholds, champion and approval status are
-    literals in the definition, not parameters a StartPipelineExecution caller could loosen)."""
+    settings models as they are, and a quality gate fixed at deploy time (thresholds, champion and approval
+    status are literals in the definition, not parameters a StartPipelineExecution caller could loosen)."""
     names, settings = platform.names, platform.settings
     return PipelineConfig(
         pipeline_name=names.pipeline,
@@ -57,27 +57,14 @@ def pipeline_config(
         code_uri=code_uri_for(names.artifacts_bucket, code_version),
         image_uri=image_uri,
         model_package_group_name=names.model_package_group,
+        pipeline=pipeline,
+        serving=settings.serving,
+        monitoring=settings.monitoring,
         # The key ARN (a token resolved at deploy time): VolumeKmsKeyId wants a key id or ARN, not an alias.
         kms_key_arn=platform.key.key_arn,
         subnet_ids=tuple(platform.job_network.subnet_ids),
         security_group_ids=tuple(platform.job_network.security_group_ids),
-        enable_network_isolation=pipeline.network_isolation,
-        processing_instance_type=pipeline.processing_instance_type,
-        processing_instance_count=pipeline.processing_instance_count,
-        training_instance_type=pipeline.training_instance_type,
-        training_instance_count=pipeline.training_instance_count,
-        inference_instance_types=(settings.serving.instance_type,),
-        transform_instance_types=(settings.serving.instance_type,),
-        max_tuning_jobs=pipeline.tuning_max_jobs,
-        max_parallel_tuning_jobs=pipeline.tuning_max_parallel_jobs,
-        max_runtime_minutes=pipeline.max_runtime_minutes,
-        spot_training=pipeline.spot_training,
-        spot_max_wait_minutes=pipeline.spot_max_wait_minutes,
-        model_family=pipeline.model_family,
-        rmse_threshold=pipeline.max_rmse,
-        score_threshold=pipeline.max_score,
         gate_overridable=False,
-        use_model_monitor=settings.monitoring.use_model_monitor,
     )
 
 
@@ -109,23 +96,10 @@ class MlStack(cdk.Stack):
             self,
             "MonitoringPipeline",
             platform=platform,
-            config=monitoring_pipeline_config(
-                platform,
-                platform.settings.monitoring,
-                self.config.code_uri,
-                self.job_image_uri,
-                pipeline.network_isolation,
-            ),
+            config=monitoring_pipeline_config(platform, self.config),
         )
-        batch = platform.settings.batch
         self.batch_pipeline = BatchPipeline(
-            self,
-            "BatchPipeline",
-            platform=platform,
-            batch=batch,
-            config=batch_pipeline_config(
-                platform, batch, self.config.code_uri, self.job_image_uri, pipeline.network_isolation
-            ),
+            self, "BatchPipeline", platform=platform, config=batch_pipeline_config(platform, self.config)
         )
 
     def _definition_key(self) -> str:

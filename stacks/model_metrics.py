@@ -73,19 +73,9 @@ class ModelMetricsPublisher(Construct):
             spec=FunctionSpec(
                 name="publish-model-metrics",
                 role_name=names.publish_metrics_role,
-                handler="publish_model_metrics.handler.handler",
+                handler="lambdas.publish_model_metrics.handler.handler",
                 description="Publishes the evaluation of each finished pipeline execution to CloudWatch",
-                environment={
-                    publish_env.ENV_PIPELINE: names.pipeline,
-                    publish_env.ENV_NAMESPACE: namespace,
-                    publish_env.ENV_EVALUATE_STEP: EVALUATE_STEP,
-                    publish_env.ENV_REGISTER_STEP: REGISTER_STEP,
-                    publish_env.ENV_MONITORING_PIPELINE: names.monitoring_pipeline,
-                    publish_env.ENV_MONITORING_BUCKET: names.artifacts_bucket,
-                    publish_env.ENV_MONITORING_PREFIX: names.monitoring_prefix,
-                    publish_env.ENV_MONITORING_NAMESPACES: ",".join(self.monitoring_namespaces),
-                    **(mlflow_environment(names, mlflow_server_arn) if mlflow_server_arn else {}),
-                },
+                environment=self._environment(mlflow_server_arn),
                 timeout=cdk.Duration.seconds(60),
             ),
             names=names,
@@ -100,6 +90,20 @@ class ModelMetricsPublisher(Construct):
         self.function.role.acknowledge_wildcards()
         self.rule = self._create_rule(dead_letter_queue)
         self.monitoring_rule = self._create_rule(dead_letter_queue, monitoring=True)
+
+    def _environment(self, mlflow_server_arn: str | None) -> dict[str, str]:
+        names = self.names
+        return {
+            publish_env.ENV_PIPELINE: names.pipeline,
+            publish_env.ENV_NAMESPACE: self.namespace,
+            publish_env.ENV_EVALUATE_STEP: EVALUATE_STEP,
+            publish_env.ENV_REGISTER_STEP: REGISTER_STEP,
+            publish_env.ENV_MONITORING_PIPELINE: names.monitoring_pipeline,
+            publish_env.ENV_MONITORING_BUCKET: names.artifacts_bucket,
+            publish_env.ENV_MONITORING_PREFIX: names.monitoring_prefix,
+            publish_env.ENV_MONITORING_NAMESPACES: ",".join(self.monitoring_namespaces),
+            **(mlflow_environment(names, mlflow_server_arn) if mlflow_server_arn else {}),
+        }
 
     def _sagemaker_arn(self, resource: str, name: str) -> str:
         return self.stack.format_arn(service="sagemaker", resource=resource, resource_name=name)

@@ -37,12 +37,13 @@ from stacks.monitoring_dashboard import queue_alarm
 from stacks.nag import NIST_R5, acknowledge, skip_checkov
 from stacks.ops_common import (
     EVENTS,
-    LAMBDAS_DIR,
     QUEUE_KEY_ACTIONS,
     RUNTIME,
     RUNTIME_REASON,
     add_rule,
+    checked_handler,
     encrypted_queue,
+    lambda_code,
 )
 from stacks.platform import Platform
 from stacks.roles import LeastPrivilegeRole
@@ -132,8 +133,8 @@ class ModelMirror(Construct):
             function_name=f"{self.names.prefix}-{FUNCTION_NAME}",
             description="Mirrors approved model versions to the external S3-compatible store",
             runtime=RUNTIME,
-            handler="mirror_model.handler.handler",
-            code=lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=["**/__pycache__", "**/*.pyc"]),
+            handler=checked_handler("lambdas.mirror_model.handler.handler"),
+            code=lambda_code(),
             role=iam.Role.from_role_arn(self, "RoleRef", self.role.role_arn, mutable=False),
             environment=self.environment(),
             timeout=cdk.Duration.minutes(5),

@@ -1,22 +1,19 @@
 """Alarms on the serving endpoint and on drift, and the operations dashboard.
 
 :class:`ServingAlarms` watches the endpoint the deploy-on-approval function maintains (``<prefix>-rul``,
-variant ``AllTraffic``): 5xx errors, model errors and p99 ``ModelLatency`` (SageMaker reports it in
-microseconds, the settings in milliseconds), and the drift metric of the drift job, which the monitoring
-schedule runs as a bring-your-own-container Model Monitor job: SageMaker publishes the job's metric file
-in ``/aws/sagemaker/Endpoint/data-metrics`` (the file cannot name a namespace; developer guide,
-model-monitor-byoc-cloudwatch), dimension ``Endpoint``. The 5xx and latency alarms are also the auto-rollback
-alarms of blue/green updates (:attr:`ServingAlarms.rollback_alarm_names`). Every alarm notifies the
-alerts topic.
+variant ``AllTraffic``): 5xx errors, model errors, p99 ``ModelLatency`` (SageMaker reports microseconds, the
+settings milliseconds) and the drift metric, which the monitoring pipeline's drift job writes in
+``TurbofanRul/Drift`` or, with ``monitoring.use_model_monitor``, a bring-your-own-container Model Monitor
+job in ``/aws/sagemaker/Endpoint/data-metrics`` (its metric file cannot name a namespace; developer guide,
+model-monitor-byoc-cloudwatch), dimension ``Endpoint``. The 5xx and latency alarms also roll back blue/green
+updates (:attr:`ServingAlarms.rollback_alarm_names`). Every alarm notifies the alerts topic.
 
 :class:`OpsDashboard` shows the endpoint's invocations, errors and latency, the drift metrics, the
 pipeline's executions by status (``AWS/Sagemaker/ModelBuildingPipeline``) and the model-quality metrics
 (``TurbofanRul/ModelQuality``): the serving model's realised error (dimension ``Endpoint``) and the test-set
-evaluation of each finished pipeline execution, which the ``publish_model_metrics`` function publishes
-(dimension ``PipelineName``), next to the state of every alarm.
-
-With ``serving.ab_test.enabled`` the endpoint alarms watch ``AllTraffic``, ``Champion`` and ``Challenger``
-(errors summed, the worst p99; no traffic counts as 0) and the dashboard adds a per-variant row.
+evaluation of each pipeline execution (``publish_model_metrics``, dimension ``PipelineName``), and every
+alarm's state. With ``serving.ab_test.enabled`` the endpoint alarms watch ``AllTraffic``, ``Champion`` and
+``Challenger`` (errors summed, worst p99; no traffic counts as 0) and the dashboard adds a per-variant row.
 """
 
 from __future__ import annotations
@@ -56,6 +53,19 @@ ROLLBACK_5XX = "endpoint-5xx-errors"  # alarm name suffixes; the alarms roll bac
 ROLLBACK_LATENCY = "endpoint-latency-p99"
 
 
+def daily_metric(
+    namespace: str, metric_name: str, dimensions: dict[str, str], statistic: str
+) -> cloudwatch.Metric:
+    """A metric over one-day periods (the dashboard's pipeline and model-quality graphs)."""
+    return cloudwatch.Metric(
+        namespace=namespace,
+        metric_name=metric_name,
+        dimensions_map=dimensions,
+        statistic=statistic,
+        period=cdk.Duration.days(1),
+    )
+
+
 def drift_namespace(monitoring: MonitoringSettings) -> str:
     """Where the drift metrics land: Model Monitor's namespace, or the monitoring pipeline's."""
     return MODEL_MONITOR_DRIFT_NAMESPACE if monitoring.use_model_monitor else PIPELINE_DRIFT_NAMESPACE
@@ -81,32 +91,7 @@ class ServingAlarms(Construct):
         self.action = cloudwatch_actions.SnsAction(topic)
         self.drift_namespace = drift_namespace(monitoring)
         self.ab_enabled = serving.ab_test.enabled
-        self.errors_5xx = self._alarm(
-            "Endpoint5xxErrors",
-            name=ROLLBACK_5XX,
-            metric=self.serving_metric("Invocation5XXErrors", "Sum"),
-            threshold=serving.error_alarm_threshold,
-            description="5xx errors from the endpoint in two consecutive minutes (rolls back updates)",
-        )
-        self.model_errors = self._alarm(
-            "EndpointModelErrors",
-            name="endpoint-model-errors",
-            metric=self.serving_metric("InvocationModelErrors", "Sum"),
-            threshold=serving.error_alarm_threshold,
-            description="The model container failed requests in two consecutive minutes",
-        )
-        self.latency = self._alarm(
-            "EndpointLatencyP99",
-            name=ROLLBACK_LATENCY,
-            metric=self.serving_metric("ModelLatency", "p99"),
-            # ModelLatency is reported in microseconds; the setting is in milliseconds.
-            threshold=serving.latency_alarm_threshold_ms * MICROSECONDS_PER_MILLISECOND,
-            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            description=(
-                f"p99 model latency above {serving.latency_alarm_threshold_ms:g} ms in two consecutive "
-                "minutes (rolls back updates)"
-            ),
-        )
+        self.errors_5xx, self.model_errors, self.latency = self._endpoint_alarms(serving)
         self.drift = self._alarm(
             "Drift",
             name="drift",
@@ -120,6 +105,36 @@ class ServingAlarms(Construct):
             ),
         )
         self.monitoring_silent = self._silent_alarm(monitoring.silent_alarm_hours)
+
+    def _endpoint_alarms(self, serving: ServingSettings) -> tuple[cloudwatch.Alarm, ...]:
+        """5xx errors, model errors and p99 latency of the endpoint (of every variant with A/B testing)."""
+        errors_5xx = self._alarm(
+            "Endpoint5xxErrors",
+            name=ROLLBACK_5XX,
+            metric=self.serving_metric("Invocation5XXErrors", "Sum"),
+            threshold=serving.error_alarm_threshold,
+            description="5xx errors from the endpoint in two consecutive minutes (rolls back updates)",
+        )
+        model_errors = self._alarm(
+            "EndpointModelErrors",
+            name="endpoint-model-errors",
+            metric=self.serving_metric("InvocationModelErrors", "Sum"),
+            threshold=serving.error_alarm_threshold,
+            description="The model container failed requests in two consecutive minutes",
+        )
+        latency = self._alarm(
+            "EndpointLatencyP99",
+            name=ROLLBACK_LATENCY,
+            metric=self.serving_metric("ModelLatency", "p99"),
+            # ModelLatency is reported in microseconds; the setting is in milliseconds.
+            threshold=serving.latency_alarm_threshold_ms * MICROSECONDS_PER_MILLISECOND,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=(
+                f"p99 model latency above {serving.latency_alarm_threshold_ms:g} ms in two consecutive "
+                "minutes (rolls back updates)"
+            ),
+        )
+        return errors_5xx, model_errors, latency
 
     @property
     def rollback_alarm_names(self) -> tuple[str, ...]:
@@ -244,7 +259,7 @@ def queue_alarm(
             period=cdk.Duration.minutes(5), statistic="Maximum"
         ),
         threshold=1,
-        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        comparison_operator=AT_OR_ABOVE,
         evaluation_periods=1,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
     )
@@ -320,26 +335,21 @@ class OpsDashboard(Construct):
     def _variant_widgets(self) -> list[cloudwatch.IWidget]:
         """One graph per metric with a line per A/B variant (SageMaker's VariantName dimension)."""
         metric = self.alarms.endpoint_metric
-        charts: tuple[tuple[str, str, str], ...] = (
+        charts = (
             ("invocations", "Invocations", "Sum"),
             ("5xx errors", "Invocation5XXErrors", "Sum"),
+            ("model latency p99 (us)", "ModelLatency", "p99"),
         )
-        charts += (("model latency p99 (us)", "ModelLatency", "p99"),)
         widgets: list[cloudwatch.IWidget] = [
             cloudwatch.GraphWidget(
                 title=f"A/B {title}", left=[metric(n, st, v) for v in AB_VARIANTS], width=6
             )
             for title, n, st in charts
         ]
+        endpoint = self.names.endpoint
         rmse = [
-            cloudwatch.Metric(
-                namespace=QUALITY_NAMESPACE,
-                metric_name="RMSE",
-                dimensions_map={"Endpoint": self.names.endpoint, "Variant": variant},
-                statistic="Average",
-                period=cdk.Duration.days(1),
-            )
-            for variant in AB_VARIANTS
+            daily_metric(QUALITY_NAMESPACE, "RMSE", {"Endpoint": endpoint, "Variant": v}, "Average")
+            for v in AB_VARIANTS
         ]
         widgets.append(cloudwatch.GraphWidget(title="A/B realised RMSE (late labels)", left=rmse, width=6))
         return widgets
@@ -356,13 +366,7 @@ class OpsDashboard(Construct):
         return cloudwatch.GraphWidget(
             title=f"Pipeline {self.names.pipeline}: executions by status",
             left=[
-                cloudwatch.Metric(
-                    namespace=PIPELINE_NAMESPACE,
-                    metric_name=name,
-                    dimensions_map={"PipelineName": self.names.pipeline},
-                    statistic="Sum",
-                    period=cdk.Duration.days(1),
-                )
+                daily_metric(PIPELINE_NAMESPACE, name, {"PipelineName": self.names.pipeline}, "Sum")
                 for name in PIPELINE_EXECUTION_METRICS
             ],
             stacked=True,
@@ -371,13 +375,7 @@ class OpsDashboard(Construct):
 
     def _quality_widget(self) -> cloudwatch.IWidget:
         quality = [
-            cloudwatch.Metric(
-                namespace=QUALITY_NAMESPACE,
-                metric_name=name,
-                dimensions_map={"Endpoint": self.names.endpoint},
-                statistic="Average",
-                period=cdk.Duration.days(1),
-            )
+            daily_metric(QUALITY_NAMESPACE, name, {"Endpoint": self.names.endpoint}, "Average")
             for name in QUALITY_METRICS
         ]
         return cloudwatch.GraphWidget(
@@ -389,12 +387,8 @@ class OpsDashboard(Construct):
 
     def _evaluation_widget(self) -> cloudwatch.IWidget:
         metrics = {
-            name: cloudwatch.Metric(
-                namespace=QUALITY_NAMESPACE,
-                metric_name=name,
-                dimensions_map={EVALUATION_DIMENSION: self.names.pipeline},
-                statistic="Maximum",
-                period=cdk.Duration.days(1),
+            name: daily_metric(
+                QUALITY_NAMESPACE, name, {EVALUATION_DIMENSION: self.names.pipeline}, "Maximum"
             )
             for name in EVALUATION_METRICS
         }

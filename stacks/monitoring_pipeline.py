@@ -16,37 +16,27 @@ import aws_cdk as cdk
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from pipeline_steps.monitoring_config import MonitoringPipelineConfig, champion_baselines_uri
+from pipeline_steps.config import PipelineConfig
+from pipeline_steps.monitoring_config import MonitoringPipelineConfig, from_training_config
 from pipeline_steps.monitoring_pipeline import render_monitoring_definition
-from settings import MonitoringSettings
 from stacks.platform import Platform
 
 
-def monitoring_pipeline_config(
-    platform: Platform, monitoring: MonitoringSettings, code_uri: str, image_uri: str, network_isolation: bool
-) -> MonitoringPipelineConfig:
-    names, aws = platform.names, platform.settings.aws
+def monitoring_pipeline_config(platform: Platform, training: PipelineConfig) -> MonitoringPipelineConfig:
+    """The monitoring definition's inputs: the training config's role, image, code, key and job network,
+    the endpoint and its capture, label and report prefixes, and the app's `monitoring` settings."""
+    names = platform.names
     artifacts = f"s3://{names.artifacts_bucket}/"
     return MonitoringPipelineConfig(
-        pipeline_name=names.monitoring_pipeline,
-        region=aws.region,
-        role_arn=f"arn:aws:iam::{aws.account}:role/{names.job_role}",
-        artifact_bucket=names.artifacts_bucket,
-        code_uri=code_uri,
-        image_uri=image_uri,
-        endpoint_name=names.endpoint,
-        capture_uri=artifacts + names.data_capture_prefix,
-        baseline_uri=champion_baselines_uri(artifacts + names.champion_prefix),
-        ground_truth_uri=artifacts + names.ground_truth_prefix,
+        **from_training_config(
+            training,
+            pipeline_name=names.monitoring_pipeline,
+            endpoint_name=names.endpoint,
+            capture_uri=artifacts + names.data_capture_prefix,
+            ground_truth_uri=artifacts + names.ground_truth_prefix,
+        ),
+        monitoring=platform.settings.monitoring,
         output_prefix=names.monitoring_prefix,
-        kms_key_arn=platform.key.key_arn,  # the APIs take a key id or key ARN, not an alias ARN
-        subnet_ids=tuple(platform.job_network.subnet_ids),
-        security_group_ids=tuple(platform.job_network.security_group_ids),
-        enable_network_isolation=network_isolation,
-        processing_instance_type=monitoring.instance_type,
-        volume_gb=monitoring.volume_gb,
-        max_runtime_seconds=monitoring.max_runtime_minutes * 60,
-        window_hours=monitoring.window_hours,
     )
 
 

@@ -35,7 +35,13 @@ from settings import ResourceNames
 from stacks.nag import NIST_R5, acknowledge, skip_checkov
 from stacks.roles import LeastPrivilegeRole
 
-LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAMBDAS_DIR = REPO_ROOT / "lambdas"
+# The functions' asset is the repository filtered down to lambdas/, so the bundle's root holds a `lambdas/`
+# folder and the handlers import `lambdas.common` under the name they have in the repository. CDK applies the
+# patterns in order, the last match winning (`!` re-includes); `*` matches no dot-files (minimatch), hence
+# `.*`. An excluded folder is not even walked, so .venv and node_modules cost nothing.
+LAMBDA_ASSET_EXCLUDE = ("*", ".*", "!lambdas", "!lambdas/**", "**/__pycache__", "*.pyc")
 # Issue #7 pins Python 3.12; the handlers use only the standard library and boto3.
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 RUNTIME_REASON = (
@@ -70,7 +76,7 @@ class FunctionSpec:
 
     name: str  # function, role and log-group suffix, e.g. "start-pipeline"
     role_name: str
-    handler: str  # module path inside lambdas/, e.g. "start_pipeline.handler.handler"
+    handler: str  # "<module path>.<callable>" from the asset root: "lambdas.start_pipeline.handler.handler"
     description: str
     environment: Mapping[str, str]
     timeout: cdk.Duration
@@ -78,6 +84,23 @@ class FunctionSpec:
     # reservation fails its first deploy; the handlers are idempotent instead (see each handler's docstring).
     reserved_concurrency: int | None = None
     retry_attempts: int = 2
+
+
+def lambda_code() -> lambda_.Code:
+    """The code of every ops function: the ``lambdas/`` folder (no caches), under its own name."""
+    return lambda_.Code.from_asset(str(REPO_ROOT), exclude=list(LAMBDA_ASSET_EXCLUDE))
+
+
+def checked_handler(handler: str) -> str:
+    """``handler`` if it names a module ``lambdas/<function>/<module>.py`` here; otherwise ValueError."""
+    module, _, function = handler.rpartition(".")
+    path = REPO_ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    if not module.startswith("lambdas.") or not function or not path.is_file():
+        raise ValueError(
+            f"handler {handler!r}: expected 'lambdas.<function>.<module>.<callable>' naming a file under "
+            f"{LAMBDAS_DIR} ({path} does not exist)"
+        )
+    return handler
 
 
 def encrypted_queue(scope: Construct, construct_id: str, *, queue_name: str, key: kms.IKey) -> sqs.Queue:
@@ -156,16 +179,7 @@ class OpsFunction(Construct):
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"{names.log_group_prefix}lambda/{spec.name}",
-            encryption_key=key,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-        # The settings allow only the retention periods CloudWatch Logs accepts, as a number of days.
-        cast(logs.CfnLogGroup, self.log_group.node.default_child).retention_in_days = log_retention_days
+        self.log_group = self._create_log_group(spec, names, key, log_retention_days)
         self.failures = encrypted_queue(
             self, "FailedInvocations", queue_name=f"{names.prefix}-{spec.name}-dlq", key=key
         )
@@ -176,15 +190,44 @@ class OpsFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=spec.description,
         )
-        self._allow_basics(stack, key, network)
-        self.function = lambda_.Function(
+        self._allow_basics(cdk.Stack.of(self), key, network)
+        self.function = self._create_function(spec, names, network)
+        self.function.node.add_dependency(self.role.policy)
+        acknowledge(self.function, "AwsSolutions-L1", RUNTIME_REASON)
+        if spec.reserved_concurrency is None:
+            self._acknowledge_no_reservation()
+        skip_checkov(
+            cast(cdk.CfnResource, self.function.node.default_child),
+            "CKV_AWS_173",
+            "The environment holds resource names and settings, no secrets; Lambda encrypts it at rest with "
+            "its AWS managed key (a customer key would need kms:Encrypt for the deploying principal).",
+        )
+
+    def _create_log_group(
+        self, spec: FunctionSpec, names: ResourceNames, key: kms.IKey, retention_days: int
+    ) -> logs.LogGroup:
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"{names.log_group_prefix}lambda/{spec.name}",
+            encryption_key=key,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        # The settings allow only the retention periods CloudWatch Logs accepts, as a number of days.
+        cast(logs.CfnLogGroup, log_group.node.default_child).retention_in_days = retention_days
+        return log_group
+
+    def _create_function(
+        self, spec: FunctionSpec, names: ResourceNames, network: LambdaNetwork
+    ) -> lambda_.Function:
+        return lambda_.Function(
             self,
             "Function",
             function_name=f"{names.prefix}-{spec.name}",
             description=spec.description,
             runtime=RUNTIME,
-            handler=spec.handler,
-            code=lambda_.Code.from_asset(str(LAMBDAS_DIR), exclude=["**/__pycache__", "**/*.pyc"]),
+            handler=checked_handler(spec.handler),
+            code=lambda_code(),
             role=iam.Role.from_role_arn(self, "RoleRef", self.role.role_arn, mutable=False),
             environment=dict(spec.environment),
             timeout=spec.timeout,
@@ -196,16 +239,6 @@ class OpsFunction(Construct):
             vpc=network.vpc,
             vpc_subnets=ec2.SubnetSelection(subnets=list(network.subnets)),
             security_groups=[network.security_group],
-        )
-        self.function.node.add_dependency(self.role.policy)
-        acknowledge(self.function, "AwsSolutions-L1", RUNTIME_REASON)
-        if spec.reserved_concurrency is None:
-            self._acknowledge_no_reservation()
-        skip_checkov(
-            cast(cdk.CfnResource, self.function.node.default_child),
-            "CKV_AWS_173",
-            "The environment holds resource names and settings, no secrets; Lambda encrypts it at rest with "
-            "its AWS managed key (a customer key would need kms:Encrypt for the deploying principal).",
         )
 
     def _acknowledge_no_reservation(self) -> None:

@@ -73,7 +73,6 @@ class OpsStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.platform = platform
-        settings: Settings = platform.settings
         names = platform.names
         self.network = self._create_lambda_network()
         self.events_dlq = encrypted_queue(
@@ -83,52 +82,18 @@ class OpsStack(cdk.Stack):
             self,
             "Alarms",
             names=names,
-            serving=settings.serving,
-            monitoring=settings.monitoring,
+            serving=platform.settings.serving,
+            monitoring=platform.settings.monitoring,
             topic=platform.alerts_topic,
         )
-        self.triggers = PipelineTriggers(
-            self,
-            "Triggers",
-            names=names,
-            schedule_expression=settings.pipeline.schedule_expression,
-            monitoring=settings.monitoring,
-            key=platform.key,
-            network=self.network,
-            drift_alarm=self.alarms.drift,
-            dead_letter_queue=self.events_dlq,
-        )
-        self.deployment = DeployOnApproval(
-            self,
-            "Deployment",
-            names=names,
-            serving=settings.serving,
-            monitoring=settings.monitoring,
-            key=platform.key,
-            network=self.network,
-            job_network=platform.job_network,
-            rollback_alarm_names=self.alarms.rollback_alarm_names,
-            dead_letter_queue=self.events_dlq,
-            # The job image, as for the pipelines (ml_stack): the optional Model Monitor schedule runs it.
-            drift_image_uri=image_uri,
-        )
-        self.model_metrics = ModelMetricsPublisher(
-            self,
-            "ModelMetrics",
-            names=names,
-            namespace=QUALITY_NAMESPACE,
-            monitoring=settings.monitoring,
-            key=platform.key,
-            network=self.network,
-            dead_letter_queue=self.events_dlq,
-            drift_namespace=self.alarms.drift_namespace,
-            mlflow_server_arn=mlflow_server_arn,
-        )
+        self.triggers = self._create_triggers()
+        self.deployment = self._create_deployment(image_uri)
+        self.model_metrics = self._create_model_metrics(mlflow_server_arn)
         self.monitoring_schedule = MonitoringSchedule(
             self,
             "MonitoringSchedule",
             names=names,
-            monitoring=settings.monitoring,
+            monitoring=platform.settings.monitoring,
             trigger_role=platform.trigger_role,
         )
         self.backup = add_registry_backup(self, platform, self.network, self.events_dlq)
@@ -137,6 +102,51 @@ class OpsStack(cdk.Stack):
         self.queue_alarms = self._create_queue_alarms()
         self.dashboard = OpsDashboard(
             self, "Dashboard", names=names, alarms=self.alarms, other_alarms=self.queue_alarms
+        )
+
+    def _create_triggers(self) -> PipelineTriggers:
+        settings: Settings = self.platform.settings
+        return PipelineTriggers(
+            self,
+            "Triggers",
+            names=self.platform.names,
+            schedule_expression=settings.pipeline.schedule_expression,
+            monitoring=settings.monitoring,
+            key=self.platform.key,
+            network=self.network,
+            drift_alarm=self.alarms.drift,
+            dead_letter_queue=self.events_dlq,
+        )
+
+    def _create_deployment(self, image_uri: str) -> DeployOnApproval:
+        settings: Settings = self.platform.settings
+        return DeployOnApproval(
+            self,
+            "Deployment",
+            names=self.platform.names,
+            serving=settings.serving,
+            monitoring=settings.monitoring,
+            key=self.platform.key,
+            network=self.network,
+            job_network=self.platform.job_network,
+            rollback_alarm_names=self.alarms.rollback_alarm_names,
+            dead_letter_queue=self.events_dlq,
+            # The job image, as for the pipelines (ml_stack): the optional Model Monitor schedule runs it.
+            drift_image_uri=image_uri,
+        )
+
+    def _create_model_metrics(self, mlflow_server_arn: str | None) -> ModelMetricsPublisher:
+        return ModelMetricsPublisher(
+            self,
+            "ModelMetrics",
+            names=self.platform.names,
+            namespace=QUALITY_NAMESPACE,
+            monitoring=self.platform.settings.monitoring,
+            key=self.platform.key,
+            network=self.network,
+            dead_letter_queue=self.events_dlq,
+            drift_namespace=self.alarms.drift_namespace,
+            mlflow_server_arn=mlflow_server_arn,
         )
 
     def _create_lambda_network(self) -> LambdaNetwork:

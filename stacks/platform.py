@@ -78,6 +78,48 @@ def perimeter_endpoint_ids(settings: Settings, network: NetworkStack) -> list[st
 
 def build_platform(scope: Construct, settings: Settings) -> Platform:
     """Create the platform stacks under ``scope`` (the app) and return the typed seam."""
+    key, network, storage = _create_data_stacks(scope, settings)
+    iam_stack = _create_iam_stack(scope, settings, network, storage)
+    studio = StudioStack(
+        scope,
+        "Studio",
+        studio=settings.studio,
+        names=settings.names,
+        vpc=network.vpc,
+        subnets=network.subnets,
+        security_group=network.studio_security_group,
+        execution_role=iam_stack.studio_role,
+        key=storage.key,
+        artifacts_bucket=storage.artifacts_bucket,
+        **stack_props(settings, "Studio"),
+    )
+    alerts, cost = _create_alert_stacks(scope, settings, storage)
+    return Platform(
+        settings=settings,
+        names=settings.names,
+        env=cdk.Environment(account=settings.aws.account, region=settings.aws.region),
+        key=storage.key,
+        data_bucket=storage.data_bucket,
+        artifacts_bucket=storage.artifacts_bucket,
+        pipeline_role=iam_stack.pipeline_role,
+        job_role=iam_stack.job_role,
+        trigger_role=iam_stack.trigger_role,
+        model_role=iam_stack.model_role,
+        job_network=network.job_network,
+        alerts_topic=alerts.topic,
+        stacks={
+            "Key": key,
+            "Network": network,
+            "Storage": storage,
+            "Iam": iam_stack,
+            "Studio": studio,
+            "Alerts": alerts,
+            "Cost": cost,
+        },
+    )
+
+
+def _create_data_stacks(scope: Construct, settings: Settings) -> tuple[KeyStack, NetworkStack, StorageStack]:
     names = settings.names
     key = KeyStack(scope, "Key", names=names, security=settings.security, **stack_props(settings, "Key"))
     network = NetworkStack(
@@ -99,10 +141,16 @@ def build_platform(scope: Construct, settings: Settings) -> Platform:
         replication=settings.backup.replication,
         **stack_props(settings, "Storage"),
     )
+    return key, network, storage
+
+
+def _create_iam_stack(
+    scope: Construct, settings: Settings, network: NetworkStack, storage: StorageStack
+) -> IamStack:
     iam_stack = IamStack(
         scope,
         "Iam",
-        names=names,
+        names=settings.names,
         pipeline=settings.pipeline,
         security=settings.security,
         instance_types=settings.allowed_instance_types,
@@ -112,24 +160,17 @@ def build_platform(scope: Construct, settings: Settings) -> Platform:
         **stack_props(settings, "Iam"),
     )
     iam_stack.add_stack_dependency(storage, "roles refer to the buckets by their deterministic names")
-    studio = StudioStack(
-        scope,
-        "Studio",
-        studio=settings.studio,
-        names=names,
-        vpc=network.vpc,
-        subnets=network.subnets,
-        security_group=network.studio_security_group,
-        execution_role=iam_stack.studio_role,
-        key=storage.key,
-        artifacts_bucket=storage.artifacts_bucket,
-        **stack_props(settings, "Studio"),
-    )
+    return iam_stack
+
+
+def _create_alert_stacks(
+    scope: Construct, settings: Settings, storage: StorageStack
+) -> tuple[AlertsStack, CostStack]:
     alerts = AlertsStack(
         scope,
         "Alerts",
         alerts=settings.alerts,
-        names=names,
+        names=settings.names,
         key=storage.key,
         **stack_props(settings, "Alerts"),
     )
@@ -137,30 +178,8 @@ def build_platform(scope: Construct, settings: Settings) -> Platform:
         scope,
         "Cost",
         cost=settings.cost,
-        names=names,
+        names=settings.names,
         alerts_topic=alerts.topic,
         **stack_props(settings, "Cost"),
     )
-    return Platform(
-        settings=settings,
-        names=names,
-        env=cdk.Environment(account=settings.aws.account, region=settings.aws.region),
-        key=storage.key,
-        data_bucket=storage.data_bucket,
-        artifacts_bucket=storage.artifacts_bucket,
-        pipeline_role=iam_stack.pipeline_role,
-        job_role=iam_stack.job_role,
-        trigger_role=iam_stack.trigger_role,
-        model_role=iam_stack.model_role,
-        job_network=network.job_network,
-        alerts_topic=alerts.topic,
-        stacks={
-            "Key": key,
-            "Network": network,
-            "Storage": storage,
-            "Iam": iam_stack,
-            "Studio": studio,
-            "Alerts": alerts,
-            "Cost": cost,
-        },
-    )
+    return alerts, cost

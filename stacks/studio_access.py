@@ -53,36 +53,8 @@ def attach_studio_access(
         [arn("user-profile", f"{domain_id}/*"), spaces, apps],
         wildcard_reason=IN_DOMAIN_REASON,
     )
-    sharing = {SHARING_KEY: SPACE_SHARING_TYPES}
-    space_owner: dict[str, Mapping[str, object]] = {**owner, "StringEquals": sharing}
-    policy.allow(
-        "CreateOrUpdateOwnSpaces",
-        ["sagemaker:CreateSpace", "sagemaker:UpdateSpace"],
-        [spaces],
-        conditions={**space_owner, **sizes},
-        wildcard_reason=IN_DOMAIN_REASON,
-    )
-    policy.allow(
-        "DeleteOwnSpaces",
-        ["sagemaker:DeleteSpace"],
-        [spaces],
-        conditions=space_owner,
-        wildcard_reason=IN_DOMAIN_REASON,
-    )
-    policy.allow(
-        "CreateAppsInOwnSpaces",
-        ["sagemaker:CreateApp"],
-        [apps],
-        conditions={**owner, **sizes},
-        wildcard_reason=IN_DOMAIN_REASON,
-    )
-    policy.allow(
-        "DeleteAppsInOwnSpaces",
-        ["sagemaker:DeleteApp"],
-        [apps],
-        conditions=owner,
-        wildcard_reason=IN_DOMAIN_REASON,
-    )
+    _allow_own_spaces(policy, spaces, owner, sizes)
+    _allow_apps_in_own_spaces(policy, apps, owner, sizes)
     _allow_profile_apps(policy, arn("app", f"{domain_id}/{CALLER_PROFILE}/*"), sizes)
     policy.allow(
         "TagOnCreate",
@@ -113,4 +85,48 @@ def _allow_profile_apps(policy: LeastPrivilegePolicy, own_apps: str, sizes: dict
         [own_apps],
         conditions=no_owner,
         wildcard_reason=reason,
+    )
+
+
+def _allow_own_spaces(
+    policy: LeastPrivilegePolicy, spaces: str, owner: dict[str, dict], sizes: dict[str, dict]
+) -> None:
+    """Spaces whose owner key is the caller's own profile, private or shared."""
+    space_owner: dict[str, Mapping[str, object]] = {
+        **owner,
+        "StringEquals": {SHARING_KEY: SPACE_SHARING_TYPES},
+    }
+    policy.allow(
+        "CreateOrUpdateOwnSpaces",
+        ["sagemaker:CreateSpace", "sagemaker:UpdateSpace"],
+        [spaces],
+        conditions={**space_owner, **sizes},
+        wildcard_reason=IN_DOMAIN_REASON,
+    )
+    policy.allow(
+        "DeleteOwnSpaces",
+        ["sagemaker:DeleteSpace"],
+        [spaces],
+        conditions=space_owner,
+        wildcard_reason=IN_DOMAIN_REASON,
+    )
+
+
+def _allow_apps_in_own_spaces(
+    policy: LeastPrivilegePolicy, apps: str, owner: dict[str, dict], sizes: dict[str, dict]
+) -> None:
+    """Apps inside a space carry the space's owner key: it must be the caller's own profile."""
+    policy.allow(
+        "CreateAppsInOwnSpaces",
+        ["sagemaker:CreateApp"],
+        [apps],
+        conditions={**owner, **sizes},
+        wildcard_reason=IN_DOMAIN_REASON,
+    )
+    policy.allow(
+        "DeleteAppsInOwnSpaces",
+        ["sagemaker:DeleteApp"],
+        [apps],
+        conditions=owner,
+        wildcard_reason=IN_DOMAIN_REASON,
     )

@@ -97,7 +97,7 @@ class PipelineTriggers(Construct):
             spec=FunctionSpec(
                 name="start-pipeline",
                 role_name=names.start_pipeline_role,
-                handler="start_pipeline.handler.handler",
+                handler="lambdas.start_pipeline.handler.handler",
                 description="Starts the training pipeline on new, scheduled or drift-triggered data versions",
                 environment={
                     start_config.ENV_PIPELINE: names.pipeline,

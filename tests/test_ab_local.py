@@ -165,3 +165,89 @@ def test_bad_weights_and_shares_are_refused():
 
 def test_local_variant_names_agree_with_the_settings():
     assert (CHAMPION, CHALLENGER) == (ab_testing.CHAMPION_VARIANT, ab_testing.CHALLENGER_VARIANT)
+
+
+def _registry(work, *statuses: str) -> LocalRegistry:
+    registry = LocalRegistry(work / "registry.sqlite")
+    registry.create_group("g")
+    for status in statuses:
+        registry.register("g", "s3://bucket/model.tar.gz", "image", approval_status=status)
+    return registry
+
+
+def test_a_promoted_test_is_over_and_refuses_another_promotion_or_shift(ab):
+    router, _, work = ab
+    registry = _registry(work, "Approved", "Approved")
+    ab_endpoint.promote(work, "champion", reason="lower RMSE")
+
+    for again in (lambda: ab_endpoint.promote(work, "challenger"), lambda: ab_endpoint.shift(work, 50)):
+        with pytest.raises(AbError, match=r"the A/B test is over: Champion \(version 1\) was promoted at"):
+            again()
+    assert invoke(router, 20) == Counter({CHAMPION: 20})
+    assert [entry["action"] for entry in history(AbPaths.of(work))] == ["promote"]
+    assert [registry.get("g", v).approval_status for v in (1, 2)] == ["Approved", "Rejected"]
+
+
+def test_promoting_a_challenger_not_yet_approved_says_how_to_make_it_the_champion(ab):
+    _, _, work = ab
+    registry = _registry(work, "Approved", "PendingManualApproval")
+    entry = ab_endpoint.promote(work, "challenger")
+    assert (
+        entry["registry"] == "version 2 is PendingManualApproval: `registry approve 2` makes it the champion"
+    )
+    assert registry.get("g", 2).approval_status == "PendingManualApproval"
+
+
+def test_a_promotion_the_registry_cannot_record_changes_nothing(ab):
+    router, _, work = ab
+    with pytest.raises(AbError, match=r"promote champion: .*'g'.*the test is unchanged"):
+        ab_endpoint.promote(work, "champion")
+    assert history(AbPaths.of(work)) == []
+    assert sum(invoke(router, 40).values()) == 40 and ab_endpoint.shift(work, 10)["action"] == "shift"
+
+
+@pytest.mark.parametrize(("verb", "signum", "code"), [("serve", "SIGINT", 130), ("ab-serve", "SIGTERM", 143)])
+def test_a_server_stopped_while_starting_says_so_in_one_line(tmp_path, monkeypatch, verb, signum, code):
+    import argparse
+    import os
+    import signal
+    import time
+
+    from local_runner import endpoint_cli
+
+    def signalled(*_args):  # arrives while the versions are being checked
+        os.kill(os.getpid(), getattr(signal, signum))
+        time.sleep(5)
+
+    monkeypatch.setattr(endpoint_cli, "resolve_package", signalled)
+    monkeypatch.setattr(endpoint_cli, "check_port_free", lambda *_args: None)
+    parser = argparse.ArgumentParser()
+    endpoint_cli.add_endpoint_parser(parser.add_subparsers(dest="verb"))
+    argv = ["endpoint", verb, "--work-dir", str(tmp_path), "--port", "1"] + (
+        ["--champion", "1"] * (verb != "serve")
+    )
+    said: list[str] = []
+    assert endpoint_cli.run_endpoint_command(parser.parse_args(argv), said.append) == code
+    assert said == [f"endpoint: stopped by {signum} before serving; nothing left running"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_busy_variant_port_is_named_with_its_role(tmp_path):
+    import socket
+
+    from local_runner.endpoint import EndpointError, EndpointOptions
+
+    with socket.socket() as first, socket.socket() as taken:
+        first.bind(("127.0.0.1", 0))  # a free port for the router; the one after it is then taken
+        port = first.getsockname()[1]
+        first.close()
+        try:
+            taken.bind(("127.0.0.1", port + 1))
+        except OSError:
+            pytest.skip("the port after a free one is in use by someone else")
+        taken.listen()
+        packages = _registry(tmp_path, "Approved", "Approved").list("g")
+        with pytest.raises(
+            EndpointError, match=rf"port {port + 1} .*\(Champion's port: --port {port} \+ 1\)"
+        ):
+            ab_endpoint.start_ab_test(tmp_path, *packages, EndpointOptions(port=port), 50)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from pipeline_steps import batch_names as bnames
 from pipeline_steps.batch_config import BatchPipelineConfig, local_batch_config
@@ -20,7 +21,7 @@ KEY = "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890
 @pytest.fixture(scope="module")
 def definition() -> dict:
     config = local_batch_config(
-        subnet_ids=SUBNETS, security_group_ids=GROUPS, kms_key_arn=KEY, max_runtime_seconds=2400
+        subnet_ids=SUBNETS, security_group_ids=GROUPS, kms_key_arn=KEY, max_runtime_minutes=40
     )
     return json.loads(render_batch_definition(config))
 
@@ -42,7 +43,10 @@ def test_parameters_are_declared_once_with_their_defaults_and_all_used(definitio
     assert declared[bnames.FLEET_DATA_URI]["DefaultValue"] == "s3://local-data/fleet/"
     assert declared[bnames.CHAMPION_URI]["DefaultValue"] == "s3://local-artifacts/champion/"
     threshold = declared[bnames.MAINTENANCE_THRESHOLD_CYCLES]
-    assert threshold["Type"] == "Integer" and threshold["DefaultValue"] == bnames.DEFAULT_THRESHOLD_CYCLES
+    assert (
+        threshold["Type"] == "Integer"
+        and threshold["DefaultValue"] == BatchSettings().maintenance_threshold_cycles
+    )
     assert declared[PROCESSING_INSTANCE_TYPE]["DefaultValue"] == "ml.m5.large"
     text = json.dumps(definition["Steps"])
     for name in declared:
@@ -97,11 +101,21 @@ def test_rendering_is_deterministic():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("fleet_uri", "s3://bucket/no-slash"), ("threshold_cycles", -1), ("threshold_cycles", 1001),
-     ("max_runtime_seconds", 10), ("role_arn", "role"), ("subnet_ids", SUBNETS), ("output_prefix", "/x/")],
+    [("fleet_uri", "s3://bucket/no-slash"), ("role_arn", "role"), ("subnet_ids", SUBNETS),
+     ("output_prefix", "/x/")],
 )  # fmt: skip
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=f"BatchPipelineConfig.{field}="):
+        local_batch_config(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("maintenance_threshold_cycles", -1), ("maintenance_threshold_cycles", 1001),
+     ("max_runtime_minutes", 1)],
+)  # fmt: skip
+def test_settings_overrides_are_checked_by_the_batch_settings(field, value):
+    with pytest.raises(ValidationError, match=field):
         local_batch_config(**{field: value})
 
 

@@ -77,3 +77,65 @@ def test_a_bad_row_fails_the_execution_naming_file_and_line(tmp_path, fleet_dir,
 def test_without_a_champion_or_a_model_the_run_does_not_start(tmp_path, fleet_dir):
     with pytest.raises(BatchRunError, match=r"no champion model under .*registry approve"):
         run_batch_pipeline(BatchRunOptions(work_dir=tmp_path / "work", fleet=fleet_dir))
+
+
+@pytest.fixture
+def registered(tmp_path, model_dir):
+    """A work dir whose registry holds version 1, its archive in the local object store."""
+    from local_runner.jobs import pack_model
+    from local_runner.registry import LocalRegistry
+    from pipeline_steps.config import local_config
+
+    work = tmp_path / "work"
+    uri = "s3://local-artifacts/models/run-1/output/model.tar.gz"
+    pack_model(model_dir, ObjectStore(work / "s3").path_for(uri))
+    registry = LocalRegistry(work / "registry.sqlite")
+    group = local_config().model_package_group_name
+    registry.create_group(group)
+    registry.register(group, uri, "image")
+    return work, uri
+
+
+def test_model_takes_a_version_number_or_an_s3_uri_of_the_local_store(registered):
+    from local_runner.batch_run import resolve_model
+
+    work, uri = registered
+    archive = ObjectStore(work / "s3").path_for(uri)
+    assert resolve_model("1", work) == (archive, 1)
+    assert resolve_model(uri, work) == (archive, None)
+    assert resolve_model(str(archive), work) == (archive, None)
+
+
+def test_a_model_staged_by_version_is_labelled_with_it_and_survives_restaging(registered):
+    from local_runner.batch_run import stage_model
+
+    work, uri = registered
+    store, config = ObjectStore(work / "s3"), local_batch_config()
+    staged = stage_model(store, config, store.path_for(uri), 1)
+    assert json.loads(store.read_text(staged + "champion.json")) == {"version": 1}
+    # Given the staged archive itself: it is copied aside before the staging prefix is emptied.
+    again = stage_model(store, config, store.path_for(staged + "model.tar.gz"))
+    assert store.path_for(again + "model.tar.gz").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("7", "batch: --model 7: model package group 'turbofan-rul' has no version 7"),
+        (
+            "s3://local-artifacts/nothing.tar.gz",
+            "batch: --model s3://local-artifacts/nothing.tar.gz: nothing",
+        ),
+        ("gs://bucket/model.tar.gz", "batch: --model gs://bucket/model.tar.gz: not a location"),
+        ("missing.tar.gz", "batch: --model missing.tar.gz does not exist"),
+    ],
+)
+def test_a_model_that_names_nothing_is_a_usage_error_before_any_work(registered, capsys, model, message):
+    work, _ = registered
+    parser = argparse.ArgumentParser()
+    add_batch_parser(parser.add_subparsers(dest="verb"))
+    before = sorted(work.rglob("*"))
+    assert run_batch(parser.parse_args(["batch", "--work-dir", str(work), "--model", model])) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(message) and error.count("\n") == 1
+    assert sorted(work.rglob("*")) == before  # nothing staged, no fleet generated

@@ -1,14 +1,21 @@
-"""The model bench's rendering: saved folds grouped by settings and trial reuse, CPU seconds shown."""
+"""The model bench's rendering (saved folds grouped by settings, learner and trial reuse; CPU seconds, the
+capped-125 yardstick and the resolved settings shown) and its LightGBM learner."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 
+import numpy as np
+import pytest
 from conftest import PROJECT_ROOT
+
+from rul.hyperparameters import Hyperparameters
 
 
 def bench_module():
+    """The module's shared `bench_module` fixture."""
     spec = importlib.util.spec_from_file_location("bench_models", PROJECT_ROOT / "bench" / "bench_models.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -16,6 +23,7 @@ def bench_module():
 
 
 def record(reuse: bool, cpu: float | None, rmse: float) -> dict:
+    """The module's shared `record` fixture."""
     result = {
         "subset": "FD004",
         "folds": 2,
@@ -36,6 +44,7 @@ def record(reuse: bool, cpu: float | None, rmse: float) -> dict:
 
 
 def test_runs_with_and_without_trial_reuse_render_apart_with_their_cpu_seconds(tmp_path):
+    """Checks: runs with and without trial reuse render apart with their cpu seconds."""
     bench = bench_module()
     saved = tmp_path / "run.json"
     folds = [record(True, 20.0, 18.0), record(True, 40.0, 20.0), record(False, None, 22.0)]
@@ -52,3 +61,53 @@ def test_runs_with_and_without_trial_reuse_render_apart_with_their_cpu_seconds(t
     assert len(reused) == len(plain) == 1
     assert "19.0 ± 1.0" in reused[0] and " 30.0   30.0 " in reused[0]  # median wall and CPU seconds
     assert "22.0 ± 0.0" in plain[0] and " nan " in plain[0]  # runs saved before CPU seconds were kept
+
+
+def test_the_literature_yardstick_learner_and_resolved_settings_are_shown(tmp_path):
+    """Checks: the literature yardstick learner and resolved settings are shown."""
+    bench = bench_module()
+    resolved = {"feature_set": "regime", "rul_cap": 150.0, "inner_cap": 125.0}
+    folds = [
+        {
+            **record(True, 40.0, 19.0),
+            "rmse_capped_125": 11.0,
+            "resolved": resolved,
+            "hyperparameters": {"model_family": "gbm"},
+        },
+        {
+            **record(True, 42.0, 21.0),
+            "rmse_capped_125": 12.0,
+            "resolved": resolved,
+            "hyperparameters": {"model_family": "gbm"},
+        },
+        {**record(True, 50.0, 20.0), "learner": "lightgbm", "hyperparameters": {"model_family": "gbm"}},
+    ]
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps({"folds": folds, "fleet": []}))
+    header, sklearn, lightgbm = bench.rendered_runs([saved])[0]
+    assert "capped 125" in header
+    assert "11.5 ± 0.5" in sklearn and "[used regime, cap 150/125]" in sklearn and "lightgbm" not in sklearn
+    assert (
+        "learner=lightgbm (refit reuses the trial)" in lightgbm and " nan " in lightgbm
+    )  # no 125 column saved
+
+
+def test_the_lightgbm_learner_replaces_the_gbm_ensemble_in_its_process(monkeypatch):
+    """Checks: the lightgbm learner replaces the gbm ensemble in its process."""
+    pytest.importorskip("lightgbm")
+    import rul.ensemble
+    import rul.models
+
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT / "bench"))
+    monkeypatch.setattr(rul.ensemble, "GbmEnsemble", rul.ensemble.GbmEnsemble)
+    monkeypatch.setattr(rul.models, "GbmEnsemble", rul.models.GbmEnsemble)
+    learner = importlib.import_module("lightgbm_learner")
+    learner.install()
+    assert rul.models.GbmEnsemble is learner.LgbmEnsemble is rul.ensemble.GbmEnsemble
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 4))
+    labels = 10 * features[:, 0] + rng.normal(size=300)
+    hp = Hyperparameters(ensemble_size=2, max_iter=30, min_samples_leaf=5)
+    fitted = learner.LgbmEnsemble(hp).fit(features, labels)
+    assert len(fitted.members) == 2
+    assert np.corrcoef(fitted.predict(features), labels)[0, 1] > 0.9

@@ -73,3 +73,19 @@ def test_silence_sdk_sets_defaults_only(monkeypatch):
     monkeypatch.setenv(quiet.METADATA_SWITCH, "false")
     quiet.silence_sdk(offline=True)
     assert os.environ[quiet.METADATA_SWITCH] == "false"  # the user's own value wins
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["registry", "list"], "error: work dir {work} does not exist; a pipeline run"),
+        (["endpoint", "ab-status"], "error: no A/B test was started here"),
+    ],
+)
+def test_an_error_is_one_line_on_stderr_and_nothing_on_stdout(tmp_path, capsys, argv, message):
+    from local_runner.__main__ import main
+
+    work = tmp_path / "missing"
+    assert main([*argv, "--work-dir", str(work)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(message.format(work=work)) and err.count("\n") == 1

@@ -107,3 +107,15 @@ def test_drift_with_a_version_number_and_captures_by_s3_uri(work, tmp_path, caps
     assert "drift DETECTED" in capsys.readouterr().out
     reports = list((work / "monitoring").glob("drift-*/opt_ml/processing/output/drift_report.json"))
     assert len(reports) == 1 and json.loads(reports[0].read_text())["drift_detected"] is True
+
+
+@pytest.mark.chaos  # a subprocess job: ~10 s
+def test_an_error_in_a_ground_truth_file_names_the_users_file(work, tmp_path, capsys):
+    captures = write_captures(tmp_path / "c", served_windows(seed=11))
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "bad.csv").write_text("unit,failure_cycle\n3,250\n3,260\n")  # two failures, no event_time
+    argv = ["quality", "--captures", str(captures), "--ground-truth", str(labels), "--work-dir", str(work)]
+    assert run_monitor_command(parse(argv)) == 1
+    error = capsys.readouterr().err
+    assert f"{labels / 'bad.csv'}, line " in error and "opt_ml" not in error.splitlines()[0]

@@ -25,7 +25,7 @@ def run_cli(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     command = [sys.executable, str(driver), "run", "--work-dir", str(tmp_path / "work"), "--units", "30"]
-    command += ["--no-tracking", "--param", "MaxTuningJobs=2", "--param", "MaxParallelTuningJobs=1", *flags]
+    command += ["--no-tracking", "--param", "TuningMaxJobs=2", "--param", "TuningMaxParallelJobs=1", *flags]
     drop = {"SAGEMAKER_SUPPRESS_V2_WARNING", "AWS_EC2_METADATA_DISABLED"}  # the command line needs neither
     env = {key: value for key, value in os.environ.items() if key not in drop}
     env["PYTHONPATH"] = str(PROJECT_ROOT)

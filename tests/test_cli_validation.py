@@ -17,18 +17,18 @@ from local_runner.params_check import (
 from pipeline_steps import names
 
 DECLARED = [
-    {"Name": "MaxTuningJobs", "Type": "Integer", "DefaultValue": 6},
+    {"Name": "TuningMaxJobs", "Type": "Integer", "DefaultValue": 6},
     {"Name": "RmseThreshold", "Type": "Float", "DefaultValue": 30.0},
     {"Name": "Subset", "Type": "String", "DefaultValue": "FD001", "EnumValues": ["FD001", "FD002"]},
     {"Name": "UseGpu", "Type": "Boolean", "DefaultValue": False},
 ]
-BOUNDS = {"MaxTuningJobs": (1, None), "RmseThreshold": (0, 100)}
+BOUNDS = {"TuningMaxJobs": (1, None), "RmseThreshold": (0, 100)}
 
 
 def test_values_are_typed_by_their_declaration():
-    given = [("MaxTuningJobs", "4"), ("RmseThreshold", "12.5"), ("Subset", "FD002"), ("UseGpu", "TRUE")]
+    given = [("TuningMaxJobs", "4"), ("RmseThreshold", "12.5"), ("Subset", "FD002"), ("UseGpu", "TRUE")]
     assert check_parameters(given, DECLARED, BOUNDS) == {
-        "MaxTuningJobs": 4,
+        "TuningMaxJobs": 4,
         "RmseThreshold": 12.5,
         "Subset": "FD002",
         "UseGpu": True,
@@ -37,17 +37,17 @@ def test_values_are_typed_by_their_declaration():
 
 def test_an_unknown_name_lists_the_valid_ones():
     with pytest.raises(UsageError) as error:
-        check_parameters([("MaxTuningJob", "4")], DECLARED, BOUNDS)
+        check_parameters([("TuningMaxJob", "4")], DECLARED, BOUNDS)
     message = str(error.value)
-    assert "unknown parameter 'MaxTuningJob'" in message
-    assert "valid parameters: MaxTuningJobs, RmseThreshold, Subset, UseGpu" in message
+    assert "unknown parameter 'TuningMaxJob'" in message
+    assert "valid parameters: RmseThreshold, Subset, TuningMaxJobs, UseGpu" in message
 
 
 @pytest.mark.parametrize(
     ("name", "raw", "expected"),
     [
-        ("MaxTuningJobs", "four", "MaxTuningJobs='four' is not an integer"),
-        ("MaxTuningJobs", "2.5", "MaxTuningJobs='2.5' is not an integer"),
+        ("TuningMaxJobs", "four", "TuningMaxJobs='four' is not an integer"),
+        ("TuningMaxJobs", "2.5", "TuningMaxJobs='2.5' is not an integer"),
         ("RmseThreshold", "nan", "RmseThreshold='nan' is not a number"),
         ("UseGpu", "yes", "UseGpu='yes' is not true or false"),
         ("Subset", "FD009", "Subset='FD009' is not one of FD001, FD002"),
@@ -60,12 +60,12 @@ def test_a_bad_value_says_what_it_is_not(name, raw, expected):
 
 
 def test_bounds_and_repeats_are_usage_errors():
-    with pytest.raises(UsageError, match="MaxTuningJobs=0 is below its minimum 1"):
-        check_parameters([("MaxTuningJobs", "0")], DECLARED, BOUNDS)
+    with pytest.raises(UsageError, match="TuningMaxJobs=0 is below its minimum 1"):
+        check_parameters([("TuningMaxJobs", "0")], DECLARED, BOUNDS)
     with pytest.raises(UsageError, match=r"RmseThreshold=101\.0 is above its maximum 100"):
         check_parameters([("RmseThreshold", "101")], DECLARED, BOUNDS)
-    with pytest.raises(UsageError, match="MaxTuningJobs is given twice"):
-        check_parameters([("MaxTuningJobs", "2"), ("MaxTuningJobs", "3")], DECLARED, BOUNDS)
+    with pytest.raises(UsageError, match="TuningMaxJobs is given twice"):
+        check_parameters([("TuningMaxJobs", "2"), ("TuningMaxJobs", "3")], DECLARED, BOUNDS)
 
 
 def test_run_options_are_checked(tmp_path):
@@ -88,17 +88,18 @@ def test_the_declared_parameters_are_the_rendered_definitions():
     declared, bounds = declared_parameters()
     rendered = json.loads(render_definition(local_config()))["Parameters"]
     assert [item for item in declared if item["Name"] != names.MODEL_FAMILY] == rendered
-    assert bounds[names.MAX_TUNING_JOBS] == (1, None)
+    assert bounds[names.TUNING_MAX_JOBS] == (1, None)
     assert set(bounds) <= {item["Name"] for item in declared}
 
 
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        ("MaxTuningJobs=0", "MaxTuningJobs=0 is below its minimum 1"),
+        ("TuningMaxJobs=0", "TuningMaxJobs=0 is below its minimum 1"),
         ("Bogus=1", "valid parameters: ChampionModelUri"),
-        ("MaxParallelTuningJobs=x", "MaxParallelTuningJobs='x' is not an integer"),
+        ("TuningMaxParallelJobs=x", "TuningMaxParallelJobs='x' is not an integer"),
         ("ModelFamily=xgb", "ModelFamily='xgb' is not one of gbm, cnn, lstm"),
+        ("MaxTuningJobs=2", "parameter 'MaxTuningJobs' was renamed: use TuningMaxJobs"),  # a former name
     ],
 )
 def test_run_exits_2_before_any_work(tmp_path, monkeypatch, capsys, param, message):

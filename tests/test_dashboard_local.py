@@ -305,7 +305,7 @@ def pipeline_work(tmp_path_factory, synthetic_dir) -> Path:
 
     work = tmp_path_factory.mktemp("dashboard-pipelines")
     options = dict(work_dir=work, data_dir=synthetic_dir, tracking=False, config_overrides=TINY)
-    fast = {"MaxTuningJobs": 1, "MaxParallelTuningJobs": 1, "DataVersion": "v1"}
+    fast = {"TuningMaxJobs": 1, "TuningMaxParallelJobs": 1, "DataVersion": "v1"}
     workspace, passed = run_main_job(MainJobOptions(**options, parameters={**fast, **GATE_PASSES}))
     assert passed.status == "Succeeded", passed.failure_reason
     _, failed = run_main_job(MainJobOptions(**options, parameters={**fast, "RmseThreshold": 0.5}))

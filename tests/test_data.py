@@ -489,3 +489,22 @@ def test_real_files_end_with_a_newline(real_data_dir, name):
     with path.open("rb") as handle:
         handle.seek(-1, 2)
         assert handle.read() == b"\n"
+
+
+def test_the_one_pass_parser_and_the_line_by_line_parser_agree(tmp_path, monkeypatch):
+    from rul.synthetic import SyntheticSpec, generate
+
+    path = tmp_path / "train.txt"
+    write_trajectories(generate(SyntheticSpec(n_train_units=5, n_test_units=1, seed=4)).train, path)
+    fast = read_trajectories(path)
+    monkeypatch.setattr(data, "_parse_fast", lambda text: None)
+    slow = read_trajectories(path)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert len(fast) == path.read_text().count("\n")
+
+
+def test_a_line_the_one_pass_parser_would_skip_goes_through_the_checks(tmp_path):
+    text = _trajectory_text([(1, 3)])
+    path = _write(tmp_path / "t.txt", text.replace("\n", "\n# a comment\n", 1))
+    with pytest.raises(DataFormatError, match=r"line 2: expected 26 columns, found 3"):
+        read_trajectories(path)

@@ -35,6 +35,7 @@ GROUP = "turbofan-rul"
 
 
 def pack(model_dir: Path, archive: Path, leave_out: str | None = None) -> None:
+    """Pack a model folder into `archive` as a training job would, optionally without one file."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "w:gz") as bundle:
         for path in sorted(model_dir.iterdir()):
@@ -58,12 +59,14 @@ def work_dir(tmp_path, model_dir) -> Path:
 
 
 def free_port() -> int:
+    """A loopback port nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def invoke(port: int) -> dict:
+    """POST the canned window to /invocations; the parsed 200 response."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         body = canned_window()[COLUMNS].to_csv(index=False)
@@ -76,6 +79,7 @@ def invoke(port: int) -> dict:
 
 
 def test_resolve_package_picks_the_newest_approved_version(work_dir, tmp_path_factory):
+    """An explicit version wins; an unknown version or a missing registry is an `EndpointError`."""
     assert resolve_package(work_dir, None).version == 1
     assert resolve_package(work_dir, 3).version == 3
     with pytest.raises(EndpointError, match="has no version 9"):
@@ -85,6 +89,7 @@ def test_resolve_package_picks_the_newest_approved_version(work_dir, tmp_path_fa
 
 
 def test_swap_without_a_server_checks_and_repoints_current(work_dir):
+    """A good version becomes `current`; a broken or missing archive is refused and its release removed."""
     registry = LocalRegistry(work_dir / "registry.sqlite")
     paths = EndpointPaths.of(work_dir)
     result = swap_model(work_dir, registry.get(GROUP, 2))
@@ -103,6 +108,7 @@ def test_swap_without_a_server_checks_and_repoints_current(work_dir):
 
 
 def test_on_approval_does_nothing_without_an_endpoint(work_dir):
+    """With no `current` release there is nothing to swap, and the callback says so."""
     said = []
     registry = LocalRegistry(work_dir / "registry.sqlite")
     approve_version(registry, GROUP, 2, on_change=on_approval_callback(work_dir, said.append))
@@ -110,6 +116,7 @@ def test_on_approval_does_nothing_without_an_endpoint(work_dir):
 
 
 def test_on_approval_mirrors_the_change_in_mlflow_first(work_dir, monkeypatch):
+    """The approval reaches the MLflow mirror with the package's new status."""
     mirrored = []
     monkeypatch.setattr(
         "local_runner.endpoint.mirror_approval", lambda work, package, echo: mirrored.append((work, package))
@@ -122,6 +129,7 @@ def test_on_approval_mirrors_the_change_in_mlflow_first(work_dir, monkeypatch):
 
 
 def test_running_endpoint_keeps_serving_through_a_refused_swap_and_swaps_on_approval(work_dir, tmp_path):
+    """A live loopback server: a broken version never serves, an approved one does, captures are written."""
     registry = LocalRegistry(work_dir / "registry.sqlite")
     options = EndpointOptions(port=free_port(), workers=2, capture_dir=tmp_path / "capture")
     with start_endpoint(work_dir, resolve_package(work_dir, None), options) as server:
@@ -152,6 +160,7 @@ def test_running_endpoint_keeps_serving_through_a_refused_swap_and_swaps_on_appr
 
 
 def test_a_taken_port_is_refused_before_anything_starts(work_dir):
+    """The error names the port and host, and no release is prepared."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -166,12 +175,14 @@ def test_a_taken_port_is_refused_before_anything_starts(work_dir):
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    """The `endpoint` verb's arguments, parsed as the command line does."""
     parser = argparse.ArgumentParser()
     add_endpoint_parser(parser.add_subparsers(dest="verb", required=True))
     return parser.parse_args(argv)
 
 
 def test_cli_swap_and_status(work_dir):
+    """`status` without a server, and `swap` of a broken version exiting 1 with the health check's reason."""
     said = []
     assert run_endpoint_command(parse(["endpoint", "status", "--work-dir", str(work_dir)]), said.append) == 0
     assert said[-1] == "server: not running"

@@ -4,6 +4,7 @@ lambda maps and outputs, the `/opt/ml` path shim, JsonGet on S3 URIs and the def
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -131,3 +132,40 @@ def test_objects_are_staged_as_a_key_or_a_prefix(tmp_path):
     assert store.read_text("s3://b/x/one.csv") == "1" and origins["s3://b/in"] == tmp_path / "folder"
     with pytest.raises(ExecutionError, match="does not exist"):
         stage_objects(store, [("s3://b/y", str(tmp_path / "missing"))])
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[1, 2]", "is not a pipeline definition (a JSON list)"),
+        ('{"PipelineDefinition": 7}', "PipelineDefinition is not a JSON string"),
+        ('{"PipelineDefinition": "{\\"Steps\\": "}', "PipelineDefinition is not a JSON string"),
+        ('{"PipelineDefinition": "[]"}', "is not a pipeline definition (no Steps list)"),
+        ('{"Steps": [], "ParallelismConfiguration": {"MaxParallelExecutionSteps": 0}}', "MaxParallel"),
+        ('{"Steps": [], "ParallelismConfiguration": null}', None),
+    ],
+)
+def test_a_definition_of_the_wrong_shape_is_named_not_a_traceback(tmp_path, text, problem):
+    (tmp_path / "d.json").write_text(text)
+    if problem is None:
+        assert load_definition(tmp_path / "d.json") == ({"Steps": [], "ParallelismConfiguration": None}, None)
+        return
+    with pytest.raises(ExecutionError, match=re.escape(problem)):
+        load_definition(tmp_path / "d.json")
+
+
+@pytest.mark.parametrize(
+    ("option", "problem"),
+    [
+        ("--max-parallel=0", "argument --max-parallel: 0 is below the minimum 1"),
+        ("--max-parallel=two", "argument --max-parallel: 'two' is not an integer"),
+        ("--callback-timeout=-1", "argument --callback-timeout: -1 is below the minimum 0"),
+        ("--max-retry-wait=x", "argument --max-retry-wait: 'x' is not a number"),
+    ],
+)
+def test_execute_options_out_of_range_are_usage_errors(tmp_path, capsys, option, problem):
+    from local_runner.__main__ import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["execute", str(tmp_path / "d.json"), option])
+    assert done.value.code == 2 and capsys.readouterr().err.strip().endswith(problem)

@@ -22,18 +22,21 @@ from rul.features import (
 
 
 def two_units() -> pd.DataFrame:
+    """The module's shared `two_units` fixture."""
     rows = [(1, cycle) for cycle in range(1, 6)] + [(2, cycle) for cycle in range(1, 4)]
     frame = pd.DataFrame(rows, columns=["unit", "cycle"])
     return frame
 
 
 def test_remaining_cycles_and_capped_label():
+    """Checks: remaining cycles and capped label."""
     frame = two_units()
     assert remaining_cycles(frame).tolist() == [4, 3, 2, 1, 0, 2, 1, 0]
     assert capped_rul(frame, cap=2).tolist() == [2, 2, 2, 1, 0, 2, 1, 0]
 
 
 def test_window_statistics_match_pandas_rolling_within_units():
+    """Checks: window statistics match pandas rolling within units."""
     rng = np.random.default_rng(0)
     frame = two_units()
     values = rng.normal(size=(len(frame), 2))
@@ -50,12 +53,14 @@ def test_window_statistics_match_pandas_rolling_within_units():
 
 
 def test_slope_of_a_linear_signal_is_its_rate():
+    """Checks: slope of a linear signal is its rate."""
     units = np.ones(10, dtype=int)
     values = (3.0 * np.arange(10) + 7.0)[:, None]
     assert window_statistics(values, units, width=4)["slope"][1:, 0] == pytest.approx(3.0)
 
 
 def test_sliding_windows_pad_short_units_with_their_first_row():
+    """Checks: sliding windows pad short units with their first row."""
     frame = two_units()
     values = np.arange(len(frame), dtype=float)[:, None]
     windows, padded = sliding_windows(values, frame["unit"].to_numpy(), window=4)
@@ -66,15 +71,18 @@ def test_sliding_windows_pad_short_units_with_their_first_row():
 
 
 def test_last_rows_marks_each_units_final_cycle():
+    """Checks: last rows marks each units final cycle."""
     assert last_rows(two_units()).tolist() == [False] * 4 + [True, False, False, True]
 
 
 def test_condition_count_detected_for_one_and_six_conditions(small_subset, multi_condition_subset):
+    """Checks: condition count detected for one and six conditions."""
     assert detect_condition_count(small_subset.train[SETTING_COLUMNS].to_numpy()) == 1
     assert detect_condition_count(multi_condition_subset.train[SETTING_COLUMNS].to_numpy()) == 6
 
 
 def test_transformer_drops_near_constant_sensors_and_scales_on_train(small_subset):
+    """Checks: transformer drops near constant sensors and scales on train."""
     transformer = FeatureTransformer(window=30, feature_set="stats").fit(small_subset.train)
     assert transformer.dropped_sensors, "the generator has near-constant sensors"
     assert set(transformer.sensors) | set(transformer.dropped_sensors) == set(SENSOR_COLUMNS)
@@ -87,6 +95,7 @@ def test_transformer_drops_near_constant_sensors_and_scales_on_train(small_subse
 
 
 def test_per_condition_normalisation_removes_the_condition_offsets(multi_condition_subset):
+    """Checks: per condition normalisation removes the condition offsets."""
     train = multi_condition_subset.train
     transformer = FeatureTransformer(feature_set="rich").fit(train)
     assert transformer.n_conditions == 6
@@ -102,6 +111,7 @@ def test_per_condition_normalisation_removes_the_condition_offsets(multi_conditi
 
 
 def test_features_of_a_unit_do_not_depend_on_other_units(small_subset):
+    """Checks: features of a unit do not depend on other units."""
     train = small_subset.train
     transformer = FeatureTransformer(feature_set="rich").fit(train)
     alone = train[train["unit"] == 5].reset_index(drop=True)
@@ -110,6 +120,7 @@ def test_features_of_a_unit_do_not_depend_on_other_units(small_subset):
 
 
 def test_transformer_rejects_bad_settings():
+    """Checks: transformer rejects bad settings."""
     with pytest.raises(ConfigurationError, match="feature_set"):
         FeatureTransformer(feature_set="fancy")
     with pytest.raises(ConfigurationError, match="window"):
@@ -119,7 +130,8 @@ def test_transformer_rejects_bad_settings():
 
 
 def test_exponential_means_match_pandas_and_restart_per_unit():
-    from rul.features import _ewm
+    """Checks: exponential means match pandas and restart per unit."""
+    from rul.features import ewm
 
     rng = np.random.default_rng(1)
     frame = two_units()
@@ -127,10 +139,11 @@ def test_exponential_means_match_pandas_and_restart_per_unit():
     expected = (
         pd.DataFrame(values).groupby(frame["unit"]).transform(lambda s: s.ewm(alpha=0.3, adjust=False).mean())
     )
-    np.testing.assert_allclose(_ewm(values, frame["unit"].to_numpy(), 0.3), expected.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ewm(values, frame["unit"].to_numpy(), 0.3), expected.to_numpy(), rtol=1e-12)
 
 
 def test_thinning_keeps_every_kth_row_of_each_unit_from_varied_offsets():
+    """Checks: thinning keeps every kth row of each unit from varied offsets."""
     frame = pd.DataFrame(
         [(unit, cycle) for unit in range(1, 41) for cycle in range(1, 101)], columns=["unit", "cycle"]
     )
@@ -156,4 +169,5 @@ def test_thinning_keeps_every_kth_row_of_each_unit_from_varied_offsets():
     ],
 )
 def test_effective_stride_meets_the_row_budget(rows, stride, max_rows, expected):
+    """Checks: effective stride meets the row budget."""
     assert effective_stride(rows, stride, max_rows) == expected

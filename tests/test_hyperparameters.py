@@ -8,15 +8,16 @@ import pytest
 
 from rul.contract import decode_hyperparameter
 from rul.errors import ConfigurationError
-from rul.hyperparameters import BOUNDS, MODEL_FAMILIES, Hyperparameters
+from rul.hyperparameters import AUTO, AUTO_CAP, BOUNDS, MODEL_FAMILIES, Hyperparameters
 
 
 def test_defaults():
+    """Checks: defaults."""
     hp = Hyperparameters()
     assert hp.model_family == "gbm"
-    assert hp.feature_set == "rich"
+    assert (hp.feature_set, hp.rul_cap, hp.inner_cap) == (AUTO, AUTO_CAP, AUTO_CAP)  # chosen by the fit
+    assert not hp.resolved
     assert hp.window == 30
-    assert hp.rul_cap == 125.0
     assert hp.n_conditions == 0
     assert hp.validation_draws == 5
     assert hp.seed == 0
@@ -33,10 +34,12 @@ def test_defaults():
 
 
 def test_from_empty_dict_is_default():
+    """Checks: from empty dict is default."""
     assert Hyperparameters.from_dict({}) == Hyperparameters()
 
 
 def test_from_dict_converts_strings():
+    """Checks: from dict converts strings."""
     hp = Hyperparameters.from_dict(
         {"window": "30", "learning_rate": "0.1", "model_family": "cnn", "rul_cap": "130", "dropout": "0.35"}
     )
@@ -49,12 +52,14 @@ def test_from_dict_converts_strings():
 
 
 def test_from_dict_accepts_integer_valued_float_strings():
+    """Checks: from dict accepts integer valued float strings."""
     hp = Hyperparameters.from_dict({"window": "40.0", "max_iter": 250.0, "seed": "1e3"})
     assert (hp.window, hp.max_iter, hp.seed) == (40, 250, 1000)
     assert type(hp.window) is int and type(hp.max_iter) is int and type(hp.seed) is int
 
 
 def test_from_dict_json_decoded_values():
+    """Checks: from dict json decoded values."""
     raw = {"window": "50", "model_family": '"lstm"', "learning_rate": "0.002", "units": "128"}
     decoded = {key: decode_hyperparameter(value) for key, value in raw.items()}
     assert decoded == {"window": 50, "model_family": "lstm", "learning_rate": 0.002, "units": 128}
@@ -65,6 +70,7 @@ def test_from_dict_json_decoded_values():
 
 @pytest.mark.parametrize("none", ["none", "None", "NULL", "", None])
 def test_learning_rate_none(none):
+    """Checks: learning rate none."""
     gbm = Hyperparameters.from_dict({"learning_rate": none})
     assert gbm.learning_rate is None
     assert gbm.effective_learning_rate == 0.05
@@ -76,11 +82,13 @@ def test_learning_rate_none(none):
 
 @pytest.mark.parametrize("name", ["window", "model_family", "dropout"])
 def test_none_for_other_fields_is_an_error(name):
+    """Checks: none for other fields is an error."""
     with pytest.raises(ConfigurationError, match=f"^hyperparameter {name} must have a value$"):
         Hyperparameters.from_dict({name: "none"})
 
 
 def test_unknown_key_is_named():
+    """Checks: unknown key is named."""
     with pytest.raises(ConfigurationError) as caught:
         Hyperparameters.from_dict({"window": "30", "windw": "20", "alpha": "1"})
     assert str(caught.value) == "unknown hyperparameter(s): alpha, windw"
@@ -106,6 +114,7 @@ def test_unknown_key_is_named():
     ],
 )
 def test_out_of_bounds_names_field_and_value(name, value, shown, bounds):
+    """Checks: out of bounds names field and value."""
     with pytest.raises(ConfigurationError) as caught:
         Hyperparameters.from_dict({name: value})
     assert str(caught.value) == f"hyperparameter {name}={shown} is outside {bounds}"
@@ -113,6 +122,7 @@ def test_out_of_bounds_names_field_and_value(name, value, shown, bounds):
 
 @pytest.mark.parametrize("name", sorted(BOUNDS))
 def test_bounds_are_inclusive(name):
+    """Checks: bounds are inclusive."""
     low, high = BOUNDS[name]
     assert getattr(Hyperparameters.from_dict({name: str(low)}), name) == low
     assert getattr(Hyperparameters.from_dict({name: str(high)}), name) == high
@@ -120,11 +130,13 @@ def test_bounds_are_inclusive(name):
 
 @pytest.mark.parametrize("family", ["xgb", "GBM", " ", "transformer", '"gbm"'])
 def test_bad_model_family(family):
+    """Checks: bad model family."""
     with pytest.raises(ConfigurationError, match="hyperparameter model_family must be one of"):
         Hyperparameters.from_dict({"model_family": family})
 
 
 def test_bad_model_family_message_names_value():
+    """Checks: bad model family message names value."""
     with pytest.raises(ConfigurationError) as caught:
         Hyperparameters(model_family="xgb")
     assert "('gbm', 'cnn', 'lstm')" in str(caught.value)
@@ -132,7 +144,9 @@ def test_bad_model_family_message_names_value():
 
 
 def test_bad_feature_set():
-    with pytest.raises(ConfigurationError, match="feature_set must be one of rich, stats, regime, got 'raw'"):
+    """Checks: bad feature set."""
+    message = "feature_set must be one of rich, stats, regime or auto, got 'raw'"
+    with pytest.raises(ConfigurationError, match=message):
         Hyperparameters.from_dict({"feature_set": "raw"})
     assert Hyperparameters.from_dict({"feature_set": "stats"}).feature_set == "stats"
 
@@ -150,12 +164,14 @@ def test_bad_feature_set():
     ],
 )
 def test_invalid_values(name, value, message):
+    """Checks: invalid values."""
     with pytest.raises(ConfigurationError) as caught:
         Hyperparameters.from_dict({name: value})
     assert str(caught.value).startswith(message)
 
 
 def test_as_dict_round_trip():
+    """Checks: as dict round trip."""
     hp = Hyperparameters.from_dict(
         {"model_family": "cnn", "window": "45", "learning_rate": "0.003", "filters": "64", "seed": "17"}
     )
@@ -163,7 +179,7 @@ def test_as_dict_round_trip():
     assert values["model_family"] == "cnn"
     assert values["window"] == 45
     assert values["learning_rate"] == 0.003
-    assert len(values) == 25
+    assert len(values) == 26
     assert Hyperparameters.from_dict(values) == hp
     # Through SageMaker's string form, as the tuner would pass it.
     as_strings = {key: str(value) for key, value in Hyperparameters().as_dict().items()}
@@ -173,6 +189,7 @@ def test_as_dict_round_trip():
 
 
 def test_one_calibration_fold_is_refused():
+    """Checks: one calibration fold is refused."""
     message = r"calibration_folds must be 0 \(split\) or at least 2, got 1"
     with pytest.raises(ConfigurationError, match=message):
         Hyperparameters.from_dict({"calibration_folds": "1"})
@@ -180,6 +197,7 @@ def test_one_calibration_fold_is_refused():
 
 
 def test_hyperparameters_are_frozen():
+    """Checks: hyperparameters are frozen."""
     hp = Hyperparameters()
     with pytest.raises(AttributeError):
         hp.window = 10  # type: ignore[misc]
@@ -187,5 +205,23 @@ def test_hyperparameters_are_frozen():
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", float("inf")])
 def test_infinite_value_for_int_field_is_a_configuration_error(value):
+    """Checks: infinite value for int field is a configuration error."""
     with pytest.raises(ConfigurationError, match="hyperparameter window="):
         Hyperparameters.from_dict({"window": value})
+
+
+def test_auto_caps_read_from_strings_and_concrete_values_resolve():
+    """Checks: auto caps read from strings and concrete values resolve."""
+    hp = Hyperparameters.from_dict({"rul_cap": "auto", "inner_cap": "AUTO", "feature_set": "auto"})
+    assert hp == Hyperparameters() and not hp.resolved
+    concrete = Hyperparameters.from_dict({"feature_set": "rich", "rul_cap": "150", "inner_cap": "125"})
+    assert concrete.resolved and (concrete.rul_cap, concrete.inner_cap) == (150.0, 125.0)
+    assert not Hyperparameters(feature_set="rich", rul_cap=125.0).resolved  # the inner cap is still auto
+
+
+def test_an_inner_cap_above_the_cap_is_refused():
+    """Checks: an inner cap above the cap is refused."""
+    with pytest.raises(ConfigurationError, match=r"inner_cap=160\.0 must not exceed rul_cap=150\.0"):
+        Hyperparameters.from_dict({"rul_cap": "150", "inner_cap": "160"})
+    with pytest.raises(ConfigurationError, match=r"hyperparameter inner_cap=40\.0 is outside"):
+        Hyperparameters.from_dict({"inner_cap": "40"})

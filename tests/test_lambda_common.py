@@ -1,13 +1,11 @@
 """`lambdas/common`: the config reader, the decision line, the S3-URI parser, the handler wrapper and the
-clients, and that every function imports it the way Lambda loads it (with `lambdas/` as the code root)."""
+clients, and that every function uses this one copy (test_lambda_asset.py imports them from the asset)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -129,35 +127,6 @@ def test_clients_retry_in_standard_mode(monkeypatch):
     # botocore counts `max_attempts` as retries after the first call.
     expected = {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS + 1}
     assert sagemaker.meta.config.retries == expected
-
-
-def test_every_function_imports_the_shared_package_as_lambda_loads_it():
-    """Lambda puts the asset (the lambdas/ folder) on sys.path and imports `<function>.handler`: the shared
-    package is then the top-level `common`, and `lambdas` itself is not importable."""
-    script = (
-        "import importlib, importlib.util, sys\n"
-        "assert importlib.util.find_spec('lambdas') is None\n"
-        "import common.decisions\n"
-        f"for name in {FUNCTIONS!r}:\n"
-        "    module = importlib.import_module(name + '.handler')\n"
-        "    assert callable(module.handler)\n"
-        "    assert importlib.import_module(name + '.shared').Ignored is common.decisions.Ignored\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'common'))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, '.')\n{script}"],
-        cwd=LAMBDAS_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "'common.s3uri'" in done.stdout
-
-
-def test_the_functions_import_the_shared_package_through_one_identical_module():
-    assert len({(LAMBDAS_DIR / name / "shared.py").read_text() for name in FUNCTIONS}) == 1
 
 
 def test_every_function_shares_one_ignored_and_one_config_error():

@@ -20,7 +20,7 @@ from local_runner.main_job import MainJobOptions, prepare_workspace, run_main_jo
 from rul.data import read_trajectories, write_trajectories
 
 pytestmark = pytest.mark.slow
-FAST = {"MaxTuningJobs": 2, "MaxParallelTuningJobs": 1}
+FAST = {"TuningMaxJobs": 2, "TuningMaxParallelJobs": 1}
 TINY = {
     "static_hyperparameters": (
         ("feature_set", "stats"),
@@ -34,6 +34,7 @@ REGISTER = "RegisterModel-RegisterModel"
 
 
 def run(work: Path, data_dir: Path, echo=lambda line: None, **parameters):
+    """Run the main job on `data_dir` with tiny trials; (workspace, result)."""
     options = MainJobOptions(
         work_dir=work, data_dir=data_dir, parameters={**FAST, **parameters}, config_overrides=TINY
     )
@@ -47,6 +48,7 @@ def registered_data_version(workspace) -> str:
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, synthetic_dir):
+    """One main-job run with DataVersion v1, shared by the tests that build on its registry."""
     work = tmp_path_factory.mktemp("work")
     lines = []
     workspace, result = run(work, synthetic_dir, lines.append, DataVersion="v1")
@@ -54,6 +56,8 @@ def first_run(tmp_path_factory, synthetic_dir):
 
 
 def test_the_rendered_definition_runs_end_to_end_and_registers_a_model(first_run):
+    """Every step but the Fail step succeeds; the refit model is registered with its baseline, metrics and
+    data version."""
     work, workspace, result, lines = first_run
     assert result.status == "Succeeded", result.failure_reason
     statuses = {step.name: step.status for step in result.steps}
@@ -83,6 +87,8 @@ def test_the_rendered_definition_runs_end_to_end_and_registers_a_model(first_run
 
 
 def test_unchanged_data_is_all_cache_hits_and_registers_nothing(first_run, synthetic_dir):
+    """The same DataVersion as the newest package: every job step is a cache hit and the condition stops
+    registration."""
     work, workspace, _, _ = first_run
     assert registered_data_version(workspace) == "v1"
     workspace, result = run(work, synthetic_dir, DataVersion="v1", RegisteredDataVersion="v1")
@@ -94,6 +100,7 @@ def test_unchanged_data_is_all_cache_hits_and_registers_nothing(first_run, synth
 
 
 def test_a_new_data_version_runs_fresh_steps_and_registers_a_new_version(first_run, synthetic_dir):
+    """A new DataVersion misses the cache and registers version 2 carrying it."""
     work, workspace, _, _ = first_run
     workspace, result = run(work, synthetic_dir, DataVersion="v2", RegisteredDataVersion="v1")
     assert result.status == "Succeeded", result.failure_reason
@@ -104,6 +111,7 @@ def test_a_new_data_version_runs_fresh_steps_and_registers_a_new_version(first_r
 
 
 def test_a_failed_gate_ends_in_the_fail_step_and_registers_nothing(first_run, synthetic_dir):
+    """An impossible RMSE threshold: the Fail step's message explains the gate and `run` exits 3."""
     work, _, _, _ = first_run
     workspace, result = run(work, synthetic_dir, DataVersion="v2", RmseThreshold=0.5)
     assert result.status == "Failed"
@@ -121,6 +129,7 @@ def test_a_failed_gate_ends_in_the_fail_step_and_registers_nothing(first_run, sy
 
 
 def test_approving_a_version_makes_it_the_champion(first_run, capsys):
+    """`registry approve` publishes champion.json; `registry reject` withdraws it."""
     work, workspace, _, _ = first_run
     assert cli_main(["registry", "approve", "1", "--work-dir", str(work), "--reason", "looks good"]) == 0
     champion = json.loads(workspace.store.read_text(workspace.config.champion_uri + "champion.json"))
@@ -132,6 +141,7 @@ def test_approving_a_version_makes_it_the_champion(first_run, capsys):
 
 
 def test_a_failing_container_script_surfaces_its_error(tmp_path, synthetic_dir, monkeypatch):
+    """A malformed data line: the failure names the user's file and line, not the job's copy."""
     broken = tmp_path / "data"
     broken.mkdir()
     text = (synthetic_dir / "train_FD001.txt").read_text().splitlines()
@@ -150,6 +160,7 @@ def test_a_failing_container_script_surfaces_its_error(tmp_path, synthetic_dir, 
 
 
 def test_sharded_preprocessing_equals_the_single_instance_run(tmp_path, synthetic_dir):
+    """Two preprocessing instances on sharded input give the same train, validation and test splits as one."""
     frame = read_trajectories(synthetic_dir / "train_FD001.txt")
     parts = tmp_path / "parts"
     for index, units in enumerate([frame["unit"] <= 20, frame["unit"] > 20]):
@@ -189,6 +200,7 @@ def test_sharded_preprocessing_equals_the_single_instance_run(tmp_path, syntheti
 
 @pytest.mark.chaos
 def test_a_truncated_data_file_fails_naming_the_users_file_and_its_last_line(tmp_path, synthetic_dir):
+    """A file cut mid-line fails in preprocessing with the user's path and the last line's number."""
     data = tmp_path / "data"
     data.mkdir()
     text = (synthetic_dir / "train_FD001.txt").read_text()

@@ -25,7 +25,7 @@ TINY = {
     "cnn": (("epochs", "1"), ("patience", "1")),
     "lstm": (("epochs", "1"), ("patience", "1")),
 }
-OPEN_GATE = {"RmseThreshold": 1e9, "ScoreThreshold": 1e9, "MaxTuningJobs": 1, "MaxParallelTuningJobs": 1}
+OPEN_GATE = {"RmseThreshold": 1e9, "ScoreThreshold": 1e9, "TuningMaxJobs": 1, "TuningMaxParallelJobs": 1}
 
 
 @pytest.fixture(scope="module")

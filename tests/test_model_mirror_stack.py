@@ -17,6 +17,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Match, Template
 from cdk_helpers import SynthOutcome, as_list, cdk_json_context, policy_statements, synth_with_report
+from test_lambda_asset import check_asset_runs, function_assets
 
 from settings import load_settings
 from stacks.model_mirror import ModelMirror, mirror_role_name
@@ -65,10 +66,17 @@ def template() -> Template:
 
 def mirror_function() -> dict:
     functions = template().find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Handler": "mirror_model.handler.handler"}}
+        "AWS::Lambda::Function", {"Properties": {"Handler": "lambdas.mirror_model.handler.handler"}}
     )
     assert len(functions) == 1
     return next(iter(functions.values()))["Properties"]
+
+
+def test_the_function_runs_from_its_asset_in_the_lambda_layout():
+    assets = function_assets(synthesized()[0].outdir)
+    assert list(assets) == ["lambdas.mirror_model.handler.handler"]
+    loaded = check_asset_runs(assets["lambdas.mirror_model.handler.handler"], list(assets))
+    assert {"lambdas.mirror_model.store", "lambdas.common.s3uri"} <= set(loaded)
 
 
 def statement(sid: str) -> dict:
@@ -162,4 +170,4 @@ def test_the_whole_app_has_the_mirror_only_when_enabled_and_stays_nag_clean(tmp_
         for r in ops["Resources"].values()
         if r["Type"] == "AWS::Lambda::Function"
     ]
-    assert "mirror_model.handler.handler" in handlers
+    assert "lambdas.mirror_model.handler.handler" in handlers

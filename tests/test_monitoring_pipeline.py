@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import monitoring_window
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from local_runner.champion import publish_champion
 from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
@@ -39,7 +40,7 @@ KEY = "arn:aws:kms:us-east-1:000000000000:alias/turbofan-rul-data"
 @pytest.fixture(scope="module")
 def definition() -> dict:
     config = local_monitoring_config(
-        subnet_ids=SUBNETS, security_group_ids=GROUPS, kms_key_arn=KEY, max_runtime_seconds=1200
+        subnet_ids=SUBNETS, security_group_ids=GROUPS, kms_key_arn=KEY, max_runtime_minutes=20
     )
     return json.loads(render_monitoring_definition(config))
 
@@ -135,11 +136,16 @@ def test_rendering_is_deterministic():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("capture_uri", "s3://bucket/no-slash"), ("window_hours", 0), ("max_runtime_seconds", 10),
-     ("role_arn", "role"), ("subnet_ids", SUBNETS)],
+    [("capture_uri", "s3://bucket/no-slash"), ("role_arn", "role"), ("subnet_ids", SUBNETS)],
 )  # fmt: skip
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=f"MonitoringPipelineConfig.{field}="):
+        local_monitoring_config(**{field: value})
+
+
+@pytest.mark.parametrize(("field", "value"), [("window_hours", 0), ("max_runtime_minutes", 90)])
+def test_settings_overrides_are_checked_by_the_monitoring_settings(field, value):
+    with pytest.raises(ValidationError, match=field):
         local_monitoring_config(**{field: value})
 
 

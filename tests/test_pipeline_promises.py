@@ -17,7 +17,7 @@ from pipeline_steps.job_settings import REGISTRY_PREFIX
 from pipeline_steps.render import render_definition
 from pipeline_steps.tuning import TUNING_RANGES, hyperparameter_ranges
 from rul.hyperparameters import BOUNDS, FAMILY_HYPERPARAMETERS, MODEL_FAMILIES, Hyperparameters
-from settings import Settings, load_settings
+from settings import MonitoringSettings, Settings, load_settings
 from stacks.ml_stack import pipeline_config
 
 FIXED = {"gate_overridable": False, "max_runtime_minutes": 17}
@@ -54,7 +54,8 @@ def fixed() -> dict:
 
 @pytest.fixture(scope="module")
 def model_monitor() -> dict:
-    return json.loads(render_definition(local_config(use_model_monitor=True, gate_overridable=False)))
+    config = local_config(monitoring=MonitoringSettings(use_model_monitor=True), gate_overridable=False)
+    return json.loads(render_definition(config))
 
 
 # --- the gate cannot be weakened ---------------------------------------------------------------------
@@ -232,7 +233,7 @@ def test_a_cdk_token_is_accepted_as_the_key_arn():
 def deployed() -> tuple[dict, object]:
     settings = load_settings(
         {
-            "pipeline": {"max_runtime_minutes": 45, "model_family": "lstm", "max_rmse": 18.0},
+            "pipeline": {"max_runtime_minutes": 45, "model_family": "lstm", "rmse_threshold": 18.0},
             "serving": {"instance_type": "ml.c5.large"},
         }
     )
@@ -272,6 +273,7 @@ def test_the_deployed_definition_uses_the_key_arn_caps_family_and_serving_type(d
     assert tuning["StaticHyperParameters"]["model_family"] == '"lstm"'
     spec = steps[names.REGISTER_STEP_JSON_NAME]["Arguments"]["InferenceSpecification"]
     assert spec["SupportedRealtimeInferenceInstanceTypes"] == ["ml.c5.large"]
+    assert spec["SupportedTransformInstanceTypes"] == ["ml.c5.large"]
     assert steps[names.BASELINE_STEP]["Type"] == "Processing"  # no Model Monitor unless the setting says so
 
 

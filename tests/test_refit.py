@@ -75,6 +75,44 @@ def test_an_empty_holdout_channel_refits_on_train_and_validation(opt_ml):
     assert metadata["fitted_on"]["holdout"] == [] and metadata["training_units"]["count"] == 14
 
 
+def pack_trial(opt_ml: Path, hyperparameters: dict) -> None:
+    """Fit a tuning trial on the train channel and lay its model.tar.gz out as the trial channel."""
+    assert run_entrypoint(train.main, []) == 0
+    trial = opt_ml / "input" / "data" / "trial"
+    trial.mkdir()
+    with tarfile.open(trial / "model.tar.gz", "w:gz") as bundle:
+        for path in sorted((opt_ml / "model").iterdir()):
+            bundle.add(path, arcname=path.name)
+    shutil.rmtree(opt_ml / "model")
+    channels = {name: {} for name in [*CHANNELS, "trial"]}
+    (opt_ml / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(channels))
+    config = opt_ml / "input" / "config" / "hyperparameters.json"
+    config.write_text(json.dumps(hyperparameters))
+
+
+@pytest.mark.slow
+def test_the_best_trials_model_spares_the_calibration_fit(opt_ml, capsys):
+    lay_out_channels(opt_ml, TINY)
+    pack_trial(opt_ml, {**TINY, names.REFIT_HYPERPARAMETER: "true"})
+    assert run_entrypoint(train.main, []) == 0
+    metadata = json.loads((opt_ml / "model" / "metadata.json").read_text())
+    assert metadata["final_refit"]["reused_best_trial"] is True
+    assert metadata["training_units"]["count"] == 18
+    output = capsys.readouterr().out
+    assert "intervals calibrated with the best trial's model" in output
+    assert output.count("member 1/1") == 2  # the trial's fit and the final fit, no calibration fit
+
+
+@pytest.mark.slow
+def test_a_trial_with_other_hyperparameters_is_refitted_saying_why(opt_ml, capsys):
+    lay_out_channels(opt_ml, TINY)
+    pack_trial(opt_ml, {**TINY, "max_iter": "25", names.REFIT_HYPERPARAMETER: "true"})
+    assert run_entrypoint(train.main, []) == 0
+    metadata = json.loads((opt_ml / "model" / "metadata.json").read_text())
+    assert metadata["final_refit"]["reused_best_trial"] is False
+    assert "the best trial's model is not used (ConfigurationError" in capsys.readouterr().out
+
+
 def test_a_refit_flag_that_is_not_true_or_false_is_a_named_error(opt_ml):
     lay_out_channels(opt_ml, {**TINY, names.REFIT_HYPERPARAMETER: '"maybe"'})
     assert run_entrypoint(train.main, []) == 1
@@ -113,7 +151,7 @@ def test_a_tiny_run_registers_the_refit_model_trained_on_every_unit(tmp_path, sy
     options = MainJobOptions(
         work_dir=tmp_path / "work",
         data_dir=synthetic_dir,
-        parameters={"MaxTuningJobs": 1, "MaxParallelTuningJobs": 1},
+        parameters={"TuningMaxJobs": 1, "TuningMaxParallelJobs": 1},
         config_overrides={"static_hyperparameters": static},
         tracking=False,
     )
@@ -132,6 +170,7 @@ def test_a_tiny_run_registers_the_refit_model_trained_on_every_unit(tmp_path, sy
     report = json.loads(workspace.store.read_text(evaluation))
     assert report["protocol"]["name"] == OFFICIAL and report["n_units"] == len(small_subset.test_rul)
     assert report["model"]["final_refit"] is True and report["prediction_intervals"]["n_units"] > 0
+    assert metadata["final_refit"]["reused_best_trial"] is True
     page = (Path(result.record_path).parent / "report.html").read_text()
     assert "official test set" in page
     shutil.rmtree(tmp_path / "work" / "jobs", ignore_errors=True)

@@ -1,4 +1,5 @@
-"""The `regime` feature set: cycles spent in each operating condition and drift from a unit's baseline."""
+"""The `regime` feature set (cycles spent in each operating condition, drift from a unit's baseline) and the
+`auto` settings that pick it, with two caps, for fleets flown in several operating conditions."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rul.auto_settings import resolve
 from rul.data import SETTING_COLUMNS
+from rul.ensemble import CapBlend, GbmEnsemble
+from rul.errors import ConfigurationError
+from rul.fast_path import FastPredictor
 from rul.features import BASELINE_CYCLES, FeatureTransformer, regime_history, unit_baseline
 from rul.hyperparameters import Hyperparameters
+from rul.models import RulPredictor, fit_predictor
+
+TINY = {"ensemble_size": 1, "max_iter": 20}
 
 
 def test_regime_history_counts_cycles_per_condition_and_restarts_per_unit():
+    """Checks: regime history counts cycles per condition and restarts per unit."""
     units = np.array([1, 1, 1, 1, 2, 2, 2])
     conditions = np.array([0, 2, 2, 1, 2, 0, 2])
     history = regime_history(conditions, units, n_conditions=3)
@@ -29,6 +38,7 @@ def test_regime_history_counts_cycles_per_condition_and_restarts_per_unit():
 
 
 def test_unit_baseline_is_the_mean_of_the_first_cycles_seen_so_far():
+    """Checks: unit baseline is the mean of the first cycles seen so far."""
     units = np.array([1] * 6 + [2] * 2)
     values = np.arange(8, dtype=float)[:, None]
     baseline = unit_baseline(values, units, cycles=3)[:, 0]
@@ -37,6 +47,7 @@ def test_unit_baseline_is_the_mean_of_the_first_cycles_seen_so_far():
 
 
 def test_regime_features_extend_rich_ones_on_a_multi_condition_fleet(multi_condition_subset):
+    """Checks: regime features extend rich ones on a multi condition fleet."""
     train = multi_condition_subset.train.sort_values(["unit", "cycle"]).reset_index(drop=True)
     rich = FeatureTransformer(feature_set="rich").fit(train)
     regime = FeatureTransformer(feature_set="regime").fit(train)
@@ -59,6 +70,7 @@ def test_regime_features_extend_rich_ones_on_a_multi_condition_fleet(multi_condi
 
 
 def test_single_condition_regime_features_add_only_the_drift(small_subset):
+    """Checks: single condition regime features add only the drift."""
     transformer = FeatureTransformer(feature_set="regime").fit(small_subset.train)
     features = transformer.tabular(small_subset.train)
     assert features.shape[1] == len(transformer.feature_names) == 1 + 14 * len(transformer.sensors)
@@ -66,6 +78,7 @@ def test_single_condition_regime_features_add_only_the_drift(small_subset):
 
 
 def test_regime_features_of_a_unit_do_not_depend_on_other_units(multi_condition_subset):
+    """Checks: regime features of a unit do not depend on other units."""
     train = multi_condition_subset.train.sort_values(["unit", "cycle"]).reset_index(drop=True)
     transformer = FeatureTransformer(feature_set="regime").fit(train)
     unit = int(train["unit"].iloc[-1])
@@ -74,12 +87,64 @@ def test_regime_features_of_a_unit_do_not_depend_on_other_units(multi_condition_
     np.testing.assert_allclose(transformer.tabular(alone), together, rtol=1e-5, atol=1e-5)
 
 
-def test_regime_is_a_hyperparameter_choice_and_the_default_is_unchanged():
-    assert Hyperparameters().feature_set == "rich"
+def test_regime_is_a_hyperparameter_choice_and_auto_is_the_default():
+    """Checks: regime is a hyperparameter choice and auto is the default."""
+    assert Hyperparameters().feature_set == "auto"
     assert Hyperparameters.from_dict({"feature_set": "regime"}).feature_set == "regime"
 
 
+def test_auto_chooses_from_the_operating_conditions_found_not_from_a_name(
+    small_subset, multi_condition_subset
+):
+    """Checks: auto chooses from the operating conditions found not from a name."""
+    single, _ = resolve(Hyperparameters(), small_subset.train)
+    multi, record = resolve(Hyperparameters(), multi_condition_subset.train)
+    assert (single.feature_set, single.rul_cap, single.inner_cap) == ("rich", 125.0, 125.0)
+    assert (multi.feature_set, multi.rul_cap, multi.inner_cap) == ("regime", 150.0, 125.0)
+    assert record["operating_conditions"] == 6 and record["rul_cap"] == {"requested": "auto", "used": 150.0}
+    # n_conditions, when set, is what counts; values the user set are kept; a cap set means one cap.
+    assert resolve(Hyperparameters(n_conditions=1), multi_condition_subset.train)[0].feature_set == "rich"
+    kept, _ = resolve(Hyperparameters(feature_set="stats", rul_cap=140.0), multi_condition_subset.train)
+    assert (kept.feature_set, kept.rul_cap, kept.inner_cap) == ("stats", 140.0, 140.0)
+    # The two caps were measured with the regime features: a feature set the user chose gets one cap.
+    rich, _ = resolve(Hyperparameters(feature_set="rich"), multi_condition_subset.train)
+    assert (rich.feature_set, rich.rul_cap, rich.inner_cap) == ("rich", 150.0, 150.0)
+    deep, _ = resolve(Hyperparameters(model_family="cnn"), multi_condition_subset.train)
+    assert (deep.rul_cap, deep.inner_cap) == (150.0, 150.0)
+    concrete = Hyperparameters(feature_set="rich", rul_cap=125.0, inner_cap=125.0)
+    assert resolve(concrete, multi_condition_subset.train) == (concrete, {})
+    with pytest.raises(ConfigurationError, match=r"inner_cap=140\.0 must not exceed rul_cap=125\.0"):
+        resolve(Hyperparameters(inner_cap=140.0), small_subset.train)
+
+
+def test_an_auto_model_records_its_choice_and_a_multi_condition_one_blends_two_caps(
+    small_subset, multi_condition_subset, tmp_path
+):
+    """Checks: an auto model records its choice and a multi condition one blends two caps."""
+    single = fit_predictor(small_subset.train, None, Hyperparameters.from_dict(TINY))
+    multi = fit_predictor(multi_condition_subset.train, None, Hyperparameters.from_dict(TINY))
+    assert isinstance(single.estimator, GbmEnsemble) and single.hyperparameters.feature_set == "rich"
+    assert FastPredictor.build(single) is not None  # the resolved `rich` is served by the fast path
+    assert FastPredictor.build(multi) is None  # regime, two caps: the reference path
+    assert isinstance(multi.estimator, CapBlend) and multi.hyperparameters.feature_set == "regime"
+    assert multi.estimator.inner.hyperparameters.rul_cap == 125.0
+    assert multi.metadata["auto_settings"]["operating_conditions"] == 6
+    loaded = RulPredictor.load(multi.save(tmp_path / "model"))
+    assert loaded.hyperparameters == multi.hyperparameters and loaded.metadata["auto_settings"][
+        "inner_cap"
+    ] == {
+        "requested": "auto",
+        "used": 125.0,
+    }
+    test = multi_condition_subset.test
+    assert np.array_equal(
+        loaded.predict_last(test)["predicted_rul"], multi.predict_last(test)["predicted_rul"]
+    )
+    assert multi.predict_last(test)["predicted_rul"].between(0, 150).all()
+
+
 def test_a_unit_shorter_than_the_baseline_still_gets_finite_features(multi_condition_subset):
+    """Checks: a unit shorter than the baseline still gets finite features."""
     train = multi_condition_subset.train.sort_values(["unit", "cycle"]).reset_index(drop=True)
     transformer = FeatureTransformer(feature_set="regime").fit(train)
     short = train[train["unit"] == train["unit"].iloc[0]].head(3).reset_index(drop=True)

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from evaluate import gate_verdict
-from local_runner.execution import ExecutionResult, StepRecord
 from local_runner.object_store import ObjectStore
 from local_runner.report import collect, render, write_report
+from local_runner.results import ExecutionResult, StepRecord
 from rul.lineage import build_manifest, describe_files, write_manifest
 from rul.metrics import evaluation_report
 from rul.official import OFFICIAL, protocol_record
@@ -90,65 +90,51 @@ def _trial(number: int, value: float | None) -> dict:
     }
 
 
+def _job_steps(trials: list[dict]) -> list[StepRecord]:
+    """Preprocessing (a cache hit), tuning and evaluation, with the properties a run gives them."""
+    preprocess = _outputs(manifest=f"{ROOT}/PreprocessData/manifest")
+    evaluate = _outputs(evaluation=f"{ROOT}/EvaluateModel/evaluation")
+    return [
+        StepRecord(
+            "PreprocessData", "Processing", "Succeeded", "2026-01-01T10:00:00", 2.0, 1.9, True,
+            properties={"ProcessingOutputConfig": preprocess},
+        ),
+        StepRecord(
+            "TuneModel", "Tuning", "Succeeded", "2026-01-01T10:00:02", 30.0, 29.0,
+            properties={"BestTrainingJob": trials[0], "TrainingJobSummaries": trials},
+        ),
+        StepRecord(
+            "EvaluateModel", "Processing", "Succeeded", "2026-01-01T10:00:32", 3.0, 2.9,
+            properties={"ProcessingOutputConfig": evaluate},
+        ),
+    ]  # fmt: skip
+
+
+def _outcome_step(passed: bool) -> StepRecord:
+    """The registration when the gate passed, else the Fail step (its reason holds markup to escape)."""
+    if passed:
+        properties = {"ModelPackageArn": "arn:x/4", "ModelPackageVersion": 4}
+        return StepRecord("RegisterModel-RegisterModel", "RegisterModel", "Succeeded", properties=properties)
+    reason = "Quality gate failed: <script>alert(1)</script>"
+    return StepRecord("FailQualityGate", "Fail", "Failed", failure_reason=reason)
+
+
 def fabricated_execution(tmp_path: Path, passed: bool = True) -> tuple[ExecutionResult, ObjectStore]:
+    """An execution whose outputs (evaluation, plots, manifest) the real producers wrote to a store."""
     store = ObjectStore(tmp_path / "s3")
     _evaluation(store, passed)
     _manifest(store, tmp_path)
     trials = [_trial(2, 11.25), _trial(1, 12.5), _trial(3, None)]
-    steps = [
-        StepRecord(
-            "PreprocessData",
-            "Processing",
-            "Succeeded",
-            "2026-01-01T10:00:00",
-            2.0,
-            1.9,
-            True,
-            properties={"ProcessingOutputConfig": _outputs(manifest=f"{ROOT}/PreprocessData/manifest")},
-        ),
-        StepRecord(
-            "TuneModel",
-            "Tuning",
-            "Succeeded",
-            "2026-01-01T10:00:02",
-            30.0,
-            29.0,
-            properties={"BestTrainingJob": trials[0], "TrainingJobSummaries": trials},
-        ),
-        StepRecord(
-            "EvaluateModel",
-            "Processing",
-            "Succeeded",
-            "2026-01-01T10:00:32",
-            3.0,
-            2.9,
-            properties={"ProcessingOutputConfig": _outputs(evaluation=f"{ROOT}/EvaluateModel/evaluation")},
-        ),
-        StepRecord("CheckQualityGate", "Condition", "Succeeded", properties={"Outcome": str(passed)}),
-    ]
-    if passed:
-        steps.append(
-            StepRecord(
-                "RegisterModel-RegisterModel",
-                "RegisterModel",
-                "Succeeded",
-                properties={"ModelPackageArn": "arn:x/4", "ModelPackageVersion": 4},
-            )
-        )
-    else:
-        steps.append(
-            StepRecord(
-                "FailQualityGate",
-                "Fail",
-                "Failed",
-                failure_reason="Quality gate failed: <script>alert(1)</script>",
-            )
-        )
+    steps = _job_steps(trials)
+    steps.append(
+        StepRecord("CheckQualityGate", "Condition", "Succeeded", properties={"Outcome": str(passed)})
+    )
+    steps.append(_outcome_step(passed))
     result = ExecutionResult(
         "exec-1",
         "Succeeded" if passed else "Failed",
         "" if passed else "step FailQualityGate failed: <b>gate</b>",
-        {"MaxTuningJobs": 3},
+        {"TuningMaxJobs": 3},
         steps,
         36.0,
         tmp_path / "executions" / "exec-1" / "execution.json",
@@ -157,6 +143,7 @@ def fabricated_execution(tmp_path: Path, passed: bool = True) -> tuple[Execution
 
 
 def test_the_report_shows_metrics_trials_gate_plots_and_manifest(tmp_path):
+    """The cards, the trials with the best starred, the gate rules, the embedded plots and the manifest."""
     result, store = fabricated_execution(tmp_path)
     data = collect(result, store, links={"MLflow run": "abc123"})
     page = render(data)
@@ -177,6 +164,7 @@ def test_the_report_shows_metrics_trials_gate_plots_and_manifest(tmp_path):
 
 
 def test_the_report_says_which_protocol_scored_the_model_and_what_it_was_trained_on(tmp_path):
+    """The evaluated-model section: protocol, files, padded units, refit, training units, coverage."""
     result, store = fabricated_execution(tmp_path)
     page = render(collect(result, store))
     section = page[page.index('id="model"') : page.index('id="gate"')]
@@ -193,6 +181,7 @@ def test_the_report_says_which_protocol_scored_the_model_and_what_it_was_trained
 
 
 def test_a_report_without_a_protocol_or_intervals_says_so(tmp_path):
+    """An evaluation from before those fields existed renders as `protocol unknown`, without intervals."""
     result, store = fabricated_execution(tmp_path)
     path = store.path_for(f"{ROOT}/EvaluateModel/evaluation/evaluation.json")
     report = json.loads(path.read_text())
@@ -205,6 +194,7 @@ def test_a_report_without_a_protocol_or_intervals_says_so(tmp_path):
 
 
 def test_the_report_is_self_contained(tmp_path):
+    """A Content-Security-Policy forbidding fetches, no script, no external link."""
     result, store = fabricated_execution(tmp_path)
     page = render(collect(result, store))
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
@@ -213,6 +203,7 @@ def test_the_report_is_self_contained(tmp_path):
 
 
 def test_a_failed_execution_renders_with_escaped_reasons_and_no_register_card(tmp_path):
+    """Failure reasons holding markup are escaped; a failed gate shows no registered version."""
     result, store = fabricated_execution(tmp_path, passed=False)
     page = render(collect(result, store))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
@@ -221,6 +212,7 @@ def test_a_failed_execution_renders_with_escaped_reasons_and_no_register_card(tm
 
 
 def test_missing_parts_are_shown_as_missing(tmp_path):
+    """An execution that failed in preprocessing: each section says what is missing."""
     store = ObjectStore(tmp_path / "s3")
     result = ExecutionResult(
         "exec-2",
@@ -240,6 +232,7 @@ def test_missing_parts_are_shown_as_missing(tmp_path):
 
 
 def test_drift_results_are_shown_when_a_step_produced_them(tmp_path):
+    """A drift output's per-feature table, drifted features marked."""
     result, store = fabricated_execution(tmp_path)
     drift = {
         "drift_detected": True,
@@ -276,6 +269,7 @@ def test_drift_results_are_shown_when_a_step_produced_them(tmp_path):
 
 
 def test_write_report_puts_the_file_next_to_the_record(tmp_path):
+    """report.html lands beside execution.json and is a whole HTML document."""
     result, store = fabricated_execution(tmp_path)
     path = write_report(result, store)
     assert path == result.record_path.parent / "report.html" and path.read_text().startswith(
@@ -305,6 +299,7 @@ def chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProce
 
 
 def console_messages(stderr: str) -> list[str]:
+    """The browser console messages in Chromium's stderr, without its own start-up noise."""
     return re.findall(r":CONSOLE[^\]]*\] (.*)", stderr)
 
 
@@ -327,6 +322,7 @@ def test_the_console_check_sees_errors(tmp_path):
 
 @needs_chromium
 def test_the_report_loads_in_chromium_without_console_errors(tmp_path):
+    """Headless Chromium renders the page (DOM dump and screenshot) with no console error."""
     result, store = fabricated_execution(tmp_path)
     path = write_report(result, store)
     dumped = chromium(path.as_uri(), tmp_path, "--dump-dom")
@@ -340,3 +336,12 @@ def test_the_report_loads_in_chromium_without_console_errors(tmp_path):
     shown = chromium(path.as_uri(), tmp_path, "--window-size=1280,2400", f"--screenshot={shot}")
     assert shown.returncode == 0 and console_messages(shown.stderr) == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_the_steps_table_names_a_step_collections_step_once(tmp_path):
+    """The SDK names the register step `RegisterModel-RegisterModel`; the table shows its name once."""
+    result, store = fabricated_execution(tmp_path)
+    page = render(collect(result, store))
+    steps = page[page.index('id="steps"') : page.index('id="trials"')]
+    assert "<td>RegisterModel</td><td>RegisterModel</td>" in steps
+    assert "RegisterModel-RegisterModel" not in page

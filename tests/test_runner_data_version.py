@@ -28,7 +28,7 @@ from rul.lineage import dataset_version, describe_files
 URI = "s3://local-data/raw/"
 GROUP = "turbofan-rul-local-models"
 JOB_STEPS = {names.PREPROCESS_STEP, names.BASELINE_STEP, names.TUNE_STEP, names.EVALUATE_STEP}
-FAST = {names.MAX_TUNING_JOBS: 1, names.MAX_PARALLEL_TUNING_JOBS: 1}
+FAST = {names.TUNING_MAX_JOBS: 1, names.TUNING_MAX_PARALLEL_JOBS: 1}
 
 
 def _store_with(tmp_path: Path, name: str, files: dict[str, bytes]) -> ObjectStore:

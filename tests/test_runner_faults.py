@@ -339,7 +339,7 @@ def start_cli(tmp_path: Path, work: Path, data_dir: Path, name: str) -> tuple[su
     driver.write_text(CLI_DRIVER)
     output = tmp_path / f"{name}.out"
     command = [sys.executable, str(driver), "run", "--data-dir", str(data_dir), "--work-dir", str(work)]
-    command += ["--no-tracking", "--param", "MaxTuningJobs=3", "--param", "MaxParallelTuningJobs=1"]
+    command += ["--no-tracking", "--param", "TuningMaxJobs=3", "--param", "TuningMaxParallelJobs=1"]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     STARTED.append(subprocess.Popen(command, stdout=output.open("w"), stderr=subprocess.STDOUT, env=env))
     return STARTED[-1], output

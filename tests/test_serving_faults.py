@@ -396,22 +396,3 @@ def test_a_swap_under_eight_keep_alive_clients_fails_no_request(tmp_path, model_
         versions = outcome["versions"]
         assert versions[0] == "1" and versions[-1] == "2"
         assert versions == sorted(versions), "no client saw the old model after the new one"
-
-
-def test_cli_serve_on_a_taken_port_fails_at_once_naming_it(tmp_path):
-    import argparse
-
-    from local_runner.endpoint_cli import add_endpoint_parser, run_endpoint_command
-
-    parser = argparse.ArgumentParser()
-    add_endpoint_parser(parser.add_subparsers(dest="verb", required=True))
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        args = parser.parse_args(["endpoint", "serve", "--work-dir", str(tmp_path), "--port", str(port)])
-        said = []
-        seconds, code = timed(lambda: run_endpoint_command(args, said.append))
-    assert code == 1 and seconds < 2
-    assert said[-1].startswith(f"error: port {port} on 127.0.0.1 is already in use")
-    assert not (tmp_path / "endpoint").exists(), "nothing was prepared or started"

@@ -19,6 +19,8 @@ from rul.hyperparameters import FEATURE_SETS, Hyperparameters
 from rul.inference import ServingModel, load_model, predict, predict_many
 from rul.intervals import IntervalCalibration
 from rul.models import GbmEnsemble, fit_predictor
+from rul.serving_forest import BITVECTOR_ROWS
+from rul.serving_numbers import number_table
 from rul.synthetic import SyntheticSpec, generate
 
 # Small but real: two members, trees deep enough to use most features, fitted in about a second each.
@@ -101,10 +103,66 @@ def test_compiled_forest_equals_the_ensemble_on_random_and_missing_values(predic
     rows = rng.normal(scale=3.0, size=(200, forest.n_features)).astype(np.float32)
     rows[rng.random(rows.shape) < 0.05] = np.nan
     assert np.array_equal(forest.predict(rows), estimator.predict(rows))
-    for count in (1, 2, 3):  # every node decided at once for few rows, level by level for more
+    assert forest.bits is not None  # leaf bitvectors, in chunks of BITVECTOR_ROWS rows
+    for count in (1, 2, 3, BITVECTOR_ROWS + 1):
         assert np.array_equal(forest.predict(rows[:count]), estimator.predict(rows[:count]))
+        walked = forest._leaves_by_level(rows[:count].astype(np.float64))
+        assert np.array_equal(walked, forest.bits.leaves(rows[:count].astype(np.float64)))
     with pytest.raises(ValueError, match="expected features of shape"):
         forest.predict(rows[:, :-1])
+
+
+def test_a_tree_of_more_than_64_leaves_is_walked_level_by_level():
+    """Bitvectors hold 64 leaves: a wider tree makes the forest take the level walk, with the same floats."""
+    hp = Hyperparameters.from_dict({"ensemble_size": 1})
+    wide = HistGradientBoostingRegressor(max_iter=3, max_leaf_nodes=90, min_samples_leaf=2, random_state=0)
+    features = np.random.default_rng(0).normal(size=(2000, 8))
+    wide.fit(features, features[:, 0] * 3 + np.sin(features[:, 1] * 5))
+    assert max(int(tree.nodes["is_leaf"].sum()) for (tree,) in wide._predictors) > 64
+    estimator = GbmEnsemble(hp, members=[wide])
+    forest = compile_forest(estimator)
+    assert forest is not None and forest.bits is None
+    assert np.array_equal(forest.predict(features[:5]), estimator.predict(features[:5]))
+
+
+def plain_field(rng: np.random.Generator) -> str:
+    """A decimal as clients write them: short, long (past 15 digits), signed, or with a bare point."""
+    kind = rng.integers(6)
+    if kind == 0:
+        return repr(round(float(rng.normal(scale=1e4)), int(rng.integers(0, 7))))
+    if kind == 1:
+        return repr(float(rng.normal()))  # up to 17 significant digits
+    if kind == 2:
+        return f"{rng.random():.{int(rng.integers(1, 25))}f}"
+    if kind == 3:
+        return str(
+            rng.choice(["0", "-0", ".5", "5.", "-.5", "0.0", "007", "1" + "0" * 400, "-9" * 1 + "9" * 30])
+        )
+    return f"{int(rng.integers(0, 99999))}.{int(rng.integers(0, 99999)):05d}"
+
+
+def test_number_table_reads_plain_decimals_exactly_as_float_does():
+    """Random short, long, signed and bare-point decimals, LF or CRLF lines: the same bits as float()."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        columns, rows = int(rng.integers(1, 6)), int(rng.integers(1, 8))
+        fields = [[plain_field(rng) for _ in range(columns)] for _ in range(rows)]
+        ending = str(rng.choice(["\n", "\r\n"]))
+        text = ending.join(",".join(line) for line in fields) + str(rng.choice(["", ending]))
+        table = number_table(text.encode(), columns)
+        expected = np.array([[float(field) for field in line] for line in fields])
+        assert table is not None and table.shape == expected.shape
+        assert np.array_equal(table.view(np.int64), expected.view(np.int64)), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1,2\n3", "1,,2", "1 ,2", "1e5,2", "+1,2", "1-2,3", "--1,2", "-,2", ".,2", "1.2.3,4", "1,2\n\n3,4",
+     "1,2\r3,4", "nan,1", "1\n2,3", "1,2,3\n4", "", "\n", "1,2\n3,4,5,6", "\u0661,2", "inf,1"],
+)  # fmt: skip
+def test_number_table_refuses_anything_but_plain_decimal_lines(text):
+    """Each shape outside the plain grammar returns None, so the general parser answers it."""
+    assert number_table(text.encode(), 2 if text != "1,,2" else 3) is None
 
 
 def test_intervals_and_batches_match_the_reference(predictors, subsets, tmp_path):

@@ -166,8 +166,8 @@ def test_settings_refuse_a_spot_wait_shorter_than_the_runtime():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"spot_training": True}, "must be set when spot_training is on"),
-        ({"spot_training": True, "spot_max_wait_minutes": 30}, "must be an integer >= max_runtime_minutes"),
+        ({"spot_training": True, "max_runtime_minutes": 180}, r"spot_max_wait_minutes \(120\) is less than"),
+        ({"spot_training": True, "spot_max_wait_minutes": 30}, r"spot_max_wait_minutes \(30\) is less than"),
     ],
 )
 def test_the_pipeline_config_refuses_a_bad_spot_wait(overrides, message):
@@ -356,7 +356,7 @@ def test_the_runner_runs_a_spot_refit_with_sagemakers_checkpoint_layout(tmp_path
     options = MainJobOptions(
         work_dir=tmp_path / "work",
         data_dir=synthetic_dir,
-        parameters={"MaxTuningJobs": 1, "MaxParallelTuningJobs": 1},
+        parameters={"TuningMaxJobs": 1, "TuningMaxParallelJobs": 1},
         tracking=False,
         config_overrides={
             "static_hyperparameters": tiny,

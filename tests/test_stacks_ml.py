@@ -28,6 +28,7 @@ from stacks.ml_stack import CHAMPION_PLACEHOLDER, GROUND_TRUTH_PLACEHOLDER_KEY
 pytestmark = pytest.mark.slow
 
 BYO_URI = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/team/rul-jobs:2026.11.1"
+BYO_SERVING_TYPE = "ml.c5.xlarge"  # the second app's serving.instance_type
 IMAGE_KEYS = {"ImageUri", "TrainingImage", "Image"}
 # With Model Monitor on, the data-quality baseline runs AWS's own analyzer image (from an AWS account's
 # registry, chosen by the SDK per region): the one image that is not the project's.
@@ -47,8 +48,13 @@ def ml_stack():
 
 @pytest.fixture(scope="module")
 def byo_ml_stack():
-    # With the Model Monitor schedule on, so the Ops stack's deploy function carries the image too.
-    settings = {"pipeline": {"job_image_uri": BYO_URI}, "monitoring": {"use_model_monitor": True}}
+    # With the Model Monitor schedule on, so the Ops stack's deploy function carries the image too; and
+    # another serving instance type, which the registered model package must list.
+    settings = {
+        "pipeline": {"job_image_uri": BYO_URI},
+        "monitoring": {"use_model_monitor": True},
+        "serving": {"instance_type": BYO_SERVING_TYPE},
+    }
     context = {**cdk_json_context(), "settings": settings}
     return _app_stack(build_app(context), "Ml")
 
@@ -135,6 +141,27 @@ def test_the_deployed_definition_is_get_pipeline_rendered_for_the_stack_config(m
     assert ml_stack.resolve(kms_key) == ml_stack.resolve(ml_stack.platform.key.key_arn)
 
 
+def _register_spec(stack: cdk.Stack) -> dict:
+    steps, found = list(json.loads(stack.definition)["Steps"]), None
+    while steps and found is None:
+        step = steps.pop()
+        if step["Type"] == "Condition":
+            steps += step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]
+        elif step["Type"] == "RegisterModel":
+            found = step["Arguments"]["InferenceSpecification"]
+    assert found is not None
+    return found
+
+
+def test_the_registered_package_lists_the_serving_instance_type(ml_stack, byo_ml_stack):
+    """serving.instance_type reaches the RegisterModel step of the synthesized definition."""
+    for stack, expected in ((ml_stack, "ml.m5.large"), (byo_ml_stack, BYO_SERVING_TYPE)):
+        assert stack.platform.settings.serving.instance_type == expected
+        spec = _register_spec(stack)
+        assert spec["SupportedRealtimeInferenceInstanceTypes"] == [expected]
+        assert spec["SupportedTransformInstanceTypes"] == [expected]
+
+
 def test_code_definition_and_champion_placeholder_are_deployed_encrypted(template):
     template.has_resource_properties(
         "Custom::CDKBucketDeployment",
@@ -154,7 +181,7 @@ def test_the_template_definition_runs_in_the_local_runner(ml_stack, tmp_path, sy
     executor = PipelineExecutor(
         json.loads(ml_stack.definition), tmp_path, store, registry, echo=lambda line: None
     )
-    result = executor.start({"MaxTuningJobs": 1, "MaxParallelTuningJobs": 1})
+    result = executor.start({"TuningMaxJobs": 1, "TuningMaxParallelJobs": 1})
     assert result.status == "Succeeded", result.failure_reason
     assert [p.version for p in registry.list(config.model_package_group_name)] == [1]
 

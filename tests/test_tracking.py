@@ -1,24 +1,18 @@
-"""MLflow tracking: off without MLFLOW_TRACKING_URI, container runs when it is set, and a local run's store.
+"""MLflow tracking: off without MLFLOW_TRACKING_URI, container runs when it is set, the runner's hooks.
 
 The container tests run the scripts in-process against a SQLite store in a temporary folder; the runner's
-hooks, the registry mirror and the approval mirror are tested on one module-scoped SQLite store; the
-end-to-end tests run the main job once on small synthetic data (tiny trials) and read the runner's store
-back: one run per step and per trial, the experiment's kind, and the registered version loaded from MLflow.
+hooks, the registry mirror and the approval mirror are tested on one module-scoped SQLite store. The main
+job's tracked run, end to end, is in `test_runner_tracked_run.py`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
-import mlflow
-import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -26,11 +20,9 @@ import evaluate
 import preprocess
 import train
 from local_runner.__main__ import main as cli_main
-from local_runner.main_job import MainJobOptions, run_main_job
 from local_runner.object_store import ObjectStore
 from local_runner.registry import APPROVED, PENDING, REJECTED, ModelPackage
 from local_runner.tracking import (
-    EXPERIMENT_KIND_TAGS,
     ExecutionTracker,
     MlflowExecutionTracker,
     default_tracking_uri,
@@ -39,29 +31,17 @@ from local_runner.tracking import (
     ui_command,
     ui_environment,
 )
-from local_runner.tracking_model import MODEL_DIR_ARTIFACT
-from local_runner.tracking_pyfunc import MODEL_DIR_ARTIFACT as PYFUNC_MODEL_DIR_ARTIFACT
 from local_runner.tracking_registry import register_version
 from rul.contract import run_entrypoint
-from rul.data import COLUMNS, read_trajectories
-from rul.inference import load_model, predict
 from rul.tracking import Tracker, tracked_run, tracker_from_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FAST_HPS = {"feature_set": '"stats"', "ensemble_size": "2", "max_iter": "30", "validation_draws": "2"}
-FAST = {"MaxTuningJobs": 2, "MaxParallelTuningJobs": 1}
-TINY = {
-    "static_hyperparameters": (
-        ("feature_set", "stats"),
-        ("ensemble_size", "1"),
-        ("max_iter", "40"),
-        ("validation_draws", "2"),
-    )
-}
 
 
 # -- the containers' side ------------------------------------------------------------------------------------
 def test_without_the_variable_nothing_is_tracked_and_mlflow_is_not_imported():
+    """In a clean process, the no-op tracker accepts every call and never imports mlflow."""
     code = (
         "import sys; import preprocess, train, evaluate\n"
         "from rul.tracking import tracked_run\n"
@@ -77,6 +57,7 @@ def test_without_the_variable_nothing_is_tracked_and_mlflow_is_not_imported():
 
 
 def test_a_blank_or_absent_uri_gives_the_no_op_tracker():
+    """An empty or blank MLFLOW_TRACKING_URI means tracking off."""
     assert type(tracker_from_environment("x", {})) is Tracker
     assert type(tracker_from_environment("x", {"MLFLOW_TRACKING_URI": "  "})) is Tracker
 
@@ -106,6 +87,7 @@ def store(tmp_path, monkeypatch, empty_store):
 
 
 def child_run(client, experiment, parent, name):
+    """The one run named `name` under `parent`."""
     runs = client.search_runs(
         [experiment], f"tags.mlflow.parentRunId = '{parent}' and attributes.run_name = '{name}'"
     )
@@ -116,6 +98,7 @@ def child_run(client, experiment, parent, name):
 def test_container_jobs_log_nested_runs_with_params_curves_metrics_and_artifacts(
     store, tmp_path, monkeypatch, synthetic_dir
 ):
+    """Preprocess, train and evaluate each log a run under the parent: params, curves, metrics, artifacts."""
     client, experiment, parent = store
     opt_ml = tmp_path / "opt_ml"
     raw = opt_ml / "processing" / "input"
@@ -159,6 +142,7 @@ def test_container_jobs_log_nested_runs_with_params_curves_metrics_and_artifacts
 
 
 def test_a_failing_job_ends_its_run_failed(store, monkeypatch):
+    """A job that exits non-zero leaves its run FAILED."""
     client, experiment, parent = store
     monkeypatch.setenv("MLFLOW_RUN_NAME", "broken")
     assert run_entrypoint(preprocess.main, []) == 1  # no input files
@@ -166,6 +150,7 @@ def test_a_failing_job_ends_its_run_failed(store, monkeypatch):
 
 
 def test_an_unreachable_store_does_not_fail_the_job(tmp_path, monkeypatch, synthetic_dir, capsys):
+    """Tracking to a store that cannot be opened is reported and the job still succeeds."""
     (tmp_path / "a-file").write_text("")  # a store under a regular file cannot be created
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}")
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path / "opt_ml"))
@@ -178,6 +163,7 @@ def test_an_unreachable_store_does_not_fail_the_job(tmp_path, monkeypatch, synth
 
 
 def test_a_tracked_block_that_raises_still_closes_the_run(store, monkeypatch):
+    """An exception inside `tracked_run` ends the run FAILED and propagates."""
     client, experiment, parent = store
     with pytest.raises(RuntimeError), tracked_run("boom") as tracker:
         tracker.log_metrics({"before": 1.0, "not_a_number": float("nan")})
@@ -187,6 +173,7 @@ def test_a_tracked_block_that_raises_still_closes_the_run(store, monkeypatch):
 
 
 def test_a_job_given_a_run_id_logs_into_that_run_and_leaves_its_status_to_its_owner(store, monkeypatch):
+    """With MLFLOW_RUN_ID the job logs into the step's run and does not terminate it."""
     client, experiment, parent = store
     step_run = client.create_run(experiment, run_name="Step").info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", step_run)
@@ -204,6 +191,7 @@ def test_a_job_given_a_run_id_logs_into_that_run_and_leaves_its_status_to_its_ow
 def test_each_instance_of_a_multi_instance_job_gets_its_own_run_under_the_given_one(
     store, tmp_path, monkeypatch
 ):
+    """Instances of one job nest their own runs under the step's run."""
     client, experiment, parent = store
     config = tmp_path / "opt_ml" / "config"
     config.mkdir(parents=True)
@@ -219,6 +207,7 @@ def test_each_instance_of_a_multi_instance_job_gets_its_own_run_under_the_given_
 
 
 def test_an_experiment_a_job_creates_is_a_model_development_experiment(store, monkeypatch):
+    """A job creating its experiment tags it for MLflow 3's model-development view."""
     client, _, _ = store
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "made-by-a-job")
     monkeypatch.delenv("MLFLOW_PARENT_RUN_ID")
@@ -230,6 +219,7 @@ def test_an_experiment_a_job_creates_is_a_model_development_experiment(store, mo
 
 # -- the runner's side ---------------------------------------------------------------------------------------
 def test_the_runner_tracker_off_blanks_the_jobs_variable(tmp_path, monkeypatch):
+    """Tracking off: jobs get a blank MLFLOW_TRACKING_URI, whatever the runner's environment says."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere.db")
     tracker = make_tracker(tmp_path, "exp", enabled=False)
     assert type(tracker) is ExecutionTracker
@@ -238,6 +228,7 @@ def test_the_runner_tracker_off_blanks_the_jobs_variable(tmp_path, monkeypatch):
 
 
 def test_the_ui_verb_points_mlflow_at_the_work_store(tmp_path, monkeypatch, capsys):
+    """`ui` runs MLflow on the work folder's SQLite store; without one it says to run the pipeline first."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     command = ui_command(tmp_path, "127.0.0.1", 5055, {})
     assert command[1:4] == ["-m", "mlflow", "ui"]
@@ -248,6 +239,7 @@ def test_the_ui_verb_points_mlflow_at_the_work_store(tmp_path, monkeypatch, caps
 
 
 def test_the_ui_runs_with_telemetry_and_the_job_runner_off_on_loopback_only(tmp_path, monkeypatch, capsys):
+    """Telemetry and the job runner are off; a non-loopback host is refused."""
     environment = ui_environment({"PATH": "/bin", "MLFLOW_DISABLE_TELEMETRY": "false"})
     assert environment == {
         "PATH": "/bin",
@@ -281,11 +273,12 @@ def runner_store(tmp_path_factory, empty_store):
 
 
 def test_a_step_job_logs_into_the_step_run_and_a_trial_nests_under_the_tuning_run(runner_store):
+    """The job environment of a step and of a trial, on an experiment made before the kind tag."""
     uri, client, _ = runner_store
     old = client.create_experiment("made-before-the-kind-tag")
     lines = []
     tracker = MlflowExecutionTracker(uri, "made-before-the-kind-tag", echo=lines.append)
-    tracker.start_execution("exec-1", "pipeline", {"MaxTuningJobs": 2})
+    tracker.start_execution("exec-1", "pipeline", {"TuningMaxJobs": 2})
     tracker.start_step("PreprocessData", "Processing")
     tracker.start_step("TuneModel", "Tuning")
     assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
@@ -299,6 +292,7 @@ def test_a_step_job_logs_into_the_step_run_and_a_trial_nests_under_the_tuning_ru
 
 
 def package(group: str, version: int, status: str = PENDING, reason: str = "") -> ModelPackage:
+    """A model package of `group` for the mirror tests."""
     arn = f"arn:aws:sagemaker:us-east-1:000000000000:model-package/{group}/{version}"
     return ModelPackage(
         group, version, arn, status, f"s3://bucket/{group}/{version}/model.tar.gz", "image", None, None,
@@ -307,6 +301,7 @@ def package(group: str, version: int, status: str = PENDING, reason: str = "") -
 
 
 def test_approvals_are_mirrored_and_the_champion_alias_follows_the_newest_approved_version(runner_store):
+    """Approve 1, approve 2, reject 2, reject 1: tags, descriptions and where `champion` points."""
     uri, client, folder = runner_store
     store = ObjectStore(folder / "s3")
     for version in (1, 2):  # no run: registered without a pyfunc model, pointing at the artifact
@@ -332,6 +327,7 @@ def test_approvals_are_mirrored_and_the_champion_alias_follows_the_newest_approv
 
 
 def test_mirroring_an_approval_without_a_mirror_or_a_store_changes_nothing(runner_store, tmp_path):
+    """An unknown model, a missing store and a broken store each leave things as they were."""
     uri = runner_store[0]
     lines = []
     assert "nothing to update" in mirror_approval(uri, package("unknown", 1, APPROVED), echo=lines.append)
@@ -341,184 +337,3 @@ def test_mirroring_an_approval_without_a_mirror_or_a_store_changes_nothing(runne
     broken = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
     assert "failed" in mirror_approval(broken, package("fleet", 1, APPROVED), echo=lines.append)
     assert len(lines) == 2
-
-
-@pytest.fixture(scope="module")
-def tracked_run_of_the_main_job(tmp_path_factory, synthetic_dir):
-    work = tmp_path_factory.mktemp("tracked")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        workspace, result = run_main_job(
-            MainJobOptions(work_dir=work, data_dir=synthetic_dir, parameters=FAST, config_overrides=TINY),
-            echo=lambda line: None,
-        )
-    assert result.status == "Succeeded", result.failure_reason
-    client = MlflowClient(default_tracking_uri(work))
-    experiment = client.get_experiment_by_name(workspace.config.pipeline_name)
-    return work, workspace, result, client, experiment.experiment_id
-
-
-@pytest.mark.slow
-def test_a_local_run_leaves_nested_runs_and_metrics_in_the_sqlite_store(tracked_run_of_the_main_job):
-    work, workspace, result, client, experiment = tracked_run_of_the_main_job
-    assert (work / "mlflow" / "mlflow.db").is_file()
-    runs = client.search_runs([experiment], "attributes.run_name = '" + result.execution_id + "'")
-    assert len(runs) == 1
-    execution = runs[0]
-    assert execution.info.status == "FINISHED" and execution.data.params["MaxTuningJobs"] == "2"
-    evaluation = json.loads(
-        workspace.store.read_text(
-            result.step("EvaluateModel").properties["ProcessingOutputConfig"]["Outputs"]["evaluation"][
-                "S3Output"
-            ]["S3Uri"]
-            + "/evaluation.json"
-        )
-    )
-    assert execution.data.metrics["test_rmse"] == pytest.approx(
-        evaluation["regression_metrics"]["rmse"]["value"]
-    )
-    artifacts = {a.path for a in client.list_artifacts(execution.info.run_id)}
-    assert {"execution.json", "report.html", "data"} <= artifacts
-
-    steps = {
-        r.info.run_name: r
-        for r in client.search_runs([experiment], f"tags.mlflow.parentRunId = '{execution.info.run_id}'")
-    }
-    ran = {step.name for step in result.steps if step.status != "NotExecuted"}
-    assert set(steps) == ran
-    assert steps["TuneModel"].data.metrics["best_objective"] == pytest.approx(
-        result.step("TuneModel").properties["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"][
-            "Value"
-        ]
-    )
-    objectives = client.get_metric_history(steps["TuneModel"].info.run_id, "trial_objective")
-    assert sorted(point.step for point in objectives) == [1, 2]
-
-    trials = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{steps['TuneModel'].info.run_id}'")
-    assert len(trials) == 2 and all(trial.info.status == "FINISHED" for trial in trials)
-    best = result.step("TuneModel").properties["BestTrainingJob"]["TrainingJobName"]
-    assert [t.info.run_name for t in trials if t.data.tags.get("best_trial") == "true"] == [best]
-    assert all(len(client.get_metric_history(t.info.run_id, "member_1_rmse")) > 10 for t in trials)
-    for step in ("PreprocessData", "EvaluateModel"):
-        assert not client.search_runs([experiment], f"tags.mlflow.parentRunId = '{steps[step].info.run_id}'")
-        assert steps[step].data.tags["job.name"] == f"{result.execution_id}-{step}"
-    assert (
-        steps["PreprocessData"].data.metrics["train_units"] > 0
-        and "seed" in steps["PreprocessData"].data.params
-    )
-    assert steps["EvaluateModel"].data.metrics["test_rmse"] == execution.data.metrics["test_rmse"]
-
-
-@pytest.mark.slow
-def test_one_execution_is_one_parent_run_one_run_per_step_and_one_per_trial(tracked_run_of_the_main_job):
-    _, _, result, client, experiment = tracked_run_of_the_main_job
-    ran = [step.name for step in result.steps if step.status != "NotExecuted"]
-    runs = client.search_runs([experiment], max_results=1000)
-    assert len(runs) == 1 + len(ran) + FAST["MaxTuningJobs"], sorted(run.info.run_name for run in runs)
-    assert client.get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"
-    assert EXPERIMENT_KIND_TAGS == {"mlflow.experimentKind": "custom_model_development"}
-
-
-@pytest.mark.slow
-def test_the_registered_version_names_its_data_in_both_registries(tracked_run_of_the_main_job):
-    _, workspace, _, client, _ = tracked_run_of_the_main_job
-    package = workspace.registry.list(workspace.config.model_package_group_name)[0]
-    manifest_uri = package.customer_metadata["DataManifestUri"]
-    manifest = json.loads(workspace.store.read_text(manifest_uri + "/manifest-algo-1.json"))
-    versions = client.search_model_versions(f"name = '{package.group}'")
-    assert len(versions) == 1
-    tags = versions[0].tags
-    assert tags["sagemaker.model_package_arn"] == package.arn
-    assert tags["data.version"] == manifest["version"] and tags["data.manifest_uri"] == manifest_uri
-    assert float(tags["metric.test_rmse"]) > 0 and tags["sagemaker.model_data_url"] == package.model_data_url
-
-
-LOAD_AND_PREDICT = """
-import sys, mlflow, pandas as pd
-model = mlflow.pyfunc.load_model(sys.argv[1])
-model.predict(pd.read_pickle(sys.argv[2])).to_pickle(sys.argv[3])
-print(",".join(model.metadata.get_input_schema().input_names()))
-"""
-
-
-def registered_model_and_rows(tracked_run_of_the_main_job, synthetic_dir, folder: Path):
-    """The models:/ URI of the registered version, the project's own prediction and the rows it is of."""
-    _, workspace, _, client, _ = tracked_run_of_the_main_job
-    package = workspace.registry.list(workspace.config.model_package_group_name)[0]
-    version = client.search_model_versions(f"name = '{package.group}'")[0]
-    with tarfile.open(workspace.store.path_for(package.model_data_url)) as bundle:
-        bundle.extractall(folder / "model", filter="data")
-    rows = read_trajectories(synthetic_dir / "test_FD001.txt")
-    rows = rows[rows["unit"] <= 3].reset_index(drop=True)
-    expected = predict(load_model(folder / "model"), rows).frame
-    return f"models:/{package.group}/{version.version}", expected, rows
-
-
-@pytest.mark.slow
-def test_the_registered_version_loads_from_mlflow_and_predicts_like_the_project(
-    tracked_run_of_the_main_job, synthetic_dir, tmp_path, monkeypatch
-):
-    work = tracked_run_of_the_main_job[0]
-    uri, expected, rows = registered_model_and_rows(tracked_run_of_the_main_job, synthetic_dir, tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", default_tracking_uri(work))
-    assert mlflow.get_tracking_uri() == default_tracking_uri(work)  # no global URI set by another test
-    loaded = mlflow.pyfunc.load_model(uri)
-    assert loaded.metadata.get_input_schema().input_names() == list(COLUMNS)
-    assert "predicted_rul" in loaded.metadata.get_output_schema().input_names()
-    pd.testing.assert_frame_equal(loaded.predict(rows), expected)
-    assert len(expected) == 3 and MODEL_DIR_ARTIFACT == PYFUNC_MODEL_DIR_ARTIFACT
-
-
-LOAD_AND_PREDICT = """
-import sys, mlflow, pandas as pd
-model = mlflow.pyfunc.load_model(sys.argv[1])
-model.predict(pd.read_pickle(sys.argv[2])).to_pickle(sys.argv[3])
-"""
-
-
-@pytest.mark.long
-def test_the_registered_version_loads_in_a_process_outside_the_project(
-    tracked_run_of_the_main_job, synthetic_dir, tmp_path
-):
-    work = tracked_run_of_the_main_job[0]
-    uri, expected, rows = registered_model_and_rows(tracked_run_of_the_main_job, synthetic_dir, tmp_path)
-    rows.to_pickle(tmp_path / "rows.pkl")
-    # No PYTHONPATH and another folder: `rul` must come with the model.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}
-    env.update(MLFLOW_TRACKING_URI=default_tracking_uri(work), MLFLOW_DISABLE_TELEMETRY="true")
-    arguments = [uri, str(tmp_path / "rows.pkl"), str(tmp_path / "predictions.pkl")]
-    command = [sys.executable, "-c", LOAD_AND_PREDICT, *arguments]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / "predictions.pkl"), expected)
-
-
-@pytest.mark.slow
-def test_an_approval_of_the_registered_version_moves_the_champion_alias(
-    tracked_run_of_the_main_job, monkeypatch
-):
-    work, workspace, _, client, _ = tracked_run_of_the_main_job
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the work folder's own store
-    package = workspace.registry.list(workspace.config.model_package_group_name)[0]
-    assert (
-        client.search_model_versions(f"name = '{package.group}'")[0].tags["sagemaker.approval_status"]
-        == PENDING
-    )
-    approved = dataclasses.replace(package, approval_status=APPROVED, approval_description="checked")
-    assert "alias champion -> version 1" in mirror_approval(work, approved, echo=lambda line: None)
-    assert (
-        client.get_model_version_by_alias(package.group, "champion").tags["sagemaker.approval_status"]
-        == APPROVED
-    )
-    rejected = dataclasses.replace(package, approval_status=REJECTED)
-    mirror_approval(work, rejected, echo=lambda line: None)
-    assert "champion" not in client.get_registered_model(package.group).aliases
-
-
-@pytest.mark.slow
-def test_the_run_writes_and_names_its_report(tracked_run_of_the_main_job):
-    _, _, result, _, _ = tracked_run_of_the_main_job
-    assert result.report_path == result.record_path.parent / "report.html"
-    page = result.report_path.read_text()
-    assert "★ best" in page and "Data manifest" in page and "MLflow run" in page
-    assert json.loads(result.record_path.read_text())["report_path"] == str(result.report_path)

@@ -44,8 +44,8 @@ MODES = ("aws", "local")
 # The DAG params that become pipeline parameters, in the order they are passed.
 PIPELINE_PARAMS = (
     names.DATA_VERSION,
-    names.MAX_TUNING_JOBS,
-    names.MAX_PARALLEL_TUNING_JOBS,
+    names.TUNING_MAX_JOBS,
+    names.TUNING_MAX_PARALLEL_JOBS,
 )
 POLL_SECONDS = 60
 # The sensor's limit: settings.pipeline.max_runtime_minutes bounds each job, nothing bounds the whole run.
@@ -145,8 +145,8 @@ def dag_params() -> dict[str, Param]:
             "string", "local only (aws: the deployed family)", enum=[None, *names.MODEL_FAMILIES]
         ),
         names.DATA_VERSION: _nullable("string", "content hash keying the step cache", minLength=1),
-        names.MAX_TUNING_JOBS: _nullable("integer", "tuning trials", minimum=1, maximum=50),
-        names.MAX_PARALLEL_TUNING_JOBS: _nullable("integer", "trials at once", minimum=1, maximum=10),
+        names.TUNING_MAX_JOBS: _nullable("integer", "tuning trials", minimum=1, maximum=50),
+        names.TUNING_MAX_PARALLEL_JOBS: _nullable("integer", "trials at once", minimum=1, maximum=10),
         "extra_parameters": Param({}, type="object", description="other pipeline parameters, Name: Value"),
         "settings_file": _nullable("string", "aws: settings file the stacks were deployed with"),
         "aws_conn_id": Param("aws_default", type="string", description="aws: Airflow connection"),

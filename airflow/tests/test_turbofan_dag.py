@@ -52,8 +52,8 @@ def sagemaker(monkeypatch, settings_file):
     declared = [
         {"Name": names.SUBSET, "Type": "String", "DefaultValue": "FD001", "EnumValues": list(names.SUBSETS)},
         {"Name": names.DATA_VERSION, "Type": "String", "DefaultValue": names.DEFAULT_DATA_VERSION},
-        {"Name": names.MAX_TUNING_JOBS, "Type": "Integer", "DefaultValue": 6},
-        {"Name": names.MAX_PARALLEL_TUNING_JOBS, "Type": "Integer", "DefaultValue": 2},
+        {"Name": names.TUNING_MAX_JOBS, "Type": "Integer", "DefaultValue": 6},
+        {"Name": names.TUNING_MAX_PARALLEL_JOBS, "Type": "Integer", "DefaultValue": 2},
     ]
     pipeline = load_settings(None, settings_file).names.pipeline
     with mock_aws():
@@ -81,7 +81,7 @@ def test_the_dag_parses_with_the_expected_tasks_and_dependencies(dag):
         "run_local": [],
     }
     assert dag.schedule is None
-    assert {names.SUBSET, names.MODEL_FAMILY, names.DATA_VERSION, names.MAX_TUNING_JOBS} <= set(dag.params)
+    assert {names.SUBSET, names.MODEL_FAMILY, names.DATA_VERSION, names.TUNING_MAX_JOBS} <= set(dag.params)
     sensor = dag.get_task("wait_for_pipeline")
     assert (sensor.mode, sensor.poke_interval) == ("reschedule", 60)
 
@@ -121,19 +121,19 @@ def test_the_local_command_carries_the_same_parameters_quoted(dag, tmp_path):
     from turbofan_rul_pipeline import plan_run
 
     params = {**dag.params.dump(), "mode": "local", "work_dir": str(tmp_path / "w x"), "tracking": False}
-    params.update({names.SUBSET: "FD003", names.MODEL_FAMILY: "cnn", names.MAX_TUNING_JOBS: 2})
+    params.update({names.SUBSET: "FD003", names.MODEL_FAMILY: "cnn", names.TUNING_MAX_JOBS: 2})
     params["extra_parameters"] = {"RmseThreshold": 30}
     command = plan_run(params, "r")["command"]
     assert command == (
         f"{REPO_ROOT}/.venv/bin/python -m local_runner run --subset FD003 --work-dir '{tmp_path}/w x' "
-        "--units 100 --no-tracking --param ModelFamily=cnn --param MaxTuningJobs=2 --param RmseThreshold=30"
+        "--units 100 --no-tracking --param ModelFamily=cnn --param TuningMaxJobs=2 --param RmseThreshold=30"
     )
 
 
 def test_aws_mode_starts_the_pipeline_with_the_params_and_waits_for_it(dag, sagemaker, settings_file):
     client, pipeline = sagemaker
     conf = {"mode": "aws", "settings_file": str(settings_file), "Subset": "FD002", "DataVersion": "d1"}
-    run = dag.test(run_conf={**conf, names.MAX_TUNING_JOBS: 3})
+    run = dag.test(run_conf={**conf, names.TUNING_MAX_JOBS: 3})
     assert task_states(run) == {
         "resolve_run": "success",
         "choose_mode": "success",
@@ -150,7 +150,7 @@ def test_aws_mode_starts_the_pipeline_with_the_params_and_waits_for_it(dag, sage
     assert parameters == [
         {"Name": "Subset", "Value": "FD002"},
         {"Name": "DataVersion", "Value": "d1"},
-        {"Name": "MaxTuningJobs", "Value": "3"},
+        {"Name": "TuningMaxJobs", "Value": "3"},
     ]
 
 
@@ -196,12 +196,12 @@ def test_local_mode_runs_the_local_runner_and_fails_with_it(dag, tmp_path, capfd
 def test_local_mode_runs_the_pipeline_end_to_end_offline(dag, tmp_path):
     work = tmp_path / "work"
     conf = {"mode": "local", "work_dir": str(work), "units": 12, "tracking": False, "DataVersion": "af1"}
-    run = dag.test(run_conf={**conf, names.MAX_TUNING_JOBS: 1, names.MAX_PARALLEL_TUNING_JOBS: 1})
+    run = dag.test(run_conf={**conf, names.TUNING_MAX_JOBS: 1, names.TUNING_MAX_PARALLEL_JOBS: 1})
     assert task_states(run)["run_local"] == "success"
     (record_path,) = work.glob("executions/*/execution.json")
     record = json.loads(record_path.read_text())
     assert record["status"] == "Succeeded", record["failure_reason"]
     assert record["parameters"][names.DATA_VERSION] == "af1"
-    assert record["parameters"][names.MAX_TUNING_JOBS] == 1
+    assert record["parameters"][names.TUNING_MAX_JOBS] == 1
     statuses = {step["name"]: step["status"] for step in record["steps"]}
     assert statuses[names.REGISTER_STEP_JSON_NAME] == "Succeeded"

@@ -12,6 +12,7 @@ last number possibly cut) is rejected as truncated rather than read as a smaller
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,23 +70,50 @@ def _parse_line(path: Path, number: int, text: str) -> list[float]:
     return values
 
 
+def _parse_fast(text: str) -> np.ndarray | None:
+    """Every value of a well-formed file in one C-level parse; None when any line needs the checks of
+    `_parse_line` (blank lines, a wrong field count, a non-numeric, non-finite or non-integer value)."""
+    if not text.endswith("\n"):
+        return None  # maybe truncated: `_check_complete` names the last line
+    try:
+        values = np.loadtxt(io.StringIO(text), dtype=np.float64, ndmin=2, comments=None)
+    except ValueError:
+        return None
+    if len(values) != text.count("\n"):
+        return None  # blank lines were skipped: the slow path keeps the line numbers errors name
+    ids = values[:, :2]
+    if values.shape[1] != len(COLUMNS) or not np.isfinite(values).all() or (ids != np.floor(ids)).any():
+        return None
+    return values if (ids >= 1).all() else None
+
+
+def _parse_slow(path: Path, text: str) -> tuple[list[list[float]], list[int]]:
+    """Line by line, raising `DataFormatError` at the first bad line."""
+    rows: list[list[float]] = []
+    line_numbers: list[int] = []
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if not line.strip():
+            continue
+        _check_complete(path, number, line)
+        rows.append(_parse_line(path, number, line))
+        line_numbers.append(number)
+    return rows, line_numbers
+
+
 def read_trajectories(path: str | Path) -> pd.DataFrame:
     """Read a train or test trajectory file into a frame with `COLUMNS`; unit and cycle are integers."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(path, None, "file not found")
-    rows: list[list[float]] = []
-    line_numbers: list[int] = []
-    with path.open(encoding="ascii", errors="replace") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            _check_complete(path, number, text)
-            rows.append(_parse_line(path, number, text))
-            line_numbers.append(number)
-    if not rows:
-        raise DataFormatError(path, None, "the file is empty")
-    frame = pd.DataFrame(np.asarray(rows, dtype=np.float64), columns=COLUMNS)
+    text = path.read_text(encoding="ascii", errors="replace")
+    values = _parse_fast(text) if text.strip() else None
+    line_numbers: list[int] | None = None
+    if values is None:
+        rows, line_numbers = _parse_slow(path, text)
+        if not rows:
+            raise DataFormatError(path, None, "the file is empty")
+        values = np.asarray(rows, dtype=np.float64)
+    frame = pd.DataFrame(values, columns=COLUMNS)
     frame["unit"] = frame["unit"].astype(np.int64)
     frame["cycle"] = frame["cycle"].astype(np.int64)
     check_trajectory_order(frame, path, line_numbers)

@@ -22,6 +22,7 @@ from rul.drift_stats import FEATURES, Baseline, DriftSettings, FeatureBaseline, 
 
 
 def violation(feature: str, check: str, description: str) -> dict:
+    """One entry of `violations`: the feature, the check that failed and why."""
     return {"feature_name": feature, "constraint_check_type": check, "description": description}
 
 
@@ -79,14 +80,21 @@ def constraint_violations(
             )
         values = current_values(frame, name)
         out.extend(_range_violations(reference, values, settings.range_threshold))
+    out.extend(_drift_violations(baseline, features, settings))
+    return {"violations": out}
+
+
+def _drift_violations(baseline: Baseline, features: list[dict], settings: DriftSettings) -> list[dict]:
+    """`baseline_drift_check` violations of the per-feature KS results, as the monitoring config asks."""
     comparison = baseline.comparison_threshold
-    distribution = config.get("distribution_constraints", {})
+    distribution = baseline.monitoring_config.get("distribution_constraints", {})
     perform = distribution.get("perform_comparison", "Enabled") == "Enabled"
     robust = distribution.get("comparison_method", "Robust") == "Robust"
+    found = []
     for result in features if perform else []:
         significant = result["adjusted_p_value"] < settings.alpha
         if result["ks_statistic"] > comparison and (significant or not robust):
-            out.append(
+            found.append(
                 violation(
                     result["name"],
                     "baseline_drift_check",
@@ -94,7 +102,7 @@ def constraint_violations(
                     f"{comparison} (largest gap of the baseline and current CDFs).",
                 )
             )
-    return {"violations": out}
+    return found
 
 
 def _range_violations(reference: FeatureBaseline, values: np.ndarray, threshold: float) -> list[dict]:

@@ -6,14 +6,13 @@ keeps each unit's last row, and asks each scikit-learn `HistGradientBoostingRegr
 prediction with the default model (3 members x 400 trees) spends most of its time calling trees, not
 computing. This module gives the same answer with less work:
 
-- `CompiledForest` flattens every member's trees into node arrays and walks all trees of all rows at
-  once: for one or two rows it takes every node's decision in one numpy step and then follows the chosen
-  children, for more rows one numpy step per tree level. Each member's raw prediction is its baseline
-  plus its trees' leaf values added in iteration order (`np.cumsum` adds sequentially, as scikit-learn
-  does), and the members are averaged with `GbmEnsemble.predict`'s own expression.
+- `rul.serving_forest.CompiledForest` predicts every tree of the ensemble in a few numpy steps, with the
+  same floats as the estimator.
 - `last_row_features` evaluates the `rich` and `stats` feature sets at each unit's last row only. The
   running sums are taken over the whole block exactly as `FeatureTransformer.tabular` takes them (the
   float results depend on it), once per quantity instead of once per window width.
+- `FastPredictor` works on the request's float table (`rul.serving_request.RequestRows`, or a frame's
+  columns) and answers numpy columns, with no DataFrame on the way.
 
 `FastPredictor.build` returns None, and the server keeps the reference path, for anything else: a deep
 model, a feature set not in `FAST_FEATURE_SETS` (one added to `rul.features` later is not known here), a
@@ -31,132 +30,21 @@ import numpy as np
 import pandas as pd
 
 from rul.data import COLUMNS, SETTING_COLUMNS
-from rul.features import _ewm, _unit_positions
+from rul.features import ewm, unit_positions
 from rul.models import FEATURE_BLOCK_ROWS, GbmEnsemble, RulPredictor
+from rul.serving_forest import CompiledForest, compile_forest
+from rul.serving_request import RequestRows
+
+__all__ = ["FAST_FEATURE_SETS", "CompiledForest", "FastPredictor", "compile_forest", "last_row_features"]
 
 FAST_FEATURE_SETS = ("rich", "stats")
 _RICH_MEANS, _RICH_STDS, _RICH_SLOPES = (5, 10, 20, 30), (10, 30), (10, 30, 60)
 _RICH_ALPHAS = (0.05, 0.1, 0.3)
 _PROBE_ROWS = 64
-# Up to this many rows, deciding every node at once beats walking level by level (default model, 1 row:
-# 0.85 vs 1.0 ms, 2 rows: 1.2 vs 1.9 ms; at 4 rows the decisions at nodes no row reaches cost more).
-_ALL_DECISIONS_ROWS = 2
-
-
-@dataclass(frozen=True)
-class CompiledForest:
-    """The trees of every ensemble member as flat node arrays; leaves point to themselves."""
-
-    feature: np.ndarray
-    threshold: np.ndarray
-    missing_left: np.ndarray
-    children: np.ndarray  # node k's left child at 2k, its right child at 2k + 1
-    left_slots: np.ndarray  # 2k for every node k
-    is_leaf: np.ndarray
-    value: np.ndarray
-    roots: np.ndarray
-    members: tuple[tuple[float, int, int], ...]  # (baseline, first tree, end tree) per member
-    depth: int
-    n_features: int
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """The ensemble's prediction for each row of `features` (any float type, as scikit-learn takes)."""
-        x = np.asarray(features, dtype=np.float64)  # the estimator validates its input to float64 too
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"expected features of shape (rows, {self.n_features}), got {x.shape}")
-        leaves = self._leaves(x) if len(x) <= _ALL_DECISIONS_ROWS else self._leaves_by_level(x)
-        predictions = []
-        for baseline, first, end in self.members:
-            terms = np.concatenate([np.full((len(x), 1), baseline), leaves[:, first:end]], axis=1)
-            predictions.append(np.cumsum(terms, axis=1)[:, -1])
-        return np.mean(predictions, axis=0)
-
-    def _leaves(self, x: np.ndarray) -> np.ndarray:
-        """The value of the leaf each row reaches in each tree: every node's decision for every row is
-        taken at once, then each tree is walked by following the chosen children."""
-        values = np.take(x, self.feature, axis=1)
-        go_right = ~(values <= self.threshold)  # a missing value compares False: right...
-        if np.isnan(x).any():  # ...unless its node sends missing values left
-            go_right &= ~(np.isnan(values) & self.missing_left)
-        successor = self.children[self.left_slots + go_right]  # (rows, nodes)
-        row_starts = (np.arange(len(x)) * len(self.threshold))[:, None]
-        flat = successor.ravel()
-        nodes = np.repeat(self.roots[None, :], len(x), axis=0)
-        for level in range(self.depth):
-            nodes = flat[row_starts + nodes]
-            if level % 8 == 7 and self.is_leaf[nodes].all():
-                break
-        return self.value[nodes]
-
-    def _leaves_by_level(self, x: np.ndarray) -> np.ndarray:
-        """`_leaves`, deciding only at the nodes the rows reach: one step of every tree per level."""
-        flat = x.ravel()
-        row_starts = (np.arange(len(x)) * self.n_features)[:, None]
-        nodes = np.repeat(self.roots[None, :], len(x), axis=0)
-        missing = bool(np.isnan(flat).any())
-        for level in range(self.depth):
-            values = flat[row_starts + self.feature[nodes]]
-            go_right = ~(values <= self.threshold[nodes])
-            if missing:
-                go_right &= ~(np.isnan(values) & self.missing_left[nodes])
-            nodes = self.children[2 * nodes + go_right]
-            if level % 4 == 3 and self.is_leaf[nodes].all():
-                break
-        return self.value[nodes]
-
-
-def _supported_member(member) -> bool:
-    return (
-        type(member).__name__ == "HistGradientBoostingRegressor"
-        and member.loss == "squared_error"
-        and type(member._loss.link).__name__ == "IdentityLink"
-        and member.n_trees_per_iteration_ == 1
-        and member.is_categorical_ is None
-        and getattr(member, "_preprocessor", None) is None
-        and not any(tree.nodes["is_categorical"].any() for (tree,) in member._predictors)
-    )
-
-
-def compile_forest(estimator: object) -> CompiledForest | None:
-    """A `CompiledForest` of a `GbmEnsemble`, or None when a member is of a kind it does not reproduce."""
-    if not isinstance(estimator, GbmEnsemble) or not estimator.members:
-        return None
-    if not all(_supported_member(member) for member in estimator.members):
-        return None
-    trees = [tree.nodes for member in estimator.members for (tree,) in member._predictors]
-    offsets = np.cumsum([0] + [len(nodes) for nodes in trees])
-    nodes = np.concatenate(trees)
-    index = np.arange(len(nodes))
-    shift = np.repeat(offsets[:-1], [len(tree) for tree in trees])
-    leaf = nodes["is_leaf"].astype(bool)
-    members, first = [], 0
-    for member in estimator.members:
-        # scikit-learn starts from zeros and adds the baseline: reproduce that first rounding too
-        baseline = float((np.zeros(1) + member._baseline_prediction.ravel()[0])[0])
-        members.append((baseline, first, first + len(member._predictors)))
-        first += len(member._predictors)
-    return CompiledForest(
-        feature=np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp),
-        threshold=nodes["num_threshold"].astype(np.float64),
-        missing_left=nodes["missing_go_to_left"].astype(bool),
-        children=np.column_stack(
-            [
-                np.where(leaf, index, nodes["left"].astype(np.intp) + shift),
-                np.where(leaf, index, nodes["right"].astype(np.intp) + shift),
-            ]
-        ).ravel(),
-        left_slots=2 * index,
-        is_leaf=leaf,
-        value=nodes["value"].astype(np.float64),
-        roots=offsets[:-1].astype(np.intp),
-        members=tuple(members),
-        depth=int(nodes["depth"].max()),
-        n_features=int(estimator.members[0].n_features_in_),
-    )
 
 
 def _trailing(cumulative: np.ndarray, at: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """`rul.features._rolling`'s sums, evaluated at rows `at` only (`first`: widths x rows)."""
+    """`rul.features`' trailing sums, evaluated at rows `at` only (`first`: widths x rows)."""
     return cumulative[at + 1][None] - cumulative[first]
 
 
@@ -186,7 +74,7 @@ def last_row_features(
 ) -> np.ndarray:
     """`FeatureTransformer.tabular` of normalised `values` (one block sorted by unit), at each unit's last
     row only; `feature_set` is one of `FAST_FEATURE_SETS`."""
-    start_rows, positions = _unit_positions(units)
+    start_rows, positions = unit_positions(units)
     at = np.flatnonzero(np.r_[units[1:] != units[:-1], True])
     t = positions[:, None].astype(np.float64)
     sums = {"x": values, "xx": values**2, "tx": values * t, "t": t, "tt": t**2}
@@ -201,7 +89,7 @@ def last_row_features(
         columns += [stats["mean"][widths.index(width)] for width in _RICH_MEANS]
         columns += [stats["std"][widths.index(width)] for width in _RICH_STDS]
         columns += [stats["slope"][widths.index(width)] for width in _RICH_SLOPES]
-        columns += [_ewm(values, units, alpha)[at] for alpha in _RICH_ALPHAS]
+        columns += [ewm(values, units, alpha)[at] for alpha in _RICH_ALPHAS]
     else:
         raise ValueError(f"the fast path has no features for feature set {feature_set!r}")
     return np.hstack(columns).astype(np.float32)
@@ -255,17 +143,22 @@ class FastPredictor:
             and "predict" not in vars(estimator)
         )
 
-    def predict_last(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The frame `RulPredictor.predict_last` gives for a frame of `COLUMNS` (any unit order; each
-        unit's rows contiguous with increasing cycles, as `rul.inference.parse_request` checks)."""
-        return pd.DataFrame(self._predict_table(_table(frame)))
+    def predict_columns(self, rows: RequestRows | pd.DataFrame) -> dict[str, np.ndarray]:
+        """The columns of the frame `RulPredictor.predict_last` gives, for a request's rows (any unit
+        order; each unit's rows contiguous with increasing cycles, as `rul.serving_request` checks)."""
+        return self._predict_table(_table(rows))
 
-    def predict_many(self, frames: list[pd.DataFrame]) -> list[pd.DataFrame] | None:
-        """`rul.inference.predict_many`'s frames (units renumbered apart, predicted together, split back
-        and sorted by unit), or None when a frame repeats a unit block (the reference path then answers)."""
+    def predict_last(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame `RulPredictor.predict_last` gives for a frame of `COLUMNS`."""
+        return pd.DataFrame(self.predict_columns(frame))
+
+    def predict_many(self, requests: list[RequestRows | pd.DataFrame]) -> list[dict[str, np.ndarray]] | None:
+        """`predict_columns` of several requests at once (units renumbered apart, predicted together, split
+        back and sorted by unit), or None when a request repeats a unit block (the reference path then
+        answers)."""
         tables, originals, offset = [], [], 0
-        for frame in frames:
-            table = _table(frame, copy=True)
+        for rows in requests:
+            table = _table(rows, copy=True)
             starts = np.r_[True, table[1:, 0] != table[:-1, 0]]
             units = table[starts, 0].astype(np.int64)
             if len(np.unique(units)) != len(units):
@@ -280,7 +173,7 @@ class FastPredictor:
             order = np.argsort(units, kind="stable")
             part = {name: values[first : first + len(units)][order] for name, values in columns.items()}
             part["unit"] = units[order]
-            results.append(pd.DataFrame(part))
+            results.append(part)
             first += len(units)
         return results
 
@@ -312,7 +205,10 @@ class FastPredictor:
         return columns
 
 
-def _table(frame: pd.DataFrame, copy: bool = False) -> np.ndarray:
-    """A frame's `COLUMNS` as one float64 array (selecting columns costs ~1 ms; skipped when in order)."""
-    selected = frame if list(frame.columns) == COLUMNS else frame[COLUMNS]
+def _table(rows: RequestRows | pd.DataFrame, copy: bool = False) -> np.ndarray:
+    """A request's `COLUMNS` as one float64 array (selecting a frame's columns costs ~1 ms: skipped when
+    they are in order)."""
+    if isinstance(rows, RequestRows):
+        return rows.values.copy() if copy else rows.values
+    selected = rows if list(rows.columns) == COLUMNS else rows[COLUMNS]
     return selected.to_numpy(dtype=np.float64, copy=copy)

@@ -107,7 +107,7 @@ def near_constant_sensors(
     return constant
 
 
-def _unit_positions(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit_positions(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rows sorted by unit: the row index where each row's unit starts, and the position within it."""
     starts = np.r_[True, units[1:] != units[:-1]]
     start_rows = np.maximum.accumulate(np.where(starts, np.arange(len(units)), 0))
@@ -124,7 +124,7 @@ def _rolling(values: np.ndarray, start_rows: np.ndarray, width: int) -> tuple[np
 
 def window_statistics(values: np.ndarray, units: np.ndarray, width: int) -> dict[str, np.ndarray]:
     """Trailing mean, standard deviation and least-squares slope (per cycle) over `width` cycles."""
-    start_rows, positions = _unit_positions(units)
+    start_rows, positions = unit_positions(units)
     t = positions[:, None].astype(np.float64)
     sum_x, n = _rolling(values, start_rows, width)
     sum_xx, _ = _rolling(values**2, start_rows, width)
@@ -142,7 +142,7 @@ def window_statistics(values: np.ndarray, units: np.ndarray, width: int) -> dict
 
 def unit_baseline(values: np.ndarray, units: np.ndarray, cycles: int) -> np.ndarray:
     """Per row, the mean of its unit's first `cycles` rows, or of the rows seen so far if fewer."""
-    start_rows, positions = _unit_positions(units)
+    start_rows, positions = unit_positions(units)
     cumulative = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
     last = start_rows + np.minimum(positions, cycles - 1)
     counts = (last - start_rows + 1)[:, None].astype(np.float64)
@@ -153,13 +153,13 @@ def regime_history(conditions: np.ndarray, units: np.ndarray, n_conditions: int)
     """Per row, the cycles its unit has spent in each operating condition up to and including the row."""
     one_hot = np.zeros((len(conditions), n_conditions))
     one_hot[np.arange(len(conditions)), conditions] = 1.0
-    start_rows, _ = _unit_positions(units)
+    start_rows, _ = unit_positions(units)
     cumulative = np.cumsum(one_hot, axis=0)
     before_start = np.vstack([np.zeros((1, n_conditions)), cumulative])[start_rows]
     return cumulative - before_start
 
 
-def _ewm(values: np.ndarray, units: np.ndarray, alpha: float) -> np.ndarray:
+def ewm(values: np.ndarray, units: np.ndarray, alpha: float) -> np.ndarray:
     """Exponentially weighted mean restarted at each unit (pandas' `ewm(alpha, adjust=False)`)."""
     result = np.empty_like(values)
     starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
@@ -208,41 +208,53 @@ class FeatureTransformer:
         )
 
     @property
-    def feature_names(self) -> list[str]:
+    def _kinds(self) -> list[str]:
+        """The per-sensor feature kinds, in column order."""
         if self.feature_set == "stats":
-            kinds = ["last", f"mean{self.window}", f"std{self.window}", f"slope{self.window}"]
-        else:
-            kinds = ["last", "mean5", "mean10", "mean20", "mean30", "std10", "std30"]
-            kinds += ["slope10", "slope30", "slope60", "ewm0.05", "ewm0.1", "ewm0.3"]
-        if self.feature_set == "regime":
-            kinds += ["drift10"]
-        names = ["cycle"] + [f"{sensor}:{kind}" for kind in kinds for sensor in self.sensors]
+            return ["last", f"mean{self.window}", f"std{self.window}", f"slope{self.window}"]
+        kinds = ["last", "mean5", "mean10", "mean20", "mean30", "std10", "std30"]
+        kinds += ["slope10", "slope30", "slope60", "ewm0.05", "ewm0.1", "ewm0.3"]
+        return [*kinds, "drift10"] if self.feature_set == "regime" else kinds
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The columns of `tabular`: the cycle, each kind per kept sensor, then any regime history."""
+        names = ["cycle"] + [f"{sensor}:{kind}" for kind in self._kinds for sensor in self.sensors]
         if self.feature_set == "regime" and self.n_conditions > 1:
             names += [f"cycles_in_condition{condition}" for condition in range(self.n_conditions)]
         return names
 
     def tabular(self, frame: pd.DataFrame) -> np.ndarray:
-        """One feature row per input row, summarising the unit's trailing cycles (frame sorted by unit)."""
+        """One float32 feature row per input row, summarising the unit's trailing cycles (frame sorted by
+        unit). Columns are written into the result as they are computed, so memory holds the result and
+        one window width's statistics, not every intermediate at once."""
         values = self.normalized(frame)
         units = frame["unit"].to_numpy()
-        columns = [frame["cycle"].to_numpy(dtype=np.float64)[:, None], values]
-        if self.feature_set == "stats":
-            stats = window_statistics(values, units, self.window)
-            columns += [stats["mean"], stats["std"], stats["slope"]]
-        else:
-            by_width = {width: window_statistics(values, units, width) for width in (5, 10, 20, 30, 60)}
-            columns += [by_width[width]["mean"] for width in (5, 10, 20, 30)]
-            columns += [by_width[width]["std"] for width in (10, 30)]
-            columns += [by_width[width]["slope"] for width in (10, 30, 60)]
+        kinds, width = self._kinds, len(self.sensors)
+        result = np.empty((len(frame), len(self.feature_names)), dtype=np.float32)
+        result[:, 0] = frame["cycle"].to_numpy(dtype=np.float64)
+
+        def put(kind: str, columns: np.ndarray) -> None:
+            if kind in kinds:
+                start = 1 + kinds.index(kind) * width
+                result[:, start : start + width] = columns
+
+        put("last", values)
+        spans = (self.window,) if self.feature_set == "stats" else (5, 10, 20, 30, 60)
+        for span in spans:
+            stats = window_statistics(values, units, span)
+            for name, columns in stats.items():
+                put(f"{name}{span}", columns)
+            if span == 10 and self.feature_set == "regime":
+                put("drift10", stats["mean"] - unit_baseline(values, units, BASELINE_CYCLES))
+        if self.feature_set != "stats":
             for alpha in (0.05, 0.1, 0.3):
-                columns.append(_ewm(values, units, alpha))
-        if self.feature_set == "regime":
-            columns.append(by_width[10]["mean"] - unit_baseline(values, units, BASELINE_CYCLES))
-            if self.n_conditions > 1:
-                assert self.normalizer is not None  # fitted
-                conditions = self.normalizer.conditions(frame[SETTING_COLUMNS].to_numpy(dtype=np.float64))
-                columns.append(regime_history(conditions, units, self.n_conditions))
-        return np.hstack(columns).astype(np.float32)
+                put(f"ewm{alpha}", ewm(values, units, alpha))
+        if self.feature_set == "regime" and self.n_conditions > 1:
+            assert self.normalizer is not None  # fitted
+            conditions = self.normalizer.conditions(frame[SETTING_COLUMNS].to_numpy(dtype=np.float64))
+            result[:, -self.n_conditions :] = regime_history(conditions, units, self.n_conditions)
+        return result
 
     def windows(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """A (rows, window, sensors) array ending at each row, and whether each window was padded."""
@@ -251,7 +263,7 @@ class FeatureTransformer:
 
 def sliding_windows(values: np.ndarray, units: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Windows ending at every row, front-padded with the unit's first row when it is too short."""
-    start_rows, positions = _unit_positions(units)
+    start_rows, positions = unit_positions(units)
     offsets = np.arange(window) - (window - 1)
     indices = np.maximum(np.arange(len(values))[:, None] + offsets[None, :], start_rows[:, None])
     return values[indices].astype(np.float32), positions + 1 < window

@@ -1,4 +1,4 @@
-"""The ASGI application of the model server: reads whole requests on the event loop, predicts in a pool.
+"""The ASGI application of the model server: reads whole requests on the event loop, then predicts.
 
 Why this shape: a gthread worker gives each connection a thread for as long as it is open, so a few idle
 keep-alive clients or clients trickling a body used up every thread and stalled /ping and predictions.
@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from rul.http_protocol import error_document
 
 INFERENCE_ID_HEADER = "x-amzn-sagemaker-inference-id"
+# One request to /invocations: (body, content type, accept, inference id), as `Service.invoke` takes them.
+Call = tuple[bytes, str | None, str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class HttpLimits:
     threads: int = 16
     reload_seconds: float = 0.0
     max_header_bytes: int = 16 * 1024
+    inline_bytes: int = 64 * 1024
+    # Requests answered in one pass of the loop; more wait for the next pass, after pending I/O and pings.
+    inline_batch: int = 16
 
 
 class _Refused(Exception):
@@ -64,6 +69,50 @@ async def _error(send, status: int, message: str, close: bool = False) -> None:
     await _answer(send, status, error_document(status, message), "application/json", close)
 
 
+class LoopBatch:
+    """Answers the calls made during one pass of the event loop with one `invoke_many` call, run on the
+    loop by a callback scheduled at the first call; past `size` calls the rest wait for the next pass."""
+
+    def __init__(self, invoke_many, size: int):
+        self.invoke_many = invoke_many
+        self.size = size
+        self._pending: list[tuple[Call, asyncio.Future]] = []
+        self._scheduled: asyncio.AbstractEventLoop | None = None
+
+    async def answer(self, call: Call) -> tuple[int, bytes, str]:
+        """The answer to `call`, once the batch it joined ran."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((call, future))
+        if self._scheduled is not loop:
+            self._scheduled = loop
+            loop.call_soon(self._run)
+        return await future
+
+    def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        # a call left by a loop that has ended (a test's asyncio.run) has no one waiting for it
+        pending = [(call, future) for call, future in self._pending if future.get_loop() is loop]
+        batch, self._pending = pending[: self.size], pending[self.size :]
+        if self._pending:
+            loop.call_soon(self._run)
+        else:
+            self._scheduled = None
+        batch = [(call, future) for call, future in batch if not future.cancelled()]
+        if not batch:
+            return
+        try:
+            answers = self.invoke_many([call for call, _ in batch])
+        except Exception as error:  # invoke_many answers its own faults: this is a last guard
+            print(traceback.format_exc(), file=sys.stderr, flush=True)
+            answers = [(500, error_document(500, f"internal error: {error!r}"), "application/json")] * len(
+                batch
+            )
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
+
+
 class InferenceApp:
     """ASGI app: `GET /ping` and `POST /invocations` over a `serve.Service` (anything with `ping` and
     `invoke` returning (status, body, content type) and, for reloads, `reload_if_moved`)."""
@@ -73,6 +122,8 @@ class InferenceApp:
         self.limits = limits
         self.pool = ThreadPoolExecutor(limits.threads, thread_name_prefix="inference")
         self._watcher: asyncio.Task | None = None
+        invoke_many = getattr(service, "invoke_many", None)
+        self._inline = None if invoke_many is None else LoopBatch(invoke_many, limits.inline_batch)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -107,10 +158,21 @@ class InferenceApp:
             return
         if body is None:
             return  # the client went away before its body was complete: nothing to answer or capture
-        arguments = (body, headers.get("content-type"), headers.get("accept"))
-        inference_id = headers.get(INFERENCE_ID_HEADER)
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self.pool, self.service.invoke, *arguments, inference_id)
+        call: Call = (
+            body,
+            headers.get("content-type"),
+            headers.get("accept"),
+            headers.get(INFERENCE_ID_HEADER),
+        )
+        if (
+            self._inline is not None
+            and len(body) <= self.limits.inline_bytes
+            and self.service.serves_inline()
+        ):
+            answer = await self._inline.answer(call)
+        else:
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(self.pool, self.service.invoke, *call)
         await _answer(send, *answer)
 
     async def _read_body(self, declared: str | None, receive) -> bytes | None:
@@ -118,12 +180,12 @@ class InferenceApp:
         limit = self.limits.max_bytes
         if declared is not None and int(declared) > limit:  # h11 has checked it is digits
             raise _Refused(413, f"the request body is {declared} bytes; the limit is {limit}")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.body_timeout
+        deadline = asyncio.get_running_loop().time() + self.limits.body_timeout
         chunks, size = [], 0
         while True:
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+                async with asyncio.timeout_at(deadline):  # no task per message, unlike wait_for in 3.11
+                    message = await receive()
             except TimeoutError:
                 expected = f" of {declared}" if declared is not None else ""
                 raise _Refused(

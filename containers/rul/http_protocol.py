@@ -30,6 +30,7 @@ JSON_HEADERS = [(b"content-type", b"application/json"), (b"connection", b"close"
 
 
 def error_document(status: int, message: str) -> bytes:
+    """The JSON error body: `{"error": message, "status": code}`."""
     return json.dumps({"error": message, "status": status}).encode("utf-8")
 
 

@@ -6,7 +6,11 @@ coverage of the prediction intervals a calibrated model serves, `calibration_fol
 calibrates them (0: on the validation units; k: by k folds of all units), `cut_max_rul` the largest
 true RUL at which calibration cuts its held-out units, and `row_stride` / `max_train_rows` thin the
 training rows (consecutive windows of a unit are nearly identical), so fit time stops growing with the
-fleet's cycles.
+fleet's cycles. `inner_cap` below `rul_cap` makes a gbm model of two caps: members fitted on labels
+capped at `inner_cap` predict where the `rul_cap` members say the engine is inside that zone
+(`rul.ensemble`). `feature_set`, `rul_cap` and `inner_cap` default to `auto` (the caps' 0 means the
+same): the fit chooses them from the number of operating conditions in the training units
+(`rul.auto_settings`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from rul.errors import ConfigurationError
 MODEL_FAMILIES = ("gbm", "cnn", "lstm")
 # The tabular feature sets (`rul.features`); `regime` adds operating-regime history for FD002/FD004.
 FEATURE_SETS = ("rich", "stats", "regime")
+# The value that lets the fit choose from the training units (`rul.auto_settings`); the caps' own is 0.
+AUTO = "auto"
+AUTO_CAP = 0.0
+_CAPS = ("rul_cap", "inner_cap")
 
 # The hyperparameters each family reads (besides the shared data settings): what a tuner may search for it.
 _SHARED = (
@@ -39,6 +47,7 @@ _DEEP = ("epochs", "batch_size", "units", "dropout", "patience")
 FAMILY_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
     "gbm": (
         *_SHARED,
+        "inner_cap",
         "max_iter",
         "max_leaf_nodes",
         "min_samples_leaf",
@@ -54,6 +63,7 @@ FAMILY_HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
 BOUNDS: dict[str, tuple[float, float]] = {
     "window": (5, 200),
     "rul_cap": (50, 400),
+    "inner_cap": (50, 400),
     "n_conditions": (0, 20),
     "validation_draws": (1, 50),
     "seed": (0, 2**31 - 1),
@@ -80,10 +90,13 @@ BOUNDS: dict[str, tuple[float, float]] = {
 
 @dataclass(frozen=True)
 class Hyperparameters:
+    """The training job's settings, typed and bounded; `auto` values are resolved by the fit."""
+
     model_family: str = "gbm"
-    feature_set: str = "rich"
+    feature_set: str = AUTO  # a member of FEATURE_SETS, or auto: chosen from the training units
     window: int = 30
-    rul_cap: float = 125.0
+    rul_cap: float = AUTO_CAP  # AUTO_CAP (from_dict also reads "auto"): chosen from the training units
+    inner_cap: float = AUTO_CAP  # gbm: members capped here serve below it; equal to rul_cap: one cap
     n_conditions: int = 0  # 0: detect the number of operating conditions from the settings
     validation_draws: int = 5  # cuts per validation unit when scoring at official-style cut points
     seed: int = 0
@@ -111,19 +124,30 @@ class Hyperparameters:
             raise ConfigurationError(
                 f"hyperparameter model_family must be one of {MODEL_FAMILIES}, got {self.model_family!r}"
             )
-        if self.feature_set not in FEATURE_SETS:
+        if self.feature_set not in (*FEATURE_SETS, AUTO):
             raise ConfigurationError(
-                f"hyperparameter feature_set must be one of {', '.join(FEATURE_SETS)}, "
+                f"hyperparameter feature_set must be one of {', '.join(FEATURE_SETS)} or {AUTO}, "
                 f"got {self.feature_set!r}"
             )
         if self.calibration_folds == 1:
             raise ConfigurationError(
                 "hyperparameter calibration_folds must be 0 (split) or at least 2, got 1"
             )
+        if AUTO_CAP not in (self.rul_cap, self.inner_cap) and self.inner_cap > self.rul_cap:
+            raise ConfigurationError(
+                f"hyperparameter inner_cap={self.inner_cap} must not exceed rul_cap={self.rul_cap}"
+            )
         for name, (low, high) in BOUNDS.items():
             value = getattr(self, name)
+            if name in _CAPS and value == AUTO_CAP:
+                continue
             if value is not None and not low <= value <= high:
                 raise ConfigurationError(f"hyperparameter {name}={value} is outside [{low}, {high}]")
+
+    @property
+    def resolved(self) -> bool:
+        """Whether no setting is left for the fit to choose (feature set and both caps are concrete)."""
+        return self.feature_set != AUTO and AUTO_CAP not in (self.rul_cap, self.inner_cap)
 
     @property
     def effective_learning_rate(self) -> float:
@@ -142,7 +166,9 @@ class Hyperparameters:
         for name, value in values.items():
             kind = known[name].type
             try:
-                if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+                if name in _CAPS and isinstance(value, str) and value.strip().lower() == AUTO:
+                    converted[name] = AUTO_CAP
+                elif value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
                     converted[name] = None
                 elif kind.startswith("int"):
                     number = float(value)

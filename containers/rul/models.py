@@ -1,7 +1,9 @@
 """The model families and the artifact that carries a trained model with its feature transform.
 
-- `gbm`: an ensemble of scikit-learn histogram gradient-boosting regressors on tabular window features;
-  members differ by seed and feature subsample. Fast and, on C-MAPSS, the most accurate family we measured.
+- `gbm`: an ensemble of scikit-learn histogram gradient-boosting regressors on tabular window features
+  (`rul.ensemble`); members differ by seed and feature subsample, and with `inner_cap` below `rul_cap`
+  two such ensembles at two label caps are blended. Fast and, on C-MAPSS, the most accurate family we
+  measured. `auto` feature set and caps are resolved from the training units first (`rul.auto_settings`).
 - `cnn`, `lstm`: small Keras networks on normalised sensor windows (`rul.deep`).
 
 A `RulPredictor` saves to a folder (transformer, estimator, metadata.json) that becomes model.tar.gz.
@@ -31,10 +33,10 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 
-from rul.checkpoints import CheckpointStore, open_store
+from rul.auto_settings import resolve
 from rul.deep import KerasRegressor, import_keras
+from rul.ensemble import CapBlend, GbmEnsemble
 from rul.errors import ConfigurationError, ModelArtifactError
 from rul.features import FeatureTransformer, capped_rul, effective_stride, last_rows, thinning_mask
 from rul.hyperparameters import Hyperparameters
@@ -42,84 +44,12 @@ from rul.intervals import IntervalCalibration, calibrate
 from rul.progress import MetricsCallback, log
 from rul.splits import CutProtocol, check_unique_units, cut_units, unit_uniform
 
-__all__ = ["MetricsCallback", "RulPredictor", "fit_final_predictor", "fit_predictor", "log"]
+__all__ = ["GbmEnsemble", "MetricsCallback", "RulPredictor", "fit_final_predictor", "fit_predictor", "log"]
 
 ARTIFACT_FORMAT = 1
 # Rows of whole units whose features are computed at once (training tables, predictions).
 FEATURE_BLOCK_ROWS = 50_000
 CALIBRATION_DRAWS = 20
-
-
-@dataclass
-class GbmEnsemble:
-    """Average of gradient-boosting members that differ by seed and by feature subsample."""
-
-    hyperparameters: Hyperparameters
-    members: list = field(default_factory=list)
-
-    def fit(
-        self,
-        features: np.ndarray,
-        labels: np.ndarray,
-        validation=None,
-        on_metrics: MetricsCallback | None = None,
-    ) -> GbmEnsemble:
-        hp = self.hyperparameters
-        validation_arrays = (None, None) if validation is None else validation
-        store = open_store("gbm", hp.as_dict(), (features, labels, *validation_arrays))
-        for index in range(hp.ensemble_size):
-            started = time.perf_counter()
-            member, action = self._member(index, features, labels, store), "fitted"
-            if store is not None and store.has(f"member-{index}"):
-                action = "restored from its checkpoint"
-            elif store is not None:
-                store.save(f"member-{index}", {f"member-{index:03d}.joblib": _dumper(member)})
-            self.members.append(member)
-            message = (
-                f"gbm member {index + 1}/{hp.ensemble_size} {action} in {time.perf_counter() - started:.1f}s"
-            )
-            if validation is not None:
-                error = self.predict(validation[0]) - validation[1]
-                ensemble_rmse = float(np.sqrt(np.mean(error**2)))
-                message += f", validation rmse of the ensemble so far {ensemble_rmse:.3f}"
-                if on_metrics is not None:
-                    _report_staged(member, index + 1, validation, on_metrics)
-                    on_metrics({"ensemble_rmse": ensemble_rmse}, index + 1)
-            log(message)
-        return self
-
-    def _member(self, index: int, features: np.ndarray, labels: np.ndarray, store: CheckpointStore | None):
-        """Member `index`: loaded from its checkpoint when the store has one, else fitted (its own seed, so
-        a resumed ensemble equals an uninterrupted one)."""
-        if store is not None and store.has(f"member-{index}"):
-            return joblib.load(store.path(f"member-{index:03d}.joblib"))
-        hp = self.hyperparameters
-        return HistGradientBoostingRegressor(
-            learning_rate=hp.effective_learning_rate,
-            max_iter=hp.max_iter,
-            max_leaf_nodes=hp.max_leaf_nodes,
-            min_samples_leaf=hp.min_samples_leaf,
-            l2_regularization=hp.l2_regularization,
-            max_features=hp.max_features,
-            early_stopping=False,
-            random_state=hp.seed + index,
-        ).fit(features, labels)
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        return np.mean([member.predict(features) for member in self.members], axis=0)
-
-
-def _dumper(value):
-    """A writer of `value` as a joblib file, for `CheckpointStore.save`."""
-    return lambda path: joblib.dump(value, path)
-
-
-def _report_staged(member, number: int, validation, on_metrics: MetricsCallback) -> None:
-    """The validation RMSE of one member after each boosting iteration (a cumulative pass, cheap)."""
-    for iteration, predicted in enumerate(member.staged_predict(validation[0]), start=1):
-        on_metrics(
-            {f"member_{number}_rmse": float(np.sqrt(np.mean((predicted - validation[1]) ** 2)))}, iteration
-        )
 
 
 @dataclass
@@ -204,7 +134,9 @@ class RulPredictor:
                 f"{metadata_path}: artifact_format {metadata.get('artifact_format')!r} is not supported "
                 f"(this code reads {ARTIFACT_FORMAT})"
             )
-        hyperparameters = Hyperparameters.from_dict(metadata["hyperparameters"])
+        saved = metadata["hyperparameters"]
+        # Artifacts from before the inner cap had one cap; before `auto` every saved value was concrete.
+        hyperparameters = Hyperparameters.from_dict({"inner_cap": saved.get("rul_cap"), **saved})
         transformer = joblib.load(directory / "transformer.joblib")
         if hyperparameters.model_family in ("cnn", "lstm"):
             path = directory / "estimator.keras"
@@ -276,8 +208,8 @@ def fit_predictor(
     on_metrics: MetricsCallback | None = None,
 ) -> RulPredictor:
     """Fit the feature transform on the training units, then the model family's estimator."""
-    hp = hyperparameters
     train = train.sort_values(["unit", "cycle"], kind="stable").reset_index(drop=True)
+    hp, auto_record = resolve(hyperparameters, train)
     transformer = FeatureTransformer(hp.window, hp.feature_set, hp.n_conditions).fit(train)
     log(
         f"features: {len(transformer.sensors)} sensors kept, "
@@ -297,9 +229,13 @@ def fit_predictor(
     )
     if predictor.deep:
         predictor.estimator = KerasRegressor(hp).fit(features, labels, validation_set, on_metrics)
+    elif hp.inner_cap < hp.rul_cap:
+        predictor.estimator = CapBlend.fitted(hp, features, labels, validation_set, on_metrics)
     else:
         predictor.estimator = GbmEnsemble(hp).fit(features, labels, validation_set, on_metrics)
     predictor.metadata["training_units"] = unit_fingerprint(train["unit"])
+    if auto_record:
+        predictor.metadata["auto_settings"] = auto_record
     return predictor
 
 
@@ -340,7 +276,9 @@ def cross_calibration(everything: pd.DataFrame, hp: Hyperparameters) -> Interval
 
 def checked_trial(trial: RulPredictor, train: pd.DataFrame, hp: Hyperparameters) -> RulPredictor:
     """`trial` if it was fitted on exactly the units of `train` with `hp` (the interval level aside), so
-    its validation residuals are those a new fit would give; else a `ConfigurationError` naming why not."""
+    its validation residuals are those a new fit would give; else a `ConfigurationError` naming why not.
+    `auto` values of `hp` are compared as the trial resolved them (from the same training units)."""
+    hp, _ = resolve(hp, train)
     if trial.metadata.get("training_units") != unit_fingerprint(train["unit"]):
         raise ConfigurationError(
             f"the tuning trial's model was fitted on other units than the refit's training channel "
@@ -368,8 +306,9 @@ def fit_final_predictor(
     on held-out whole units: with `calibration_folds` 0 on the validation units by a fit on the training
     units (split conformal), else on every unit by as many fits on the other folds (cross-conformal).
     `trial`, the best tuning trial's model (that very fit on the training units), saves the split
-    calibration's fit: the refit then costs one fit and the predictions at the validation cuts."""
-    hp = hyperparameters
+    calibration's fit: the refit then costs one fit and the predictions at the validation cuts. `auto`
+    settings are chosen from the training units, as the tuning trial chose them."""
+    hp, auto_record = resolve(hyperparameters, train)
     frames = [frame for frame in (train, validation, extra) if frame is not None and len(frame)]
     everything = pd.concat(frames, ignore_index=True)
     check_unique_units(everything, "final training data")
@@ -389,5 +328,7 @@ def fit_final_predictor(
     predictor = fit_predictor(everything, None, hp)
     predictor.calibration = calibration
     predictor.metadata["training_units"] = unit_fingerprint(everything["unit"])
+    if auto_record:
+        predictor.metadata["auto_settings"] = auto_record
     log(f"final model fitted on {predictor.metadata['training_units']['count']} units")
     return predictor

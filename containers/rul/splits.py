@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from rul.errors import ConfigurationError, DataFormatError
@@ -146,15 +147,23 @@ def cut_units(
         raise ConfigurationError(f"draws must lie in [1, 999], got {draws}")
     if frame.empty:
         raise ConfigurationError("no units to cut")
-    pieces, truth = [], []
-    for unit, rows in frame.groupby("unit", sort=True):
-        life = int(rows["cycle"].max())
+    units, cycles = frame["unit"].to_numpy(), frame["cycle"].to_numpy()
+    ids, inverse = np.unique(units, return_inverse=True)
+    lives = np.zeros(len(ids), dtype=np.int64)
+    np.maximum.at(lives, inverse, cycles)
+    # Each unit's rows in their order in `frame` (a stable sort keeps it), units in ascending order.
+    order = np.argsort(inverse, kind="stable")
+    ends = np.cumsum(np.bincount(inverse, minlength=len(ids)))
+    pieces, new_units, truth = [], [], []
+    for index, unit in enumerate(ids.tolist()):
+        rows = order[ends[index - 1] if index else 0 : ends[index]]
+        life = int(lives[index])
         for draw in range(draws):
             kept = cut_point(life, unit_uniform(unit, seed, f"cut-{draw}"), protocol)
-            piece = rows[rows["cycle"] <= kept].copy()
-            new_unit = int(unit) if draws == 1 else int(unit) * 1000 + draw
-            piece["unit"] = new_unit
-            pieces.append(piece)
-            truth.append((new_unit, life - kept))
-    cut = pd.concat(pieces, ignore_index=True)
+            pieces.append(rows[cycles[rows] <= kept])
+            new_units.append(unit if draws == 1 else unit * 1000 + draw)
+            truth.append((new_units[-1], life - kept))
+    taken = np.concatenate(pieces)
+    cut = frame.iloc[taken].reset_index(drop=True)
+    cut["unit"] = np.repeat(np.asarray(new_units, dtype=units.dtype), [len(piece) for piece in pieces])
     return cut, pd.DataFrame(truth, columns=["unit", "rul"])

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .shared import is_s3_uri, parse_s3_uri
+from lambdas.common.s3uri import is_s3_uri, parse_s3_uri
 
 URI_KEYS = ("ModelDataUrl", "S3Uri")
 MISSING_CODES = ("404", "NoSuchKey", "NotFound")

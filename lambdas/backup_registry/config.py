@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .shared import BUCKET_PATTERN, NAME_PATTERN, EnvReader
-from .shared import ConfigError as ConfigError  # raised by load_config, caught by callers
+from lambdas.common.config import BUCKET_PATTERN, NAME_PATTERN, EnvReader
+from lambdas.common.config import ConfigError as ConfigError  # raised by load_config, caught by callers
 
 ENV_GROUP = "MODEL_PACKAGE_GROUP_NAME"
 ENV_ENDPOINTS = "ENDPOINT_NAMES"  # comma-separated
@@ -24,6 +24,8 @@ PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9/_-]{0,62}/$")
 
 @dataclass(frozen=True)
 class BackupConfig:
+    """The validated environment: what to back up (group, endpoints, artifact prefixes) and where."""
+
     group_name: str
     endpoint_names: tuple[str, ...]
     bucket: str

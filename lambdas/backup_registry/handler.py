@@ -28,9 +28,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from lambdas.common.clients import make_clients
+from lambdas.common.decisions import DecisionLog, Ignored
+from lambdas.common.events import ENDPOINT_STATE_CHANGE, SAGEMAKER_SOURCE
+from lambdas.common.handler import run_logged
+
 from .collect import artifact_uris, artifact_versions, endpoint_backup, registry_backup
 from .config import BackupConfig, load_config
-from .shared import ENDPOINT_STATE_CHANGE, SAGEMAKER_SOURCE, DecisionLog, Ignored, make_clients, run_logged
 
 DECISIONS = DecisionLog("backup_registry")
 decide = DECISIONS.decide

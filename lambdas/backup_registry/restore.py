@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .shared import APPROVED, SAGEMAKER_SOURCE
-from .shared import MODEL_PACKAGE_STATE_CHANGE as PACKAGE_STATE_CHANGE
+from lambdas.common.events import APPROVED, SAGEMAKER_SOURCE
+from lambdas.common.events import MODEL_PACKAGE_STATE_CHANGE as PACKAGE_STATE_CHANGE
 
 # DescribeModelPackage members that CreateModelPackage accepts unchanged.
 COPIED_MEMBERS = (

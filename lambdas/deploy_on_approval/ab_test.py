@@ -56,12 +56,16 @@ class AbTestError(RuntimeError):
 
 @dataclass(frozen=True)
 class AbPair:
+    """The two versions an A/B endpoint serves: the champion and the challenger."""
+
     champion: ModelVersion
     challenger: ModelVersion
 
 
 @dataclass(frozen=True)
 class OperatorRequest:
+    """A validated operator event: shift the challenger's share, or promote a winner."""
+
     action: str  # one of ACTIONS
     challenger_percent: int | None = None  # shift
     winner: str | None = None  # promote: one of WINNERS
@@ -75,6 +79,7 @@ def version_arn(any_version_arn: str, version: int) -> str:
 
 
 def servable(version: ModelVersion) -> bool:
+    """The version names an image and an s3:// model archive, so an endpoint can serve it."""
     return bool(version.image and version.model_data_url and version.model_data_url.startswith("s3://"))
 
 
@@ -150,6 +155,7 @@ def ensure_ab_config(sagemaker: Any, config: DeployConfig, pair: AbPair) -> tupl
 
 
 def is_operator_event(event: Any) -> bool:
+    """The event is an operator's A/B command (`source` is `OPERATOR_SOURCE`), not a registry event."""
     return isinstance(event, dict) and event.get("source") == OPERATOR_SOURCE
 
 

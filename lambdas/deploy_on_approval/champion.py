@@ -17,9 +17,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambdas.common.s3uri import parse_s3_uri
+
 from .config import DeployConfig
 from .registry import ModelVersion
-from .shared import parse_s3_uri
 
 PLACEHOLDER = "NO_CHAMPION_YET.txt"
 MODEL_KEY = "model.tar.gz"

@@ -11,8 +11,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .shared import BUCKET_PATTERN, NAME_PATTERN, S3_URI_PATTERN, EnvReader
-from .shared import ConfigError as ConfigError  # raised by load_config, caught by callers
+from lambdas.common.config import BUCKET_PATTERN, NAME_PATTERN, EnvReader
+from lambdas.common.config import ConfigError as ConfigError  # raised by load_config, caught by callers
+from lambdas.common.s3uri import S3_URI_PATTERN
 
 ENV_GROUP = "MODEL_PACKAGE_GROUP_NAME"
 ENV_ENDPOINT = "ENDPOINT_NAME"
@@ -62,6 +63,8 @@ SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
 
 @dataclass(frozen=True)
 class NetworkConfig:
+    """The job subnets and security groups the endpoint model and the monitoring job run in."""
+
     subnet_ids: tuple[str, ...]
     security_group_ids: tuple[str, ...]
 
@@ -79,6 +82,8 @@ class TrafficShift:
 
 @dataclass(frozen=True)
 class ServerlessConfig:
+    """Serverless serving: the memory size and the maximum concurrency of the endpoint."""
+
     memory_mb: int  # one of SERVERLESS_MEMORY_SIZES
     max_concurrency: int
 
@@ -93,6 +98,8 @@ class AbTestConfig:
 
 @dataclass(frozen=True)
 class MonitoringConfig:
+    """The optional Model Monitor schedule: its name, cron, image, role, output and resources."""
+
     schedule_name: str
     schedule_cron: str
     image_uri: str
@@ -105,6 +112,8 @@ class MonitoringConfig:
 
 @dataclass(frozen=True)
 class DeployConfig:
+    """The validated environment of the function: the endpoint, how it serves and captures, and where."""
+
     group_name: str
     endpoint_name: str
     model_role_arn: str

@@ -62,6 +62,8 @@ class EndpointBusy(RuntimeError):
 
 @dataclass(frozen=True)
 class EndpointState:
+    """What the endpoint serves now, read from its (pending or current) config's tags."""
+
     exists: bool
     status: str | None = None
     config_name: str | None = None  # the config serving traffic (or being deployed, when updating)
@@ -150,6 +152,7 @@ def capture_config(config: DeployConfig) -> dict[str, Any] | None:
 
 
 def endpoint_config_request(config: DeployConfig, version: ModelVersion, model_name: str) -> dict[str, Any]:
+    """The CreateEndpointConfig request serving `version` as `model_name`, named by version and digest."""
     variant = _variant(config, model_name)
     capture = capture_config(config)
     suffix = f"v{version.version}-{digest(variant, capture, config.kms_key_arn)}"
@@ -166,6 +169,7 @@ def endpoint_config_request(config: DeployConfig, version: ModelVersion, model_n
 
 
 def deployment_config(config: DeployConfig) -> dict[str, Any]:
+    """The blue/green `DeploymentConfig`: traffic shifting (all at once when serverless) and auto-rollback."""
     traffic = config.traffic
     routing: dict[str, Any] = {"WaitIntervalInSeconds": traffic.wait_seconds}
     if config.serverless is not None:
@@ -218,6 +222,7 @@ def _config_versions(sagemaker: Any, config_name: str) -> tuple[int | None, int 
 
 
 def endpoint_state(sagemaker: Any, endpoint_name: str) -> EndpointState:
+    """Describe the endpoint and the config it serves or moves to; `exists=False` when there is none."""
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as error:

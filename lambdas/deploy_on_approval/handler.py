@@ -29,6 +29,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.common.clients import make_clients
+from lambdas.common.decisions import DecisionLog
+from lambdas.common.handler import run_logged
+
 from . import ab_test, champion, monitoring
 from .config import ENV_AB_ENABLED, DeployConfig, load_config
 from .endpoint import EndpointBusy, EndpointState, create_or_update, endpoint_state, ensure_model_and_config
@@ -42,7 +46,6 @@ from .registry import (
     describe_version,
     parse_event,
 )
-from .shared import DecisionLog, make_clients, run_logged
 
 DECISIONS = DecisionLog("deploy_on_approval")
 decide = DECISIONS.decide
@@ -50,6 +53,8 @@ decide = DECISIONS.decide
 
 @dataclass(frozen=True)
 class Clients:
+    """The AWS clients of one invocation."""
+
     sagemaker: Any
     s3: Any
 

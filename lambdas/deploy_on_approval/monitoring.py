@@ -51,28 +51,7 @@ def job_definition(config: DeployConfig, version: ModelVersion) -> dict[str, Any
             "ConstraintsResource": {"S3Uri": version.baseline.constraints_s3_uri},
             "StatisticsResource": {"S3Uri": version.baseline.statistics_s3_uri},
         },
-        "MonitoringInputs": [
-            {
-                "EndpointInput": {
-                    "EndpointName": config.endpoint_name,
-                    "LocalPath": CAPTURE_LOCAL_PATH,
-                    "S3InputMode": "File",
-                    "S3DataDistributionType": "FullyReplicated",
-                }
-            }
-        ],
-        "MonitoringOutputConfig": {
-            "MonitoringOutputs": [
-                {
-                    "S3Output": {
-                        "S3Uri": monitoring.output_s3_uri,
-                        "LocalPath": OUTPUT_LOCAL_PATH,
-                        "S3UploadMode": "EndOfJob",
-                    }
-                }
-            ],
-            "KmsKeyId": config.kms_key_arn,
-        },
+        **_inputs_and_outputs(config),
         "MonitoringResources": {
             "ClusterConfig": {
                 "InstanceCount": 1,
@@ -99,7 +78,37 @@ def job_definition(config: DeployConfig, version: ModelVersion) -> dict[str, Any
     }
 
 
+def _inputs_and_outputs(config: DeployConfig) -> dict[str, Any]:
+    """The endpoint's captures in, the drift report out to the monitoring prefix (with the project key)."""
+    assert config.monitoring is not None
+    return {
+        "MonitoringInputs": [
+            {
+                "EndpointInput": {
+                    "EndpointName": config.endpoint_name,
+                    "LocalPath": CAPTURE_LOCAL_PATH,
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            }
+        ],
+        "MonitoringOutputConfig": {
+            "MonitoringOutputs": [
+                {
+                    "S3Output": {
+                        "S3Uri": config.monitoring.output_s3_uri,
+                        "LocalPath": OUTPUT_LOCAL_PATH,
+                        "S3UploadMode": "EndOfJob",
+                    }
+                }
+            ],
+            "KmsKeyId": config.kms_key_arn,
+        },
+    }
+
+
 def schedule_config(config: DeployConfig, version: ModelVersion) -> dict[str, Any]:
+    """The `MonitoringScheduleConfig` for `version`: the cron expression and the inline job definition."""
     assert config.monitoring is not None
     return {
         "ScheduleConfig": {"ScheduleExpression": config.monitoring.schedule_cron},

@@ -11,14 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .shared import APPROVED, Ignored
-from .shared import MODEL_PACKAGE_STATE_CHANGE as EVENT_DETAIL_TYPE
-from .shared import REJECTED as REJECTED  # the handler and ab_test read the statuses here
-from .shared import SAGEMAKER_SOURCE as EVENT_SOURCE
+from lambdas.common.decisions import Ignored
+from lambdas.common.events import APPROVED
+from lambdas.common.events import MODEL_PACKAGE_STATE_CHANGE as EVENT_DETAIL_TYPE
+from lambdas.common.events import REJECTED as REJECTED  # the handler and ab_test read the statuses here
+from lambdas.common.events import SAGEMAKER_SOURCE as EVENT_SOURCE
 
 
 @dataclass(frozen=True)
 class ApprovalEvent:
+    """The fields of a model package state change event this function acts on."""
+
     group: str
     version: int
     arn: str
@@ -27,6 +30,8 @@ class ApprovalEvent:
 
 @dataclass(frozen=True)
 class DataQualityBaseline:
+    """The statistics and constraints a version was registered with (its drift baselines)."""
+
     statistics_s3_uri: str
     constraints_s3_uri: str
 
@@ -82,6 +87,7 @@ def _baseline(package: dict[str, Any]) -> DataQualityBaseline | None:
 
 
 def describe_version(sagemaker: Any, arn: str) -> ModelVersion:
+    """Describe the model package `arn` as a `ModelVersion`."""
     package = sagemaker.describe_model_package(ModelPackageName=arn)
     containers = package.get("InferenceSpecification", {}).get("Containers", [])
     first = containers[0] if containers else {}

@@ -28,10 +28,12 @@ def bounded_name(base: str, suffix: str) -> str:
 
 
 def digest(*parts: Any) -> str:
+    """An 8-character SHA-256 digest of `parts` (as sorted JSON): names change when the content does."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def version_tags(version: Any) -> list[dict[str, str]]:
+    """The tags that record which model version a resource serves."""
     return [
         {"Key": TAG_GROUP, "Value": version.group},
         {"Key": TAG_VERSION, "Value": str(version.version)},
@@ -40,12 +42,14 @@ def version_tags(version: Any) -> list[dict[str, str]]:
 
 
 def is_missing(error: ClientError) -> bool:
+    """SageMaker's error says the resource does not exist."""
     code = error.response.get("Error", {}).get("Code", "")
     message = error.response.get("Error", {}).get("Message", "")
     return code == "ResourceNotFound" or (code == "ValidationException" and "Could not find" in message)
 
 
 def is_duplicate(error: ClientError) -> bool:
+    """SageMaker's error says the resource already exists (or is in use)."""
     code = error.response.get("Error", {}).get("Code", "")
     message = error.response.get("Error", {}).get("Message", "").lower()
     return code == "ResourceInUse" or (code == "ValidationException" and "already exist" in message)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .shared import ConfigError
+from lambdas.common.config import ConfigError
 
 ENV_GROUP = "MODEL_PACKAGE_GROUP_NAME"
 ENV_ENDPOINT = "MIRROR_ENDPOINT_URL"
@@ -38,6 +38,8 @@ _PATTERNS = {
 
 @dataclass(frozen=True)
 class MirrorConfig:
+    """The validated environment: the model package group and the external store to copy to."""
+
     group: str
     endpoint_url: str
     bucket: str

@@ -18,11 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.common.clients import make_client
+from lambdas.common.decisions import DecisionLog, Ignored
+from lambdas.common.events import APPROVED
+from lambdas.common.events import MODEL_PACKAGE_STATE_CHANGE as EVENT_DETAIL_TYPE
+from lambdas.common.events import SAGEMAKER_SOURCE as EVENT_SOURCE
+from lambdas.common.s3uri import S3UriError, parse_s3_uri
+
 from .config import load_config
 from .mirror import mirror_package
-from .shared import APPROVED, DecisionLog, Ignored, S3UriError, make_client, parse_s3_uri
-from .shared import MODEL_PACKAGE_STATE_CHANGE as EVENT_DETAIL_TYPE
-from .shared import SAGEMAKER_SOURCE as EVENT_SOURCE
 from .store import MirrorError, open_destination
 
 DECISIONS = DecisionLog("mirror_model")
@@ -32,6 +36,8 @@ SECRET_FIELDS = ("access_key_id", "secret_access_key")
 
 @dataclass(frozen=True)
 class Clients:
+    """The AWS clients of one invocation."""
+
     sagemaker: Any
     s3: Any
     secrets: Any

@@ -17,7 +17,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .shared import APPROVED
+from lambdas.common.events import APPROVED
+
 from .store import Destination, MirrorError, put_verified
 
 MODEL_FILE = "model.tar.gz"
@@ -60,6 +61,7 @@ class MirrorResult:
 
 
 def version_folder(prefix: str, group: str, version: int) -> str:
+    """The store folder of one version: `<prefix><group>/v<version>/`."""
     return f"{prefix}{group}/v{version}/"
 
 

@@ -1,2 +1,2 @@
 """Model-quality metrics: publishes the evaluation of each finished training-pipeline execution to CloudWatch
-(handler: `publish_model_metrics.handler.handler`)."""
+(handler: `lambdas.publish_model_metrics.handler.handler`)."""

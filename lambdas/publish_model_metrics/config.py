@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .shared import PIPELINE_NAME_PATTERN, EnvReader
-from .shared import ConfigError as ConfigError  # raised by load_config, caught by callers
+from lambdas.common.config import PIPELINE_NAME_PATTERN, EnvReader
+from lambdas.common.config import ConfigError as ConfigError  # raised by load_config, caught by callers
 
 ENV_PIPELINE = "PIPELINE_NAME"
 ENV_NAMESPACE = "METRICS_NAMESPACE"
@@ -35,6 +35,8 @@ NAMESPACE_PATTERN = re.compile(r"^(?!AWS/)[^:][^\s]{0,254}$")
 
 @dataclass(frozen=True)
 class PublishConfig:
+    """The validated environment: the training pipeline, its metric namespace and its step names."""
+
     pipeline_name: str
     namespace: str
     evaluate_step: str

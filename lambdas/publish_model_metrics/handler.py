@@ -37,13 +37,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lambdas.common.clients import make_clients
+from lambdas.common.decisions import DecisionLog, Ignored, Skipped
+from lambdas.common.events import PIPELINE_EXECUTION_STATUS_CHANGE as EVENT_DETAIL_TYPE
+from lambdas.common.events import SAGEMAKER_SOURCE as EVENT_SOURCE
+from lambdas.common.handler import run_logged
+from lambdas.common.s3uri import S3UriError, parse_s3_uri
+
 from .config import ConfigError as ConfigError  # raised by load_config, caught by callers
 from .config import PublishConfig, load_config
 from .mlflow_log import MlflowRestClient, load_target, log_execution, make_client
 from .monitoring import load_monitoring_config, monitoring_execution, publish_execution
-from .shared import PIPELINE_EXECUTION_STATUS_CHANGE as EVENT_DETAIL_TYPE
-from .shared import SAGEMAKER_SOURCE as EVENT_SOURCE
-from .shared import DecisionLog, Ignored, S3UriError, Skipped, make_clients, parse_s3_uri, run_logged
 
 DECISIONS = DecisionLog("publish_model_metrics")
 decide = DECISIONS.decide
@@ -69,12 +73,15 @@ REGISTERED_METRIC = "Registered"
 
 @dataclass(frozen=True)
 class FinishedExecution:
+    """A finished execution of the training pipeline, from its status change event."""
+
     execution_arn: str
     status: str
     time: datetime
 
 
 def parse_event(event: Any, config: PublishConfig, clock: Callable[[], datetime]) -> FinishedExecution:
+    """The finished execution of the configured pipeline in `event`; `Ignored` says why not."""
     if not isinstance(event, dict):
         raise Ignored(f"event is not an object: {type(event).__name__}")
     if event.get("source") != EVENT_SOURCE or event.get("detail-type") != EVENT_DETAIL_TYPE:
@@ -110,6 +117,7 @@ def _event_time(raw: Any, clock: Callable[[], datetime]) -> datetime:
 
 
 def execution_steps(sagemaker: Any, execution_arn: str) -> list[dict]:
+    """Every step of the pipeline execution (all pages)."""
     paginator = sagemaker.get_paginator("list_pipeline_execution_steps")
     return [
         step
@@ -168,6 +176,7 @@ def read_evaluation(s3: Any, bucket: str, key: str) -> dict[str, float]:
 
 
 def metric_data(values: Mapping[str, float], pipeline: str, timestamp: datetime) -> list[dict]:
+    """PutMetricData entries of the evaluation `values`, one per metric, dimension the pipeline name."""
     dimensions = [{"Name": DIMENSION, "Value": pipeline}]
     return [
         {

@@ -50,6 +50,8 @@ class MlflowError(RuntimeError):
 
 @dataclass(frozen=True)
 class MlflowTarget:
+    """The MLflow tracking server (ARN, URL, region) and the experiment to log to."""
+
     server_arn: str
     experiment: str
     url: str

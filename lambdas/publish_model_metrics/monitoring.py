@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from lambdas.common.config import BUCKET_PATTERN, ConfigError
+
 from .config import ENV_MONITORING_BUCKET as ENV_BUCKET
 from .config import ENV_MONITORING_NAMESPACES as ENV_NAMESPACES
 from .config import ENV_MONITORING_PIPELINE as ENV_PIPELINE
 from .config import ENV_MONITORING_PREFIX as ENV_PREFIX
-from .shared import BUCKET_PATTERN, ConfigError
 
 METRICS_FILE = "metrics.jsonl"  # pipeline_steps.monitoring_names.METRICS_FILE (a test keeps them equal)
 HANDLED_STATUSES = ("Succeeded", "Failed")
@@ -34,6 +35,8 @@ _PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]+/$")
 
 @dataclass(frozen=True)
 class MonitoringConfig:
+    """The monitoring pipeline, where its jobs write metric files, and the namespaces accepted."""
+
     pipeline_name: str
     bucket: str
     prefix: str
@@ -75,6 +78,7 @@ def monitoring_execution(event: Any, config: MonitoringConfig) -> tuple[str, str
 
 
 def metrics_keys(s3: Any, config: MonitoringConfig, execution_id: str) -> list[str]:
+    """The keys of the metric files one monitoring execution wrote, sorted."""
     paginator = s3.get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=config.bucket, Prefix=f"{config.prefix}{execution_id}/")
     keys = [item["Key"] for page in pages for item in page.get("Contents", [])]

@@ -1,2 +1,2 @@
 """Training-pipeline starter: one execution per burst of new raw files, per schedule tick and per drift
-alarm, keyed by the data version of its input (handler: `start_pipeline.handler.handler`)."""
+alarm, keyed by the data version of its input (handler: `lambdas.start_pipeline.handler.handler`)."""

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .shared import BUCKET_PATTERN, NAME_PATTERN, PIPELINE_NAME_PATTERN, ConfigError, EnvReader
+from lambdas.common.config import BUCKET_PATTERN, NAME_PATTERN, PIPELINE_NAME_PATTERN, ConfigError, EnvReader
 
 ENV_PIPELINE = "PIPELINE_NAME"
 ENV_BUCKET = "DATA_BUCKET"
@@ -23,6 +23,8 @@ __all__ = ["ConfigError", "TriggerConfig", "load_config"]
 
 @dataclass(frozen=True)
 class TriggerConfig:
+    """The validated environment: the pipeline to start, the raw-data location and the debounce."""
+
     pipeline_name: str
     data_bucket: str
     raw_prefix: str  # e.g. "raw/"

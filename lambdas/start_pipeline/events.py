@@ -12,8 +12,9 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.common.decisions import Ignored
+
 from .config import TriggerConfig
-from .shared import Ignored
 
 # Same value as pipeline_steps.names.INPUT_DATA_URI (a test keeps them equal; this package stands alone).
 INPUT_DATA_URI = "InputDataUri"
@@ -29,6 +30,8 @@ REASON_FIELD = "reason"
 
 @dataclass(frozen=True)
 class StartRequest:
+    """Why and on which input folder to start the pipeline."""
+
     reason: str  # NEW_DATA, SCHEDULE or DRIFT
     bucket: str
     prefix: str  # key prefix ending in "/", e.g. "raw/batch-7/"
@@ -47,6 +50,7 @@ def rule_input(reason: str, input_data_uri: str) -> dict[str, str]:
 
 
 def parse_event(event: Any, config: TriggerConfig) -> StartRequest:
+    """The start request in an S3 object-created event or a rule's input; `Ignored` says why not."""
     if not isinstance(event, dict):
         raise Ignored(f"event is not an object: {type(event).__name__}")
     if REASON_FIELD in event:

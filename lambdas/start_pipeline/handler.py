@@ -46,11 +46,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lambdas.common.clients import make_clients
+from lambdas.common.decisions import DecisionLog
+from lambdas.common.handler import run_logged
+
 from .config import ConfigError, TriggerConfig, load_config
 from .data_version import list_data_objects, listing_version
 from .events import INPUT_DATA_URI, Ignored, StartRequest, parse_event
 from .registry import registered_data_version
-from .shared import DecisionLog, make_clients, run_logged
 
 __all__ = ["ConfigError", "TriggerConfig", "handler", "load_config", "run"]
 
