@@ -10,7 +10,8 @@ empty otherwise, since then they are the evaluation units), plus `trial`: the be
 `model.tar.gz`, that very fit on the train units, whose validation residuals calibrate the intervals
 without fitting it again (train.py refits from scratch, saying why, if it does not match).
 Its `ModelArtifacts.S3ModelArtifacts` is the model that is evaluated, registered and served.
-Its cache key holds the resolved hyperparameters and the input URIs, so new data or a different best trial trains again.
+Its cache key holds the resolved hyperparameters and the input URIs,
+so new data or a different best trial trains again.
 """
 
 from __future__ import annotations
