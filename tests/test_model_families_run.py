@@ -17,6 +17,7 @@ import pytest
 from local_runner.main_job import MainJobOptions, run_main_job
 from pipeline_steps import names
 from pipeline_steps.tuning import TUNING_RANGES
+from settings import MonitoringSettings
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ def work(tmp_path_factory):
 def test_each_family_runs_through_the_pipeline_with_its_own_ranges(family, work, synthetic_dir):
     overrides = {
         "static_hyperparameters": (*TINY[family], ("validation_draws", "1")),
-        "use_model_monitor": family == "gbm",
+        "monitoring": MonitoringSettings(use_model_monitor=family == "gbm"),
     }
     options = MainJobOptions(
         work_dir=work,
