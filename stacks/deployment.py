@@ -35,7 +35,7 @@ from constructs import Construct
 from lambdas.deploy_on_approval import config as deploy_env
 from settings import MonitoringSettings, ResourceNames, ServingSettings
 from settings.names import DEPLOY_FUNCTION
-from stacks.iam_conditions import instance_type_guardrail
+from stacks.iam_conditions import instance_type_guardrail, sets_approval
 from stacks.network_stack import JobNetwork
 from stacks.ops_common import EVENTS, FunctionSpec, LambdaNetwork, OpsFunction, add_rule
 from stacks.roles import LeastPrivilegeRole
@@ -286,6 +286,14 @@ class DeployOnApproval(Construct):
             [self._sagemaker_arn("model-package", f"{group}/*")],
             wildcard_reason="A/B notes go on the champion's and the challenger's versions, numbered by the "
             "registry inside the project's group",
+        )
+        # It may note and reject versions, never approve one: only the approver persona sets Approved (the
+        # IAM stack's deny covers that stack's roles, not this function's).
+        role.deny(
+            "NeverApproveModels",
+            ["sagemaker:UpdateModelPackage"],
+            [self._sagemaker_arn("model-package", f"{group}/*")],
+            conditions=sets_approval(),
         )
 
     def _create_rule(self, dead_letter_queue: sqs.IQueue) -> events.CfnRule:

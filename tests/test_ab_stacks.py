@@ -97,7 +97,11 @@ def test_ab_settings_reach_the_function_with_only_the_ab_permissions():
         s for s in statements if "sagemaker:UpdateEndpointWeightsAndCapacities" in as_list(s["Action"])
     ]
     assert shift["Resource"] == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{names.endpoint}"
-    (note,) = [s for s in statements if "sagemaker:UpdateModelPackage" in as_list(s["Action"])]
+    updates = [s for s in statements if "sagemaker:UpdateModelPackage" in as_list(s["Action"])]
+    (note,) = [s for s in updates if s["Effect"] == "Allow"]
+    (never_approve,) = [s for s in updates if s["Effect"] == "Deny"]
+    assert never_approve["Condition"] == {"StringEquals": {"sagemaker:ModelApprovalStatus": "Approved"}}
+    assert never_approve["Resource"] == note["Resource"]
     assert (
         note["Resource"]
         == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{names.model_package_group}/*"
