@@ -164,6 +164,17 @@ def test_promote_serves_only_the_winner_and_records_it(aws, winner, serving, los
     assert world.champion()["version"] == serving
 
 
+def test_a_challenger_rejected_since_the_test_started_cannot_be_promoted(aws):
+    world = ab_world()
+    _, v2 = start_test(world)
+    world.set_status(v2, "Rejected")  # its event not handled yet (e.g. retrying on EndpointBusy)
+
+    result = world.run(operator("promote", winner="challenger", reason="looked better"))
+
+    assert result["action"] == "refused" and "only an Approved version" in result["reason"], result
+    assert [name for name in world.mutations() if name.startswith("Update")] == []
+
+
 def test_rejecting_the_challenger_during_a_test_returns_to_the_champion_alone(aws):
     world = ab_world()
     _, v2 = start_test(world)

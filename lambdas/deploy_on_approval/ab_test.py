@@ -236,6 +236,12 @@ def promote(
         else (state.champion, state.challenger)
     )
     winner = describe_version(sagemaker, version_arn(arn, winner_version))
+    if winner.approval_status != APPROVED or not servable(winner):
+        # The approver may have rejected it since the test started (its event may still be retrying).
+        raise AbTestError(
+            f"v{winner_version} is {winner.approval_status or 'not servable'}: only an Approved "
+            "version can be promoted"
+        )
     config_name, created = ensure_model_and_config(sagemaker, config, winner)
     endpoint = create_or_update(sagemaker, config, state, config_name, guarded=False)
     moment = datetime.now(UTC)
