@@ -74,6 +74,18 @@ def _suggest(trial: optuna.Trial, ranges: dict) -> dict[str, str]:
     return values
 
 
+def _study(strategy: str, direction: Literal["minimize", "maximize"], seed: int) -> optuna.Study:
+    """An optuna study whose sampler plays SageMaker's search strategy (Bayesian: TPE; Random)."""
+    if strategy not in ("Bayesian", "Random"):
+        raise TuningError(f"tuning strategy {strategy!r} is not supported locally (Bayesian, Random)")
+    sampler = (
+        optuna.samplers.TPESampler(seed=seed)
+        if strategy == "Bayesian"
+        else optuna.samplers.RandomSampler(seed)
+    )
+    return optuna.create_study(direction=direction, sampler=sampler)
+
+
 def tune(
     request: dict,
     run_trial: Callable[[int, dict[str, str]], tuple[str, str, str]],
@@ -92,15 +104,7 @@ def tune(
     limits = config["ResourceLimits"]
     total = int(limits["MaxNumberOfTrainingJobs"])
     parallel = max(1, int(limits.get("MaxParallelTrainingJobs", 1)))
-    strategy = config.get("Strategy", "Bayesian")
-    if strategy not in ("Bayesian", "Random"):
-        raise TuningError(f"tuning strategy {strategy!r} is not supported locally (Bayesian, Random)")
-    sampler = (
-        optuna.samplers.TPESampler(seed=seed)
-        if strategy == "Bayesian"
-        else optuna.samplers.RandomSampler(seed)
-    )
-    study = optuna.create_study(direction=direction, sampler=sampler)
+    study = _study(config.get("Strategy", "Bayesian"), direction, seed)
     trials: list[Trial] = []
     while len(trials) < total:
         batch = [study.ask() for _ in range(min(parallel, total - len(trials)))]
