@@ -20,7 +20,6 @@ import math
 import socket
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 from local_runner import ab_endpoint
 from local_runner.ab_split import CHALLENGER, CHAMPION, AbPaths, history
@@ -102,10 +101,11 @@ def _ab_fleet(demo: Demo, drift) -> tuple[list[bytes], object]:
     return fleet_requests(fleet.test, demo.options.cycles_sent), fleet
 
 
-def _send_through(demo: Demo, test: ab_endpoint.AbTest, bodies: list[bytes]) -> Counter:
+def _send_through(test: ab_endpoint.AbTest, bodies: list[bytes]) -> Counter:
+    """Send the fleet one request at a time, so the seeded router gives every unit the same variant on every
+    run (concurrent senders would draw in thread order, and which units each variant scores would vary)."""
     url = f"http://{HOST}:{test.router.server_address[1]}"
-    with ThreadPoolExecutor(demo.options.concurrency) as pool:
-        answers = list(pool.map(lambda body: invoke(url, body), bodies))
+    answers = [invoke(url, body) for body in bodies]
     failed = sum(answer[0] != 200 for answer in answers)
     if failed:
         raise DemoError(f"{failed} of {len(bodies)} requests through the A/B router did not answer 200")
@@ -130,7 +130,7 @@ def serve_and_compare(demo: Demo, workspace: Workspace, versions: tuple[int, int
             f"Challenger v{versions[1]} at {percent}% (serving.ab_test.challenger_weight_percent)",
             True,
         )
-        answered = _send_through(demo, test, bodies)
+        answered = _send_through(test, bodies)
         counts = dict(test.router.state.counts)
     finally:
         test.router.shutdown()

@@ -116,20 +116,31 @@ SMALL = DemoOptions(
 )
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("lifecycle") / "work"
+def _run(tmp_path_factory, options: DemoOptions, name: str):
+    work = tmp_path_factory.mktemp(name) / "work"
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OMP_NUM_THREADS", "1")  # as `demo` sets it: the jobs share two cores with the endpoint
-        demo, paths = run_demo(replace(SMALL, work_dir=work), lines.append)
+        demo, paths = run_demo(replace(options, work_dir=work), lines.append)
     return demo, paths, lines
+
+
+@pytest.fixture(scope="module")
+def release_run(tmp_path_factory):
+    """The story without the A/B phase: v2 is approved, swapped in whatever its accuracy, rolled back."""
+    return _run(tmp_path_factory, replace(SMALL, ab_requests=0), "release")
+
+
+@pytest.fixture(scope="module")
+def ab_run(tmp_path_factory):
+    """The story with the A/B phase: whether v2 is swapped in depends on the variants' measured RMSE."""
+    return _run(tmp_path_factory, SMALL, "ab")
 
 
 @pytest.mark.slow
 @pytest.mark.long
-def test_every_transition_of_the_lifecycle_happens(demo_run):
-    demo, _, lines = demo_run
+def test_every_transition_of_the_lifecycle_happens(release_run):
+    demo, _, lines = release_run
     facts = demo.facts
     assert not demo.failed, "\n".join(lines)
     assert facts.registered == [1, 2], "\n".join(lines)  # v2 passed the gate on the new data
@@ -140,12 +151,13 @@ def test_every_transition_of_the_lifecycle_happens(demo_run):
     assert facts.served == ["1", "1", "2", "1"]
     assert facts.champion == [1, 2, 1]
     assert facts.statuses == {1: "Approved", 2: "Rejected"}
+    assert facts.ab == {}
 
 
 @pytest.mark.slow
 @pytest.mark.long
-def test_the_registry_champion_and_page_agree_with_the_timeline(demo_run):
-    demo, paths, _ = demo_run
+def test_the_registry_champion_and_page_agree_with_the_timeline(release_run):
+    demo, paths, _ = release_run
     workspace = prepare_workspace(demo.work_dir, render=False)
     packages = workspace.registry.list(workspace.config.model_package_group_name)
     assert [(p.version, p.approval_status) for p in packages] == [(2, "Rejected"), (1, "Approved")]
@@ -162,8 +174,8 @@ def test_the_registry_champion_and_page_agree_with_the_timeline(demo_run):
 
 @pytest.mark.slow
 @pytest.mark.long
-def test_the_ab_phase_splits_measures_each_variant_and_records_the_promotion(demo_run):
-    demo, paths, lines = demo_run
+def test_the_ab_phase_splits_measures_each_variant_and_records_the_promotion(ab_run):
+    demo, paths, lines = ab_run
     ab = demo.facts.ab
     assert ab["versions"] == [1, 2], "\n".join(lines)
     assert sum(ab["counts"].values()) == SMALL.ab_requests
@@ -183,3 +195,17 @@ def test_the_ab_phase_splits_measures_each_variant_and_records_the_promotion(dem
     page = paths["html"].read_text()
     assert 'id="variants"' in page and "A/B test: requests, RMSE" in page
     assert "A/B test" in [event["stage"] for event in json.loads(paths["json"].read_text())["events"]]
+
+
+@pytest.mark.slow
+@pytest.mark.long
+def test_after_the_ab_phase_only_a_winning_challenger_is_swapped_in_and_rolled_back(ab_run):
+    demo, _, lines = ab_run
+    facts = demo.facts
+    assert not demo.failed, "\n".join(lines)
+    if facts.ab["winner"] == "challenger":
+        assert facts.served == ["1", "1", "2", "1"] and facts.champion == [1, 2, 1]
+        assert facts.statuses == {1: "Approved", 2: "Rejected"}
+    else:  # the champion stayed: nothing was swapped, so nothing is rolled back
+        assert facts.served == ["1", "1"] and facts.champion == [1, 1]
+        assert "v2 lost the A/B test" in "\n".join(lines)
