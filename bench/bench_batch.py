@@ -30,6 +30,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "containers"))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's command-line options (fleet size, repeats, cores, model to load or train)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -53,10 +54,12 @@ def pin_cores(cores: int) -> list[int]:
 
 
 def peak_mb() -> float:
+    """The process's peak resident memory so far, in megabytes."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def load_or_train(args: argparse.Namespace):
+    """The `RulPredictor` of `--model`, or one trained on synthetic units (smaller with `--quick`)."""
     from rul.hyperparameters import Hyperparameters
     from rul.models import RulPredictor, fit_predictor
     from rul.synthetic import SyntheticSpec, generate
@@ -69,6 +72,7 @@ def load_or_train(args: argparse.Namespace):
 
 
 def time_read(frame, folder: Path) -> float:
+    """Seconds `read_fleet` takes to read `frame` after it is written into 10 files under `folder`."""
     from rul.data import write_trajectories
     from rul.fleet import read_fleet
 
@@ -82,6 +86,7 @@ def time_read(frame, folder: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Time fleet scoring and ranking `--repeats` times and print the engines per second; return 0."""
     args = parse_args(argv)
     cpus = pin_cores(args.cores)
     from rul.fleet import fleet_table, maintenance_list, score_fleet

@@ -59,17 +59,20 @@ def windows(spec: SyntheticSpec, window: int):
 
 
 def baseline_of(frame) -> Baseline:
+    """The drift `Baseline` (statistics and suggested constraints) of the `FEATURES` columns of `frame`."""
     statistics = compute_statistics(frame[FEATURES])
     return baseline_from_statistics(statistics, suggest_constraints(frame[FEATURES], statistics))
 
 
 def run_batch(baseline: Baseline, batch, settings: DriftSettings) -> tuple[bool, float, int]:
+    """Compare `batch` to `baseline`: (any feature drifted, the largest PSI, the drifted feature count)."""
     features = compare_features(baseline, batch, settings)
     drifted = sum(f["drifted"] for f in features)
     return drifted > 0, max(f["psi"] for f in features), drifted
 
 
 def describe(case: tuple) -> tuple[str, str, str]:
+    """The table's (kind, size, sensors) labels of a `DRIFT_CASES` entry."""
     kind, magnitude, sensors = case
     size = {"offset": f"{magnitude:g} sd", "noise": f"+{magnitude:.0%} sd", "new_condition": f"{magnitude:g}"}
     chosen = (
@@ -79,6 +82,7 @@ def describe(case: tuple) -> tuple[str, str, str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's command-line options; fewer than 200 batches is an error."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=400, help="total batches, half clean (>= 200)")
     parser.add_argument("--units", type=int, default=50, help="engines per batch")
@@ -132,6 +136,7 @@ def batch_rows(args: argparse.Namespace, seed: int, drift: DriftSpec | None = No
 
 
 def print_table(clean: list, results: dict[int, list]) -> None:
+    """Print the flagged rate and median PSI and drifted count of the clean batches and each drift case."""
     header = f"{'drift kind':<14} {'size':<10} {'sensors':<12} {'batches':>7} {'flagged':>7} {'rate':>7} "
     print("\n" + header + f"{'med. max PSI':>12} {'med. drifted':>12}")
     rows = [("clean", "-", "-", clean)] + [(*describe(DRIFT_CASES[k]), v) for k, v in results.items()]
@@ -144,6 +149,7 @@ def print_table(clean: list, results: dict[int, list]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run clean and drifted batches against one baseline; print detection and false-positive rates."""
     args = parse_args(argv)
     started = time.perf_counter()
     settings = DriftSettings(alpha=args.alpha, correction=args.correction, psi_threshold=args.psi_threshold)

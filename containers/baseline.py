@@ -44,6 +44,7 @@ NUMERIC_COLUMNS = frozenset(COLUMNS)
 
 
 def log(message: str) -> None:
+    """Print `message` to the job's log at once (flushed)."""
     print(message, flush=True)
 
 
@@ -83,6 +84,7 @@ def parse_dataset_format(text: str | None) -> bool:
 
 
 def find_csv_files(source: Path) -> list[Path]:
+    """The CSV files of `source` (itself if a file, else those under it); none is a `DataFormatError`."""
     if source.is_file():
         return [source]
     files = sorted(path for path in source.rglob("*") if path.is_file() and path.suffix.lower() == ".csv")
@@ -163,6 +165,7 @@ def read_dataset(source: Path, header: bool) -> pd.DataFrame:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The plain contract's options: dataset folder, output folder and whether the CSVs have a header."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset-dir", default=None, help="folder (or file) of the CSV rows to baseline")
     parser.add_argument("--output-dir", default=None, help="where statistics.json and constraints.json go")
@@ -194,6 +197,7 @@ def locations(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Pat
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the baseline of the dataset (either contract) and log where; return 0."""
     # None means no arguments (the analyzer contract), not sys.argv: the __main__ block passes those.
     source, output, header = locations(parse_args(argv or []), os.environ)
     if not source.exists():

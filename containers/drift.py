@@ -100,6 +100,7 @@ CLOUDWATCH_METRICS_FILE = "cloudwatch_metrics.jsonl"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The drift job's options: baseline, capture window, metric target and drift-test settings."""
     parser = argparse.ArgumentParser(description="Data drift of captured requests against the baseline.")
     parser.add_argument("--baseline", type=Path, default=None, help="statistics.json folder or CSV")
     add_common_arguments(parser, NAMESPACE)
@@ -184,6 +185,7 @@ def drift_report(
 
 
 def drift_metrics(report: dict, endpoint: str, timestamp: datetime) -> list[dict]:
+    """The CloudWatch metric data of `report`: max PSI, counts and each feature's PSI."""
     dimensions = {"Endpoint": endpoint}
     counts = report["counts"]
     data = [
@@ -200,6 +202,7 @@ def drift_metrics(report: dict, endpoint: str, timestamp: datetime) -> list[dict
 
 
 def print_table(report: dict) -> None:
+    """Log each feature's test results and the drift verdict with its counts."""
     log(f"{'feature':<12} {'kind':<14} {'KS D':>7} {'p':>9} {'adj. p':>9} {'PSI':>8} {'severity':<8} drift")
     for f in report["features"]:
         log(
@@ -263,6 +266,7 @@ def apply_monitor_contract(args: argparse.Namespace, environ: Mapping[str, str])
 
 
 def load_contract_baseline(statistics_path: Path, constraints_path: Path | None) -> Baseline:
+    """The `Baseline` of Model Monitor's statistics (and constraints) files; missing is an error."""
     if not statistics_path.is_file():
         raise DataFormatError(statistics_path, None, "the baseline statistics file does not exist")
     if constraints_path is not None and not constraints_path.is_file():
@@ -273,6 +277,7 @@ def load_contract_baseline(statistics_path: Path, constraints_path: Path | None)
 
 
 def cloudwatch_metrics_file(environ: Mapping[str, str] | None = None) -> Path:
+    """Where Model Monitor reads the job's CloudWatch metrics, under the base folder."""
     return base_dir(environ) / "output" / "metrics" / "cloudwatch" / CLOUDWATCH_METRICS_FILE
 
 
@@ -294,6 +299,7 @@ def main(
     client_factory: MetricsClientFactory = cloudwatch_client,
     environ: Mapping[str, str] | None = None,
 ) -> int:
+    """Compare the window's captured requests to the baseline, write the reports and metrics; return 0."""
     environ = os.environ if environ is None else environ
     args = parse_args(argv)
     settings = DriftSettings(

@@ -43,6 +43,7 @@ from rul.tracking import Tracker, tracked_run
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The evaluation job's options: model, test, output and champion folders and the thresholds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--test-dir", type=Path, default=None)
@@ -272,6 +273,7 @@ def evaluate(args: argparse.Namespace, tracker: Tracker) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Evaluate the model (and the champion) in a tracked run and write the evaluation report; return 0."""
     args = parse_args(argv)
     with tracked_run("evaluate") as tracker:
         evaluate(args, tracker)

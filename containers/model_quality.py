@@ -98,6 +98,7 @@ def parse_event(entry: object, where: str, line: int | None) -> dict:
 
 
 def read_event_file(path: Path) -> list[dict]:
+    """The failure events of one .csv, .jsonl or .json file; a malformed file is a `DataFormatError`."""
     where = str(path)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".csv":
@@ -196,6 +197,7 @@ def join_predictions(predictions: pd.DataFrame, events: list[dict]) -> tuple[pd.
 
 
 def metric_block(true: np.ndarray, predicted: np.ndarray) -> dict:
+    """RMSE, MAE and the PHM08 score (total and mean) of `predicted` against `true`; None when empty."""
     if true.size == 0:
         return {name: {"value": None} for name in ("rmse", "mae", "phm08_score", "phm08_score_mean")}
     score = phm08_score(true, predicted)
@@ -277,6 +279,7 @@ def quality_report(window: CaptureWindow, events: list[dict], rul_cap: float, co
 
 
 def quality_metrics(report: dict, endpoint: str, timestamp: datetime) -> list[dict]:
+    """The CloudWatch metric data of `report`: match counts, the realised metrics and per variant."""
     dimensions = {"Endpoint": endpoint}
     counts = report["counts"]
     data = [
@@ -314,6 +317,7 @@ def _variant_metrics(report: dict, endpoint: str, timestamp: datetime) -> list[d
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The model-quality job's options: ground-truth folder, capture window, metric target and RUL cap."""
     parser = argparse.ArgumentParser(description="Realised RUL error of captured predictions.")
     parser.add_argument("--ground-truth", type=Path, default=None, help="folder of failure-event files")
     add_common_arguments(parser, NAMESPACE)
@@ -324,6 +328,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def print_summary(report: dict) -> None:
+    """Log the report's counts and its realised metrics, overall and per variant."""
     counts, metrics = report["counts"], report["regression_metrics"]
     log(
         f"requests {counts['requests']} ({counts['skipped_records']} capture records skipped); "
@@ -344,6 +349,7 @@ def print_summary(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None, client_factory: MetricsClientFactory = cloudwatch_client) -> int:
+    """Match the window's predictions to failure labels, write the report and metrics; return 0."""
     args = parse_args(argv)
     check_window(args.start, args.end)
     if not args.rul_cap > 0:

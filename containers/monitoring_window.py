@@ -52,10 +52,12 @@ def resolve_window(window_end: str, execution_start: str, hours: int) -> tuple[d
 
 
 def has_labels(folder: Path) -> bool:
+    """Whether `folder` holds a failure-label file (.csv, .json or .jsonl) anywhere below it."""
     return folder.is_dir() and any(p.suffix in LABEL_SUFFIXES for p in folder.rglob("*") if p.is_file())
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The wrapper's options, and the job's own arguments that follow `--`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", choices=JOBS, required=True)
     parser.add_argument("--window-end", required=True, help=f"ISO 8601, or {WINDOW_END_AT_EXECUTION_HOUR}")
@@ -79,6 +81,7 @@ def job_main(job: str) -> Callable[[list[str] | None], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the drift or quality job on the resolved window (skip quality without labels); its exit code."""
     args, passed = parse_args(argv)
     start, end = resolve_window(args.window_end, args.execution_start, args.window_hours)
     print(f"monitoring window: {start.isoformat()} to {end.isoformat()} ({args.job})", flush=True)

@@ -72,6 +72,7 @@ SPLITS = ("train", "validation", "test")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The preprocess job's options: folders, subset, split fractions, seed, test cuts, data version."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input-dir", type=Path, default=None)
     parser.add_argument("--output-dir", type=Path, default=None)
@@ -107,10 +108,12 @@ def cluster_hosts() -> list[str]:
 
 
 def input_paths(input_dir: Path, subset: str) -> list[Path]:
+    """The `train_<subset>*.txt` files under `input_dir`, sorted; none if it is not a folder."""
     return sorted(input_dir.rglob(f"train_{subset}*.txt")) if input_dir.is_dir() else []
 
 
 def empty_trajectories() -> pd.DataFrame:
+    """A trajectory table with no rows and the columns and dtypes of a real one."""
     dtypes = {"unit": np.int64, "cycle": np.int64, "source": object, "source_unit": np.int64}
     return pd.DataFrame(
         {name: pd.Series(dtype=dtypes.get(name, np.float64)) for name in COLUMNS + SOURCE_COLUMNS}
@@ -224,6 +227,7 @@ def write_protocol(
 
 
 def write_outputs(tables: dict[tuple, pd.DataFrame], output_dir: Path, host: str, keep_empty: bool) -> None:
+    """Write each (folder, stem) table as this host's CSV part; empty tables only if `keep_empty`."""
     for (folder, stem), frame in tables.items():
         (output_dir / folder).mkdir(parents=True, exist_ok=True)
         if keep_empty or not frame.empty:
@@ -231,6 +235,7 @@ def write_outputs(tables: dict[tuple, pd.DataFrame], output_dir: Path, host: str
 
 
 def split_metadata(args, files: list[Path], splits: dict[str, pd.DataFrame], hosts: list[str]) -> dict:
+    """The split's description for metadata.json: inputs, parameters, cut protocol, units and rows."""
     protocol = {"min_cycles": args.window, "min_rul": CutProtocol().min_rul, "max_rul": args.max_test_rul}
     return {
         "subset": args.subset,
@@ -287,6 +292,7 @@ def record_manifest(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Split the training trajectories by unit, cut the test units and write the tables; return 0."""
     args = parse_args(argv)
     input_dir = args.input_dir or processing_dir("input")
     output_dir = args.output_dir or processing_dir()

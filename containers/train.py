@@ -149,6 +149,7 @@ def final_refit(context: TrainingContext, hyperparameters: Hyperparameters, trac
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train the model SageMaker's environment describes (a tuning trial or the final refit); return 0."""
     context = TrainingContext.from_environment()
     raw = dict(context.hyperparameters)
     refit = refit_mode(raw)

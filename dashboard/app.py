@@ -60,6 +60,7 @@ AWS_HINTS = {
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The dashboard's options: source, work folder, AWS region and profile, settings file."""
     parser = argparse.ArgumentParser(prog="dashboard", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", choices=("local", "aws"), default="local")
     parser.add_argument("--work-dir", type=Path, default=Path(".work"), help="local runner work folder")
@@ -103,6 +104,7 @@ def _number(value: float | int | None, pattern: str) -> str:
 def show_card(
     source: DashboardSource, versions: list[ModelVersion], daily: list[DailyCount], hints: dict
 ) -> None:
+    """The model card section: the serving version's metrics, latency and daily predictions."""
     st.header("Model")
     card = model_card(source, versions, daily)
     rmse, score, latency, predictions = st.columns(4)
@@ -124,6 +126,7 @@ def show_card(
 
 
 def show_drift(source: DashboardSource, monitoring: MonitoringSettings, hints: dict) -> None:
+    """The drift section: each feature's PSI against the monitoring alert threshold."""
     st.header("Drift per feature")
     snapshot = source.drift()
     if snapshot is None or not snapshot.features:
@@ -146,6 +149,7 @@ def show_drift(source: DashboardSource, monitoring: MonitoringSettings, hints: d
 
 
 def show_executions(source: DashboardSource, hints: dict) -> None:
+    """The executions section: counts per status and the newest executions' durations."""
     st.header("Pipeline executions")
     executions = frame(source.executions(), Execution)
     if executions.empty:
@@ -159,6 +163,7 @@ def show_executions(source: DashboardSource, hints: dict) -> None:
 
 
 def show_registry(versions: list[ModelVersion], hints: dict) -> None:
+    """The registry section: the model versions' metrics, approval and serving flag."""
     st.header("Model registry")
     if not versions:
         st.info(hints["registry"])
@@ -170,6 +175,7 @@ def show_registry(versions: list[ModelVersion], hints: dict) -> None:
 
 
 def show_history(source: DashboardSource, monitoring: MonitoringSettings, hints: dict) -> None:
+    """The history section: drift and quality metrics over time, with their alert lines."""
     st.header("Monitoring over time")
     points = frame(source.monitoring_history(), MonitoringPoint)
     if points.empty:
@@ -189,6 +195,7 @@ def show_history(source: DashboardSource, monitoring: MonitoringSettings, hints:
 
 
 def render(source: DashboardSource, settings: Settings, hints: dict[str, str]) -> None:
+    """Draw the whole page (title and the five sections) from `source`."""
     st.title("Turbofan RUL — operations")
     st.caption(f"Source: {source.label}")
     versions = source.model_versions()
@@ -200,6 +207,7 @@ def render(source: DashboardSource, settings: Settings, hints: dict[str, str]) -
 
 
 def main(argv: Sequence[str]) -> None:
+    """Open the source the arguments name and render the page; a bad source or argument is one error."""
     st.set_page_config(page_title="Turbofan RUL operations", layout="wide")
     try:
         arguments = parse_arguments(argv)

@@ -59,6 +59,8 @@ class Execution:
 
 @dataclass(frozen=True)
 class FeatureDrift:
+    """One feature's PSI in a drift check."""
+
     feature: str
     psi: float
 
@@ -82,6 +84,8 @@ class MonitoringPoint:
 
 @dataclass(frozen=True)
 class DailyCount:
+    """The number of predictions the endpoint served on one day."""
+
     day: date
     predictions: int
 

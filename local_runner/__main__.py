@@ -63,6 +63,7 @@ def __getattr__(name: str) -> object:
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
+    """argparse type: `NAME=VALUE` as (name, value); text without `=` is an argument error."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     name, value = text.split("=", 1)
@@ -272,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the verb the command line names (run, registry or a lazily imported one); its exit code."""
     silence_sdk(offline=True)  # the local runner never calls AWS
     argv = sys.argv[1:] if argv is None else list(argv)
     verb = next((item for item in argv if not item.startswith("-")), None)

@@ -33,4 +33,5 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def write_json_atomic(path: Path, content: Any) -> Path:
+    """Write `content` as indented JSON to `path` atomically (`default=str`); the path."""
     return write_text_atomic(path, json.dumps(content, indent=2, default=str))

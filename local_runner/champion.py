@@ -84,6 +84,7 @@ class VerifiedArchive:
 
 
 def crash_point(name: str) -> None:
+    """Test hook: kill this process at `name` when `RUL_REGISTRY_CRASH_AT` equals it."""
     if os.environ.get(CRASH_HOOK) == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -237,6 +238,7 @@ def publish_champion(store: ObjectStore, champion_uri: str, package: ModelPackag
 
 
 def current_champion(store: ObjectStore, champion_uri: str) -> dict | None:
+    """The champion.json record under `champion_uri`, or None when there is no champion yet."""
     prefix = champion_uri.rstrip("/")
     if not store.objects(f"{prefix}/{CHAMPION_FILE}"):
         return None

@@ -48,6 +48,7 @@ def parse_path(path: str) -> list[str | int]:
 
 
 def walk(value: Any, tokens: list[str | int], path: str) -> Any:
+    """The item `tokens` lead to inside `value`; a missing key or index is an `ExpressionError`."""
     for token in tokens:
         try:
             value = value[token]
@@ -166,6 +167,7 @@ def _number_or_text(value: Any) -> Any:
 
 
 def load_json_text(text: str, source: str) -> Any:
+    """The JSON value of `text`; invalid JSON is an `ExpressionError` naming `source`."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

@@ -29,6 +29,7 @@ def end_group(child: subprocess.Popen) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """Run the command while the runner `argv[0]` lives (end its group if not); the command's exit code."""
     runner, command = int(argv[0]), argv[1:]
     # A handler, not SIG_IGN: handlers fall back to the default in the command, ignored signals would not.
     for number in (signal.SIGINT, signal.SIGTERM):

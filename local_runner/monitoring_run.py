@@ -33,6 +33,8 @@ class MonitoringRunError(RunnerError, RuntimeError):
 
 @dataclass(frozen=True)
 class MonitoringRunOptions:
+    """What a local monitoring run uses: work folder, input folders, endpoint, parameters."""
+
     work_dir: Path = Path(".work")
     captures: Path | None = None
     baseline: Path | None = None
@@ -68,6 +70,7 @@ def stage_inputs(store: ObjectStore, config: MonitoringPipelineConfig, options: 
 def run_monitoring(
     options: MonitoringRunOptions, echo: Callable[[str], None] = print
 ) -> tuple[MonitoringPipelineConfig, ObjectStore, ExecutionResult]:
+    """Stage the inputs, render the monitoring definition and execute it locally; the result."""
     workspace = prepare_workspace(Path(options.work_dir), render=False)
     config = local_monitoring_config(workspace.config, endpoint_name=options.endpoint)
     stage_inputs(workspace.store, config, options)
@@ -97,6 +100,7 @@ def report_of(store: ObjectStore, result: ExecutionResult, step: str, file_name:
 
 
 def monitoring_summary(store: ObjectStore, result: ExecutionResult) -> list[str]:
+    """Terminal lines of a monitoring execution: its steps, drift and quality verdicts, status."""
     lines = [f"{'step':<20} {'status':<12} {'seconds':>8}"]
     lines += [f"{s.name:<20} {s.status:<12} {s.seconds:>8.1f}" for s in result.steps]
     drift = report_of(store, result, mnames.DRIFT_STEP, mnames.DRIFT_REPORT_FILE)

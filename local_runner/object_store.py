@@ -52,6 +52,8 @@ def _visible(relative: Path) -> bool:
 
 
 class ObjectStore:
+    """A local S3 stand-in rooted at `root`: `s3://bucket/key` is `<root>/bucket/key`."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 

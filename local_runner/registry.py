@@ -75,6 +75,7 @@ class RegistryError(RunnerError, KeyError):
 
 
 def check_approval_status(status: str) -> str:
+    """`status` if it is a model-package approval status, else a `ValueError`."""
     if status not in APPROVAL_STATUSES:
         raise ValueError(f"approval status {status!r} is not one of {', '.join(APPROVAL_STATUSES)}")
     return status

@@ -34,6 +34,8 @@ class TuningError(RunnerError, RuntimeError):
 
 @dataclass(frozen=True)
 class Trial:
+    """One tuning trial: its training job, hyperparameters, objective value and status."""
+
     number: int
     job_name: str
     hyperparameters: dict[str, str]
@@ -53,6 +55,7 @@ def read_metric(log_text: str, regex: str) -> float | None:
 
 
 def objective_regex(definition: dict, metric_name: str) -> str:
+    """The regex of the training job's metric definition named `metric_name`."""
     for metric in definition.get("AlgorithmSpecification", {}).get("MetricDefinitions", []):
         if metric["Name"] == metric_name:
             return metric["Regex"]

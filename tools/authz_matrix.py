@@ -123,6 +123,7 @@ def passable_roles(role: Role, roles: Mapping[str, Role]) -> list[str]:
 
 
 def matrix_rows(templates: Mapping[str, dict], settings: Settings) -> list[list[str]]:
+    """One row per role of `templates`: its answer to each question, decrypt and pass-role cells."""
     names, account, region = settings.names, settings.aws.account, settings.aws.region
     roles = read_roles(templates)
     key_arn, key_policy = key_statements(templates)
@@ -146,6 +147,7 @@ def _short(name: str, names: ResourceNames, region: str) -> str:
 
 
 def render_table(rows: list[list[str]]) -> str:
+    """`rows` as a Markdown table with the matrix's header."""
     headers = ["role", *(q.header for q in QUESTIONS), "decrypt project data", "may pass role"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -153,20 +155,24 @@ def render_table(rows: list[list[str]]) -> str:
 
 
 def matrix_markdown(templates: Mapping[str, dict], settings: Settings) -> str:
+    """The authorization matrix of `templates` as a Markdown table."""
     return render_table(matrix_rows(templates, settings))
 
 
 def readme_with_matrix(readme_text: str, table: str) -> str:
+    """`readme_text` with `table` between the matrix markers, replacing what was there."""
     start, end = readme_text.index(START_MARKER), readme_text.index(END_MARKER)
     return readme_text[: start + len(START_MARKER)] + "\n" + table + "\n" + readme_text[end:]
 
 
 def readme_matrix(readme_text: str) -> str:
+    """The matrix table between the markers of `readme_text`."""
     start, end = readme_text.index(START_MARKER), readme_text.index(END_MARKER)
     return readme_text[start + len(START_MARKER) : end].strip()
 
 
 def synthesized_templates(cdk_out: Path | None) -> dict[str, dict]:
+    """The templates of the `cdk_out` assembly, or of a fresh in-process synth when None."""
     from tools.iam_eval import load_templates
 
     if cdk_out is not None:
@@ -182,6 +188,7 @@ def synthesized_templates(cdk_out: Path | None) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the authorization matrix (and write it into the README with `--write-readme`); return 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cdk-out", type=Path, default=None, help="cloud assembly folder (default: synth)")
     parser.add_argument("--write-readme", action="store_true", help="replace the README's matrix")

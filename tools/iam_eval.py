@@ -106,11 +106,13 @@ class Renderer:
 
 
 def role_arn(name: str, template: dict) -> str:
+    """The ARN of the role named `name` in the account of `template`."""
     account = template_account(template)
     return f"arn:aws:iam::{account}:role/{name}"
 
 
 def template_account(template: dict) -> str:
+    """The first 12-digit account id in an ARN of `template`, else 000000000000."""
     text = json.dumps(template)
     found = re.search(r"arn:aws:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):", text)
     return found.group(1) if found else "000000000000"

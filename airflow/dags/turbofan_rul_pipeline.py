@@ -59,6 +59,7 @@ class RunPlanError(ValueError):
 
 
 def display_name(run_id: str) -> str:
+    """A valid PipelineExecutionDisplayName for the Airflow run `run_id` (dashes for other characters)."""
     return re.sub(r"[^A-Za-z0-9]+", "-", f"airflow-{run_id}").strip("-")[:DISPLAY_NAME_LENGTH].rstrip("-")
 
 
@@ -138,6 +139,7 @@ def _nullable(kind: str, description: str, **schema: Any) -> Param:
 
 
 def dag_params() -> dict[str, Param]:
+    """The DAG's params: the mode, the pipeline parameters and each mode's settings, with their checks."""
     return {
         "mode": Param("aws", enum=list(MODES), description="aws: the deployed pipeline; local: local_runner"),
         names.SUBSET: Param(names.SUBSETS[0], enum=list(names.SUBSETS), description="C-MAPSS subset"),
@@ -160,11 +162,13 @@ def dag_params() -> dict[str, Param]:
 
 @task(multiple_outputs=True)
 def resolve_run(params: dict[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """The run's plan (mode, pipeline, region, display name, assignments, local command) from its params."""
     return plan_run(dict(params or {}), run_id or "manual")
 
 
 @task.branch
 def choose_mode(mode: str) -> str:
+    """The id of the task the `mode` param selects: `check_parameters` for aws, `run_local` for local."""
     return "check_parameters" if mode == "aws" else "run_local"
 
 
@@ -180,10 +184,12 @@ def check_parameters(pipeline: str, region: str, assignments: list, params: dict
 
 @task.bash(append_env=True, cwd=str(REPO_ROOT))
 def run_local(command: str) -> str:
+    """The `local_runner` command line that the bash task runs in the repository root."""
     return command
 
 
 def build_dag() -> DAG:
+    """The `turbofan_rul_pipeline` DAG: plan, branch on the mode, then start and wait or run locally."""
     with DAG(
         dag_id=DAG_ID,
         description="Train, evaluate and register the turbofan RUL model (SageMaker or local runner)",

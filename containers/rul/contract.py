@@ -33,6 +33,7 @@ _RESERVED_PREFIXES = ("sagemaker_", "_tuning_objective_metric")
 
 
 def base_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The SageMaker root folder: `SAGEMAKER_BASE_DIR` if set, else /opt/ml."""
     environ = os.environ if environ is None else environ
     return Path(environ.get(BASE_DIR_VARIABLE, DEFAULT_BASE_DIR))
 
@@ -43,6 +44,7 @@ def processing_dir(*parts: str, environ: Mapping[str, str] | None = None) -> Pat
 
 
 def failure_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The file whose text SageMaker reports as the job's failure reason (`<base>/output/failure`)."""
     return base_dir(environ) / "output" / "failure"
 
 

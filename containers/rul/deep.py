@@ -28,6 +28,7 @@ from rul.progress import MetricsCallback, log
 
 
 def import_keras():
+    """The `keras` module, imported with TensorFlow's info and warning logs turned off."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -35,6 +36,7 @@ def import_keras():
 
 
 def build_keras_model(family: str, window: int, n_sensors: int, hp: Hyperparameters):
+    """A compiled Keras CNN or LSTM (`family`) regressing RUL from (window, sensors) inputs."""
     keras = import_keras()
     layers = keras.layers
     inputs = keras.Input(shape=(window, n_sensors))

@@ -60,6 +60,8 @@ CONTINUOUS, NEAR_CONSTANT = "continuous", "near_constant"
 
 @dataclass(frozen=True)
 class FeatureBaseline:
+    """One feature's reference sample, observed range, type and constraints from the baseline."""
+
     name: str
     sample: np.ndarray
     minimum: float
@@ -164,6 +166,8 @@ def baseline_from_frame(frame: pd.DataFrame, where: str = "baseline CSV") -> Bas
 
 @dataclass(frozen=True)
 class DriftSettings:
+    """The drift tests' settings (significance, correction, PSI and range thresholds), checked."""
+
     alpha: float = DEFAULT_ALPHA
     correction: str = DEFAULT_CORRECTION
     psi_threshold: float = DEFAULT_PSI_THRESHOLD
@@ -203,6 +207,7 @@ class DriftSettings:
 
 
 def current_values(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """The numeric values of column `name` of `frame`; text that is not a number is dropped."""
     return pd.to_numeric(frame[name], errors="coerce").dropna().to_numpy(dtype=float)
 
 

@@ -157,6 +157,7 @@ def psi_bins(
 
 
 def bin_shares(bins: Bins, values: np.ndarray) -> np.ndarray:
+    """The share of `values` that falls in each of the PSI `bins`."""
     return np.bincount(bins.assign(values), minlength=bins.count) / values.size
 
 

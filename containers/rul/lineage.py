@@ -172,6 +172,7 @@ def version_note(manifest: Mapping[str, Any]) -> str | None:
 
 
 def write_manifest(manifest: Mapping[str, Any], directory: str | Path, host: str) -> Path:
+    """Write `manifest` as `<MANIFEST_STEM>-<host>.json` in `directory`; the file's path."""
     path = Path(directory) / f"{MANIFEST_STEM}-{host}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=2))

@@ -34,10 +34,12 @@ MetricsClientFactory = Callable[[str | None], Any]  # a boto3 CloudWatch client
 
 
 def log(message: str) -> None:
+    """Print `message` to the job's log at once (flushed)."""
     print(message, flush=True)
 
 
 def time_argument(text: str) -> datetime:
+    """argparse type: an ISO 8601 time as aware UTC; anything else is an argument error."""
     try:
         return parse_time(text, "argument")
     except DataFormatError:
@@ -60,6 +62,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, namespace: str) -> Non
 
 
 def check_window(start: datetime | None, end: datetime | None) -> None:
+    """Refuse a window whose `start` is not before its `end` (either may be open)."""
     if start is not None and end is not None and not start < end:
         raise ConfigurationError(f"--start {start.isoformat()} must be before --end {end.isoformat()}")
 
@@ -106,6 +109,7 @@ def load_window(root: Path, start: datetime | None, end: datetime | None) -> Cap
 
 
 def window_dict(start: datetime | None, end: datetime | None, window: CaptureWindow) -> dict:
+    """The report's window block: the asked bounds and the first and last request's times."""
     times = [request.inference_time for request in window.requests]
     return {
         "start": start.isoformat() if start else None,
@@ -116,6 +120,7 @@ def window_dict(start: datetime | None, end: datetime | None, window: CaptureWin
 
 
 def write_json(path: Path, document: dict) -> Path:
+    """Write `document` as indented strict JSON (no NaN) to `path`, creating its folder; the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     return path
@@ -156,6 +161,7 @@ def _json_ready(request: dict) -> dict:
 
 
 def cloudwatch_client(region: str | None) -> object:
+    """A boto3 CloudWatch client for `region` (the default region when None)."""
     import boto3  # only the cloudwatch target needs it
 
     return boto3.client("cloudwatch", region_name=region)

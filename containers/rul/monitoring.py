@@ -63,6 +63,7 @@ _NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def is_number_text(text: str) -> bool:
+    """Whether `text` (spaces ignored) is a decimal number; nan and inf are not."""
     return bool(_NUMBER_TEXT.match(text.strip()))
 
 

@@ -31,6 +31,7 @@ def current_host() -> str:
 
 
 def write_table(frame: pd.DataFrame, directory: str | Path, stem: str, host: str | None = None) -> Path:
+    """Write `frame` as `<stem>-<host>.csv` in `directory` (created if missing); the file's path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}-{host or current_host()}.csv"

@@ -221,7 +221,7 @@ def _resume_run(uri, run_id, tags):
 
 def _apply(client, run_id: str, operations: list[tuple[str, Any]]) -> None:
     """Send queued operations in order; consecutive params, metrics and tags go in batches."""
-    from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+    from mlflow.entities import Metric, Param, RunTag
 
     metrics: list[Any] = []
     params: dict[str, Any] = {}
@@ -252,21 +252,26 @@ def _apply(client, run_id: str, operations: list[tuple[str, Any]]) -> None:
             tags.update(argument)
         else:
             flush()
-            if kind == "artifact":
-                path, artifact_path = argument
-                if Path(path).is_dir():
-                    client.log_artifacts(run_id, path, artifact_path)
-                else:
-                    client.log_artifact(run_id, path, artifact_path)
-            elif kind == "text":
-                client.log_text(run_id, *argument)
-            elif kind == "dataset":
-                name, digest, source, profile = argument
-                dataset = Dataset(name, digest, "local", json.dumps({"uri": source}), profile=profile)
-                client.log_inputs(
-                    run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])]
-                )
+            _apply_single(client, run_id, kind, argument)
     flush()
+
+
+def _apply_single(client, run_id: str, kind: str, argument: Any) -> None:
+    """Send one operation that is not batched: an artifact, a text or a dataset input."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    if kind == "artifact":
+        path, artifact_path = argument
+        if Path(path).is_dir():
+            client.log_artifacts(run_id, path, artifact_path)
+        else:
+            client.log_artifact(run_id, path, artifact_path)
+    elif kind == "text":
+        client.log_text(run_id, *argument)
+    elif kind == "dataset":
+        name, digest, source, profile = argument
+        dataset = Dataset(name, digest, "local", json.dumps({"uri": source}), profile=profile)
+        client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
 
 
 def tracker_from_environment(script: str, environ: Mapping[str, str] | None = None) -> Tracker:
