@@ -5,9 +5,11 @@
 
 Each action invokes the deployed `<prefix>-deploy-on-approval` function synchronously with an operator
 event (`{"source": "rul.ab-test", ...}`, see `lambdas/deploy_on_approval/ab_test.py`), so the endpoint
-and registry changes are made by the function's role and logged as its decisions, with the caller's
-identity (STS GetCallerIdentity) as `requested_by`. Exit 0 when the function shifted or promoted, 1 when
-it refused or failed (its reason is printed), 2 for bad settings or options.
+and registry changes are made by the function's role and logged as its decisions. The caller's identity
+(STS GetCallerIdentity) goes in the event as `claimed_by`: a claim, since anyone allowed to invoke the
+function may write any name there; the authoritative caller is CloudTrail's record of the Invoke call
+(a Lambda data event, logged by a trail that selects the function). Exit 0 when the function shifted or
+promoted, 1 when it refused or failed (its reason is printed), 2 for bad settings or options.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import json
 import sys
 from typing import Any, TextIO
 
-OPERATOR_SOURCE = "rul.ab-test"  # lambdas/deploy_on_approval/ab_test.py (a test checks they agree)
+from lambdas.deploy_on_approval.ab_names import OPERATOR_SOURCE
+
 DONE = ("shifted", "promoted")
 
 
@@ -53,13 +56,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def operator_event(args: argparse.Namespace, requested_by: str) -> dict[str, Any]:
-    """The function's operator event for the parsed command."""
+def operator_event(args: argparse.Namespace, claimed_by: str) -> dict[str, Any]:
+    """The function's operator event for the parsed command; `claimed_by` is the caller's own ARN."""
     event: dict[str, Any] = {
         "source": OPERATOR_SOURCE,
         "action": args.action,
         "reason": args.reason,
-        "requested_by": requested_by,
+        "claimed_by": claimed_by,
     }
     if args.action == "shift":
         event["challenger_percent"] = args.percent

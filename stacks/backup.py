@@ -25,7 +25,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.backup_registry import config as backup_config
-from lambdas.backup_registry.handler import ENDPOINT_EVENT, IN_SERVICE
+from lambdas.backup_registry.handler import ENDPOINT_EVENT, IN_SERVICE, LATEST_FILE
 from settings import MonitoringSettings, ResourceNames
 from settings.backup import BackupSettings
 from stacks.monitoring_dashboard import queue_alarm
@@ -148,6 +148,11 @@ class RegistryBackup(Construct):
             ["s3:PutObject"],
             [f"{bucket}/{self.backup.prefix}*"],
             wildcard_reason="one backup.json per run under <prefix><time>-<event id>/, plus latest.json",
+        )
+        role.allow(
+            "HeadLatestPointer",
+            ["s3:GetObject"],  # HeadObject after a lost conditional write: is the pointed backup newer?
+            [f"{bucket}/{self.backup.prefix}{LATEST_FILE}"],
         )
         # PutObject into the SSE-KMS bucket: S3 asks KMS for a data key on the caller's behalf.
         role.allow("EncryptBackups", ["kms:GenerateDataKey"], [key.key_arn])

@@ -8,7 +8,8 @@
 * ``approver_role``: the only role that may set a model package to ``Approved`` (or ``Rejected``), with
   read access to what the decision needs: packages, their ``registry/`` evaluation reports, the key.
 * ``operator_role``: starts, stops and retries executions of both pipelines, reads jobs, endpoints,
-  logs, alarms, dashboards and monitoring reports; it cannot approve.
+  logs, alarms, dashboards and monitoring reports; when a deleted group is restored from a backup it
+  registers the group and its versions again, as pending only; it cannot approve.
 
 Approver and operator are assumed by people: the principals named in ``settings.security`` (or, when
 none are named, whoever an account administrator delegates to), with MFA unless turned off.
@@ -34,6 +35,7 @@ from stacks.iam_conditions import (
     KMS_VOLUME_GRANTS,
     KMS_WRITE_OBJECTS,
     MANAGE_JOB_ACTIONS,
+    PENDING,
     PIPELINE_READ_ACTIONS,
     PIPELINE_RUN_ACTIONS,
     REGISTRY_READ_ACTIONS,
@@ -247,7 +249,25 @@ def create_operator_role(arns: ProjectArns, key: kms.IKey, security: SecuritySet
         ],
     )
     _allow_observe(role, arns, key)
+    _allow_register_restored_versions(role, arns)
     return role
+
+
+def _allow_register_restored_versions(role: LeastPrivilegeRole, arns: ProjectArns) -> None:
+    """The first half of re-creating a deleted group from a backup (lambdas/backup_registry/restore.py):
+    the group and its versions, pending only; the approver decides them."""
+    role.allow(
+        "RegisterRestoredGroup",
+        ["sagemaker:CreateModelPackageGroup"],
+        [arns.sagemaker("model-package-group", arns.names.model_package_group)],
+    )
+    role.allow(
+        "RegisterRestoredVersionsAsPending",
+        ["sagemaker:CreateModelPackage"],
+        arns.model_packages(),
+        conditions={"StringEquals": {APPROVAL_STATUS_KEY: PENDING}},
+        wildcard_reason="model package versions are numbered by the registry inside the project's group",
+    )
 
 
 def _allow_observe(role: LeastPrivilegeRole, arns: ProjectArns, key: kms.IKey) -> None:

@@ -25,13 +25,13 @@ from collections.abc import Sequence
 from typing import cast
 
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from settings import ReplicationSettings, ResourceNames, SecuritySettings, StorageSettings
 from stacks.data_perimeter import bucket_perimeter_statement, iam_role_arn, perimeter_exempt_arns
+from stacks.iam_conditions import service_principal
 
 # Imported from here by other stacks before the key had its own stack; the names live in key_stack.
 from stacks.key_stack import KEY_GRANT_ACTIONS, KEY_USE_ACTIONS, TOPIC_PUBLISHER_SERVICES
@@ -249,7 +249,8 @@ class StorageStack(cdk.Stack):
             self,
             "ArtifactsReplicationRole",
             role_name=self.names.replication_role,
-            assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
+            # Confused deputy: S3 may assume it only while acting for a bucket of this account.
+            assumed_by=service_principal("s3.amazonaws.com", self.account),
             description="S3 replicates the artifacts bucket to the disaster-recovery region",
         )
         # By name, not bucket.bucket_arn: the bucket refers to the role, whose policy would refer back to it.

@@ -14,7 +14,6 @@ from deploy_world import (
     AWS_TEST_CREDENTIALS,
     ENDPOINT,
     ENVIRONMENT,
-    GROUP,
     REGION,
     RoutedSageMaker,
     World,
@@ -22,10 +21,16 @@ from deploy_world import (
 from moto import mock_aws
 
 from lambdas.deploy_on_approval import ab_test, handler
-from lambdas.deploy_on_approval.config import ConfigError, load_config
-from settings import SettingsError, ab_testing, load_settings
+from lambdas.deploy_on_approval.ab_names import CALLER_OF_RECORD
+from lambdas.deploy_on_approval.config import MIN_SHIFTING_INSTANCES, ConfigError, load_config
+from settings import SettingsError, load_settings
 
-AB = {**ENVIRONMENT, "AB_TEST_ENABLED": "true", "AB_CHALLENGER_WEIGHT_PERCENT": "20"}
+AB = {
+    **ENVIRONMENT,
+    "AB_TEST_ENABLED": "true",
+    "AB_CHALLENGER_WEIGHT_PERCENT": "20",
+    "AB_CHALLENGER_INSTANCE_COUNT": "3",
+}
 ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}"
 
 
@@ -59,7 +64,7 @@ def expect_plain_update(world: World) -> None:
 
 
 def operator(action: str, **fields) -> dict:
-    return {"source": ab_test.OPERATOR_SOURCE, "action": action, "requested_by": "tester", **fields}
+    return {"source": ab_test.OPERATOR_SOURCE, "action": action, "claimed_by": "tester", **fields}
 
 
 def metadata(world: World, arn: str) -> dict:
@@ -94,7 +99,7 @@ def test_an_approval_joins_the_version_in_service_as_challenger(aws):
     champion, challenger = config["ProductionVariants"]
     assert (champion["VariantName"], champion["InitialVariantWeight"]) == ("Champion", 80.0)
     assert (challenger["VariantName"], challenger["InitialVariantWeight"]) == ("Challenger", 20.0)
-    assert (champion["InitialInstanceCount"], challenger["InitialInstanceCount"]) == (2, 1)
+    assert (champion["InitialInstanceCount"], challenger["InitialInstanceCount"]) == (2, 3)
     assert champion["ModelName"] != challenger["ModelName"]
     tags = {tag["Key"]: tag["Value"] for tag in config["Tags"]}
     assert (tags["AbChampionVersion"], tags["AbChallengerVersion"], tags["ModelPackageVersion"]) == (
@@ -139,8 +144,12 @@ def test_shift_changes_weights_and_notes_both_packages(aws):
     assert result["action"] == "shifted", result
     for arn in (v1, v2):
         note = metadata(world, arn)
-        assert note["AbTestLastAction"].startswith("shift: challenger v2 70%, champion v1 30% by tester")
+        assert note["AbTestLastAction"].startswith(
+            "shift: challenger v2 70%, champion v1 30% claimed by tester (unverified)"
+        )
     assert status_changes(world) == {}
+    assert (result["claimed_by"], result["caller_of_record"]) == ("tester", CALLER_OF_RECORD)
+    assert "requested_by" not in result
 
 
 @pytest.mark.parametrize(
@@ -252,9 +261,22 @@ def test_settings_refuse_ab_on_serverless_and_bound_the_weight():
     )
 
 
-def test_variant_names_agree_with_the_settings():
-    assert (ab_test.CHAMPION_VARIANT, ab_test.CHALLENGER_VARIANT) == (
-        ab_testing.CHAMPION_VARIANT,
-        ab_testing.CHALLENGER_VARIANT,
-    )
-    assert GROUP  # the mocked group the versions above belong to
+def test_a_requested_by_field_is_not_taken_as_the_sender():
+    event = {"source": ab_test.OPERATOR_SOURCE, "action": "shift", "challenger_percent": 5}
+    request = ab_test.parse_operator_event({**event, "requested_by": "admin"})
+    assert request.claimed_by == "unknown"
+    assert ab_test.claim(request) == "claimed by unknown (unverified)"
+
+
+def test_a_one_instance_challenger_is_refused_by_the_function_and_the_settings():
+    # SageMaker caps a canary at 50 % of the variant's instances, a linear step at 10-50 %.
+    with pytest.raises(ConfigError, match=r"AB_CHALLENGER_INSTANCE_COUNT: must be at least 2.*\(got 1\)"):
+        load_config({**AB, "AB_CHALLENGER_INSTANCE_COUNT": "1"})
+    unset = {name: value for name, value in AB.items() if name != "AB_CHALLENGER_INSTANCE_COUNT"}
+    assert load_config(unset).ab_test.challenger_instance_count == MIN_SHIFTING_INSTANCES
+    with pytest.raises(SettingsError, match=r"challenger_instance_count must be at least 2.*\(got 1\)"):
+        load_settings({"serving": {"ab_test": {"enabled": True, "challenger_instance_count": 1}}})
+    off = load_settings({"serving": {"ab_test": {"challenger_instance_count": 1}}})
+    assert off.serving.ab_test.challenger_instance_count == 1  # unused while A/B is off
+    default = load_settings({"serving": {"ab_test": {"enabled": True}}}).serving.ab_test
+    assert default.challenger_instance_count == MIN_SHIFTING_INSTANCES

@@ -33,7 +33,6 @@ from local_runner.ab_split import (
 )
 from local_runner.registry import LocalRegistry
 from rul.capture import CaptureConfig, DataCapture, read_captures
-from settings import ab_testing
 
 ENDPOINT = "rul-local"
 BODY = "1 1 " + " ".join(["1.5"] * 24)
@@ -161,10 +160,6 @@ def test_bad_weights_and_shares_are_refused():
         percent_weights(101)
     with pytest.raises(AbError, match="no A/B test"):
         ab_endpoint.shift("/nonexistent-work-dir", 10)
-
-
-def test_local_variant_names_agree_with_the_settings():
-    assert (CHAMPION, CHALLENGER) == (ab_testing.CHAMPION_VARIANT, ab_testing.CHALLENGER_VARIANT)
 
 
 def _registry(work, *statuses: str) -> LocalRegistry:

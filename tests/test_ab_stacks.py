@@ -86,13 +86,17 @@ def test_with_ab_off_the_alarms_watch_all_traffic_only():
 
 def test_ab_settings_reach_the_function_with_only_the_ab_permissions():
     environment, statements, settings = build_deployment(
-        {"serving": {"ab_test": {"enabled": True, "challenger_weight_percent": 10}}}
+        {
+            "serving": {
+                "ab_test": {"enabled": True, "challenger_weight_percent": 10, "challenger_instance_count": 3}
+            }
+        }
     )
     names = settings.names
 
     config = deploy_config.load_config(concrete(environment))
 
-    assert config.ab_test == deploy_config.AbTestConfig(challenger_percent=10, challenger_instance_count=1)
+    assert config.ab_test == deploy_config.AbTestConfig(challenger_percent=10, challenger_instance_count=3)
     (shift,) = [
         s for s in statements if "sagemaker:UpdateEndpointWeightsAndCapacities" in as_list(s["Action"])
     ]

@@ -156,9 +156,44 @@ def test_other_events_are_ignored_without_any_call(event, why):
     assert result["action"] == "ignored" and why in result["reason"]
 
 
+def stub_backup_writes(s3_stub: Stubber, key: str) -> None:
+    """The backup document at `key`, then the `latest.json` pointer, created only if absent."""
+    s3_stub.add_response(
+        "put_object",
+        {"VersionId": "v-backup"},
+        {"Bucket": BUCKET, "Key": key, "Body": ANY, "ContentType": "application/json", "Metadata": ANY},
+    )
+    s3_stub.add_response(
+        "put_object",
+        {"VersionId": "v-latest"},
+        {
+            "Bucket": BUCKET,
+            "Key": "backups/latest.json",
+            "Body": ANY,
+            "ContentType": ANY,
+            "Metadata": {"sha256": ANY, "created-at": NOW.isoformat()},
+            "IfNoneMatch": "*",  # created only if absent: a concurrent run's pointer is not overwritten
+        },
+    )
+
+
+def record_puts(s3) -> dict[str, bytes]:
+    """Key -> body of every `put_object` the (stubbed) client makes from now on."""
+    written: dict[str, bytes] = {}
+    original_put = s3.put_object
+
+    def recording_put(**kwargs):
+        written[kwargs["Key"]] = kwargs["Body"]
+        return original_put(**kwargs)
+
+    s3.put_object = recording_put
+    return written
+
+
 def test_deployment_backup_records_endpoint_registry_and_artifact_versions():
     sm, s3 = client("sagemaker"), client("s3")
     packages = [package(1, "Rejected", FOREIGN_URL), package(2, "Approved", MODEL_URL)]
+    key = "backups/20261203T200005Z-0bd4a141-0a02-9d8a/backup.json"
     with Stubber(sm) as sm_stub, Stubber(s3) as s3_stub:
         stub_endpoint(sm_stub)
         stub_registry(sm_stub, packages)
@@ -168,31 +203,8 @@ def test_deployment_backup_records_endpoint_registry_and_artifact_versions():
             {"VersionId": "v-model", "ETag": '"e1"', "ContentLength": 10},
             {"Bucket": BUCKET, "Key": "models/job-1/output/model.tar.gz"},
         )
-        written: dict[str, bytes] = {}
-        key = "backups/20261203T200005Z-0bd4a141-0a02-9d8a/backup.json"
-        s3_stub.add_response(
-            "put_object",
-            {"VersionId": "v-backup"},
-            {"Bucket": BUCKET, "Key": key, "Body": ANY, "ContentType": "application/json", "Metadata": ANY},
-        )
-        s3_stub.add_response(
-            "put_object",
-            {"VersionId": "v-latest"},
-            {
-                "Bucket": BUCKET,
-                "Key": "backups/latest.json",
-                "Body": ANY,
-                "ContentType": ANY,
-                "Metadata": ANY,
-            },
-        )
-        original_put = s3.put_object
-
-        def recording_put(**kwargs):
-            written[kwargs["Key"]] = kwargs["Body"]
-            return original_put(**kwargs)
-
-        s3.put_object = recording_put
+        stub_backup_writes(s3_stub, key)
+        written = record_puts(s3)
         result = backup.run(IN_SERVICE_EVENT, CONFIG, sm, s3, lambda: NOW)
         sm_stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()

@@ -99,14 +99,17 @@ def test_the_group_comes_back_from_the_backup_in_the_recovery_region(aws):
     backup.run(SCHEDULE, CONFIG, sm, s3, lambda: datetime(2026, 12, 3, 20, 0, tzinfo=UTC))
     document = json.loads(read(s3, json.loads(read(s3, "backups/latest.json"))["Key"]))
     recovery = boto3.client("sagemaker", region_name="eu-central-1")  # the group does not exist there
-    created = restore.apply(recovery, restore.recreate_requests(document))
+    created = restore.register(recovery, restore.register_requests(document))  # as the operator
     assert [arn.rsplit("/", 1)[1] for arn in created] == ["1", "2"]
     described = [recovery.describe_model_package(ModelPackageName=arn) for arn in created]
-    assert [
-        (p["ModelApprovalStatus"], p["CustomerMetadataProperties"]["DataVersion"]) for p in described
-    ] == [
-        ("Rejected", "d1"),
-        ("Approved", "d2"),
+    assert [p["CustomerMetadataProperties"]["DataVersion"] for p in described] == ["d1", "d2"]
+    assert {p["ModelApprovalStatus"] for p in described} == {"PendingManualApproval"}
+    restored = restore.restored_versions(recovery, GROUP)  # as the approver, who then decides
+    restore.decide(recovery, restore.decision_requests(document, restored))
+    # (moto 5.2.5 drops the metadata on an UpdateModelPackage that does not repeat it; AWS keeps it.)
+    statuses = [
+        recovery.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] for arn in created
     ]
+    assert statuses == ["Rejected", "Approved"]
     assert described[1]["InferenceSpecification"] == spec("models/v2/model.tar.gz")
     assert restore.redeploy_event(document)["detail"]["ModelPackageVersion"] == 2

@@ -174,6 +174,10 @@ def test_role_allows_only_what_the_handler_calls(default_synth):
     assert statements["WriteBackups"]["Resource"] == f"arn:aws:s3:::{names.artifacts_bucket}/backups/*"
     heads = json.dumps(statements["HeadRegisteredArtifacts"]["Resource"])
     assert "models/*" in heads and "registry/*" in heads
+    # the pointer is read back after a lost conditional write, and nothing else under the backups prefix
+    pointer = statements["HeadLatestPointer"]
+    assert pointer["Action"] == "s3:GetObject"
+    assert pointer["Resource"] == f"arn:aws:s3:::{names.artifacts_bucket}/backups/latest.json"
     assert not any("s3:DeleteObject" in json.dumps(s["Action"]) for s in statements.values())
 
 

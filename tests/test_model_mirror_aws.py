@@ -8,6 +8,7 @@ that names fields, never values.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -19,8 +20,9 @@ from pydantic import ValidationError
 from test_model_mirror import server_url  # noqa: F401 - the loopback S3-compatible server fixture
 
 from lambdas.mirror_model import handler as mirror_handler
+from lambdas.mirror_model import store
 from lambdas.mirror_model.config import ConfigError, load_config
-from lambdas.mirror_model.store import MirrorError, make_client
+from lambdas.mirror_model.store import MirrorError, make_client, open_destination
 from settings import SettingsError, load_settings
 from settings.mirror import LocalMirrorSettings, ModelMirrorSettings
 
@@ -159,7 +161,7 @@ def aws(server_url):  # noqa: F811
     )
     environ = {
         "MODEL_PACKAGE_GROUP_NAME": GROUP,
-        "MIRROR_ENDPOINT_URL": server_url,
+        "MIRROR_ENDPOINT_URL": STORE_URL,
         "MIRROR_BUCKET": DESTINATION,
         "MIRROR_REGION": "eu-west-1",
         "MIRROR_PREFIX": "rul/",
@@ -169,7 +171,8 @@ def aws(server_url):  # noqa: F811
         "MIRROR_SECRET_ARN": secret_arn,
     }
     with Stubber(sagemaker) as stubber:
-        yield mirror_handler.Clients(sagemaker=sagemaker, s3=s3, secrets=secrets), stubber, environ, s3
+        clients = mirror_handler.Clients(sagemaker=sagemaker, s3=s3, secrets=secrets)
+        yield Invoker(clients, environ, server_url), stubber, environ, s3
         stubber.assert_no_pending_responses()
     for bucket in (SOURCE, DESTINATION):
         for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
@@ -177,14 +180,33 @@ def aws(server_url):  # noqa: F811
         s3.delete_bucket(Bucket=bucket)
 
 
+STORE_URL = "https://store.example.com/storage/v1/s3"  # the function accepts https endpoints only
+
+
+class Invoker:
+    """Calls the handler with the test's clients and environment; the store's client it opens from the
+    validated config goes to the loopback server instead of `STORE_URL` (all else from the config)."""
+
+    def __init__(self, clients, environ: dict, store_url: str) -> None:
+        self.clients, self.environ, self.store_url = clients, environ, store_url
+
+    def open_store(self, config, access_key_id: str, secret_access_key: str):
+        assert config.endpoint_url == STORE_URL
+        local = dataclasses.replace(config, endpoint_url=self.store_url)
+        return open_destination(local, access_key_id, secret_access_key)
+
+    def handler(self, incoming):
+        return mirror_handler.handler(incoming, None, self.clients, self.environ, self.open_store)
+
+
 def expect_describe(stubber: Stubber, status: str = "Approved") -> None:
     stubber.add_response("describe_model_package", description(status), {"ModelPackageName": ARN})
 
 
 def test_an_approval_is_mirrored_and_verifiable_then_skipped(aws, caplog):
-    clients, stubber, environ, s3 = aws
+    clients, stubber, _environ, s3 = aws
     expect_describe(stubber)
-    result = mirror_handler.handler(event(), None, clients, environ)
+    result = clients.handler(event())
     assert result["action"] == "mirrored" and result["folder"] == f"rul/{GROUP}/v3/"
     index = json.loads(s3.get_object(Bucket=DESTINATION, Key=f"rul/{GROUP}/v3/mirror.json")["Body"].read())
     assert len(index["files"]) == 4
@@ -195,7 +217,7 @@ def test_an_approval_is_mirrored_and_verifiable_then_skipped(aws, caplog):
         assert body == source and hashlib.sha256(body).hexdigest() == stored["Metadata"]["sha256"]
         assert stored["Metadata"]["model-package-arn"] == ARN
     expect_describe(stubber)
-    again = mirror_handler.handler(event(), None, clients, environ)
+    again = clients.handler(event())
     assert set(again["objects"].values()) == {"skipped"}
     assert '"action": "mirrored"' in caplog.text
     assert KEYS["secret_access_key"] not in caplog.text
@@ -206,25 +228,25 @@ def test_an_approval_is_mirrored_and_verifiable_then_skipped(aws, caplog):
     [event(status="Rejected"), event(group="someone-elses-models"), {"source": "aws.s3"}, "not an event"],
 )
 def test_other_events_are_ignored_without_any_call(aws, incoming):
-    clients, _stubber, environ, _s3 = aws
-    assert mirror_handler.handler(incoming, None, clients, environ)["action"] == "ignored"
+    clients, _stubber, _environ, _s3 = aws
+    assert clients.handler(incoming)["action"] == "ignored"
 
 
 def test_a_version_no_longer_approved_is_ignored(aws):
-    clients, stubber, environ, s3 = aws
+    clients, stubber, _environ, s3 = aws
     expect_describe(stubber, status="Rejected")
-    assert mirror_handler.handler(event(), None, clients, environ)["action"] == "ignored"
+    assert clients.handler(event())["action"] == "ignored"
     assert "Contents" not in s3.list_objects_v2(Bucket=DESTINATION)
 
 
 def test_a_secret_without_keys_is_a_clear_error(aws):
     clients, stubber, environ, _s3 = aws
-    clients.secrets.put_secret_value(
+    clients.clients.secrets.put_secret_value(
         SecretId=environ["MIRROR_SECRET_ARN"], SecretString=json.dumps({"access_key_id": "only-this"})
     )
     expect_describe(stubber)
     with pytest.raises(MirrorError, match="lacks secret_access_key") as raised:
-        mirror_handler.handler(event(), None, clients, environ)
+        clients.handler(event())
     assert "only-this" not in str(raised.value)
 
 
@@ -236,11 +258,39 @@ def test_configuration_errors_name_every_variable():
         assert name in message
 
 
+@pytest.mark.parametrize(
+    "url", ["http://store.example.com/s3", "http://127.0.0.1:9000", "https://user:pw@store.example.com"]
+)
+def test_the_function_sends_keys_only_to_an_https_store(aws, url, caplog):
+    clients, _stubber, environ, _s3 = aws
+    clients.environ = {**environ, "MIRROR_ENDPOINT_URL": url}
+    with pytest.raises(ConfigError, match=r"MIRROR_ENDPOINT_URL: must be an https:// URL"):
+        clients.handler(event())
+    # The shared wrapper logs the failure as the function's "error" decision before raising it.
+    assert '"action": "error"' in caplog.text and "ConfigError" in caplog.text
+
+
 def test_a_missing_source_artifact_is_named_and_nothing_is_indexed(aws):
-    clients, stubber, environ, s3 = aws
+    clients, stubber, _environ, s3 = aws
     s3.delete_object(Bucket=SOURCE, Key="registry/exec-1/evaluation.json")
     expect_describe(stubber)
     with pytest.raises(MirrorError, match=r"cannot read the registered artifact .*evaluation\.json"):
-        mirror_handler.handler(event(), None, clients, environ)
+        clients.handler(event())
     keys = [item["Key"] for item in s3.list_objects_v2(Bucket=DESTINATION).get("Contents", [])]
     assert not any(key.endswith("mirror.json") for key in keys)
+
+
+def test_checksum_options_follow_what_the_runtimes_botocore_knows(monkeypatch):
+    from botocore.config import Config
+
+    assert store.checksum_options(Config) == {
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+    }
+    # A botocore before 1.36 (a Lambda runtime's may be one) has neither option and no default CRC trailers.
+    older = {k: v for k, v in Config.OPTION_DEFAULTS.items() if not k.endswith("_checksum_calculation")}
+    older.pop("response_checksum_validation")
+    monkeypatch.setattr(Config, "OPTION_DEFAULTS", older)
+    with pytest.raises(TypeError):
+        Config(request_checksum_calculation="when_required")  # what passing them always would do there
+    assert store.checksum_options(Config) == {}

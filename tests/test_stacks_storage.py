@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Template
 from cdk_helpers import platform_app, template_of
 
-from settings import Settings
+from settings import Settings, load_settings
 
 pytestmark = pytest.mark.slow
 NAMES = Settings().names
@@ -150,3 +152,28 @@ def test_storage_stack_is_the_seam_source() -> None:
     assert platform.data_bucket is platform.stacks["Storage"].data_bucket
     assert platform.artifacts_bucket is platform.stacks["Storage"].artifacts_bucket
     assert platform.key is platform.stacks["Key"].key is platform.stacks["Storage"].key
+
+
+DR_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+REPLICATED = {
+    "backup": {
+        "replication": {
+            "destination_bucket_arn": "arn:aws:s3:::turbofan-dr-copy",
+            "destination_key_arn": f"arn:aws:kms:eu-central-1:111111111111:key/{DR_KEY_ID}",
+        }
+    }
+}
+
+
+def test_only_s3_acting_for_this_account_may_assume_the_replication_role() -> None:
+    settings = load_settings(REPLICATED)
+    template = template_of("Storage", json.dumps(REPLICATED))
+    (role,) = [
+        r
+        for r in template.find_resources("AWS::IAM::Role").values()
+        if r["Properties"]["RoleName"] == settings.names.replication_role
+    ]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert (trust["Principal"], trust["Action"]) == ({"Service": "s3.amazonaws.com"}, "sts:AssumeRole")
+    # The confused-deputy guard: S3 acting for another account's bucket cannot use this role.
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": settings.aws.account}}

@@ -10,8 +10,12 @@ Triggers (EventBridge, see ``stacks.backup``):
 One run writes ``<prefix><UTC time>-<event id>/backup.json`` (endpoints, registry, artifact versions; see
 ``collect``), then ``<prefix>latest.json``, a pointer holding that key and the document's sha256. The
 pointer is moved only when the model package group exists: a backup taken after the group was deleted is
-still written, but ``latest`` keeps naming the last backup that can restore it. The bucket's default
-encryption (the project key) applies; old pointers stay as noncurrent versions of the versioned bucket.
+still written, but ``latest`` keeps naming the last backup that can restore it. The pointer never moves
+backwards: two runs at once (an endpoint event and the schedule) race on it, so it is written with S3
+conditional writes (``IfNoneMatch: *`` to create it, ``IfMatch: <ETag>`` to replace the version just
+read, whose ``created-at`` metadata is older), and a lost race is re-read and decided again. The bucket's
+default encryption (the project key) applies; old pointers stay as noncurrent versions of the versioned
+bucket.
 
 Every path returns {"action", "reason", ...} and logs one JSON line; AWS errors are logged, then raised
 (EventBridge and Lambda retry, then the dead-letter queue).
@@ -27,6 +31,8 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from lambdas.common.clients import make_clients
 from lambdas.common.decisions import DecisionLog, Ignored
@@ -46,6 +52,9 @@ ENDPOINT_EVENT = (SAGEMAKER_SOURCE, ENDPOINT_STATE_CHANGE)
 SCHEDULE_EVENT = ("aws.events", "Scheduled Event")
 IN_SERVICE = "IN_SERVICE"  # the events spell statuses in upper snake case, DescribeEndpoint "InService"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9-]")
+CREATED_AT_METADATA = "created-at"  # latest.json's user metadata: the time of the backup it names
+POINTER_ATTEMPTS = 5
+LOST_RACE_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
 def parse_trigger(event: Any, config: BackupConfig) -> dict[str, str]:
@@ -90,11 +99,51 @@ def backup_key(config: BackupConfig, now: datetime, event_id: str) -> str:
     return f"{config.prefix}{now.strftime('%Y%m%dT%H%M%SZ')}-{_SAFE_ID.sub('', event_id)[:36]}/{BACKUP_FILE}"
 
 
-def _put_json(s3: Any, bucket: str, key: str, body: bytes, sha256: str) -> str | None:
+def _put_json(
+    s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str, str], **condition: str
+) -> str | None:
     response = s3.put_object(
-        Bucket=bucket, Key=key, Body=body, ContentType="application/json", Metadata={"sha256": sha256}
+        Bucket=bucket, Key=key, Body=body, ContentType="application/json", Metadata=metadata, **condition
     )
     return response.get("VersionId")
+
+
+class PointerContention(RuntimeError):
+    """Other runs kept replacing latest.json between this run's read and write; Lambda retries the event."""
+
+
+def _lost_race(error: ClientError) -> bool:
+    # 412: the condition failed (created or replaced meanwhile); 409: a concurrent conditional write.
+    return error.response.get("Error", {}).get("Code") in LOST_RACE_CODES
+
+
+def move_latest(s3: Any, config: BackupConfig, pointer: dict[str, Any]) -> str:
+    """Point `<prefix>latest.json` at `pointer` unless it names a backup at least as new; what happened."""
+    key = f"{config.prefix}{LATEST_FILE}"
+    body = json.dumps(pointer, sort_keys=True).encode()
+    metadata = {"sha256": pointer["Sha256"], CREATED_AT_METADATA: pointer["CreatedAt"]}
+    condition = {"IfNoneMatch": "*"}  # first try: create it, so a missing pointer needs no HeadObject
+    for _ in range(POINTER_ATTEMPTS):
+        try:
+            _put_json(s3, config.bucket, key, body, metadata, **condition)
+            return f"now {LATEST_FILE}"
+        except ClientError as error:
+            if not _lost_race(error):
+                raise
+        head = s3.head_object(Bucket=config.bucket, Key=key)
+        current = head.get("Metadata", {}).get(CREATED_AT_METADATA, "")
+        if _not_older(current, pointer["CreatedAt"]):
+            return f"{LATEST_FILE} kept: it names a backup of {current}, not older than this one"
+        condition = {"IfMatch": head["ETag"]}
+    raise PointerContention(f"{LATEST_FILE} changed under every one of {POINTER_ATTEMPTS} attempts")
+
+
+def _not_older(current: str, ours: str) -> bool:
+    """`current` (the pointed backup's time) is at least `ours`; an unreadable time counts as older."""
+    try:
+        return datetime.fromisoformat(current) >= datetime.fromisoformat(ours)
+    except ValueError:
+        return False
 
 
 def run(
@@ -110,7 +159,7 @@ def run(
     body = json.dumps(document, default=str, indent=1, sort_keys=True).encode()
     digest = hashlib.sha256(body).hexdigest()
     key = backup_key(config, now, trigger["event_id"])
-    version_id = _put_json(s3, config.bucket, key, body, digest)
+    version_id = _put_json(s3, config.bucket, key, body, {"sha256": digest})
     fields: dict[str, Any] = {
         "trigger": trigger,
         "backup_uri": f"s3://{config.bucket}/{key}",
@@ -122,17 +171,14 @@ def run(
         reason = f"model package group {config.group_name} does not exist; {LATEST_FILE} left as it was"
         return decide("written", reason, logging.WARNING, **fields)
     pointer = {"Key": key, "VersionId": version_id, "Sha256": digest, "CreatedAt": now.isoformat()}
-    pointer_body = json.dumps(pointer, sort_keys=True).encode()
-    _put_json(s3, config.bucket, f"{config.prefix}{LATEST_FILE}", pointer_body, digest)
+    latest = move_latest(s3, config, pointer)
     level = logging.WARNING if fields["missing_artifacts"] else logging.INFO
-    return decide(
-        "written", f"backup of {fields['packages']} model package(s), now {LATEST_FILE}", level, **fields
-    )
+    return decide("written", f"backup of {fields['packages']} model package(s), {latest}", level, **fields)
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda handler: validate the environment, build the clients, run; failures are logged, then raised."""
-    return run_logged(DECISIONS, lambda: _invoke(event))
+    return run_logged(DECISIONS, lambda: _invoke(event), retry=(PointerContention,))
 
 
 def _invoke(event: Any) -> dict[str, Any]:

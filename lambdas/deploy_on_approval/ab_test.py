@@ -18,7 +18,9 @@ Operator actions arrive as direct invocations `{"source": "rul.ab-test", "action
   the champion prefix follows it; a losing challenger is Rejected in the registry (so that "the newest
   approved version serves", the function's rule, holds again), a losing champion stays Approved.
 Each action leaves a note in both model packages' CustomerMetadataProperties (UpdateModelPackage, whose
-changes the registry and CloudTrail keep), besides the endpoint change itself.
+changes the registry and CloudTrail keep), besides the endpoint change itself. The event's `claimed_by` is
+written as a claim ("claimed by X (unverified)"): whoever may invoke the function can put any name there.
+The authoritative caller is CloudTrail's record of the Invoke call (a Lambda data event).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .ab_names import CHALLENGER_VARIANT, CHAMPION_VARIANT, OPERATOR_SOURCE
 from .config import DeployConfig
 from .endpoint import (
     EndpointState,
@@ -40,9 +43,6 @@ from .endpoint import (
 from .registry import APPROVED, REJECTED, Ignored, ModelVersion, describe_version
 from .resources import TAG_CHALLENGER, TAG_CHAMPION, bounded_name, create_unless_exists, digest, version_tags
 
-CHAMPION_VARIANT = "Champion"  # settings/ab_testing.py has the same names (a test checks)
-CHALLENGER_VARIANT = "Challenger"
-OPERATOR_SOURCE = "rul.ab-test"
 ACTIONS = ("shift", "promote")
 WINNERS = ("champion", "challenger")
 NOTE_KEY = "AbTestLastAction"
@@ -70,7 +70,9 @@ class OperatorRequest:
     challenger_percent: int | None = None  # shift
     winner: str | None = None  # promote: one of WINNERS
     reason: str = ""
-    requested_by: str = "unknown"
+    # Who the event says sent it: anyone allowed to invoke the function can write any name here, so it is
+    # recorded as a claim; the caller of record is CloudTrail's (`ab_names.CALLER_OF_RECORD`).
+    claimed_by: str = "unknown"
 
 
 def version_arn(any_version_arn: str, version: int) -> str:
@@ -164,7 +166,7 @@ def parse_operator_event(event: dict[str, Any]) -> OperatorRequest:
     action = event.get("action")
     common: dict[str, Any] = {
         "reason": str(event.get("reason") or ""),
-        "requested_by": str(event.get("requested_by") or "unknown"),
+        "claimed_by": str(event.get("claimed_by") or "unknown"),
     }
     if action == "shift":
         percent = event.get("challenger_percent")
@@ -177,6 +179,11 @@ def parse_operator_event(event: dict[str, Any]) -> OperatorRequest:
             raise Ignored(f"promote: winner must be one of {', '.join(WINNERS)} (got {winner!r})")
         return OperatorRequest("promote", winner=winner, **common)
     raise Ignored(f"operator action must be one of {', '.join(ACTIONS)} (got {action!r})")
+
+
+def claim(request: OperatorRequest) -> str:
+    """How a note names the sender: as a claim, since the event's name is not verified."""
+    return f"claimed by {request.claimed_by} (unverified)"
 
 
 def _running_test(sagemaker: Any, config: DeployConfig) -> EndpointState:
@@ -212,7 +219,7 @@ def shift(sagemaker: Any, config: DeployConfig, request: OperatorRequest, arn: s
     )
     text = (
         f"shift: challenger v{state.challenger} {percent}%, champion v{state.champion} {100 - percent}% "
-        f"by {request.requested_by}: {request.reason}"
+        f"{claim(request)}: {request.reason}"
     )
     moment = datetime.now(UTC)
     for version in (state.champion, state.challenger):
@@ -245,7 +252,7 @@ def promote(
     config_name, created = ensure_model_and_config(sagemaker, config, winner)
     endpoint = create_or_update(sagemaker, config, state, config_name, guarded=False)
     moment = datetime.now(UTC)
-    by = f"by {request.requested_by}: {request.reason}"
+    by = f"{claim(request)}: {request.reason}"
     note(
         sagemaker,
         winner.arn,

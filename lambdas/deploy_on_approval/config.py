@@ -56,6 +56,9 @@ SUBNET_PATTERN = re.compile(r"^subnet-[0-9a-f]+$")
 SECURITY_GROUP_PATTERN = re.compile(r"^sg-[0-9a-f]+$")
 # Model Monitor accepts hourly or daily cron expressions only (plus NOW for one-off runs, not used here).
 CRON_PATTERN = re.compile(r"^cron\(.+\)$")
+# SageMaker's blue/green canary may hold at most 50 % of a variant's instances and a linear step 10-50 %
+# (TrafficRoutingConfig: CanarySize, LinearStepSize), so a shifted fleet, or variant, needs 2 instances.
+MIN_SHIFTING_INSTANCES = 2
 CAPTURE_MODES = ("sagemaker", "container")
 SERVING_MODES = ("instances", "serverless")
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
@@ -159,8 +162,20 @@ def _ab_test(read: EnvReader, serverless: bool) -> AbTestConfig | None:
         )
     return AbTestConfig(
         challenger_percent=read.integer(ENV_AB_CHALLENGER_PERCENT, 1, 99, default=50),
-        challenger_instance_count=read.integer(ENV_AB_CHALLENGER_INSTANCES, 1, 100, default=1),
+        challenger_instance_count=_challenger_instances(read),
     )
+
+
+def _challenger_instances(read: EnvReader) -> int:
+    # A later approval replaces the challenger with a guarded (canary or linear) update of its variant.
+    count = read.integer(ENV_AB_CHALLENGER_INSTANCES, 1, 100, default=MIN_SHIFTING_INSTANCES)
+    if count < MIN_SHIFTING_INSTANCES:
+        read.problems.append(
+            f"{ENV_AB_CHALLENGER_INSTANCES}: must be at least {MIN_SHIFTING_INSTANCES}, because replacing "
+            "the challenger shifts its variant's traffic by canary or linear steps of at most 50 % of its "
+            f"instances (got {count})"
+        )
+    return count
 
 
 def _traffic(read: EnvReader, instance_count: int, serverless: bool = False) -> TrafficShift:
@@ -168,10 +183,10 @@ def _traffic(read: EnvReader, instance_count: int, serverless: bool = False) -> 
     # SageMaker: a canary must be <= 50 % of the green fleet, a linear step 10-50 %.
     low = 10 if strategy == "linear" else 1
     percent = read.integer(ENV_TRAFFIC_PERCENT, low, 50, default=10)
-    if instance_count < 2 and not serverless:
+    if instance_count < MIN_SHIFTING_INSTANCES and not serverless:
         read.problems.append(
-            f"{ENV_INSTANCE_COUNT}: {strategy} shifting needs at least 2 instances, because the first "
-            f"step may hold at most 50 % of the green fleet (got {instance_count})"
+            f"{ENV_INSTANCE_COUNT}: {strategy} shifting needs at least {MIN_SHIFTING_INSTANCES} instances, "
+            f"because the first step may hold at most 50 % of the green fleet (got {instance_count})"
         )
     return TrafficShift(
         strategy=strategy,

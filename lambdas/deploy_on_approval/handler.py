@@ -34,6 +34,7 @@ from lambdas.common.decisions import DecisionLog
 from lambdas.common.handler import run_logged
 
 from . import ab_test, champion, monitoring
+from .ab_names import CALLER_OF_RECORD
 from .config import ENV_AB_ENABLED, DeployConfig, load_config
 from .endpoint import EndpointBusy, EndpointState, create_or_update, endpoint_state, ensure_model_and_config
 from .registry import (
@@ -178,7 +179,11 @@ def _operate(event: dict[str, Any], config: DeployConfig, clients: Clients) -> d
         request = ab_test.parse_operator_event(event)
     except Ignored as reason:
         return decide("ignored", str(reason), level=logging.WARNING)
-    fields: dict[str, Any] = {"operator_action": request.action, "requested_by": request.requested_by}
+    fields: dict[str, Any] = {
+        "operator_action": request.action,
+        "claimed_by": request.claimed_by,
+        "caller_of_record": CALLER_OF_RECORD,
+    }
     candidates = approved_versions(clients.sagemaker, config.group_name)
     if not candidates:
         return decide("refused", f"group {config.group_name} has no approved version", **fields)

@@ -1,8 +1,10 @@
 """Configuration of the mirror function: environment variables validated into a frozen dataclass.
 
-`load_config(environ)` runs on every invocation (never at import time) and names every bad variable with
-its value. The CDK construct `stacks.model_mirror.ModelMirror` sets them; the names are the `ENV_*`
-constants. No key is ever in the environment: the function reads them from the secret `MIRROR_SECRET_ARN`.
+`load_config(environ)` runs on every invocation (never at import time) and, with the shared `EnvReader`,
+names every bad variable with its value in one `ConfigError`. The CDK construct
+`stacks.model_mirror.ModelMirror` sets them; the names are the `ENV_*` constants. No key is ever in the
+environment: the function reads them from the secret `MIRROR_SECRET_ARN`. The store's endpoint must be an
+https:// URL: the function sends the store's keys to it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.common.config import ConfigError
+from lambdas.common.config import NAME_PATTERN, EnvReader
+from lambdas.common.config import ConfigError as ConfigError  # raised by load_config, caught by callers
+
+from .store import CHECKSUMS
 
 ENV_GROUP = "MODEL_PACKAGE_GROUP_NAME"
 ENV_ENDPOINT = "MIRROR_ENDPOINT_URL"
@@ -23,17 +28,15 @@ ENV_CHECKSUM = "MIRROR_CHECKSUM"
 ENV_TIMEOUT = "MIRROR_TIMEOUT_SECONDS"
 ENV_SECRET_ARN = "MIRROR_SECRET_ARN"
 
-_PATTERNS = {
-    ENV_GROUP: r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$",
-    ENV_ENDPOINT: r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
-    ENV_BUCKET: r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$",
-    ENV_REGION: r"^([a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d|auto)$",
-    ENV_PREFIX: r"^([A-Za-z0-9!_.*'()-]+/)*$",
-    ENV_PATH_STYLE: r"^(true|false)$",
-    ENV_CHECKSUM: r"^(md5|sha256)$",
-    ENV_TIMEOUT: r"^[1-9][0-9]{0,2}$",
-    ENV_SECRET_ARN: r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$",
-}
+HTTPS_URL_PATTERN = re.compile(r"^https://[^\s/?#@]+(/[^\s?#]*)?$")
+# S3-compatible stores also accept underscores, unlike AWS bucket names.
+STORE_BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+REGION_PATTERN = re.compile(r"^([a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d|auto)$")
+PREFIX_PATTERN = re.compile(r"^([A-Za-z0-9!_.*'()-]+/)*$")  # empty, or folders each ending in "/"
+SECRET_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$"
+)
+MAX_TIMEOUT_SECONDS = 999
 
 
 @dataclass(frozen=True)
@@ -51,25 +54,28 @@ class MirrorConfig:
     secret_arn: str
 
 
+def _prefix(read: EnvReader) -> str:
+    """The key prefix: required, but may be empty (objects at the bucket's root)."""
+    value = read.environ.get(ENV_PREFIX)
+    if value is None or not PREFIX_PATTERN.match(value):
+        read.problems.append(f"{ENV_PREFIX}: must be empty or folders ending in '/' (got {value!r})")
+        return ""
+    return value
+
+
 def load_config(environ: Mapping[str, str]) -> MirrorConfig:
-    """Validate every variable, then build the config; one error lists all the problems."""
-    problems = []
-    for name, pattern in _PATTERNS.items():
-        value = environ.get(name)
-        if value is None:
-            problems.append(f"{name} is not set")
-        elif not re.fullmatch(pattern, value):
-            problems.append(f"{name}={value!r} does not match {pattern}")
-    if problems:
-        raise ConfigError("invalid mirror function configuration: " + "; ".join(problems))
-    return MirrorConfig(
-        group=environ[ENV_GROUP],
-        endpoint_url=environ[ENV_ENDPOINT],
-        bucket=environ[ENV_BUCKET],
-        region=environ[ENV_REGION],
-        prefix=environ[ENV_PREFIX],
-        path_style=environ[ENV_PATH_STYLE] == "true",
-        checksum=environ[ENV_CHECKSUM],
-        timeout_seconds=int(environ[ENV_TIMEOUT]),
-        secret_arn=environ[ENV_SECRET_ARN],
+    """Validate every variable, then build the config; one `ConfigError` lists all the problems."""
+    read = EnvReader(environ)
+    config = MirrorConfig(
+        group=read.text(ENV_GROUP, NAME_PATTERN, expect="a model package group name"),
+        endpoint_url=read.text(ENV_ENDPOINT, HTTPS_URL_PATTERN, expect="an https:// URL with a host"),
+        bucket=read.text(ENV_BUCKET, STORE_BUCKET_PATTERN, expect="a bucket name"),
+        region=read.text(ENV_REGION, REGION_PATTERN, expect="a region name or 'auto'"),
+        prefix=_prefix(read),
+        path_style=read.flag(ENV_PATH_STYLE, default=True),
+        checksum=read.choice(ENV_CHECKSUM, CHECKSUMS, default="md5"),
+        timeout_seconds=read.integer(ENV_TIMEOUT, 1, MAX_TIMEOUT_SECONDS),
+        secret_arn=read.text(ENV_SECRET_ARN, SECRET_ARN_PATTERN, expect="a Secrets Manager secret ARN"),
     )
+    read.check("mirror function")
+    return config

@@ -4,17 +4,17 @@ Triggered by the EventBridge rule for `SageMaker Model Package State Change` eve
 with status Approved. The function describes the version (it must still be Approved), reads the store's
 keys from its one Secrets Manager secret, copies the model archive, evaluation report and data manifest
 from the artifacts bucket and writes the index (`mirror.mirror_package`; identical objects are skipped, so
-a retried event writes nothing twice). Ignored events return {"action": "ignored"}; a store or secret
-failure is logged and raised, so Lambda's asynchronous retries run the event again and its failure queue
-keeps it. Every outcome is one JSON log line; keys are never logged.
+a retried event writes nothing twice). Ignored events return {"action": "ignored"}; a configuration,
+store or secret failure is logged as the "error" decision by the shared `run_logged` wrapper and raised,
+so Lambda's asynchronous retries run the event again and its failure queue keeps it. Every outcome is one
+JSON log line; keys are never logged.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +23,12 @@ from lambdas.common.decisions import DecisionLog, Ignored
 from lambdas.common.events import APPROVED
 from lambdas.common.events import MODEL_PACKAGE_STATE_CHANGE as EVENT_DETAIL_TYPE
 from lambdas.common.events import SAGEMAKER_SOURCE as EVENT_SOURCE
+from lambdas.common.handler import run_logged
 from lambdas.common.s3uri import S3UriError, parse_s3_uri
 
-from .config import load_config
+from .config import MirrorConfig, load_config
 from .mirror import mirror_package
-from .store import MirrorError, open_destination
+from .store import Destination, MirrorError, open_destination
 
 DECISIONS = DecisionLog("mirror_model")
 decide = DECISIONS.decide
@@ -110,11 +111,26 @@ def read_keys(secrets: Any, secret_arn: str) -> tuple[str, str]:
     return values["access_key_id"], values["secret_access_key"]
 
 
+OpenStore = Callable[[MirrorConfig, str, str], Destination]
+
+
 def handler(
-    event: Any, context: Any = None, clients: Clients | None = None, environ: Mapping[str, str] | None = None
+    event: Any,
+    context: Any = None,
+    clients: Clients | None = None,
+    environ: Mapping[str, str] | None = None,
+    open_store: OpenStore = open_destination,
 ) -> dict[str, Any]:
+    """Lambda handler: validate the environment, then `run`; failures are logged, then raised.
+
+    `clients`, `environ` and `open_store` (the store's client from the config and keys) are the tests'.
+    """
+    env = os.environ if environ is None else environ
+    return run_logged(DECISIONS, lambda: run(event, load_config(env), clients, open_store))
+
+
+def run(event: Any, config: MirrorConfig, clients: Clients | None, open_store: OpenStore) -> dict[str, Any]:
     """Mirror the approved version the event names; see the module docstring."""
-    config = load_config(os.environ if environ is None else environ)
     try:
         arn = approval_arn(event, config.group)
     except Ignored as reason:
@@ -123,12 +139,8 @@ def handler(
     description = clients.sagemaker.describe_model_package(ModelPackageName=arn)
     if description.get("ModelApprovalStatus") != APPROVED:
         return decide("ignored", f"{arn} is {description.get('ModelApprovalStatus')} now", arn=arn)
-    try:
-        target = open_destination(config, *read_keys(clients.secrets, config.secret_arn))
-        result = mirror_package(description, S3Source(clients.s3), target)
-    except MirrorError as error:
-        decide("failed", str(error), level=logging.ERROR, arn=arn)
-        raise
+    target = open_store(config, *read_keys(clients.secrets, config.secret_arn))
+    result = mirror_package(description, S3Source(clients.s3), target)
     return decide(
         "mirrored",
         f"{result.uploaded} of {len(result.objects)} objects uploaded, the rest already identical",

@@ -62,8 +62,7 @@ def make_client(
         connect_timeout=timeout_seconds,
         read_timeout=timeout_seconds,
         retries={"mode": "standard", "max_attempts": 3},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
+        **checksum_options(Config),
     )
     return boto3.session.Session().client(
         "s3",
@@ -73,6 +72,19 @@ def make_client(
         aws_secret_access_key=secret_access_key,
         config=config,
     )
+
+
+def checksum_options(config_class: Any) -> dict[str, str]:
+    """Checksums only where an operation requires them, for a botocore that knows the options.
+
+    botocore 1.36 began adding CRC checksums to every upload by default, with these two `Config` options
+    to turn that off. The function uses the Lambda runtime's boto3, whose version depends on the runtime
+    release and the region; an older botocore adds no default checksums and rejects the options, so they
+    are passed only when `config_class` declares them.
+    """
+    options = ("request_checksum_calculation", "response_checksum_validation")
+    known = getattr(config_class, "OPTION_DEFAULTS", {})
+    return {option: "when_required" for option in options if option in known}
 
 
 class StoreSettings(Protocol):

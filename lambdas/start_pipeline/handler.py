@@ -67,11 +67,14 @@ REGISTERED_DATA_VERSION = "RegisteredDataVersion"
 
 @dataclass(frozen=True)
 class Clients:
+    """The boto3 clients the function calls: SageMaker and S3."""
+
     sagemaker: Any
     s3: Any
 
 
 def prefix_digest(input_data_uri: str) -> str:
+    """12 hex characters of the input URI's sha256, used in execution names and client tokens."""
     return hashlib.sha256(input_data_uri.encode()).hexdigest()[:12]
 
 
