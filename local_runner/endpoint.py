@@ -17,6 +17,7 @@ loads and health-checks the new model beside the old one and switches between re
 fails and no connection is closed by a swap. `swap_model` waits until /ping reports the new version and
 rolls back if it never does; when anything fails the old model keeps serving and `SwapResult.reason`
 says why.
+`check_servable` refuses a version that is not Approved unless forced (`endpoint swap N --force`).
 `on_approval_callback` plugs this into `registry approve/reject`. The server process itself (paths,
 options, start, ping, stop) is `local_runner.endpoint_server`.
 """
@@ -51,7 +52,7 @@ from local_runner.endpoint_server import (
     wait_for_version,
 )
 from local_runner.object_store import ObjectStore, ObjectStoreError
-from local_runner.registry import LocalRegistry, ModelPackage, RegistryError
+from local_runner.registry import APPROVED, LocalRegistry, ModelPackage, RegistryError
 from local_runner.tracking import mirror_approval
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "EndpointProcess",
     "SwapResult",
     "check_port_free",
+    "check_servable",
     "current_release",
     "on_approval_callback",
     "ping",
@@ -116,6 +118,19 @@ def resolve_package(work_dir: str | Path, version: int | None, group: str = DEFA
             f"model package group {group} has no approved version; approve one or pass a version"
         )
     return package
+
+
+def check_servable(package: ModelPackage, force: bool = False) -> str | None:
+    """None for an Approved version; for any other status `EndpointError`, or with `force` the warning to
+    print (a Rejected or PendingManualApproval version serves only when asked for explicitly)."""
+    if package.approval_status == APPROVED:
+        return None
+    if not force:
+        raise EndpointError(
+            f"version {package.version} is {package.approval_status}, not {APPROVED}; approve it first, or "
+            f"pass --force to serve it anyway"
+        )
+    return f"serving version {package.version} although its registry status is {package.approval_status}"
 
 
 def prepare_release(paths: EndpointPaths, package: ModelPackage, archive: Path) -> Path:

@@ -2,7 +2,7 @@
 
 python -m local_runner endpoint serve [--model-version N] [--port 8080] [--host 127.0.0.1] [--workers 2]
                                       [--capture-dir D] [--capture-percentage P] [--work-dir .work]
-python -m local_runner endpoint swap N [--work-dir .work]
+python -m local_runner endpoint swap N [--force] [--work-dir .work]
 python -m local_runner endpoint status [--work-dir .work]
 python -m local_runner endpoint ab-serve --champion N [--challenger M] [--challenger-percent 50] [...]
 python -m local_runner endpoint ab-shift PERCENT [--reason TEXT]
@@ -13,7 +13,9 @@ python -m local_runner endpoint ab-report --captures D [--ground-truth G]
 `serve` runs in the foreground until Ctrl-C or SIGTERM (exit 0; 130 or 143 when stopped while starting);
 without `--model-version` it serves the newest approved version of the model package group, on 127.0.0.1
 unless `--host` says otherwise; a port already in use fails at once, naming it. `swap` health-checks version
-N in a fresh process and only then points the running server at it. `registry approve` swaps too, through
+N in a fresh process and only then points the running server at it; a version that is not Approved
+(Rejected, PendingManualApproval) is refused unless `--force` is given, and then served with a warning
+naming its status on standard error. `registry approve` swaps too, through
 `endpoint.on_approval_callback`. The `ab-*` verbs run an A/B test (`ab_endpoint`, `ab_split`): `ab-serve`
 puts the router on `--port` and the two variants on the next two ports; `ab-shift` and `ab-promote` move its
 traffic from another shell; `ab-report` compares the variants from their captures and, given failure
@@ -35,6 +37,7 @@ from local_runner.endpoint import (
     EndpointOptions,
     EndpointPaths,
     check_port_free,
+    check_servable,
     current_release,
     ping,
     release_version,
@@ -92,6 +95,7 @@ def add_endpoint_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     swap = actions.add_parser("swap", parents=[common], help="health-check a version, then serve it")
     swap.add_argument("version", type=_positive)
+    swap.add_argument("--force", action="store_true", help="serve it even if it is not Approved")
     actions.add_parser("status", parents=[common], help="the served version and whether the server runs")
     _add_ab_parsers(actions, common)
     endpoint.set_defaults(handler=run_endpoint_command)
@@ -263,9 +267,16 @@ def run_endpoint_command(args: argparse.Namespace, echo: Echo = print) -> int:
             return _until_stopped(_serve, args, echo)
         if args.endpoint_action == "status":
             return _status(args, echo)
-        result = swap_model(args.work_dir, resolve_package(args.work_dir, args.version, args.group))
-        echo(f"endpoint: {'swapped' if result.ok else 'swap refused'}: {result.reason}")
-        return 0 if result.ok else 1
+        package = resolve_package(args.work_dir, args.version, args.group)
+        warning = check_servable(package, args.force)
+        if warning is not None:
+            errors_to(echo)(f"warning: {warning}")
+        result = swap_model(args.work_dir, package)
+        if result.ok:
+            echo(f"endpoint: swapped: {result.reason}")
+            return 0
+        errors_to(echo)(f"endpoint: swap refused: {result.reason}")
+        return 1
     except (EndpointError, AbError) as error:
         errors_to(echo)(f"error: {error}")
         return 1

@@ -7,7 +7,8 @@ it). With the mirror off (the default) nothing happens. The store's keys come fr
 variables the settings name or from the JSON file `credentials_file` (readable by its owner only); they
 are never printed. The copy itself is the AWS function's (`lambdas.mirror_model.mirror`), reading from
 the local object store. After an approval the mirror runs once the status has committed: a failure is
-reported with the command that retries it and leaves the approval as it is.
+reported with the command that retries it and leaves the approval as it is. Results go to standard output;
+warnings and errors go to standard error, and a failed `registry mirror` exits 1.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
@@ -24,12 +26,16 @@ from lambdas.mirror_model.store import Destination, MirrorError, StoreSettings, 
 from local_runner.errors import RunnerError
 from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import LocalRegistry, ModelPackage, RegistryError, describe_shape
+from local_runner.work_layout import REGISTRY_FILE, STORE_FOLDER
 from settings.mirror import LocalMirrorSettings
 
 MIRROR_CONFIG_FILE = "mirror.json"
-REGISTRY_FILE = "registry.sqlite"  # local_runner.registry_cli.REGISTRY_FILE
-STORE_FOLDER = "s3"  # local_runner.registry_cli.local_champion's object store
 Echo = Callable[[str], object]
+
+
+def to_stderr(line: str) -> None:
+    """Print an error or warning line on standard error (standard output holds only results)."""
+    print(line, file=sys.stderr)
 
 
 class MirrorSetupError(RunnerError, ValueError):
@@ -132,16 +138,18 @@ def result_line(result: MirrorResult, endpoint_url: str = "") -> str:
     )
 
 
-def mirror_after_approval(registry: LocalRegistry, package: ModelPackage, echo: Echo = print) -> None:
-    """Run after an approval committed: mirror it when the mirror is on; a failure is reported, never raised,
-    so the approval stands and `registry mirror VERSION` retries."""
+def mirror_after_approval(
+    registry: LocalRegistry, package: ModelPackage, echo: Echo = print, warn: Echo = to_stderr
+) -> None:
+    """Run after an approval committed: mirror it when the mirror is on; a failure is reported to `warn`,
+    never raised, so the approval stands and `registry mirror VERSION` retries."""
     work_dir = registry.path.parent
     try:
         if not load_mirror_settings(work_dir).enabled:
             return
         echo(result_line(mirror_version(work_dir, package.group, package.version)))
     except Exception as error:  # the approval has committed: any mirror fault is reported, not raised
-        echo(
+        warn(
             f"warning: version {package.version} is approved, but the mirror failed: "
             f"{type(error).__name__}: {error}; retry with: python -m local_runner registry mirror "
             f"{package.version} --work-dir {work_dir} --group {package.group}"
@@ -156,11 +164,12 @@ def add_mirror_parser(actions: argparse._SubParsersAction, common: argparse.Argu
     mirror.add_argument("version", type=int)
 
 
-def run_mirror_command(args: argparse.Namespace, echo: Echo = print) -> int:
-    """`registry mirror VERSION`: 0 when mirrored, 1 with a one-line error otherwise."""
+def run_mirror_command(args: argparse.Namespace, echo: Echo = print, fail: Echo = to_stderr) -> int:
+    """`registry mirror VERSION`: 0 and the result line on `echo` when mirrored, else 1 and a one-line error
+    on `fail`."""
     try:
         echo(result_line(mirror_version(args.work_dir, args.group, args.version)))
         return 0
     except (MirrorError, MirrorSetupError, RegistryError) as error:
-        echo(f"error: mirror {args.group} version {args.version} failed: {error}")
+        fail(f"error: mirror {args.group} version {args.version} failed: {error}")
     return 1

@@ -13,11 +13,13 @@ An export folder holds everything needed to bring a work dir's registry back as 
 `export_registry` assembles the folder under a hidden sibling name and renames it into place, under the
 registry lock, so a concurrent approval cannot tear it and a killed export leaves no half folder. An object
 a package names but the store lacks is listed in the manifest (`missing_objects`) instead of failing: the
-export restores the registry exactly as it was. `import_registry` first checks the whole folder (manifest,
-every checksum, no unlisted file, the database's integrity and its agreement with registry.json) and names
-every problem at once; it refuses a work dir whose registry already holds a model package group unless
-`replace` is given, and a running endpoint always. Then it restores the objects, the database (each file
-replaced atomically) and the endpoint's `current` release (health-checked, as `endpoint swap` does).
+export restores the registry exactly as it was. `import_registry` first checks the whole folder (the shape
+of manifest.json, registry.json and endpoint.json (`local_runner.backup_manifest`), every checksum, no
+unlisted file, the database's integrity and its agreement with registry.json) and names every problem at
+once (`ExportInvalid`, exit 2); it refuses a work dir whose registry already holds a model package group
+unless `replace` is given, and a running endpoint always (exit 1). Then it restores the objects, the
+database (`local_runner.sqlite_replace`: a crash at any instant leaves the old registry or the new one)
+and the endpoint's `current` release (health-checked, as `endpoint swap` does).
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from local_runner.atomic import write_json_atomic
+from local_runner.backup_manifest import (
+    ENDPOINT_JSON,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    REGISTRY_JSON,
+    endpoint_json_problems,
+    manifest_problems,
+    registry_json_problems,
+)
 from local_runner.champion import package_baselines
 from local_runner.endpoint import (
     DEFAULT_GROUP,
@@ -47,22 +58,27 @@ from local_runner.endpoint import (
 from local_runner.errors import RunnerError
 from local_runner.object_store import IN_FLIGHT, ObjectStore, ObjectStoreError, copy_file_atomically
 from local_runner.registry import LocalRegistry, ModelPackage, RegistryError, describe_shape
-from local_runner.registry_cli import REGISTRY_FILE, registry_lock
+from local_runner.registry_cli import registry_lock
+from local_runner.sqlite_replace import SettleError, install_database, settled
+from local_runner.work_layout import REGISTRY_FILE, STORE_FOLDER
 
-FORMAT_VERSION = 1
-MANIFEST_FILE = "manifest.json"
-REGISTRY_JSON = "registry.json"
-ENDPOINT_JSON = "endpoint.json"
 OBJECTS_FOLDER = "objects"
-STORE_FOLDER = "s3"  # <work>/s3 is the local object store
 
 
 class BackupError(RunnerError, RuntimeError):
-    """An export or import that cannot proceed; `problems` lists every reason."""
+    """An export or import that cannot proceed; `problems` lists every reason, `exit_code` is the CLI's."""
+
+    exit_code = 1
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class ExportInvalid(BackupError):
+    """The folder given to an import is no valid export (a usage error: nothing was touched)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -195,11 +211,9 @@ def _read_manifest(source: Path) -> tuple[dict[str, Any] | None, list[str]]:
         manifest = json.loads(path.read_text())
     except ValueError as error:
         return None, [f"{path} is not JSON ({error})"]
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        found = manifest.get("format_version") if isinstance(manifest, dict) else manifest
-        return None, [f"{path}: format_version must be {FORMAT_VERSION} (got {found!r})"]
-    if not isinstance(manifest.get("files"), dict):
-        return None, [f"{path}: no files listed"]
+    problems = manifest_problems(manifest)
+    if problems:
+        return None, [f"{source}{os.sep}{problem}" for problem in problems]
     return manifest, []
 
 
@@ -221,6 +235,17 @@ def _file_problems(source: Path, files: dict[str, Any]) -> list[str]:
         if required not in files:
             problems.append(f"{required}: missing from the manifest")
     return problems
+
+
+def _document_problems(source: Path, manifest: dict[str, Any]) -> list[str]:
+    """The shape of registry.json and endpoint.json, and their agreement with the manifest."""
+    try:
+        listed = json.loads((source / REGISTRY_JSON).read_text())
+        state = json.loads((source / ENDPOINT_JSON).read_text())
+    except ValueError as error:
+        return [f"{REGISTRY_JSON} or {ENDPOINT_JSON} is not JSON ({error})"]
+    problems = registry_json_problems(listed, manifest)
+    return problems or endpoint_json_problems(state, listed, manifest)
 
 
 def _database_problems(source: Path) -> list[str]:
@@ -255,6 +280,7 @@ def verify_export(source: str | Path) -> list[str]:
     if manifest is None:
         return problems
     problems = _file_problems(source, manifest["files"])
+    problems = problems or _document_problems(source, manifest)
     return problems or _database_problems(source)
 
 
@@ -294,27 +320,35 @@ def _restore_endpoint(source: Path, work_dir: Path) -> int | None:
     return served
 
 
+def _checked_import(source: Path, work_dir: Path, replace: bool) -> dict[str, Any]:
+    """The export's manifest once the folder and the work dir pass every check; else every problem."""
+    invalid = verify_export(source)
+    refused = _target_problems(work_dir, replace)
+    if invalid:
+        raise ExportInvalid(invalid + refused)
+    if refused:
+        raise BackupError(refused)
+    return json.loads((source / MANIFEST_FILE).read_text())
+
+
 def import_registry(
     source: str | Path, work_dir: str | Path, champion_uri: str, replace: bool = False
 ) -> BackupSummary:
     """Restore an export into `work_dir`: objects, champion, registry, then the endpoint's served version."""
     source, work_dir = Path(source), Path(work_dir)
-    problems = verify_export(source) + _target_problems(work_dir, replace)
-    if problems:
-        raise BackupError(problems)
-    manifest = json.loads((source / MANIFEST_FILE).read_text())
+    manifest = _checked_import(source, work_dir, replace)
     store = ObjectStore(work_dir / STORE_FOLDER)
     work_dir.mkdir(parents=True, exist_ok=True)
-    with registry_lock(work_dir):
-        store.delete(champion_uri.rstrip("/"))  # replaced whole: no stale file of another champion stays
-        objects = 0
-        for path in _objects(source):
-            copy_file_atomically(path, store.root / path.relative_to(source / OBJECTS_FOLDER))
-            objects += 1
-        for leftover in ("-journal", "-wal", "-shm"):  # belong to the database being replaced
-            (work_dir / f"{REGISTRY_FILE}{leftover}").unlink(missing_ok=True)
-        copy_file_atomically(source / REGISTRY_FILE, work_dir / REGISTRY_FILE)
+    database = work_dir / REGISTRY_FILE
+    try:
+        with registry_lock(work_dir), settled(database):
+            store.delete(champion_uri.rstrip("/"))  # replaced whole: no stale file of another champion stays
+            objects = 0
+            for path in _objects(source):
+                copy_file_atomically(path, store.root / path.relative_to(source / OBJECTS_FOLDER))
+                objects += 1
+            install_database(source / REGISTRY_FILE, database)
+    except SettleError as error:
+        raise BackupError([str(error)]) from None
     served = _restore_endpoint(source, work_dir)
-    return BackupSummary(
-        work_dir, int(manifest.get("packages", 0)), objects, served, tuple(manifest["missing_objects"])
-    )
+    return BackupSummary(work_dir, manifest["packages"], objects, served, tuple(manifest["missing_objects"]))

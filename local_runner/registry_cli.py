@@ -287,7 +287,7 @@ def _missing(work_dir: Path) -> str | None:
 
 def _run(args: argparse.Namespace, echo: Echo, on_change: OnChange | None, champion: ChampionTarget) -> int:
     if args.registry_action == "mirror":
-        return run_mirror_command(args, echo)
+        return run_mirror_command(args, echo, errors_to(echo))
     if args.registry_action in ("export", "import"):
         return _backup(args, echo, champion)
     registry = LocalRegistry(registry_path(args.work_dir))
@@ -314,7 +314,8 @@ def run_registry_command(
     champion: ChampionTarget | None = None,
 ) -> int:
     """Run a parsed `registry` command; 0 on success, 1 with a one-line message for a missing work dir or
-    registry, an unknown group or version, a model that fails verification or a busy registry."""
+    registry, an unknown group or version, a model that fails verification or a busy registry, 2 for an
+    `import` folder that is no valid export."""
     fail = errors_to(echo)
     missing = None if args.registry_action == "import" else _missing(args.work_dir)
     if missing:
@@ -332,6 +333,7 @@ def run_registry_command(
             raise
         for problem in error.problems:
             fail(f"error: {args.registry_action}: {problem}")
+        return int(getattr(error, "exit_code", 1))  # 2: the folder given to `import` is no valid export
     except (sqlite3.Error, OSError) as error:
         fail(f"error: {args.registry_action} failed on {registry_path(args.work_dir)}: {error}")
     return 1

@@ -186,9 +186,9 @@ def test_cli_swap_and_status(work_dir):
     said = []
     assert run_endpoint_command(parse(["endpoint", "status", "--work-dir", str(work_dir)]), said.append) == 0
     assert said[-1] == "server: not running"
-    assert (
-        run_endpoint_command(parse(["endpoint", "swap", "3", "--work-dir", str(work_dir)]), said.append) == 1
-    )
+    swap_3 = ["endpoint", "swap", "3", "--force", "--work-dir", str(work_dir)]
+    assert run_endpoint_command(parse(swap_3), said.append) == 1
+    assert said[-2] == "warning: serving version 3 although its registry status is PendingManualApproval"
     assert said[-1].startswith("endpoint: swap refused: health check of version 3 failed")
     assert (
         run_endpoint_command(parse(["endpoint", "swap", "9", "--work-dir", str(work_dir)]), said.append) == 1

@@ -187,9 +187,10 @@ def test_a_server_that_is_down_keeps_the_approval_and_the_retry_mirrors(
 ):
     configure(work, f"http://127.0.0.1:{free_port()}", timeout_seconds=1)
     package = approve(work)
-    out = capsys.readouterr().out
-    assert "approved, but the mirror failed" in out and "cannot reach the store" in out
-    assert f"python -m local_runner registry mirror 1 --work-dir {work}" in out
+    out, err = capsys.readouterr()
+    assert "mirror" not in out  # a warning, on standard error
+    assert "approved, but the mirror failed" in err and "cannot reach the store" in err
+    assert f"python -m local_runner registry mirror 1 --work-dir {work}" in err
     assert (
         LocalRegistry(work / "registry.sqlite").get(GROUP, 1).approval_status
         == APPROVED
@@ -206,10 +207,10 @@ def test_refused_keys_are_a_clear_error_that_never_shows_the_secret(work, server
     with enable_iam_authentication():
         approve(work)
         code, lines = cli(work, "mirror", "1")
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 1 and "refused the credentials" in lines[0]
-    assert "refused the credentials" in out
-    assert SECRET not in out + lines[0]
+    assert "refused the credentials" in err
+    assert SECRET not in out + err + lines[0]
     assert LocalRegistry(work / "registry.sqlite").get(GROUP, 1).approval_status == APPROVED
 
 
@@ -247,6 +248,19 @@ def test_mirror_off_means_approve_does_nothing_more(work, capsys):
     assert "mirror" not in capsys.readouterr().out
     code, lines = cli(work, "mirror", "1")
     assert code == 1 and "the mirror is off" in lines[0]
+
+
+def test_cli_mirror_errors_go_to_stderr_and_exit_1(work, capsys):
+    (work / "mirror.json").write_text(json.dumps({"enabled": False}))
+    parser = argparse.ArgumentParser()
+    add_registry_parser(parser.add_subparsers(dest="verb"))
+    args = parser.parse_args(["registry", "mirror", "1", "--work-dir", str(work)])
+    assert run_registry_command(args) == 1  # the CLI's own echo: print
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert (
+        err.startswith(f"error: mirror {GROUP} version 1 failed: the mirror is off") and err.count("\n") == 1
+    )
 
 
 def test_invalid_mirror_file_is_named(work):
