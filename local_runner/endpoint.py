@@ -54,6 +54,8 @@ from local_runner.endpoint_server import (
 from local_runner.object_store import ObjectStore, ObjectStoreError
 from local_runner.registry import APPROVED, LocalRegistry, ModelPackage, RegistryError
 from local_runner.tracking import mirror_approval
+from local_runner.work_layout import REGISTRY_FILE, STORE_FOLDER
+from pipeline_steps.config import LOCAL_NAME as DEFAULT_GROUP
 
 __all__ = [
     "DEFAULT_ENDPOINT_NAME",
@@ -75,8 +77,6 @@ __all__ = [
     "start_endpoint",
     "swap_model",
 ]
-REGISTRY_FILE = "registry.sqlite"
-DEFAULT_GROUP = "turbofan-rul"
 KEEP_RELEASES = 3
 CHECK_TIMEOUT = 180.0
 
@@ -98,7 +98,7 @@ class SwapResult:
 
 def model_archive(work_dir: str | Path, package: ModelPackage) -> Path:
     """The local file behind a package's model data URL."""
-    return ObjectStore(Path(work_dir) / "s3").path_for(package.model_data_url)
+    return ObjectStore(Path(work_dir) / STORE_FOLDER).path_for(package.model_data_url)
 
 
 def resolve_package(work_dir: str | Path, version: int | None, group: str = DEFAULT_GROUP) -> ModelPackage:

@@ -93,6 +93,9 @@ def add_endpoint_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     serve.add_argument(
         "--endpoint-name", default=DEFAULT_ENDPOINT_NAME, help="folder name in the capture dir"
     )
+    serve.add_argument(
+        "--force", action="store_true", help="serve --model-version even if it is not Approved"
+    )
     swap = actions.add_parser("swap", parents=[common], help="health-check a version, then serve it")
     swap.add_argument("version", type=_positive)
     swap.add_argument("--force", action="store_true", help="serve it even if it is not Approved")
@@ -138,6 +141,9 @@ def _add_ab_parsers(actions: argparse._SubParsersAction, common: argparse.Argume
 def _serve(args: argparse.Namespace, echo: Echo) -> int:
     check_port_free(args.host, args.port)
     package = resolve_package(args.work_dir, args.model_version, args.group)
+    warning = check_servable(package, args.force)
+    if warning is not None:
+        errors_to(echo)(f"warning: {warning}")
     options = EndpointOptions(
         port=args.port,
         host=args.host,

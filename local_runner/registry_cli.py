@@ -39,11 +39,11 @@ from local_runner.registry import (
     ModelPackage,
     RegistryError,
 )
+from local_runner.work_layout import REGISTRY_FILE, STORE_FOLDER
+from pipeline_steps.config import LOCAL_NAME as DEFAULT_GROUP
 from pipeline_steps.config import local_config
 
-DEFAULT_GROUP = "turbofan-rul"  # the local pipeline config's model package group
 DEFAULT_WORK_DIR = Path(".work")
-REGISTRY_FILE = "registry.sqlite"
 LOCK_FILE = "registry.lock"
 LOCK_TIMEOUT = 600.0  # seconds a status change waits for the one before it (each runs a health check)
 # Headline metrics: the table column, the customer-metadata key and the key in evaluation.json's
@@ -273,7 +273,7 @@ def reject_version(
 
 def local_champion(work_dir: Path) -> ChampionTarget:
     """The champion prefix of the local config in the work dir's object store."""
-    return ChampionTarget(ObjectStore(Path(work_dir) / "s3"), local_config().champion_uri)
+    return ChampionTarget(ObjectStore(Path(work_dir) / STORE_FOLDER), local_config().champion_uri)
 
 
 def _missing(work_dir: Path) -> str | None:

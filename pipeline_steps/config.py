@@ -22,6 +22,7 @@ from settings.ml import MonitoringSettings, PipelineSettings, ServingSettings
 LOCAL_ACCOUNT = "000000000000"
 LOCAL_REGION = "us-east-1"
 LOCAL_CODE_VERSION = "000000000000"
+LOCAL_NAME = "turbofan-rul"  # the local pipeline and model package group
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -192,14 +193,14 @@ def local_config(
     if pipeline_values and "pipeline" in overrides:
         raise ValueError("local_config: give either pipeline= or PipelineSettings fields, not both")
     values: dict[str, object] = {
-        "pipeline_name": "turbofan-rul",
+        "pipeline_name": LOCAL_NAME,
         "region": LOCAL_REGION,
-        "role_arn": f"arn:aws:iam::{LOCAL_ACCOUNT}:role/turbofan-rul-pipeline",
+        "role_arn": f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{LOCAL_NAME}-pipeline",
         "artifact_bucket": work_bucket,
         "data_uri": "s3://local-data/raw/",
         "code_uri": f"s3://{work_bucket}/code/{LOCAL_CODE_VERSION}/",
-        "image_uri": f"{LOCAL_ACCOUNT}.dkr.ecr.{LOCAL_REGION}.amazonaws.com/turbofan-rul:local",
-        "model_package_group_name": "turbofan-rul",
+        "image_uri": f"{LOCAL_ACCOUNT}.dkr.ecr.{LOCAL_REGION}.amazonaws.com/{LOCAL_NAME}:local",
+        "model_package_group_name": LOCAL_NAME,
         "pipeline": PipelineSettings(**pipeline_values),  # type: ignore[arg-type]
         "serving": serving or ServingSettings(),
         "monitoring": monitoring or MonitoringSettings(),

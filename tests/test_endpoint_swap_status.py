@@ -73,3 +73,13 @@ def test_check_servable_lets_only_approved_versions_through_unforced(work_dir):
     assert (
         check_servable(rejected, force=True) == "serving version 2 although its registry status is Rejected"
     )
+
+
+def test_serve_applies_the_same_rule_to_an_explicit_version(work_dir, capsys):
+    parser = argparse.ArgumentParser()
+    add_endpoint_parser(parser.add_subparsers(dest="verb", required=True))
+    words = ["endpoint", "serve", "--model-version", "2", "--port", "9", "--work-dir", str(work_dir)]
+    assert run_endpoint_command(parser.parse_args(words)) == 1
+    _, err = capsys.readouterr()
+    assert "version 2 is Rejected, not Approved" in err and "--force" in err
+    assert parser.parse_args([*words, "--force"]).force
