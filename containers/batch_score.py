@@ -25,7 +25,14 @@ import pandas as pd
 
 from rul.contract import processing_dir, run_entrypoint
 from rul.errors import ConfigurationError, ModelArtifactError
-from rul.fleet import fleet_summary, fleet_table, maintenance_list, read_fleet, score_fleet
+from rul.fleet import (
+    check_whole_histories,
+    fleet_summary,
+    fleet_table,
+    maintenance_list,
+    read_fleet,
+    score_fleet,
+)
 from rul.inference import load_model
 from rul.tables import extract_model
 
@@ -39,6 +46,7 @@ TOP = 10
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, its bounds checked (`ConfigurationError` naming the argument)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fleet-dir", type=Path, default=None)
     parser.add_argument("--champion-dir", type=Path, default=None)
@@ -71,6 +79,7 @@ def champion_version(champion_dir: Path) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -83,6 +92,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def top_lines(ranked: pd.DataFrame, count: int = TOP) -> list[str]:
+    """The first `count` engines of the maintenance list as a printed table, header first."""
     lines = [f"{'rank':>4} {'unit':>8} {'predicted_rul':>13} {'rul_lower':>9} {'due':>5}"]
     for row in ranked.head(count).itertuples(index=False):
         lower = f"{row.rul_lower:9.1f}" if hasattr(row, "rul_lower") else f"{'-':>9}"
@@ -93,6 +103,7 @@ def top_lines(ranked: pd.DataFrame, count: int = TOP) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Score and rank the fleet with the champion and write the three files; 0 on success."""
     args = parse_args(argv)
     champion_dir = args.champion_dir or processing_dir("input", "champion")
     output = args.output_dir or processing_dir("output")
@@ -103,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
         model = load_model(extract_model(champion_dir / MODEL_FILE, Path(scratch)))
+    check_whole_histories(fleet, model)
     table = fleet_table(
         score_fleet(model.predictor, fleet.frame, args.chunk_units), version, fleet.data_version
     )

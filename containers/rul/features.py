@@ -32,6 +32,10 @@ from rul.hyperparameters import FEATURE_SETS
 
 # Cycles at the start of a unit whose mean is its own baseline (the `regime` feature set).
 BASELINE_CYCLES = 20
+# The `regime` features computed from a unit's whole history: the per-sensor drift from the baseline (a
+# kind of `FeatureTransformer._kinds`) and the cycles spent in each condition (a column-name prefix).
+DRIFT_KIND = "drift10"
+CONDITION_HISTORY = "cycles_in_condition"
 # Grid on which operating settings are rounded to count the distinct flight conditions
 # (altitude in kft, Mach number, throttle resolver angle).
 _CONDITION_GRID = np.array([1.0, 0.01, 1.0])
@@ -214,15 +218,43 @@ class FeatureTransformer:
             return ["last", f"mean{self.window}", f"std{self.window}", f"slope{self.window}"]
         kinds = ["last", "mean5", "mean10", "mean20", "mean30", "std10", "std30"]
         kinds += ["slope10", "slope30", "slope60", "ewm0.05", "ewm0.1", "ewm0.3"]
-        return [*kinds, "drift10"] if self.feature_set == "regime" else kinds
+        return [*kinds, DRIFT_KIND] if self.feature_set == "regime" else kinds
 
     @property
     def feature_names(self) -> list[str]:
         """The columns of `tabular`: the cycle, each kind per kept sensor, then any regime history."""
         names = ["cycle"] + [f"{sensor}:{kind}" for kind in self._kinds for sensor in self.sensors]
         if self.feature_set == "regime" and self.n_conditions > 1:
-            names += [f"cycles_in_condition{condition}" for condition in range(self.n_conditions)]
+            names += [f"{CONDITION_HISTORY}{condition}" for condition in range(self.n_conditions)]
         return names
+
+    @property
+    def whole_history_features(self) -> list[str]:
+        """The `tabular` columns computed from every row of a unit since its first: the drift from the
+        baseline of its first `BASELINE_CYCLES` rows and the cycles counted in each condition. They equal
+        the training features only when a unit's rows start at cycle 1."""
+        return [
+            name
+            for name in self.feature_names
+            if name.endswith(f":{DRIFT_KIND}") or name.startswith(CONDITION_HISTORY)
+        ]
+
+    @property
+    def needs_whole_history(self) -> bool:
+        """Whether `tabular` needs each unit's rows from cycle 1 (`whole_history_features` is not empty)."""
+        return bool(self.whole_history_features)
+
+    def whole_history_reason(self) -> str:
+        """Why this transformer needs each unit's rows from cycle 1 (`needs_whole_history`), in words."""
+        features = self.whole_history_features
+        reasons = []
+        if any(name.startswith(CONDITION_HISTORY) for name in features):
+            reasons.append("counts each unit's cycles in each operating condition since cycle 1")
+        if any(name.endswith(f":{DRIFT_KIND}") for name in features):
+            reasons.append(
+                f"measures sensor drift from the mean of each unit's first {BASELINE_CYCLES} cycles"
+            )
+        return f"feature set {self.feature_set!r} " + " and ".join(reasons)
 
     def tabular(self, frame: pd.DataFrame) -> np.ndarray:
         """One float32 feature row per input row, summarising the unit's trailing cycles (frame sorted by
@@ -246,7 +278,7 @@ class FeatureTransformer:
             for name, columns in stats.items():
                 put(f"{name}{span}", columns)
             if span == 10 and self.feature_set == "regime":
-                put("drift10", stats["mean"] - unit_baseline(values, units, BASELINE_CYCLES))
+                put(DRIFT_KIND, stats["mean"] - unit_baseline(values, units, BASELINE_CYCLES))
         if self.feature_set != "stats":
             for alpha in (0.05, 0.1, 0.3):
                 put(f"ewm{alpha}", ewm(values, units, alpha))
@@ -259,6 +291,15 @@ class FeatureTransformer:
     def windows(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """A (rows, window, sensors) array ending at each row, and whether each window was padded."""
         return sliding_windows(self.normalized(frame), frame["unit"].to_numpy(), self.window)
+
+
+def late_starts(units: np.ndarray, cycles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The units whose first cycle (their smallest) is after cycle 1, in ascending order, and those cycles."""
+    unit_ids, inverse = np.unique(np.asarray(units), return_inverse=True)
+    first = np.full(len(unit_ids), np.inf)
+    np.minimum.at(first, inverse, np.asarray(cycles, dtype=np.float64))
+    late = first > 1
+    return unit_ids[late], first[late].astype(np.int64)
 
 
 def sliding_windows(values: np.ndarray, units: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,8 +7,11 @@ rows are split over two files and an empty fleet, and versions the input like th
 (`rul.lineage`: names, sizes and SHA-256 of the files). `score_fleet` predicts each unit's RUL at its last
 cycle with `RulPredictor.predict_last`, a block of units at a time (each unit's features depend on its own
 rows only, so the blocks bound memory without changing a prediction); the interval columns `rul_lower` and
-`rul_upper` are kept whenever the model returns them. `maintenance_list` ranks the engines by the lower
-bound when there is one, else by the predicted RUL, ascending, and flags those due within a threshold.
+`rul_upper` are kept whenever the model returns them. A model whose features need each unit's whole
+history (`rul.inference.ServingModel.needs_whole_history`) must be given every unit from cycle 1:
+`check_whole_histories` refuses a unit that starts later, naming its file. `maintenance_list` ranks the
+engines by the lower bound when there is one, else by the predicted RUL, ascending, and flags those due
+within a threshold.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ import pandas as pd
 
 from rul.data import COLUMNS
 from rul.errors import DataFormatError
-from rul.inference import INTERVAL_COLUMNS, PREDICTION_COLUMNS, RequestError, RequestLimits, parse_csv
+from rul.inference import (
+    INTERVAL_COLUMNS,
+    PREDICTION_COLUMNS,
+    RequestError,
+    RequestLimits,
+    ServingModel,
+    late_start_problem,
+    parse_csv,
+)
 from rul.lineage import dataset_version, describe_files
 
 # A fleet file is not an HTTP request: no size limits beyond the job's memory.
@@ -99,6 +110,15 @@ def read_fleet(folder: str | Path) -> Fleet:
     return Fleet(frame[COLUMNS], owners, files, dataset_version(files))
 
 
+def check_whole_histories(fleet: Fleet, model: ServingModel) -> None:
+    """`DataFormatError` naming the file of the first unit that starts after cycle 1, when the model's
+    features need each unit's whole history (`rul.inference.late_start_problem`)."""
+    problem = late_start_problem(model, fleet.frame["unit"].to_numpy(), fleet.frame["cycle"].to_numpy())
+    if problem is not None:
+        unit, message = problem
+        raise DataFormatError(fleet.unit_files[unit], None, message)
+
+
 def score_fleet(predictor, frame: pd.DataFrame, chunk_units: int = DEFAULT_CHUNK_UNITS) -> pd.DataFrame:
     """`predict_last` over blocks of `chunk_units` units: one row per unit, in ascending unit order."""
     if frame.empty:
@@ -116,6 +136,7 @@ def score_fleet(predictor, frame: pd.DataFrame, chunk_units: int = DEFAULT_CHUNK
 
 
 def interval_columns(frame: pd.DataFrame) -> list[str]:
+    """The interval columns (`rul_lower`, `rul_upper`) that `frame` has."""
     return [name for name in INTERVAL_COLUMNS if name in frame.columns]
 
 

@@ -11,6 +11,10 @@ compiled trees and last-row features (the same floats, bit for bit); any other m
 fast path does not take, by the predictor itself (`RulPredictor.predict_last`). `BatchingPredictor`
 lets the concurrent requests of one worker share a prediction. `health_check` predicts once on a canned
 healthy window, the check the local endpoint runs before it swaps models.
+
+A model whose features use each unit's whole history (`ServingModel.needs_whole_history`, the `regime`
+feature set) gets different features from a unit sent from a later cycle than from the same unit sent
+from cycle 1; `check_whole_history` refuses such a request (400) before it is predicted, naming the unit.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import pandas as pd
 from rul.data import COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS
 from rul.errors import RulError
 from rul.fast_path import FastPredictor
+from rul.features import late_starts
 from rul.models import RulPredictor
 from rul.serving_request import (
     CONTENT_TYPES,
@@ -60,11 +65,11 @@ from rul.serving_response import (
 
 __all__ = [
     "ACCEPT_TYPES", "CONTENT_TYPES", "CSV", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_ROWS", "INTERVAL_COLUMNS",
-    "JSON", "MODEL_VERSION_VARIABLE", "PREDICTION_COLUMNS", "BatchingPredictor", "Prediction",
-    "RequestError", "RequestLimits", "RequestRows", "ServingModel", "canned_window", "error_body",
-    "health_check", "load_model", "media_type", "negotiate", "parse_csv", "parse_json", "parse_request",
-    "parse_response", "parse_rows", "predict", "predict_each", "predict_many", "prediction_records", "render",
-    "response_columns",
+    "JSON", "MODEL_VERSION_VARIABLE", "PREDICTION_COLUMNS", "BatchingPredictor", "Prediction", "RequestError",
+    "RequestLimits", "RequestRows", "ServingModel", "canned_window", "check_whole_history", "error_body",
+    "health_check", "late_start_problem", "load_model", "media_type", "negotiate", "parse_csv", "parse_json",
+    "parse_request", "parse_response", "parse_rows", "predict", "predict_each", "predict_many",
+    "prediction_records", "render", "response_columns",
 ]  # fmt: skip
 
 # Set by the deployment (a SageMaker Model's Environment) when the artifact does not carry a version.
@@ -88,6 +93,12 @@ class ServingModel:
     def window(self) -> int:
         return self.predictor.transformer.window
 
+    @property
+    def needs_whole_history(self) -> bool:
+        """Whether each unit's rows must start at cycle 1: a tabular model whose transformer computes
+        whole-history features (a deep model reads its sensor windows only)."""
+        return not self.predictor.deep and self.predictor.transformer.needs_whole_history
+
 
 def load_model(model_dir: str | Path, environ: Mapping[str, str] | None = None) -> ServingModel:
     """Load a model folder; the version is metadata.json's `model_version`, else `$MODEL_VERSION`."""
@@ -101,6 +112,34 @@ def load_model(model_dir: str | Path, environ: Mapping[str, str] | None = None) 
         directory=Path(model_dir),
         fast=FastPredictor.build(predictor),
     )
+
+
+def late_start_problem(model: ServingModel, units: np.ndarray, cycles: np.ndarray) -> tuple[int, str] | None:
+    """For a model that needs whole histories, the first unit whose rows start after cycle 1 and the
+    problem in words; None when the model does not need them or every unit starts at cycle 1."""
+    if not model.needs_whole_history:
+        return None
+    late, first = late_starts(units, cycles)
+    if not len(late):
+        return None
+    more = f" (and {len(late) - 1} more units start after cycle 1)" if len(late) > 1 else ""
+    unit, reason = int(late[0]), model.predictor.transformer.whole_history_reason()
+    return unit, (
+        f"unit {unit} starts at cycle {first[0]}{more}: {reason}, so rows that start later give other "
+        "features than the model was trained on; send the unit's rows from cycle 1"
+    )
+
+
+def check_whole_history(model: ServingModel, rows: Rows) -> None:
+    """`RequestError` 400 (`late_start_problem`) when the model needs whole histories and a unit of the
+    request starts after cycle 1."""
+    if isinstance(rows, RequestRows):
+        units, cycles = rows.values[:, 0], rows.values[:, 1]
+    else:
+        units, cycles = rows["unit"].to_numpy(), rows["cycle"].to_numpy()
+    problem = late_start_problem(model, units, cycles)
+    if problem is not None:
+        raise RequestError(400, problem[1])
 
 
 def _frame(rows: Rows) -> pd.DataFrame:

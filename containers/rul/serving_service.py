@@ -3,8 +3,10 @@
 `Service.ping()` and `Service.invoke(...)` answer as (status, body, content type), so the behaviour is
 testable without a server; `rul.http_app` puts them behind HTTP. Bad input answers 4xx with
 `{"error": message, "status": code}`; the server's own faults answer 500 with a message and never kill
-the worker; a model that failed to load answers 503 with the reason. Only successful invocations are
-captured (`rul.capture`), and a capture fault never fails the invocation.
+the worker; a model that failed to load answers 503 with the reason. A model whose features need each
+unit's whole history answers 400 to a unit that starts after cycle 1 (`check_whole_history`), before
+predicting. Only successful invocations are captured (`rul.capture`), and a capture fault never fails the
+invocation.
 
 This module imports the model libraries: `serve.py` imports it only once `OMP_NUM_THREADS` is set.
 """
@@ -26,6 +28,7 @@ from rul.inference import (
     Prediction,
     RequestError,
     RequestLimits,
+    check_whole_history,
     health_check,
     load_model,
     negotiate,
@@ -165,6 +168,7 @@ class Service:
         try:
             negotiate(accept)  # 406 before any work
             rows = parse_rows(body, content_type, self.limits)
+            check_whole_history(model, rows)
             prediction = batcher.predict(rows)
         except Exception as error:
             return self._failure(error)
@@ -182,7 +186,9 @@ class Service:
         for index, call in enumerate(invocations):
             try:
                 negotiate(call.accept)
-                parsed.append((index, parse_rows(call.body, call.content_type, self.limits)))
+                rows = parse_rows(call.body, call.content_type, self.limits)
+                check_whole_history(model, rows)
+                parsed.append((index, rows))
             except Exception as error:
                 answers[index] = self._failure(error)
         results = predict_each(model, [rows for _, rows in parsed])
