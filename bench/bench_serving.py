@@ -64,13 +64,16 @@ class LevelResult:
 
     @property
     def cpu_ms_per_request(self) -> float:
+        """Server CPU milliseconds spent per answered request; NaN when none was answered."""
         return self.cpu_seconds * 1000 / len(self.latencies) if self.latencies else float("nan")
 
     def percentile(self, q: float) -> float:
+        """The `q`th percentile of the request latencies in milliseconds; NaN when none was answered."""
         return float(np.percentile(self.latencies, q)) * 1000 if self.latencies else float("nan")
 
     @property
     def throughput(self) -> float:
+        """Answered requests per second over the level's duration."""
         return len(self.latencies) / self.seconds
 
 

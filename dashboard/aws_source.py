@@ -63,6 +63,7 @@ class AwsTargets:
 
     @classmethod
     def from_settings(cls, settings: Any) -> AwsTargets:
+        """The names of a `settings.Settings`; drift from Model Monitor's namespace when it is on."""
         names = settings.names
         use_monitor = settings.monitoring.use_model_monitor
         return cls(
@@ -113,6 +114,7 @@ class AwsSource:
 
     @classmethod
     def from_session(cls, targets: AwsTargets, session: Any) -> AwsSource:
+        """A source reading through `session`'s sagemaker, cloudwatch and s3 clients."""
         return cls(targets, session.client("sagemaker"), session.client("cloudwatch"), session.client("s3"))
 
     # --- registry ------------------------------------------------------------------------------------
@@ -146,6 +148,7 @@ class AwsSource:
         return int(value) if value.isdigit() else None
 
     def model_versions(self) -> list[ModelVersion]:
+        """The newest `limit` versions, with their test metrics and which one the endpoint serves."""
         summaries = _call(
             "list_model_packages",
             self.sagemaker.list_model_packages,
@@ -177,6 +180,7 @@ class AwsSource:
     # --- executions ----------------------------------------------------------------------------------
 
     def executions(self) -> list[Execution]:
+        """The training and monitoring pipelines' executions, newest first."""
         found = []
         for kind, name in ((TRAINING, self.targets.pipeline), (MONITORING, self.targets.monitoring_pipeline)):
             found += self._pipeline_executions(kind, name)
@@ -271,6 +275,7 @@ class AwsSource:
             request["NextToken"] = answer["NextToken"]
 
     def drift(self) -> DriftSnapshot | None:
+        """The newest hourly PSI of every feature with a FeaturePSI metric; None without datapoints."""
         features = self._features()
         if not features:
             return None
@@ -293,6 +298,7 @@ class AwsSource:
         return DriftSnapshot(measured_at=measured, features=drift)
 
     def monitoring_history(self) -> list[MonitoringPoint]:
+        """Hourly max PSI, drifted-feature count, RMSE and PHM08 score datapoints of the last `days` days."""
         endpoint = self.targets.endpoint
         queries = {
             "maxpsi": (

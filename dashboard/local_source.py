@@ -116,6 +116,7 @@ class LocalSource:
         return release_version(current_release(EndpointPaths.of(self.work_dir)))
 
     def model_versions(self) -> list[ModelVersion]:
+        """The registered versions, newest first, with their evaluation metrics and the one being served."""
         serving = self._serving()
         versions = []
         for package in self._packages():
@@ -143,6 +144,7 @@ class LocalSource:
         return [(path, _read_json(path)) for path in paths]
 
     def executions(self) -> list[Execution]:
+        """The recorded executions of the work folder, newest first."""
         executions = [_execution(path, record) for path, record in self._records()]
         oldest = datetime.min.replace(tzinfo=UTC)
         return sorted(executions, key=lambda execution: execution.started_at or oldest, reverse=True)
@@ -160,6 +162,7 @@ class LocalSource:
         return sorted(reports, key=lambda report: _known_time(report["generated_at"]))
 
     def drift(self) -> DriftSnapshot | None:
+        """The per-feature PSI of the newest recorded drift report; None when no drift step has run."""
         reports = self._reports(mnames.DRIFT_STEP, mnames.DRIFT_REPORT_FILE)
         if not reports:
             return None
@@ -172,6 +175,7 @@ class LocalSource:
         return DriftSnapshot(measured_at=_known_time(newest["generated_at"]), features=features)
 
     def monitoring_history(self) -> list[MonitoringPoint]:
+        """Max PSI and drifted count of each drift report, RMSE and PHM08 score of each quality one."""
         points = []
         for report in self._reports(mnames.DRIFT_STEP, mnames.DRIFT_REPORT_FILE):
             moment = _known_time(report["generated_at"])
@@ -217,6 +221,7 @@ class LocalSource:
         return [DailyCount(day, days[day]) for day in sorted(days)]
 
     def latency_ms(self) -> float | None:
+        """None: the local endpoint records no latency metric."""
         return None
 
 

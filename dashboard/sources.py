@@ -108,17 +108,23 @@ class DashboardSource(Protocol):
 
     label: str
 
-    def model_versions(self) -> list[ModelVersion]: ...
+    def model_versions(self) -> list[ModelVersion]:
+        """The model package versions, newest first."""
 
-    def executions(self) -> list[Execution]: ...
+    def executions(self) -> list[Execution]:
+        """The pipeline executions, newest first."""
 
-    def drift(self) -> DriftSnapshot | None: ...
+    def drift(self) -> DriftSnapshot | None:
+        """The newest per-feature drift measurement; None when there is none."""
 
-    def monitoring_history(self) -> list[MonitoringPoint]: ...
+    def monitoring_history(self) -> list[MonitoringPoint]:
+        """The drift and model-quality datapoints over time."""
 
-    def daily_predictions(self) -> list[DailyCount]: ...
+    def daily_predictions(self) -> list[DailyCount]:
+        """The predictions served per day."""
 
-    def latency_ms(self) -> float | None: ...
+    def latency_ms(self) -> float | None:
+        """The endpoint's recent model latency in milliseconds; None when unknown."""
 
 
 def frame(records: list, record_type: type) -> pd.DataFrame:

@@ -66,10 +66,12 @@ class ChampionTarget:
 
     @property
     def folder(self) -> Path:
+        """The local folder the champion URI maps to."""
         return self.store.path_for(self.uri.rstrip("/"))
 
     @property
     def staging(self) -> Path:
+        """The hidden folder, beside the champion's, in which a new champion is assembled."""
         return self.folder.parent / STAGING_FOLDER
 
 

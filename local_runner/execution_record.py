@@ -43,17 +43,20 @@ class RecordWriter:
         self._handle: TextIO | None = None
 
     def open(self) -> None:
+        """Take the work folder's run lock; another runner holding it is a `RuntimeError`."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = (self.path.parent / LOCK_NAME).open("w")
         if not _try_lock(self._handle):
             raise RuntimeError(f"{self.path.parent} is in use by another runner")
 
     def write(self, result: ExecutionResult) -> None:
+        """Write `result` as the record's JSON, atomically and one thread at a time."""
         with self._lock:
             content = {**asdict(result), "record_path": str(result.record_path)}
             write_json_atomic(self.path, content)
 
     def close(self) -> None:
+        """Release the run lock and remove its file; does nothing when not open."""
         if self._handle is not None:
             (self.path.parent / LOCK_NAME).unlink(missing_ok=True)
             self._handle.close()

@@ -68,6 +68,7 @@ class Context:
     read_object: Callable[[str], str] | None = None  # S3 URI -> the object's text (JsonGet on an S3 URI)
 
     def get(self, reference: str) -> Any:
+        """The value of a `Parameters.*`, `Execution.*` or `Steps.*` reference; an unknown one is an error."""
         tokens = parse_path(reference)
         root = tokens[0] if tokens else None
         if root == "Parameters" and len(tokens) == 2:

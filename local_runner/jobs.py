@@ -60,6 +60,7 @@ class JobResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the job completed."""
         return self.status == "Completed"
 
 

@@ -71,6 +71,7 @@ class StepState:
     metric: str = ""
 
     def detail(self, now: float) -> str:
+        """The step's progress text (units done, best trial, ETA of the trials); empty without a total."""
         if not self.total:
             return ""
         text = (

@@ -58,6 +58,7 @@ class ObjectStore:
         self.root = Path(root)
 
     def path_for(self, uri: str) -> Path:
+        """The local path of an `s3://bucket/key` URI; a non-S3 or escaping URI is an `ObjectStoreError`."""
         if not isinstance(uri, str) or not uri.startswith("s3://"):
             raise ObjectStoreError(f"not an S3 URI: {uri!r}")
         bucket, _, key = uri[len("s3://") :].partition("/")
@@ -102,16 +103,19 @@ class ObjectStore:
         return uri
 
     def put_text(self, uri: str, text: str) -> str:
+        """Write `text` to the object at `uri` atomically; return `uri`."""
         replace_atomically(self.path_for(uri), lambda temporary: temporary.write_text(text))
         return uri
 
     def read_text(self, uri: str) -> str:
+        """The text of the object at `uri`; a missing object is an `ObjectStoreError`."""
         path = self.path_for(uri)
         if not path.is_file():
             raise ObjectStoreError(f"no S3 object {uri}")
         return path.read_text()
 
     def delete(self, uri: str) -> None:
+        """Remove the object, or every object under the prefix, at `uri`; nothing there is not an error."""
         path = self.path_for(uri)
         if path.is_dir():
             shutil.rmtree(path)

@@ -175,6 +175,7 @@ class LocalRegistry:
             connection.close()
 
     def arn(self, group: str, version: int) -> str:
+        """The SageMaker-style model package ARN of `group`'s `version`."""
         return f"arn:aws:sagemaker:{self.region}:{self.account}:model-package/{group}/{version}"
 
     def create_group(self, name: str, description: str = "") -> None:
@@ -187,6 +188,7 @@ class LocalRegistry:
             )
 
     def groups(self) -> builtins.list[str]:
+        """The model package group names, sorted."""
         with self._connect() as db:
             return [row["name"] for row in db.execute("SELECT name FROM model_package_groups ORDER BY name")]
 
@@ -258,6 +260,7 @@ class LocalRegistry:
         )
 
     def get(self, group: str, version: int) -> ModelPackage:
+        """Version `version` of `group`; a missing group or version is a `RegistryError`."""
         with self._connect() as db:
             row = db.execute(
                 "SELECT * FROM model_packages WHERE group_name = ? AND version = ?", (group, version)

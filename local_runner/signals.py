@@ -47,6 +47,7 @@ class StopController:
 
     @property
     def requested(self) -> bool:
+        """Whether a stop was requested."""
         return self._event.is_set()
 
     @property
@@ -56,9 +57,11 @@ class StopController:
 
     @property
     def reason(self) -> str:
+        """Text naming the signal that stopped the execution, for failure reasons."""
         return f"stopped by {signal.Signals(self.signal_number or signal.SIGTERM).name}"
 
     def check(self) -> None:
+        """Raise `StopRequested` if a stop was requested, before a job starts."""
         if self.requested:
             raise StopRequested(f"{self.reason} before the job started")
 
@@ -71,6 +74,7 @@ class StopController:
             kill_group(group, signal.SIGTERM)
 
     def discard(self, group: int) -> None:
+        """Stop tracking a job's group once its job ended."""
         with self._lock:
             self._groups.discard(group)
 

@@ -79,6 +79,7 @@ class StepCache:
         self._lock = threading.Lock()
 
     def path(self, step_name: str, kind: str = "") -> Path:
+        """The cache file of step `step_name`; `kind` (such as '.trials') names a second file of the step."""
         return self.directory / f"{step_name}{kind}.json"
 
     def _entries(self, path: Path) -> list[dict]:
@@ -120,6 +121,7 @@ class StepCache:
         return entry["properties"]
 
     def store(self, step: dict, key: str, properties: dict, execution_id: str) -> None:
+        """Record the step's properties under `key` for later executions, keeping the newest entries."""
         entry = {"key": key, "properties": properties, "execution_id": execution_id}
         self._append(self.path(step["Name"]), entry, KEPT_ENTRIES)
 
@@ -133,5 +135,6 @@ class StepCache:
         return entry["trial"]
 
     def store_trial(self, step: dict, key: str, trial: dict, execution_id: str) -> None:
+        """Record a finished tuning trial under its trial key, keeping the newest entries."""
         entry = {"key": key, "trial": trial, "execution_id": execution_id}
         self._append(self.path(step["Name"], ".trials"), entry, KEPT_TRIALS)

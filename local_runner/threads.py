@@ -56,14 +56,17 @@ class JobCounter:
 
     @property
     def concurrent(self) -> int:
+        """The jobs running now: the larger of job processes alive and job steps scheduled."""
         with self._lock:
             return max(self._processes, self._steps)
 
     def reserve_step(self) -> None:
+        """Count one more job step as scheduled."""
         with self._lock:
             self._steps += 1
 
     def release_step(self) -> None:
+        """Count one job step fewer once it ended."""
         with self._lock:
             self._steps -= 1
 

@@ -144,6 +144,8 @@ class MlflowExecutionTracker(ExecutionTracker):
 
     # -- hooks called by the executor ---------------------------------------------------------------------
     def start_execution(self, execution_id: str, pipeline_name: str, parameters: Mapping[str, Any]) -> None:
+        """Start the execution's MLflow run, tagged with the pipeline, and log the parameters."""
+
         def action() -> None:
             from mlflow.entities import Param
 
@@ -164,6 +166,8 @@ class MlflowExecutionTracker(ExecutionTracker):
         self._guarded(action, "starting the execution run")
 
     def start_step(self, name: str, step_type: str) -> None:
+        """Start a child run of the execution's run for the step."""
+
         def action() -> None:
             run = self._client.create_run(
                 self._experiment_id,
@@ -182,6 +186,7 @@ class MlflowExecutionTracker(ExecutionTracker):
             self._guarded(action, f"starting the run of step {name}")
 
     def job_environment(self, step_name: str, job_name: str) -> dict[str, str]:
+        """MLflow variables for a job: log into its step's run, or a child run of it for a tuning trial."""
         step_run = self._step_runs.get(step_name)
         if self._failed or not step_run:
             return {TRACKING_URI_ENV: ""}
@@ -200,6 +205,7 @@ class MlflowExecutionTracker(ExecutionTracker):
         }
 
     def finish_step(self, record: StepRecord, store: ObjectStore) -> None:
+        """Log the step's status and durations, end its run, and log a data manifest it produced."""
         run_id = self._step_runs.get(record.name)
         if not run_id:
             return
@@ -229,6 +235,7 @@ class MlflowExecutionTracker(ExecutionTracker):
             log_manifest(self._client, self._execution_run, uri, manifest)
 
     def finish_tuning(self, step_name: str, properties: Mapping[str, Any]) -> None:
+        """Log the tuning step's trials as child runs of its run."""
         run_id = self._step_runs.get(step_name)
         if not run_id:
             return
@@ -239,6 +246,8 @@ class MlflowExecutionTracker(ExecutionTracker):
         self._guarded(action, f"recording the trials of {step_name}")
 
     def model_registered(self, package: ModelPackage, store: ObjectStore) -> None:
+        """Mirror the registered package into MLflow's model registry as a version of its model."""
+
         def action() -> None:
             # The metadata names this execution's prefix; a cached preprocess step left it elsewhere.
             manifests = ((package.customer_metadata or {}).get("DataManifestUri", ""), self._manifest_uri)
@@ -250,6 +259,7 @@ class MlflowExecutionTracker(ExecutionTracker):
         self._guarded(action, "mirroring the registered model")
 
     def finish_execution(self, result: ExecutionResult, store: ObjectStore, report: Path | None) -> None:
+        """Log durations, test metrics, the record and the report to the execution's run, then end it."""
         if not self._execution_run:
             return
 
@@ -279,6 +289,7 @@ class MlflowExecutionTracker(ExecutionTracker):
         self._guarded(action, "finishing the execution run")
 
     def links(self) -> dict[str, str]:
+        """Tracking URI, experiment and run id of the execution's run, by label; empty if not started."""
         if not self._execution_run:
             return {}
         return {

@@ -28,26 +28,34 @@ class ExecutionTracker:
     tracking_uri = ""
 
     def start_execution(self, execution_id: str, pipeline_name: str, parameters: Mapping[str, Any]) -> None:
+        """Called before the first step with the execution's id, pipeline name and parameters."""
         pass
 
     def start_step(self, name: str, step_type: str) -> None:
+        """Called when a step starts running."""
         pass
 
     def job_environment(self, step_name: str, job_name: str) -> dict[str, str]:
+        """The environment variables a job of the step gets: here the tracking URI blanked."""
         # Blank, not absent: a job must not pick up a MLFLOW_TRACKING_URI of the runner's environment.
         return {TRACKING_URI_ENV: ""}
 
     def finish_step(self, record: StepRecord, store: ObjectStore) -> None:
+        """Called when a step ended, with its record."""
         pass
 
     def finish_tuning(self, step_name: str, properties: Mapping[str, Any]) -> None:
+        """Called when a tuning step ended, with its properties (the trials)."""
         pass
 
     def model_registered(self, package: ModelPackage, store: ObjectStore) -> None:
+        """Called when the pipeline registered a model package."""
         pass
 
     def finish_execution(self, result: ExecutionResult, store: ObjectStore, report: Path | None) -> None:
+        """Called once the execution's report is written."""
         pass
 
     def links(self) -> dict[str, str]:
+        """Where the execution's tracking is, by label, for the report; none here."""
         return {}

@@ -22,11 +22,13 @@ class RulPyfuncModel(PythonModel):
     """`rul.inference.predict` on the model folder of the artifact `model_dir`."""
 
     def load_context(self, context) -> None:
+        """Load the trained model folder of the artifact `model_dir`."""
         from rul.inference import load_model
 
         self._model = load_model(context.artifacts[MODEL_DIR_ARTIFACT])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """One row per unit of `model_input`'s C-MAPSS rows, as the serving container answers."""
         from rul.data import COLUMNS
         from rul.inference import predict
 

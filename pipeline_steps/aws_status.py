@@ -36,6 +36,7 @@ class StepState:
 
     @classmethod
     def from_response(cls, step: dict[str, Any]) -> StepState:
+        """The state of one entry of ListPipelineExecutionSteps' `PipelineExecutionSteps`."""
         metadata = step.get("Metadata") or {}
         kind = next(iter(metadata), "")
         reason = step.get("FailureReason") or metadata.get(FAIL_STEP_TYPE, {}).get("ErrorMessage", "")

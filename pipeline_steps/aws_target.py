@@ -53,12 +53,15 @@ class Target:
         return f"arn:{self.partition}:{service}:{region}:{self.account}:{resource}"
 
     def execution_arn(self, execution_id: str) -> str:
+        """The ARN of the training pipeline's execution `execution_id`."""
         return self._arn("sagemaker", f"pipeline/{self.names.pipeline}/execution/{execution_id}")
 
     def model_package_arn(self, version: int) -> str:
+        """The ARN of `version` of the project's model package group."""
         return self._arn("sagemaker", f"model-package/{self.names.model_package_group}/{version}")
 
     def role_arn(self, role_property: str) -> str:
+        """The ARN of the IAM role the `ResourceNames` property `role_property` names (no region)."""
         return self._arn("iam", f"role/{getattr(self.names, role_property)}", region="")
 
 

@@ -48,6 +48,7 @@ class BatchParameters:
     processing_instance_type: ParameterString
 
     def as_list(self) -> list[Parameter]:
+        """The parameters in declaration order, as the pipeline takes them."""
         return [getattr(self, item.name) for item in fields(self)]
 
 

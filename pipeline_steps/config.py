@@ -138,6 +138,7 @@ class PipelineConfig:
 
     @property
     def uses_vpc(self) -> bool:
+        """Whether the jobs run in the VPC (subnets were given)."""
         return bool(self.subnet_ids)
 
     @property

@@ -80,18 +80,24 @@ class JobNetwork(Protocol):
     """What `network_config` reads: the training, monitoring and batch configurations all have it."""
 
     @property
-    def subnet_ids(self) -> tuple[str, ...]: ...
+    def subnet_ids(self) -> tuple[str, ...]:
+        """The subnets of the jobs' VpcConfig; empty outside a VPC."""
+
     @property
-    def security_group_ids(self) -> tuple[str, ...]: ...
+    def security_group_ids(self) -> tuple[str, ...]:
+        """The security groups of the jobs' VpcConfig; empty outside a VPC."""
+
     @property
-    def network_isolation(self) -> bool: ...
+    def network_isolation(self) -> bool:
+        """Whether the jobs' containers run without network access."""
 
 
 class CodeLocation(Protocol):
     """What `library_input` reads: where the code bundle of a pipeline's configuration lies."""
 
     @property
-    def code_uri(self) -> str: ...
+    def code_uri(self) -> str:
+        """The S3 prefix of the code bundle, ending in '/'."""
 
 
 def network_config(config: JobNetwork) -> NetworkConfig:

@@ -71,6 +71,7 @@ class MonitoringPipelineConfig:
 
     @property
     def report_prefix_uri(self) -> str:
+        """The S3 prefix the reports are written under, in the artifacts bucket."""
         return f"s3://{self.artifact_bucket}/{self.output_prefix}"
 
 

@@ -47,6 +47,7 @@ class MonitoringParameters:
     processing_instance_type: ParameterString
 
     def as_list(self) -> list[Parameter]:
+        """The parameters in declaration order, as the pipeline takes them."""
         return [getattr(self, item.name) for item in fields(self)]
 
 

@@ -55,6 +55,7 @@ class PipelineParameters:
     model_approval_status: ParameterString | str
 
     def as_list(self) -> list[Parameter]:
+        """The fields that are pipeline parameters, in declaration order; gate literals are left out."""
         values = (getattr(self, item.name) for item in fields(self))
         return [value for value in values if isinstance(value, Parameter)]
 

@@ -87,6 +87,7 @@ class Settings(FrozenModel):
 
     @property
     def names(self) -> ResourceNames:
+        """The physical resource names derived from the project and the AWS target."""
         return ResourceNames(self.project, self.aws)
 
     @property

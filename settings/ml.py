@@ -111,10 +111,12 @@ class DeploymentStrategy(FrozenModel):
 
     @property
     def wait_seconds(self) -> int:
+        """`wait_minutes` in seconds: how long each traffic step is watched before the next."""
         return self.wait_minutes * 60
 
     @property
     def termination_wait_seconds(self) -> int:
+        """`termination_wait_minutes` in seconds: how long the old fleet is kept after the full shift."""
         return self.termination_wait_minutes * 60
 
 

@@ -18,18 +18,22 @@ class ResourceNames:
 
     @property
     def data_bucket(self) -> str:
+        """The bucket of the raw C-MAPSS data and the fleet's recent cycles."""
         return f"{self.prefix}-data-{self._suffix}"
 
     @property
     def artifacts_bucket(self) -> str:
+        """The bucket of code bundles, models, reports, captures and other pipeline outputs."""
         return f"{self.prefix}-artifacts-{self._suffix}"
 
     @property
     def access_logs_bucket(self) -> str:
+        """The bucket the data and artifacts buckets' server access logs are written to."""
         return f"{self.prefix}-logs-{self._suffix}"
 
     @property
     def pipeline(self) -> str:
+        """The training pipeline."""
         return f"{self.prefix}-training"
 
     @property
@@ -49,6 +53,7 @@ class ResourceNames:
 
     @property
     def model_package_group(self) -> str:
+        """The model package group the training pipeline registers versions in."""
         return f"{self.prefix}-models"
 
     def _role(self, concern: str) -> str:
@@ -57,10 +62,12 @@ class ResourceNames:
 
     @property
     def pipeline_role(self) -> str:
+        """Execution role of the SageMaker pipelines."""
         return self._role("pipeline")
 
     @property
     def job_role(self) -> str:
+        """Execution role of the pipelines' processing, training and tuning jobs."""
         return self._role("job")
 
     @property
@@ -90,10 +97,12 @@ class ResourceNames:
 
     @property
     def scheduler_role(self) -> str:
+        """Role EventBridge rules and Scheduler assume to start the project's pipelines."""
         return self._role("trigger")
 
     @property
     def flow_logs_role(self) -> str:
+        """Role VPC flow logs assume to deliver to CloudWatch Logs."""
         return self._role("flow-logs")
 
     @property
@@ -103,14 +112,17 @@ class ResourceNames:
 
     @property
     def start_pipeline_role(self) -> str:
+        """Role of the function that starts the training pipeline on new, scheduled or drift-found data."""
         return self._role("start-pipeline-fn")
 
     @property
     def deploy_role(self) -> str:
+        """Role of the deploy-on-approval function."""
         return self._role("deploy-fn")
 
     @property
     def publish_metrics_role(self) -> str:
+        """Role of the function that publishes each finished execution's evaluation to CloudWatch."""
         return self._role("metrics-fn")
 
     @property
@@ -140,22 +152,27 @@ class ResourceNames:
 
     @property
     def mlflow_tracking_server(self) -> str:
+        """The managed MLflow tracking server."""
         return f"{self.prefix}-mlflow"
 
     @property
     def endpoint(self) -> str:
+        """The real-time inference endpoint."""
         return f"{self.prefix}-rul"
 
     @property
     def monitoring_schedule(self) -> str:
+        """The Model Monitor data-quality schedule of the endpoint."""
         return f"{self.prefix}-rul-data-quality"
 
     @property
     def studio_domain(self) -> str:
+        """The SageMaker Studio domain."""
         return f"{self.prefix}-studio"
 
     @property
     def key_alias(self) -> str:
+        """The alias of the project's KMS key."""
         return f"alias/{self.prefix}-data"
 
     @property
@@ -180,6 +197,7 @@ class ResourceNames:
     mlflow_prefix = "mlflow/"  # artifacts bucket: the managed MLflow tracking server's artifact store
 
     def buckets(self) -> tuple[str, ...]:
+        """The data, artifacts and access-logs bucket names."""
         return (self.data_bucket, self.artifacts_bucket, self.access_logs_bucket)
 
     def key_user_roles(self) -> tuple[str, ...]:
@@ -203,4 +221,5 @@ class ResourceNames:
         )
 
     def roles(self) -> tuple[str, ...]:
+        """Every role name the project creates: the key users, the trigger role and the flow-logs role."""
         return (*self.key_user_roles(), self.scheduler_role, self.flow_logs_role)

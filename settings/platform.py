@@ -30,6 +30,7 @@ class ProjectSettings(FrozenModel):
 
     @property
     def prefix(self) -> str:
+        """`<name>-<environment>`, the start of every resource name."""
         return f"{self.name}-{self.environment}"
 
 

@@ -95,6 +95,7 @@ class KeyStack(cdk.Stack):
 
     @property
     def key_user_arns(self) -> list[str]:
+        """The ARNs of the roles the key policy lets use the key."""
         return [iam_role_arn(self.partition, self.account, name) for name in self.names.key_user_roles()]
 
     def _key_policy_statements(self) -> list[iam.PolicyStatement]:

@@ -143,6 +143,7 @@ class ServingAlarms(Construct):
 
     @property
     def all(self) -> tuple[cloudwatch.Alarm, ...]:
+        """Every serving alarm: 5xx errors, model errors, latency, drift and silent monitoring."""
         return (self.errors_5xx, self.model_errors, self.latency, self.drift, self.monitoring_silent)
 
     def _silent_alarm(self, hours: int) -> cloudwatch.Alarm:
@@ -179,11 +180,13 @@ class ServingAlarms(Construct):
         return alarm
 
     def alarm_name(self, name: str) -> str:
+        """The physical alarm name of `name`, under the project prefix."""
         return f"{self.names.prefix}-{name}"
 
     def endpoint_metric(
         self, metric_name: str, statistic: str, variant: str = VARIANT_NAME
     ) -> cloudwatch.Metric:
+        """An endpoint metric of `variant` at one-minute periods."""
         return cloudwatch.Metric(
             namespace=SAGEMAKER_NAMESPACE,
             metric_name=metric_name,
@@ -210,6 +213,7 @@ class ServingAlarms(Construct):
         )
 
     def drift_metric(self, metric_name: str) -> cloudwatch.Metric:
+        """An hourly maximum of a drift metric of the endpoint."""
         # The drift job runs hourly (the monitoring schedule), so one datapoint per hour.
         return cloudwatch.Metric(
             namespace=self.drift_namespace,

@@ -59,10 +59,12 @@ class JobNetwork:
 
     @property
     def subnet_ids(self) -> list[str]:
+        """The ids of the job subnets."""
         return [subnet.subnet_id for subnet in self.subnets]
 
     @property
     def security_group_ids(self) -> list[str]:
+        """The id of the jobs' security group, as a one-item list."""
         return [self.security_group.security_group_id]
 
 
@@ -100,6 +102,7 @@ class NetworkStack(cdk.Stack):
 
     @property
     def subnet_selection(self) -> ec2.SubnetSelection:
+        """The project's subnets, as a selection for constructs that place resources in them."""
         return ec2.SubnetSelection(subnets=list(self.subnets))
 
     def _availability_zones(self) -> list[str]:

@@ -116,4 +116,5 @@ class LeastPrivilegeRole(LeastPrivilegePolicy):
 
     @property
     def role_arn(self) -> str:
+        """The ARN of the role."""
         return self.role.role_arn

@@ -53,6 +53,7 @@ class Renderer:
         self.exports = exports
 
     def render(self, stack: str, value: Any) -> Any:
+        """`value` with every Ref and Fn:: intrinsic of `stack`'s template rendered, lists and maps walked."""
         if isinstance(value, str | int | float | bool) or value is None:
             return value
         if isinstance(value, list):

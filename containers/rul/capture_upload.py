@@ -59,10 +59,12 @@ class UploadConfig:
 
     @property
     def bucket(self) -> str:
+        """The bucket name of `s3_uri`."""
         return self._uri_match().group(1)
 
     @property
     def prefix(self) -> str:
+        """The key prefix of `s3_uri` (empty or ending in '/')."""
         return self._uri_match().group(2)
 
     def _uri_match(self) -> re.Match[str]:
@@ -72,6 +74,7 @@ class UploadConfig:
 
     @property
     def outbox(self) -> Path:
+        """The folder the writer's sealed files wait in until they are uploaded."""
         return self.endpoint_dir.parent / OUTBOX / self.endpoint_dir.name
 
 

@@ -103,9 +103,11 @@ class CheckpointStore:
         return [str(step) for step in content.get("steps", [])]
 
     def has(self, step: str) -> bool:
+        """Whether `step` is complete in this fit's manifest."""
         return step in self.steps
 
     def path(self, name: str) -> Path:
+        """The path of the checkpoint file `name` in the fit's folder."""
         return self.folder / name
 
     def save(self, step: str, files: dict[str, Callable[[Path], None]]) -> None:

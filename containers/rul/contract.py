@@ -102,6 +102,7 @@ class TrainingContext:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> TrainingContext:
+        """The folders, channels and decoded hyperparameters from SageMaker's files and SM_* variables."""
         environ = os.environ if environ is None else environ
         base = base_dir(environ)
         config_dir = base / "input" / "config"
@@ -138,6 +139,7 @@ class TrainingContext:
         )
 
     def channel(self, name: str) -> Path:
+        """The folder of input channel `name`; a missing channel is an error naming the known ones."""
         if name not in self.channels:
             known = ", ".join(self.channels) or "none"
             raise ConfigurationError(f"training channel {name!r} was not provided (channels: {known})")

@@ -84,6 +84,7 @@ class EarlyStopping:
             self.stopped = True
 
     def scalars(self) -> dict:
+        """The state without the best weights: what is written to a checkpoint's JSON."""
         return {key: value for key, value in asdict(self).items() if key != "best_weights"}
 
 
@@ -106,6 +107,7 @@ class KerasRegressor:
         validation=None,
         on_metrics: MetricsCallback | None = None,
     ) -> KerasRegressor:
+        """Train epoch by epoch (resuming a checkpoint), stop early on val_loss, keep the best weights."""
         keras = import_keras()
         hp = self.hyperparameters
         keras.utils.set_random_seed(hp.seed)
@@ -142,6 +144,7 @@ class KerasRegressor:
         return self
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Predicted RUL per window, scaled back from [0, 1] by the RUL cap."""
         scaled = self.model.predict(windows, batch_size=1024, verbose=0)[:, 0]
         return scaled * self.hyperparameters.rul_cap
 

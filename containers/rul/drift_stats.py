@@ -82,6 +82,7 @@ class Baseline:
 
     @property
     def comparison_threshold(self) -> float:
+        """The distribution comparison threshold of the constraints, or the default when they set none."""
         distribution = self.monitoring_config.get("distribution_constraints", {})
         return float(distribution.get("comparison_threshold", DEFAULT_COMPARISON_THRESHOLD))
 
@@ -194,6 +195,7 @@ class DriftSettings:
             raise ConfigurationError(f"psi_bins must be at least 2, got {self.psi_bins!r}")
 
     def as_dict(self) -> dict:
+        """The settings as recorded in the drift report (the correction under its full name)."""
         return {
             "alpha": self.alpha,
             "correction": CORRECTIONS[self.correction],

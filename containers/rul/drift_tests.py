@@ -131,6 +131,7 @@ class Bins:
 
     @property
     def count(self) -> int:
+        """How many bins there are, the below-min and above-max bins included."""
         return int(self.edges.size) + 2 if self.mode is None else 5
 
     def assign(self, values: np.ndarray) -> np.ndarray:

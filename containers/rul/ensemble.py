@@ -43,6 +43,7 @@ class GbmEnsemble:
         validation=None,
         on_metrics: MetricsCallback | None = None,
     ) -> GbmEnsemble:
+        """Fit (or restore from checkpoints) each member in turn, logging the ensemble's validation RMSE."""
         hp = self.hyperparameters
         validation_arrays = (None, None) if validation is None else validation
         store = open_store("gbm", hp.as_dict(), (features, labels, *validation_arrays))
@@ -85,6 +86,7 @@ class GbmEnsemble:
         ).fit(features, labels)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
+        """The members' mean prediction per row."""
         return np.mean([member.predict(features) for member in self.members], axis=0)
 
 

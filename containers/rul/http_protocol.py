@@ -58,30 +58,36 @@ class JsonH11Protocol(H11Protocol):
         self._header_timer = None
 
     def connection_made(self, transport) -> None:
+        """Start the connection with the keep-alive timer armed, so a silent client is closed too."""
         super().connection_made(transport)
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
 
     def connection_lost(self, exc) -> None:
+        """Stop the header timer, then let uvicorn clean up the connection."""
         self._cancel_header_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        """Feed the bytes to uvicorn, then start or stop the header deadline as a request's headers arrive."""
         super().data_received(data)
         self._watch_headers()
 
     def on_response_complete(self) -> None:
+        """Finish the response, then watch the headers of a request that may already have started."""
         super().on_response_complete()
         self._watch_headers()  # a pipelined request may have started already
 
     def eof_received(self) -> None:
+        """Answer a body cut short by the client's half-close with a 400 naming the byte counts."""
         if self.conn.their_state is h11.SEND_BODY and self.cycle is not None:
             # h11 turns an end of input inside a body into a RemoteProtocolError naming the byte counts.
             self.conn.receive_data(b"")
             self.handle_events()
 
     def send_400_response(self, msg: str) -> None:
+        """Answer a protocol error in JSON, with h11's 4xx status hint and error message when there is one."""
         error = cast(_RecordingConnection, self.conn).last_error  # set in __init__
         hint = getattr(error, "error_status_hint", 400)
         status = hint if 400 <= hint < 500 else 400

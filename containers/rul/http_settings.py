@@ -106,6 +106,7 @@ class ServerSettings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        """The settings from the environment variables; a value out of range is a `ConfigurationError`."""
         environ = os.environ if environ is None else environ
         capture_dir = environ.get(CAPTURE_DIR_VARIABLE, "").strip()
         return cls(

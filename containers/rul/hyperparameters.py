@@ -151,6 +151,7 @@ class Hyperparameters:
 
     @property
     def effective_learning_rate(self) -> float:
+        """`learning_rate`, or the model family's default when unset (0.05 for gbm, 1e-3 for deep models)."""
         if self.learning_rate is not None:
             return self.learning_rate
         return 0.05 if self.model_family == "gbm" else 1e-3
@@ -186,4 +187,5 @@ class Hyperparameters:
         return cls(**converted)
 
     def as_dict(self) -> dict[str, object]:
+        """Every hyperparameter by name, as stored in the model metadata and the checkpoint fingerprint."""
         return asdict(self)

@@ -46,6 +46,7 @@ class IntervalCalibration:
         return lower, upper
 
     def as_dict(self) -> dict:
+        """The calibration as JSON-ready values, for the model metadata."""
         return {
             "method": self.method,
             "units": self.units,
@@ -55,6 +56,7 @@ class IntervalCalibration:
 
     @classmethod
     def from_dict(cls, values: dict) -> IntervalCalibration:
+        """Rebuild a calibration from `as_dict`'s values; malformed values are a `ModelArtifactError`."""
         try:
             edges = tuple(float(edge) for edge in values["edges"])
             residuals = tuple(tuple(sorted(float(v) for v in block)) for block in values["residuals"])

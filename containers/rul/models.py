@@ -64,9 +64,11 @@ class RulPredictor:
 
     @property
     def deep(self) -> bool:
+        """Whether the estimator is a Keras network (cnn, lstm) that reads windows, not feature rows."""
         return self.hyperparameters.model_family in ("cnn", "lstm")
 
     def inputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """The estimator's input for `frame`: sensor windows for a deep model, the feature table otherwise."""
         if self.deep:
             return self.transformer.windows(frame)[0]
         return self.transformer.tabular(frame)
@@ -97,6 +99,7 @@ class RulPredictor:
         return result
 
     def save(self, directory: str | Path) -> Path:
+        """Write transformer, estimator and metadata.json (last, atomically) into `directory`; return it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.transformer, directory / "transformer.joblib")
@@ -124,6 +127,7 @@ class RulPredictor:
 
     @classmethod
     def load(cls, directory: str | Path) -> RulPredictor:
+        """Load a predictor saved by `save`; a missing or unsupported artifact is a `ModelArtifactError`."""
         directory = Path(directory)
         metadata_path = directory / "metadata.json"
         if not metadata_path.is_file():

@@ -60,6 +60,7 @@ class OfficialFiles:
     root: Path
 
     def names(self) -> list[str]:
+        """The two files' paths relative to `root`, in POSIX form."""
         return [path.relative_to(self.root).as_posix() for path in (self.test, self.rul)]
 
 

@@ -57,6 +57,7 @@ class Tracker:
 
     @property
     def run_id(self) -> str | None:
+        """None: a run that records nothing has no id."""
         return None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -120,14 +121,17 @@ class MlflowTracker(Tracker):
 
     @property
     def run_id(self) -> str | None:
+        """The MLflow run id once the background thread started the run; None if that failed or timed out."""
         self._ready.wait(CLOSE_TIMEOUT_SECONDS)
         return self._run_id
 
     # -- the public methods only queue ----------------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
+        """Queue the parameters, values as strings cut to MLflow's length limit."""
         self._queue.put(("params", {str(k): str(v)[:_PARAM_LENGTH] for k, v in params.items()}))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Queue the finite metrics, stamped with the current time and `step` (0 when None)."""
         stamp = int(time.time() * 1000)
         values = [(str(key), _finite(value)) for key, value in metrics.items()]
         entries = [(key, value, stamp, step or 0) for key, value in values if value is not None]
@@ -135,18 +139,23 @@ class MlflowTracker(Tracker):
             self._queue.put(("metrics", entries))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Queue the tags, values as strings."""
         self._queue.put(("tags", {str(k): str(v) for k, v in tags.items()}))
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Queue the file or folder for upload into the run's artifacts."""
         self._queue.put(("artifact", (str(path), artifact_path)))
 
     def log_dict(self, content: Mapping[str, Any], artifact_file: str) -> None:
+        """Queue the document, serialized to JSON now."""
         self._queue.put(("text", (json.dumps(content, indent=2, default=str), artifact_file)))
 
     def log_dataset(self, name: str, digest: str, source: str, profile: Mapping[str, Any]) -> None:
+        """Queue the dataset input with its profile, serialized to JSON now."""
         self._queue.put(("dataset", (name, digest, source, json.dumps(dict(profile), default=str))))
 
     def close(self, status: str = "FINISHED") -> None:
+        """Queue the end of the run and wait, up to CLOSE_TIMEOUT_SECONDS, for the queue to drain."""
         self._queue.put(("close", status))
         self._thread.join(CLOSE_TIMEOUT_SECONDS)
         if self._thread.is_alive():
