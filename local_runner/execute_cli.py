@@ -31,6 +31,7 @@ from local_runner.selective import load_selection
 from local_runner.signals import StopController, install_handlers
 from local_runner.step_callback import CallbackError, failure_answer, pending_tokens, send, success_answer
 from local_runner.step_lambda import load_lambda_map
+from local_runner.work_layout import REGISTRY_FILE, STORE_FOLDER
 
 DEFAULT_PARALLEL = 2
 FAIL_STEP_ONLY = 3
@@ -158,7 +159,7 @@ def build_executor(
     """Everything checked and prepared before the first step runs."""
     definition, parallelism = load_definition(args.definition)
     work_dir = Path(args.work_dir).resolve()
-    store = ObjectStore(work_dir / "s3")
+    store = ObjectStore(work_dir / STORE_FOLDER)
     graph = flatten_steps(definition["Steps"])
     steps = [name.strip() for name in (args.steps or "").split(",") if name.strip()]
     selection = load_selection(work_dir, steps, args.source_execution, graph) if steps else None
@@ -174,7 +175,7 @@ def build_executor(
         definition,
         work_dir,
         store,
-        LocalRegistry(work_dir / "registry.sqlite"),
+        LocalRegistry(work_dir / REGISTRY_FILE),
         options,
         max_parallel=max_parallel,
         pipeline_name=args.pipeline_name,

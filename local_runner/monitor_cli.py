@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from local_runner.errors import RunnerError
+from local_runner.work_layout import REGISTRY_FILE, STORE_FOLDER
 
 if TYPE_CHECKING:
     from local_runner.registry import ModelPackage
@@ -54,7 +55,7 @@ def registered_package(version: int, work_dir: Path, flag: str) -> ModelPackage:
     from local_runner.registry import LocalRegistry, RegistryError
     from pipeline_steps.config import local_config
 
-    registry = Path(work_dir) / "registry.sqlite"
+    registry = Path(work_dir) / REGISTRY_FILE
     if not registry.is_file():
         raise MonitorInputError(f"{flag} {version}: no model registry at {registry}")
     try:
@@ -71,7 +72,7 @@ def version_baselines(version: int, work_dir: Path) -> Path:
     statistics = (package.drift_check_baselines or {}).get("ModelDataQuality", {}).get("Statistics", {})
     if not statistics.get("S3Uri", "").startswith("s3://"):
         raise MonitorInputError(f"--baseline {version}: version {version} has no data-quality baselines")
-    return ObjectStore(Path(work_dir) / "s3").path_for(statistics["S3Uri"]).parent
+    return ObjectStore(Path(work_dir) / STORE_FOLDER).path_for(statistics["S3Uri"]).parent
 
 
 def resolve_location(text: str, argument: str, work_dir: Path) -> Path:
@@ -86,7 +87,7 @@ def resolve_location(text: str, argument: str, work_dir: Path) -> Path:
         from local_runner.object_store import ObjectStore, ObjectStoreError
 
         try:
-            path = ObjectStore(Path(work_dir) / "s3").path_for(text)
+            path = ObjectStore(Path(work_dir) / STORE_FOLDER).path_for(text)
         except ObjectStoreError as error:
             raise MonitorInputError(f"{flag} {text}: {error}") from None
         if not path.exists():

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from lambdas.deploy_on_approval.config import MIN_SHIFTING_INSTANCES
 from settings.ab_testing import AbTestSettings
 from settings.types import (
     EcrImageUri,
@@ -88,8 +89,6 @@ class PipelineSettings(FrozenModel):
 
 
 MIN_LINEAR_STEP_PERCENT = 10
-# A canary or linear first step may hold at most 50 % of the green fleet, so the fleet needs 2 instances.
-MIN_SHIFTING_INSTANCES = 2
 
 
 class DeploymentStrategy(FrozenModel):
