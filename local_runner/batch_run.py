@@ -29,8 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from local_runner.champion import CHAMPION_FILE, MODEL_FILE
+from local_runner.container_code import use_container_code
 from local_runner.errors import RunnerError
-from local_runner.execution import CONTAINERS_DIR, ExecutionError, ExecutionResult, PipelineExecutor
+from local_runner.execution import ExecutionError, ExecutionResult, PipelineExecutor
 from local_runner.jobs import pack_model
 from local_runner.main_job import prepare_workspace
 from local_runner.monitor_cli import USAGE, MonitorInputError, registered_package, resolve_location
@@ -69,9 +70,7 @@ def given_model_uri(config: BatchPipelineConfig) -> str:
 
 def write_synthetic_fleet(path: Path, units: int, seed: int) -> Path:
     """`units` in-service engines (cut trajectories of the synthetic generator) in the C-MAPSS layout."""
-    # The runner runs the container scripts but does not import them at module level; the generator is theirs.
-    if str(CONTAINERS_DIR) not in sys.path:
-        sys.path.append(str(CONTAINERS_DIR))
+    use_container_code()
     from rul.data import write_trajectories
     from rul.synthetic import SyntheticSpec, generate
 

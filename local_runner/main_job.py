@@ -22,14 +22,15 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from local_runner.champion import ensure_champion_prefix
+from local_runner.container_code import CONTAINERS_DIR
 from local_runner.data_version import with_data_versions
 from local_runner.errors import RunnerError
-from local_runner.execution import CONTAINERS_DIR, PipelineExecutor
+from local_runner.execution import PipelineExecutor
 from local_runner.live_view import shown
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
@@ -98,14 +99,14 @@ def prepare_data(options: MainJobOptions, echo: Callable[[str], None] = print) -
     return target / f"train_{options.subset}.txt"
 
 
-def publish_code(store: ObjectStore, work_dir: Path, bucket: str | None = None) -> str:
+def publish_code(store: ObjectStore, work_dir: Path, bucket: str) -> str:
     """Build the source bundle and lay it out under its code URI in `bucket`, as the CDK app deploys it.
 
     The unpacked files go first and the tarball last, each file atomically: a tarball in place means its
     version is complete (the version is the content hash), so a second publication of it writes nothing.
     """
     bundle = build_source_bundle(CONTAINERS_DIR, work_dir / "build")
-    code_uri = code_uri_for(bucket or local_config().artifact_bucket, bundle.version)
+    code_uri = code_uri_for(bucket, bundle.version)
     published = store.path_for(source_dir_uri(code_uri))
     payload = bundle.tarball.read_bytes()
     if published.is_file() and published.read_bytes() == payload:
@@ -120,11 +121,19 @@ def publish_code(store: ObjectStore, work_dir: Path, bucket: str | None = None) 
 def prepare_workspace(
     work_dir: Path, data_file: Path | None = None, render: bool = True, **config_overrides: Any
 ) -> Workspace:
-    """Object store, registry and (if `render`) the definition of a local config; uploads the data file
-    (train_<subset>.txt) and, when they lie beside it, the official test_<subset>.txt and RUL_<subset>.txt."""
+    """The workspace of `local_config(**config_overrides)` (see `open_workspace`)."""
+    return open_workspace(work_dir, local_config(**config_overrides), data_file, render)
+
+
+def open_workspace(
+    work_dir: Path, config: PipelineConfig, data_file: Path | None = None, render: bool = True
+) -> Workspace:
+    """Object store, registry and (if `render`) the definition of `config`, its code published in its
+    bucket; uploads the data file (train_<subset>.txt) and, when they lie beside it, the official
+    test_<subset>.txt and RUL_<subset>.txt."""
     work_dir = Path(work_dir)
     store = ObjectStore(work_dir / "s3")
-    config = local_config(code_uri=publish_code(store, work_dir), **config_overrides)
+    config = replace(config, code_uri=publish_code(store, work_dir, config.artifact_bucket))
     if data_file is not None:
         store.delete(config.data_uri)
         subset = data_file.name.removeprefix("train_")
@@ -156,14 +165,16 @@ def run_main_job(
 ) -> tuple[Workspace, ExecutionResult]:
     """Prepare the workspace and execute the definition; `stop` ends it early (SIGINT/SIGTERM)."""
     work_dir = Path(options.work_dir)
-    # Made first: MLflow's import and connection run on a thread while the data and definition are prepared.
-    tracker = make_tracker(work_dir, local_config().pipeline_name, options.tracking, echo=echo)
-    data_file = prepare_data(options, echo)
     parameters = dict(options.parameters)
     overrides: dict[str, Any] = dict(options.config_overrides)
     if names.MODEL_FAMILY in parameters:
         overrides["model_family"] = str(parameters.pop(names.MODEL_FAMILY))
-    workspace = prepare_workspace(work_dir, data_file, **overrides)
+    config = local_config(**overrides)
+    # Made before the workspace: MLflow's import and connection run on a thread while the data and
+    # definition are prepared.
+    tracker = make_tracker(work_dir, config.pipeline_name, options.tracking, echo=echo)
+    data_file = prepare_data(options, echo)
+    workspace = open_workspace(work_dir, config, data_file)
     echo(f"definition rendered to {shown(workspace.definition_path)}; running it locally")
     executor = PipelineExecutor(
         workspace.definition,

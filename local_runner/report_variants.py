@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import html
 import json
-import sys
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 
+from local_runner.container_code import use_container_code
 from local_runner.errors import RunnerError
-
-CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 
 METRICS = (("rmse", "RMSE"), ("mae", "MAE"), ("phm08_score", "PHM08 score"))
 
@@ -41,9 +39,8 @@ def compare_variants(
     rul_cap: float = 125.0,
 ) -> dict:
     """{variant: {requests, predictions, labelled, rmse, mae, phm08_score}} of the captures in the window."""
-    # The quality job's own join, imported from the container code on first use (as batch_run does).
-    if str(CONTAINERS_DIR) not in sys.path:
-        sys.path.append(str(CONTAINERS_DIR))
+    # The quality job's own join, imported from the container code on first use.
+    use_container_code()
     import model_quality
     from rul.errors import RulError
 

@@ -11,33 +11,20 @@ the given run, whose artifact location is what a model version points at.
 
 from __future__ import annotations
 
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from local_runner.container_code import CONTAINERS_DIR, use_container_code
 
 # The artifact name `tracking_pyfunc.py` reads (that file runs inside the model, so it holds its own copy).
 MODEL_DIR_ARTIFACT = "model_dir"
 PYFUNC_SOURCE = Path(__file__).resolve().with_name("tracking_pyfunc.py")
 LOGGED_MODEL_NAME = "model"
 # What `rul` imports to predict; a deep model needs TensorFlow too. Pins come from the job image's list.
-CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 PREDICTION_PACKAGES = ("numpy", "pandas", "scikit-learn", "scipy", "joblib")
 DEEP_PACKAGES = ("tensorflow-cpu",)
-
-
-def _containers_dir() -> Path:
-    return CONTAINERS_DIR
-
-
-def _rul_inference() -> Any:
-    # The runner runs the container scripts but does not import them at module level; the model is theirs.
-    if str(_containers_dir()) not in sys.path:
-        sys.path.append(str(_containers_dir()))
-    from rul import inference
-
-    return inference
 
 
 def model_signature(model_dir: Path) -> tuple[Any, bool]:
@@ -45,7 +32,9 @@ def model_signature(model_dir: Path) -> tuple[Any, bool]:
     whether the model is a deep one."""
     from mlflow.models import infer_signature
 
-    inference = _rul_inference()
+    use_container_code()
+    from rul import inference
+
     window = inference.canned_window()
     model = inference.load_model(model_dir)
     return infer_signature(window, inference.predict(model, window).frame), model.predictor.deep
@@ -55,7 +44,7 @@ def pinned_requirements(deep: bool) -> list[str]:
     """The job image's pins (`containers/requirements.txt`) of the packages prediction needs."""
     wanted = PREDICTION_PACKAGES + (DEEP_PACKAGES if deep else ())
     pins = {}
-    for line in (_containers_dir() / "requirements.txt").read_text().splitlines():
+    for line in (CONTAINERS_DIR / "requirements.txt").read_text().splitlines():
         name = line.split("#", 1)[0].split("==", 1)[0].strip().lower()
         if name in wanted:
             pins[name] = line.split("#", 1)[0].strip()
@@ -76,7 +65,7 @@ def save_pyfunc(archive: Path, scratch: Path) -> Path:
         str(saved),
         python_model=str(PYFUNC_SOURCE),
         artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-        code_paths=[str(_containers_dir() / "rul")],
+        code_paths=[str(CONTAINERS_DIR / "rul")],
         signature=signature,
         pip_requirements=pinned_requirements(deep),
     )

@@ -2,7 +2,7 @@
 
 The settings name a test account and region; every name is read from `settings.ResourceNames`. `run`
 parses a command line as `python -m pipeline_steps` does and runs it on the given client with captured
-streams and the fake clock. `stubbed_client` yields a real `boto3.client("sagemaker")` under botocore's
+streams and the fake clock. The `stubbed` fixture yields a real `boto3.client("sagemaker")` under botocore's
 `Stubber` (requests and responses validated against the service model, unstubbed calls fail) and checks
 that every stubbed response was used.
 """
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -61,7 +62,17 @@ def isolate_from_cdk_json(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(aws_target, "CDK_JSON", tmp_path / "absent-cdk.json")
 
 
-def stubbed_client() -> Iterator[tuple[object, Stubber]]:
+# Fixtures, registered by name so that a test module imports the function without its parameters
+# shadowing the import (which needs a noqa for F401 only).
+@pytest.fixture(autouse=True, name="no_cdk_context")
+def no_cdk_context_fixture(monkeypatch, tmp_path) -> None:
+    """`isolate_from_cdk_json` for every test of a module that imports this fixture."""
+    isolate_from_cdk_json(monkeypatch, tmp_path)
+
+
+@pytest.fixture(name="stubbed")
+def stubbed_fixture() -> Iterator[tuple[object, Stubber]]:
+    """A SageMaker client under `Stubber`, and the stubber; every stubbed response must be used."""
     client = boto3.client(
         "sagemaker", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
     )
@@ -70,7 +81,9 @@ def stubbed_client() -> Iterator[tuple[object, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
-def moto_client(monkeypatch) -> Iterator[object]:
+@pytest.fixture(name="moto")
+def moto_fixture(monkeypatch) -> Iterator[object]:
+    """A SageMaker client of moto's mocked account."""
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
     with mock_aws():

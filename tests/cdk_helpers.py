@@ -39,6 +39,15 @@ CDK_CLI = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 VALIDATION_REPORT = "validation-report.json"
 BLOCKING_SEVERITIES = frozenset({"fatal", "error", "warning"})
 
+# The network settings of an imported VPC (two subnets, their zones and route tables).
+IMPORTED_NETWORK = {
+    "mode": "import",
+    "vpc_id": "vpc-0123456789abcdef0",
+    "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+    "availability_zones": ["eu-west-1a", "eu-west-1b"],
+    "route_table_ids": ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"],
+}
+
 CDK_QUIET_ENV = {
     "npm_config_update_notifier": "false",
     "CDK_DISABLE_CLI_TELEMETRY": "true",
@@ -49,6 +58,21 @@ CDK_QUIET_ENV = {
 def cdk_json_context() -> dict:
     """The ``context`` block of cdk.json, so in-process synths use the same feature flags as the CLI."""
     return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
+def resources_of(templates: dict[str, dict], kind: str) -> list[dict]:
+    """The resources of CloudFormation type `kind` in every template."""
+    return [
+        resource
+        for template in templates.values()
+        for resource in template.get("Resources", {}).values()
+        if resource["Type"] == kind
+    ]
+
+
+def json_text(value) -> str:
+    """`value` as canonical JSON text (sorted keys), to search for names and references in it."""
+    return json.dumps(value, sort_keys=True)
 
 
 def cli_env() -> dict[str, str]:

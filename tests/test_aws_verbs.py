@@ -18,7 +18,7 @@ import sys
 from datetime import timedelta
 
 import pytest
-from aws_stubs import (
+from aws_stubs import (  # noqa: F401 - fixtures
     ACCOUNT,
     CREATED,
     DEFINITION,
@@ -29,31 +29,15 @@ from aws_stubs import (
     REGION,
     SETTINGS,
     FakeClock,
-    isolate_from_cdk_json,
-    moto_client,
+    moto_fixture,
+    no_cdk_context_fixture,
     run,
-    stubbed_client,
+    stubbed_fixture,
 )
 from botocore.stub import Stubber
 
 from pipeline_steps import aws_target, aws_verbs, names
 from pipeline_steps.__main__ import main, parse_args
-
-
-@pytest.fixture(autouse=True)
-def no_cdk_context(monkeypatch, tmp_path):
-    isolate_from_cdk_json(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def stubbed():
-    yield from stubbed_client()
-
-
-@pytest.fixture
-def moto(monkeypatch):
-    yield from moto_client(monkeypatch)
-
 
 # --- status, --wait, list-executions ----------------------------------------------------------------------
 

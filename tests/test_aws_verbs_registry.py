@@ -8,35 +8,18 @@ the one-line AccessDenied message naming the approver role; moto runs an approva
 
 from __future__ import annotations
 
-import pytest
-from aws_stubs import (
+from aws_stubs import (  # noqa: F401 - fixtures
     ACCOUNT,
     CREATED,
     GROUP,
     NAMES,
     REGION,
-    isolate_from_cdk_json,
-    moto_client,
+    moto_fixture,
+    no_cdk_context_fixture,
     run,
-    stubbed_client,
+    stubbed_fixture,
 )
 from botocore.stub import ANY, Stubber
-
-
-@pytest.fixture(autouse=True)
-def no_cdk_context(monkeypatch, tmp_path):
-    isolate_from_cdk_json(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def stubbed():
-    yield from stubbed_client()
-
-
-@pytest.fixture
-def moto(monkeypatch):
-    yield from moto_client(monkeypatch)
-
 
 # --- approve, reject --------------------------------------------------------------------------------------
 

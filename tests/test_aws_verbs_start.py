@@ -11,33 +11,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from aws_stubs import (
+from aws_stubs import (  # noqa: F401 - fixtures
     CREATED,
     DECLARED,
     DEFINITION,
     EXECUTION_ARN,
     PIPELINE,
-    isolate_from_cdk_json,
+    no_cdk_context_fixture,
     run,
     stub_describe_pipeline,
-    stubbed_client,
+    stubbed_fixture,
 )
 from botocore.stub import ANY
 
 from pipeline_steps import aws_verbs, names
 from pipeline_steps.__main__ import main
 from pipeline_steps.aws_parameters import ParameterError, build_request, declared_parameters
-
-
-@pytest.fixture(autouse=True)
-def no_cdk_context(monkeypatch, tmp_path):
-    isolate_from_cdk_json(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def stubbed():
-    yield from stubbed_client()
-
 
 # --- start -----------------------------------------------------------------------------------------------
 

@@ -5,12 +5,10 @@ Reads the templates of the whole app, synthesized once per session with the cdk-
 
 from __future__ import annotations
 
-import json
-
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
-from cdk_helpers import cdk_json_context
+from cdk_helpers import cdk_json_context, json_text, resources_of
 
 from app import build_app
 from pipeline_steps import batch_names as bnames
@@ -22,32 +20,21 @@ SETTINGS = load_settings()
 NAMES = SETTINGS.names
 
 
-def resources(templates, kind: str) -> list[dict]:
-    return [
-        resource
-        for template in templates.values()
-        for resource in template.get("Resources", {}).values()
-        if resource["Type"] == kind
-    ]
-
-
-def text(value) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
 def batch_schedule(templates) -> dict:
     (schedule,) = [
         s["Properties"]
-        for s in resources(templates, "AWS::Scheduler::Schedule")
-        if f"pipeline/{NAMES.batch_pipeline}" in text(s["Properties"]["Target"]["Arn"])
+        for s in resources_of(templates, "AWS::Scheduler::Schedule")
+        if f"pipeline/{NAMES.batch_pipeline}" in json_text(s["Properties"]["Target"]["Arn"])
     ]
     return schedule
 
 
 def test_the_batch_pipeline_is_deployed_inline_as_the_pipeline_role(templates):
-    pipelines = {p["Properties"]["PipelineName"]: p for p in resources(templates, "AWS::SageMaker::Pipeline")}
+    pipelines = {
+        p["Properties"]["PipelineName"]: p for p in resources_of(templates, "AWS::SageMaker::Pipeline")
+    }
     batch = pipelines[NAMES.batch_pipeline]["Properties"]
-    body = text(batch["PipelineDefinition"]["PipelineDefinitionBody"])
+    body = json_text(batch["PipelineDefinition"]["PipelineDefinitionBody"])
     assert bnames.SCORE_STEP in body and bnames.BATCH_SCRIPT in body
     assert f"s3://{NAMES.data_bucket}/{NAMES.fleet_prefix}" in body
     assert f"s3://{NAMES.artifacts_bucket}/{NAMES.champion_prefix}" in body
@@ -65,7 +52,9 @@ def test_eventbridge_scheduler_starts_it_daily_as_the_trigger_role(templates):
     target = schedule["Target"]
     assert target["SageMakerPipelineParameters"] == {"PipelineParameterList": []}
     assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 6 * 3600
-    assert "TriggerRole" in text(target["RoleArn"]) or NAMES.scheduler_role in text(target["RoleArn"])
+    assert "TriggerRole" in json_text(target["RoleArn"]) or NAMES.scheduler_role in json_text(
+        target["RoleArn"]
+    )
 
 
 @pytest.mark.long  # a second synth of the whole app

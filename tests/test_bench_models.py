@@ -44,7 +44,6 @@ def record(reuse: bool, cpu: float | None, rmse: float) -> dict:
 
 
 def test_runs_with_and_without_trial_reuse_render_apart_with_their_cpu_seconds(tmp_path):
-    """Checks: runs with and without trial reuse render apart with their cpu seconds."""
     bench = bench_module()
     saved = tmp_path / "run.json"
     folds = [record(True, 20.0, 18.0), record(True, 40.0, 20.0), record(False, None, 22.0)]
@@ -64,7 +63,6 @@ def test_runs_with_and_without_trial_reuse_render_apart_with_their_cpu_seconds(t
 
 
 def test_the_literature_yardstick_learner_and_resolved_settings_are_shown(tmp_path):
-    """Checks: the literature yardstick learner and resolved settings are shown."""
     bench = bench_module()
     resolved = {"feature_set": "regime", "rul_cap": 150.0, "inner_cap": 125.0}
     folds = [
@@ -93,7 +91,6 @@ def test_the_literature_yardstick_learner_and_resolved_settings_are_shown(tmp_pa
 
 
 def test_the_lightgbm_learner_replaces_the_gbm_ensemble_in_its_process(monkeypatch):
-    """Checks: the lightgbm learner replaces the gbm ensemble in its process."""
     pytest.importorskip("lightgbm")
     import rul.ensemble
     import rul.models

@@ -7,7 +7,11 @@ import json
 import shutil
 
 import pytest
-from test_drift import DriftSpec, baseline_dir, served_windows, write_captures  # noqa: F401 - a fixture
+from drift_helpers import (
+    baseline_dir_fixture,  # noqa: F401 - a fixture
+    served_windows,
+    write_captures,
+)
 
 from local_runner.monitor_cli import (
     MonitorInputError,
@@ -18,12 +22,13 @@ from local_runner.monitor_cli import (
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
 from pipeline_steps.config import local_config
+from rul.synthetic import DriftSpec
 
 PREFIX = "s3://local-artifacts/registry/turbofan-rul/e1/DataQualityBaseline/baseline"
 
 
 @pytest.fixture
-def work(tmp_path, baseline_dir):  # noqa: F811 - the fixture imported above
+def work(tmp_path, baseline_dir):
     """A work folder whose registry holds version 1 with its baselines in the local store."""
     work = tmp_path / "work"
     store = ObjectStore(work / "s3")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from tiny_run import TINY
 
 import drift
 import model_quality
@@ -42,14 +43,6 @@ TODAY = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 YESTERDAY_REQUESTS = 4
 TODAY_REQUESTS = 20
 PREDICTED_RUL = 60.0
-TINY = {
-    "static_hyperparameters": (
-        ("feature_set", "stats"),
-        ("ensemble_size", "1"),
-        ("max_iter", "40"),
-        ("validation_draws", "2"),
-    )
-}
 GATE_PASSES = {"RmseThreshold": 500.0, "ScoreThreshold": 1e9}
 HEADERS = ["Model", "Drift per feature", "Pipeline executions", "Model registry", "Monitoring over time"]
 

@@ -12,7 +12,6 @@ from sagemaker import image_uris
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
 from sagemaker.model import Model
-from sagemaker.sklearn import SKLearn
 from sagemaker.transformer import Transformer
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
@@ -30,6 +29,7 @@ from test_execute_support import (
     object_text,
     processing_step,
     render,
+    script_estimator,
     source_bundle,
     steps_of,
     write_script,
@@ -82,17 +82,7 @@ SERVE_IMAGE = "111122223333.dkr.ecr.us-east-1.amazonaws.com/parity-serve:1"
 
 
 def _train_step(session, train_uri) -> TrainingStep:
-    estimator = SKLearn(
-        entry_point="train.py",
-        source_dir=f"{BUCKET}/code/sourcedir.tar.gz",
-        framework_version="1.2-1",
-        instance_type="ml.m5.large",
-        role=ROLE,
-        sagemaker_session=session,
-        output_path=f"{BUCKET}/models/",
-        code_location=f"{BUCKET}/code/",
-        hyperparameters={"factor": 2, "label": "parity"},
-    )
+    estimator = script_estimator(session, {"factor": 2, "label": "parity"})
     return TrainingStep("Train", step_args=estimator.fit({"train": TrainingInput(train_uri)}))
 
 

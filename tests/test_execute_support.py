@@ -7,13 +7,13 @@ URIs with `--object` and runs `python -m local_runner execute` in-process.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+from registry_helpers import pack_texts
 from sagemaker.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
+from sagemaker.sklearn import SKLearn
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.steps import ProcessingStep
 
@@ -74,16 +74,24 @@ def write_script(folder: Path, name: str, text: str) -> str:
     return f"{BUCKET}/code/{name}={path}"
 
 
+def script_estimator(session, hyperparameters: dict) -> SKLearn:
+    """A script-mode SKLearn estimator of `train.py` in the parity bucket's source bundle."""
+    return SKLearn(
+        entry_point="train.py",
+        source_dir=f"{BUCKET}/code/sourcedir.tar.gz",
+        framework_version="1.2-1",
+        instance_type="ml.m5.large",
+        role=ROLE,
+        sagemaker_session=session,
+        output_path=f"{BUCKET}/models/",
+        code_location=f"{BUCKET}/code/",
+        hyperparameters=hyperparameters,
+    )
+
+
 def source_bundle(folder: Path, files: dict[str, str]) -> Path:
     """A sourcedir.tar.gz holding `files` (name -> text)."""
-    archive = folder / "sourcedir.tar.gz"
-    with tarfile.open(archive, "w:gz") as bundle:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            bundle.addfile(info, io.BytesIO(data))
-    return archive
+    return pack_texts(folder / "sourcedir.tar.gz", files)
 
 
 def execute(tmp_path: Path, definition: dict, *options: str) -> tuple[int, dict]:

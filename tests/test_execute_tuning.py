@@ -4,10 +4,9 @@ values reach the script as command-line arguments and the best trial is the step
 from __future__ import annotations
 
 from sagemaker.inputs import TrainingInput
-from sagemaker.sklearn import SKLearn
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner
 from sagemaker.workflow.steps import TuningStep
-from test_execute_support import BUCKET, ROLE, execute, render, source_bundle, steps_of
+from test_execute_support import BUCKET, execute, render, script_estimator, source_bundle, steps_of
 
 TRAIN = """
 import argparse, os, pathlib
@@ -22,17 +21,7 @@ print(f"loss={(args.x - 0.3) ** 2 + args.offset:.6f}")
 
 
 def _tuning(session) -> list:
-    estimator = SKLearn(
-        entry_point="train.py",
-        source_dir=f"{BUCKET}/code/sourcedir.tar.gz",
-        framework_version="1.2-1",
-        instance_type="ml.m5.large",
-        role=ROLE,
-        sagemaker_session=session,
-        output_path=f"{BUCKET}/models/",
-        code_location=f"{BUCKET}/code/",
-        hyperparameters={"offset": 1},
-    )
+    estimator = script_estimator(session, {"offset": 1})
     tuner = HyperparameterTuner(
         estimator,
         objective_metric_name="loss",

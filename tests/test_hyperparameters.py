@@ -12,7 +12,7 @@ from rul.hyperparameters import AUTO, AUTO_CAP, BOUNDS, MODEL_FAMILIES, Hyperpar
 
 
 def test_defaults():
-    """Checks: defaults."""
+    """The defaults a training job gets when SageMaker passes nothing; caps and features left to the fit."""
     hp = Hyperparameters()
     assert hp.model_family == "gbm"
     assert (hp.feature_set, hp.rul_cap, hp.inner_cap) == (AUTO, AUTO_CAP, AUTO_CAP)  # chosen by the fit
@@ -34,12 +34,11 @@ def test_defaults():
 
 
 def test_from_empty_dict_is_default():
-    """Checks: from empty dict is default."""
     assert Hyperparameters.from_dict({}) == Hyperparameters()
 
 
 def test_from_dict_converts_strings():
-    """Checks: from dict converts strings."""
+    """SageMaker passes every hyperparameter as a string; each field gets its declared type back."""
     hp = Hyperparameters.from_dict(
         {"window": "30", "learning_rate": "0.1", "model_family": "cnn", "rul_cap": "130", "dropout": "0.35"}
     )
@@ -52,14 +51,13 @@ def test_from_dict_converts_strings():
 
 
 def test_from_dict_accepts_integer_valued_float_strings():
-    """Checks: from dict accepts integer valued float strings."""
     hp = Hyperparameters.from_dict({"window": "40.0", "max_iter": 250.0, "seed": "1e3"})
     assert (hp.window, hp.max_iter, hp.seed) == (40, 250, 1000)
     assert type(hp.window) is int and type(hp.max_iter) is int and type(hp.seed) is int
 
 
 def test_from_dict_json_decoded_values():
-    """Checks: from dict json decoded values."""
+    """Values decoded from SageMaker's JSON-quoted strings build the same hyperparameters as typed ones."""
     raw = {"window": "50", "model_family": '"lstm"', "learning_rate": "0.002", "units": "128"}
     decoded = {key: decode_hyperparameter(value) for key, value in raw.items()}
     assert decoded == {"window": 50, "model_family": "lstm", "learning_rate": 0.002, "units": 128}
@@ -70,7 +68,7 @@ def test_from_dict_json_decoded_values():
 
 @pytest.mark.parametrize("none", ["none", "None", "NULL", "", None])
 def test_learning_rate_none(none):
-    """Checks: learning rate none."""
+    """Any spelling of 'no value' leaves the learning rate to the family default (gbm 0.05, deep 1e-3)."""
     gbm = Hyperparameters.from_dict({"learning_rate": none})
     assert gbm.learning_rate is None
     assert gbm.effective_learning_rate == 0.05
@@ -82,13 +80,12 @@ def test_learning_rate_none(none):
 
 @pytest.mark.parametrize("name", ["window", "model_family", "dropout"])
 def test_none_for_other_fields_is_an_error(name):
-    """Checks: none for other fields is an error."""
     with pytest.raises(ConfigurationError, match=f"^hyperparameter {name} must have a value$"):
         Hyperparameters.from_dict({name: "none"})
 
 
 def test_unknown_key_is_named():
-    """Checks: unknown key is named."""
+    """A misspelt hyperparameter is refused by name, not silently ignored."""
     with pytest.raises(ConfigurationError) as caught:
         Hyperparameters.from_dict({"window": "30", "windw": "20", "alpha": "1"})
     assert str(caught.value) == "unknown hyperparameter(s): alpha, windw"
@@ -114,7 +111,7 @@ def test_unknown_key_is_named():
     ],
 )
 def test_out_of_bounds_names_field_and_value(name, value, shown, bounds):
-    """Checks: out of bounds names field and value."""
+    """A value outside its bounds is refused with the field, the value and the bounds in the message."""
     with pytest.raises(ConfigurationError) as caught:
         Hyperparameters.from_dict({name: value})
     assert str(caught.value) == f"hyperparameter {name}={shown} is outside {bounds}"
@@ -122,7 +119,7 @@ def test_out_of_bounds_names_field_and_value(name, value, shown, bounds):
 
 @pytest.mark.parametrize("name", sorted(BOUNDS))
 def test_bounds_are_inclusive(name):
-    """Checks: bounds are inclusive."""
+    """Both ends of every declared range are accepted, so the tuner's ranges can reach them."""
     low, high = BOUNDS[name]
     assert getattr(Hyperparameters.from_dict({name: str(low)}), name) == low
     assert getattr(Hyperparameters.from_dict({name: str(high)}), name) == high
@@ -130,13 +127,12 @@ def test_bounds_are_inclusive(name):
 
 @pytest.mark.parametrize("family", ["xgb", "GBM", " ", "transformer", '"gbm"'])
 def test_bad_model_family(family):
-    """Checks: bad model family."""
+    """Only the three families are accepted, spelt exactly (no case folding, no JSON quotes)."""
     with pytest.raises(ConfigurationError, match="hyperparameter model_family must be one of"):
         Hyperparameters.from_dict({"model_family": family})
 
 
 def test_bad_model_family_message_names_value():
-    """Checks: bad model family message names value."""
     with pytest.raises(ConfigurationError) as caught:
         Hyperparameters(model_family="xgb")
     assert "('gbm', 'cnn', 'lstm')" in str(caught.value)
@@ -144,7 +140,7 @@ def test_bad_model_family_message_names_value():
 
 
 def test_bad_feature_set():
-    """Checks: bad feature set."""
+    """An unknown feature set is refused with the allowed ones listed."""
     message = "feature_set must be one of rich, stats, regime or auto, got 'raw'"
     with pytest.raises(ConfigurationError, match=message):
         Hyperparameters.from_dict({"feature_set": "raw"})
@@ -164,14 +160,14 @@ def test_bad_feature_set():
     ],
 )
 def test_invalid_values(name, value, message):
-    """Checks: invalid values."""
+    """A value that is not of the field's type is refused with the field and the value as given."""
     with pytest.raises(ConfigurationError) as caught:
         Hyperparameters.from_dict({name: value})
     assert str(caught.value).startswith(message)
 
 
 def test_as_dict_round_trip():
-    """Checks: as dict round trip."""
+    """as_dict and from_dict round-trip, also through the string form the tuner passes to SageMaker."""
     hp = Hyperparameters.from_dict(
         {"model_family": "cnn", "window": "45", "learning_rate": "0.003", "filters": "64", "seed": "17"}
     )
@@ -189,7 +185,6 @@ def test_as_dict_round_trip():
 
 
 def test_one_calibration_fold_is_refused():
-    """Checks: one calibration fold is refused."""
     message = r"calibration_folds must be 0 \(split\) or at least 2, got 1"
     with pytest.raises(ConfigurationError, match=message):
         Hyperparameters.from_dict({"calibration_folds": "1"})
@@ -197,7 +192,6 @@ def test_one_calibration_fold_is_refused():
 
 
 def test_hyperparameters_are_frozen():
-    """Checks: hyperparameters are frozen."""
     hp = Hyperparameters()
     with pytest.raises(AttributeError):
         hp.window = 10  # type: ignore[misc]
@@ -205,13 +199,12 @@ def test_hyperparameters_are_frozen():
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", float("inf")])
 def test_infinite_value_for_int_field_is_a_configuration_error(value):
-    """Checks: infinite value for int field is a configuration error."""
+    """An infinite value for an integer field is a configuration error, not an OverflowError."""
     with pytest.raises(ConfigurationError, match="hyperparameter window="):
         Hyperparameters.from_dict({"window": value})
 
 
 def test_auto_caps_read_from_strings_and_concrete_values_resolve():
-    """Checks: auto caps read from strings and concrete values resolve."""
     hp = Hyperparameters.from_dict({"rul_cap": "auto", "inner_cap": "AUTO", "feature_set": "auto"})
     assert hp == Hyperparameters() and not hp.resolved
     concrete = Hyperparameters.from_dict({"feature_set": "rich", "rul_cap": "150", "inner_cap": "125"})
@@ -220,7 +213,6 @@ def test_auto_caps_read_from_strings_and_concrete_values_resolve():
 
 
 def test_an_inner_cap_above_the_cap_is_refused():
-    """Checks: an inner cap above the cap is refused."""
     with pytest.raises(ConfigurationError, match=r"inner_cap=160\.0 must not exceed rul_cap=150\.0"):
         Hyperparameters.from_dict({"rul_cap": "150", "inner_cap": "160"})
     with pytest.raises(ConfigurationError, match=r"hyperparameter inner_cap=40\.0 is outside"):

@@ -29,6 +29,17 @@ from lambdas.deploy_on_approval import config as deploy_config
 from lambdas.deploy_on_approval import endpoint, handler
 
 BASELINES = {"champion/baselines/statistics.json", "champion/baselines/constraints.json"}
+# The mutating calls of the first approval, in order: the endpoint, then the champion prefix.
+FIRST_DEPLOYMENT_CALLS = [
+    "CreateModel",
+    "CreateEndpointConfig",
+    "CreateEndpoint",
+    "CopyObject",
+    "CopyObject",
+    "CopyObject",
+    "PutObject",
+    "DeleteObject",
+]
 
 
 @pytest.fixture
@@ -56,26 +67,9 @@ def assert_champion_baselines(world: World, version: int) -> None:
         assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", KMS)
 
 
-def test_approve_reject_scenario(world):
-    v1 = world.register(1)
-    v2 = world.register(2)
-
-    # 1. approve v1: endpoint created with capture, champion model and baselines published, no monitor.
-    result = world.run(world.set_status(v1, "Approved"))
-    assert result["action"] == "deployed" and result["endpoint"] == "created", result
-    assert result["monitoring"].startswith("skipped: Model Monitor is off")
-    assert result["baselines"] == "published"
-    assert world.mutations() == [
-        "CreateModel",
-        "CreateEndpointConfig",
-        "CreateEndpoint",
-        "CopyObject",
-        "CopyObject",
-        "CopyObject",
-        "PutObject",
-        "DeleteObject",
-    ]
-    assert_no_model_monitor_call(world)
+def assert_isolated_model_with_encrypted_capture(world: World, model_data_url: str) -> None:
+    """The created model is network-isolated in the VPC with the model role; the endpoint config captures
+    inputs and outputs, KMS-encrypted, and encrypts its volume."""
     model = params_of(world, "CreateModel")
     assert model["EnableNetworkIsolation"] is True
     assert model["ExecutionRoleArn"] == MODEL_ROLE
@@ -83,10 +77,7 @@ def test_approve_reject_scenario(world):
         "Subnets": ["subnet-0a1b2c3d", "subnet-0e1f2a3b"],
         "SecurityGroupIds": ["sg-0123abcd"],
     }
-    assert model["PrimaryContainer"] == {
-        "Image": IMAGE,
-        "ModelDataUrl": f"s3://{ARTIFACTS}/models/v1/model.tar.gz",
-    }
+    assert model["PrimaryContainer"] == {"Image": IMAGE, "ModelDataUrl": model_data_url}
     serving = world.serving_config()
     assert serving["DataCaptureConfig"]["InitialSamplingPercentage"] == 20
     assert serving["DataCaptureConfig"]["DestinationS3Uri"] == f"s3://{ARTIFACTS}/datacapture/"
@@ -96,6 +87,20 @@ def test_approve_reject_scenario(world):
         {"CaptureMode": "Output"},
     ]
     assert serving["KmsKeyId"] == KMS
+
+
+def test_approve_reject_scenario(world):
+    v1 = world.register(1)
+    v2 = world.register(2)
+
+    # 1. approve v1: endpoint created with capture, champion model and baselines published, no monitor.
+    result = world.run(world.set_status(v1, "Approved"))
+    assert result["action"] == "deployed" and result["endpoint"] == "created", result
+    assert result["monitoring"].startswith("skipped: Model Monitor is off")
+    assert result["baselines"] == "published"
+    assert world.mutations() == FIRST_DEPLOYMENT_CALLS
+    assert_no_model_monitor_call(world)
+    assert_isolated_model_with_encrypted_capture(world, f"s3://{ARTIFACTS}/models/v1/model.tar.gz")
     assert world.champion() == {"version": 1, "model_package_arn": v1, "group": GROUP}
     assert world.keys("champion/") == {"champion/model.tar.gz", "champion/champion.json", *BASELINES}
     copied = world.s3.get_object(Bucket=ARTIFACTS, Key="champion/model.tar.gz")

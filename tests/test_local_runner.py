@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_run import FAST, TINY
 
 from local_runner import jobs
 from local_runner.__main__ import exit_code
@@ -20,15 +21,6 @@ from local_runner.main_job import MainJobOptions, prepare_workspace, run_main_jo
 from rul.data import read_trajectories, write_trajectories
 
 pytestmark = pytest.mark.slow
-FAST = {"TuningMaxJobs": 2, "TuningMaxParallelJobs": 1}
-TINY = {
-    "static_hyperparameters": (
-        ("feature_set", "stats"),
-        ("ensemble_size", "1"),
-        ("max_iter", "40"),
-        ("validation_draws", "2"),
-    )
-}
 JOB_STEPS = {"PreprocessData", "DataQualityBaseline", "TuneModel", "RefitModel", "EvaluateModel"}
 REGISTER = "RegisterModel-RegisterModel"
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from drift_helpers import capture_line
 
 import model_quality
 from local_runner.monitor_cli import add_monitor_parser, run_monitor_command
@@ -33,33 +34,10 @@ def request_rows(unit: int, last_cycle: int, length: int = 5) -> pd.DataFrame:
 def record(requests: list[tuple[int, int, float]], moment: datetime) -> str:
     """A capture record of one request holding (unit, last cycle, predicted RUL) per unit."""
     rows = pd.concat([request_rows(unit, last) for unit, last, _ in requests])
-    data = "\n".join(",".join(str(v) for v in row) for row in rows[COLUMNS].itertuples(index=False))
     predictions = [
         {"unit": unit, "predicted_rul": rul, "cycles_used": 5, "padded": True} for unit, _, rul in requests
     ]
-    return json.dumps(
-        {
-            "captureData": {
-                "endpointInput": {
-                    "observedContentType": "text/csv",
-                    "mode": "INPUT",
-                    "data": data,
-                    "encoding": "CSV",
-                },
-                "endpointOutput": {
-                    "observedContentType": "application/json",
-                    "mode": "OUTPUT",
-                    "data": json.dumps({"predictions": predictions, "model_version": 3}),
-                    "encoding": "JSON",
-                },
-            },
-            "eventMetadata": {
-                "eventId": f"e-{moment:%H%M}",
-                "inferenceTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
-            "eventVersion": "0",
-        }
-    )
+    return capture_line(rows, moment, predictions)
 
 
 def write_capture_file(root, lines: list[str], hour: datetime = START):

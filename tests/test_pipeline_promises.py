@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_kms as kms
+from definition_helpers import all_steps, gets
 
 from pipeline_steps import names
 from pipeline_steps.config import local_config
@@ -22,25 +23,6 @@ from stacks.ml_stack import pipeline_config
 
 FIXED = {"gate_overridable": False, "max_runtime_minutes": 17}
 PENDING = "PendingManualApproval"
-
-
-def all_steps(definition: dict) -> dict[str, dict]:
-    found, pending = {}, list(definition["Steps"])
-    while pending:
-        step = pending.pop()
-        found[step["Name"]] = step
-        if step["Type"] == "Condition":
-            pending += step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]
-    return found
-
-
-def gets(value) -> set[str]:
-    if isinstance(value, dict):
-        found = {value["Get"]} if isinstance(value.get("Get"), str) else set()
-        return found.union(*(gets(item) for item in value.values()))
-    if isinstance(value, list):
-        return set().union(*(gets(item) for item in value))
-    return set()
 
 
 def used_parameters(definition: dict) -> set[str]:

@@ -20,7 +20,6 @@ TINY = {"ensemble_size": 1, "max_iter": 20}
 
 
 def test_regime_history_counts_cycles_per_condition_and_restarts_per_unit():
-    """Checks: regime history counts cycles per condition and restarts per unit."""
     units = np.array([1, 1, 1, 1, 2, 2, 2])
     conditions = np.array([0, 2, 2, 1, 2, 0, 2])
     history = regime_history(conditions, units, n_conditions=3)
@@ -38,7 +37,6 @@ def test_regime_history_counts_cycles_per_condition_and_restarts_per_unit():
 
 
 def test_unit_baseline_is_the_mean_of_the_first_cycles_seen_so_far():
-    """Checks: unit baseline is the mean of the first cycles seen so far."""
     units = np.array([1] * 6 + [2] * 2)
     values = np.arange(8, dtype=float)[:, None]
     baseline = unit_baseline(values, units, cycles=3)[:, 0]
@@ -47,7 +45,6 @@ def test_unit_baseline_is_the_mean_of_the_first_cycles_seen_so_far():
 
 
 def test_regime_features_extend_rich_ones_on_a_multi_condition_fleet(multi_condition_subset):
-    """Checks: regime features extend rich ones on a multi condition fleet."""
     train = multi_condition_subset.train.sort_values(["unit", "cycle"]).reset_index(drop=True)
     rich = FeatureTransformer(feature_set="rich").fit(train)
     regime = FeatureTransformer(feature_set="regime").fit(train)
@@ -70,7 +67,6 @@ def test_regime_features_extend_rich_ones_on_a_multi_condition_fleet(multi_condi
 
 
 def test_single_condition_regime_features_add_only_the_drift(small_subset):
-    """Checks: single condition regime features add only the drift."""
     transformer = FeatureTransformer(feature_set="regime").fit(small_subset.train)
     features = transformer.tabular(small_subset.train)
     assert features.shape[1] == len(transformer.feature_names) == 1 + 14 * len(transformer.sensors)
@@ -78,7 +74,7 @@ def test_single_condition_regime_features_add_only_the_drift(small_subset):
 
 
 def test_regime_features_of_a_unit_do_not_depend_on_other_units(multi_condition_subset):
-    """Checks: regime features of a unit do not depend on other units."""
+    """A unit's features are computed from its own rows only, so serving one unit gives what training saw."""
     train = multi_condition_subset.train.sort_values(["unit", "cycle"]).reset_index(drop=True)
     transformer = FeatureTransformer(feature_set="regime").fit(train)
     unit = int(train["unit"].iloc[-1])
@@ -88,7 +84,6 @@ def test_regime_features_of_a_unit_do_not_depend_on_other_units(multi_condition_
 
 
 def test_regime_is_a_hyperparameter_choice_and_auto_is_the_default():
-    """Checks: regime is a hyperparameter choice and auto is the default."""
     assert Hyperparameters().feature_set == "auto"
     assert Hyperparameters.from_dict({"feature_set": "regime"}).feature_set == "regime"
 
@@ -96,7 +91,6 @@ def test_regime_is_a_hyperparameter_choice_and_auto_is_the_default():
 def test_auto_chooses_from_the_operating_conditions_found_not_from_a_name(
     small_subset, multi_condition_subset
 ):
-    """Checks: auto chooses from the operating conditions found not from a name."""
     single, _ = resolve(Hyperparameters(), small_subset.train)
     multi, record = resolve(Hyperparameters(), multi_condition_subset.train)
     assert (single.feature_set, single.rul_cap, single.inner_cap) == ("rich", 125.0, 125.0)
@@ -120,7 +114,6 @@ def test_auto_chooses_from_the_operating_conditions_found_not_from_a_name(
 def test_an_auto_model_records_its_choice_and_a_multi_condition_one_blends_two_caps(
     small_subset, multi_condition_subset, tmp_path
 ):
-    """Checks: an auto model records its choice and a multi condition one blends two caps."""
     single = fit_predictor(small_subset.train, None, Hyperparameters.from_dict(TINY))
     multi = fit_predictor(multi_condition_subset.train, None, Hyperparameters.from_dict(TINY))
     assert isinstance(single.estimator, GbmEnsemble) and single.hyperparameters.feature_set == "rich"
@@ -144,7 +137,6 @@ def test_an_auto_model_records_its_choice_and_a_multi_condition_one_blends_two_c
 
 
 def test_a_unit_shorter_than_the_baseline_still_gets_finite_features(multi_condition_subset):
-    """Checks: a unit shorter than the baseline still gets finite features."""
     train = multi_condition_subset.train.sort_values(["unit", "cycle"]).reset_index(drop=True)
     transformer = FeatureTransformer(feature_set="regime").fit(train)
     short = train[train["unit"] == train["unit"].iloc[0]].head(3).reset_index(drop=True)

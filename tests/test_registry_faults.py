@@ -3,49 +3,47 @@
 Each case ends with `assert_consistent`: SQLite's integrity check passes, the champion folder is whole and
 serves the registry's newest approved version (byte for byte its archive), and no staging folder is left.
 Kills are deterministic: the command runs in a subprocess with `RUL_REGISTRY_CRASH_AT=<point>` and
-SIGKILLs itself there. The always-on cases take a few seconds; the `chaos` ones run the real CLI in
-parallel processes with the real health check.
+SIGKILLs itself there. The always-on cases take a few seconds; the `chaos` one kills at every point
+(`test_registry_faults_cli.py` runs the real CLI in parallel processes).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import io
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import tarfile
 import threading
 from pathlib import Path
 
 import pytest
+from registry_helpers import (
+    CHAMPION_URI,
+    MIXED_VERBS,
+    PROJECT_ROOT,
+    assert_consistent,
+    healthy,
+    make_work_dir,
+    model_url,
+    parse,
+    target,
+)
 
 from local_runner import champion as champion_module
 from local_runner.champion import (
     CRASH_HOOK,
-    ChampionTarget,
     change_status,
     published_version,
 )
-from local_runner.main_job import publish_code
 from local_runner.object_store import ObjectStore, replace_atomically
 from local_runner.registry import APPROVED, PENDING, REJECTED, LocalRegistry
 from local_runner.registry_cli import (
     DEFAULT_GROUP,
-    add_registry_parser,
     approve_version,
     registry_path,
     run_registry_command,
 )
-from pipeline_steps.config import local_config
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-IMAGE = "000000000000.dkr.ecr.us-east-1.amazonaws.com/rul:2026-12-03"
-CHAMPION_URI = local_config().champion_uri
 # A status change in a fresh process, with a stub health check (the kill tests are about the commit).
 CHANGE_SCRIPT = """
 import sys
@@ -59,65 +57,6 @@ target = ChampionTarget(ObjectStore(work / "s3"), sys.argv[4], lambda folder: (T
 change = approve_version if verb == "approve" else reject_version
 change(LocalRegistry(registry_path(work)), "turbofan-rul", version, None, None, target)
 """
-
-
-def healthy(_folder: Path) -> tuple[bool, str]:
-    return True, "stub"
-
-
-def model_url(version: int) -> str:
-    return f"s3://local-artifacts/models/v{version}/output/model.tar.gz"
-
-
-def pack(archive: Path, folder: Path | None = None, leave_out: str = "") -> None:
-    """A model archive of `folder`'s files, or of one small file."""
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz") as bundle:
-        if folder is None:
-            data = json.dumps({"archive": str(archive)}).encode()
-            info = tarfile.TarInfo("metadata.json")
-            info.size = len(data)
-            bundle.addfile(info, io.BytesIO(data))
-            return
-        for path in sorted(folder.iterdir()):
-            if path.name != leave_out:
-                bundle.add(path, arcname=path.name)
-
-
-def make_work_dir(work: Path, versions: int = 4, folder: Path | None = None) -> Path:
-    store = ObjectStore(work / "s3")
-    registry = LocalRegistry(registry_path(work))
-    registry.create_group(DEFAULT_GROUP)
-    for version in range(1, versions + 1):
-        pack(store.path_for(model_url(version)), folder)
-        registry.register(DEFAULT_GROUP, model_url(version), IMAGE)
-    return work
-
-
-def target(work: Path, check=healthy) -> ChampionTarget:
-    return ChampionTarget(ObjectStore(work / "s3"), CHAMPION_URI, check)
-
-
-def assert_consistent(work: Path) -> None:
-    with sqlite3.connect(registry_path(work)) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    registry = LocalRegistry(registry_path(work))
-    newest = registry.latest_approved(DEFAULT_GROUP)
-    intact, served = published_version(target(work))
-    assert intact or (newest is None and not target(work).folder.exists()), "the champion folder is whole"
-    assert served == (None if newest is None else newest.version)
-    store = ObjectStore(work / "s3")
-    if newest is not None:
-        published = store.path_for(CHAMPION_URI + "model.tar.gz").read_bytes()
-        assert published == store.path_for(newest.model_data_url).read_bytes()
-    staging = target(work).staging
-    assert not staging.is_dir() or not list(staging.iterdir()), "no staging folder is left"
-
-
-def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_registry_parser(parser.add_subparsers(dest="verb", required=True))
-    return parser.parse_args(["registry", *argv])
 
 
 def command(work: Path, *argv: str, check=healthy) -> tuple[int, list[str]]:
@@ -152,18 +91,8 @@ def run_parallel(calls) -> list:
 def test_concurrent_approves_and_rejects_serialise_and_stay_consistent(tmp_path):
     work = make_work_dir(tmp_path)
     ObjectStore(work / "s3").delete(model_url(4))  # one approval must fail cleanly
-    verbs = [
-        "approve 1",
-        "approve 2",
-        "reject 1",
-        "approve 3",
-        "reject 2",
-        "approve 4",
-        "reject 3",
-        "approve 2",
-    ]
-    results = run_parallel([lambda verb=verb: command(work, *verb.split()) for verb in verbs])
-    for verb, (code, lines) in zip(verbs, results, strict=True):
+    results = run_parallel([lambda verb=verb: command(work, *verb.split()) for verb in MIXED_VERBS])
+    for verb, (code, lines) in zip(MIXED_VERBS, results, strict=True):
         if verb == "approve 4":
             assert code == 1 and "model archive" in lines[0] and "does not exist" in lines[0]
         else:
@@ -255,14 +184,6 @@ def test_object_store_writes_are_atomic_and_in_flight_files_invisible(tmp_path):
     assert not (tmp_path / "elsewhere").exists(), "a store is created by its first write only"
 
 
-def test_publishing_the_same_code_twice_writes_nothing(tmp_path):
-    store = ObjectStore(tmp_path / "s3")
-    code_uri = publish_code(store, tmp_path)
-    before = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")}
-    assert publish_code(store, tmp_path) == code_uri
-    assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")} == before
-
-
 def test_change_status_refuses_when_the_newest_approved_moved_underneath(tmp_path, monkeypatch):
     """A writer outside the lock (a pipeline registering an approved version) makes the commit refuse."""
     work = make_work_dir(tmp_path)
@@ -345,84 +266,3 @@ def test_kill_9_at_every_point_leaves_a_recoverable_registry(tmp_path, crash_at,
     assert command(work, "list")[0] == 0
     assert command(work, "reject", "4")[0] == 0, "the next status change works (and recovers)"
     assert_consistent(work)
-
-
-def hashes(root: Path) -> dict[str, tuple[int, str]]:
-    return {
-        str(path.relative_to(root)): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
-
-
-def cli(work: Path, *argv: str) -> subprocess.Popen:
-    environ = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "local_runner", "registry", *argv, "--work-dir", str(work)],
-        env=environ,
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(processes: list[subprocess.Popen]) -> list[tuple[int, str]]:
-    return [(process.wait(timeout=600), process.stdout.read()) for process in processes]
-
-
-@pytest.mark.chaos
-def test_sixteen_parallel_cli_lists_succeed_and_write_nothing(tmp_path):
-    work = make_work_dir(tmp_path)
-    before = hashes(work)
-    outcomes = finish([cli(work, "list") for _ in range(16)])
-    assert [code for code, _ in outcomes] == [0] * 16, [out for _, out in outcomes]
-    assert all("VERSION" in out and "Traceback" not in out for _, out in outcomes)
-    assert hashes(work) == before
-
-
-@pytest.mark.chaos
-def test_eight_concurrent_cli_status_changes_with_the_real_health_check(tmp_path, model_dir):
-    work = make_work_dir(tmp_path, versions=4, folder=model_dir)
-    ObjectStore(work / "s3").path_for(model_url(4)).write_bytes(b"corrupt")
-    verbs = [
-        "approve 1",
-        "approve 2",
-        "reject 1",
-        "approve 3",
-        "reject 2",
-        "approve 4",
-        "reject 3",
-        "approve 2",
-    ]
-    outcomes = finish([cli(work, *verb.split()) for verb in verbs])
-    for verb, (code, out) in zip(verbs, outcomes, strict=True):
-        assert "Traceback" not in out and "EOFError" not in out, out
-        if verb == "approve 4":
-            assert code == 1 and "is not a readable tar.gz" in out
-        else:
-            assert code == 0, out
-    assert_consistent(work)
-
-
-@pytest.mark.chaos
-def test_concurrent_code_publications_never_tear_the_bundle(tmp_path):
-    script = (
-        "import sys; from pathlib import Path; from local_runner.main_job import publish_code; "
-        "from local_runner.object_store import ObjectStore; w = Path(sys.argv[1]); "
-        "print(publish_code(ObjectStore(w / 's3'), w))"
-    )
-    environ = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    processes = [
-        subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=environ, cwd=PROJECT_ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for _ in range(6)
-    ]  # fmt: skip
-    outcomes = finish(processes)
-    assert [code for code, _ in outcomes] == [0] * 6, [out for _, out in outcomes]
-    assert len({out.strip().splitlines()[-1] for _, out in outcomes}) == 1
-    store = ObjectStore(tmp_path / "s3")
-    code_uri = outcomes[0][1].strip().splitlines()[-1]
-    with tarfile.open(store.path_for(code_uri + "sourcedir.tar.gz")) as bundle:
-        names = bundle.getnames()
-    assert names and all(store.path_for(code_uri + "src/" + name).is_file() for name in names)

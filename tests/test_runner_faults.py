@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_run import TINY
 
 from local_runner import jobs
 from local_runner.atomic import write_text_atomic
@@ -324,12 +325,11 @@ def test_a_stopped_tuning_step_reuses_its_finished_trials_and_runs_the_rest(tmp_
 
 
 # -- the real pipeline through the command line (chaos) -----------------------------------------------------
-CLI_DRIVER = """
+CLI_DRIVER = f"""
 import functools, sys
 from local_runner import __main__ as cli
 
-TINY = (("feature_set", "stats"), ("ensemble_size", "1"), ("max_iter", "40"), ("validation_draws", "2"))
-cli.MainJobOptions = functools.partial(cli.MainJobOptions, config_overrides={"static_hyperparameters": TINY})
+cli.MainJobOptions = functools.partial(cli.MainJobOptions, config_overrides={TINY!r})
 sys.exit(cli.main(sys.argv[1:]))
 """
 

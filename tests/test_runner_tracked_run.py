@@ -20,6 +20,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from tiny_run import FAST, TINY
 
 from local_runner.main_job import MainJobOptions, run_main_job
 from local_runner.registry import APPROVED, PENDING, REJECTED
@@ -32,16 +33,6 @@ from local_runner.tracking_model import MODEL_DIR_ARTIFACT
 from local_runner.tracking_pyfunc import MODEL_DIR_ARTIFACT as PYFUNC_MODEL_DIR_ARTIFACT
 from rul.data import COLUMNS, read_trajectories
 from rul.inference import load_model, predict
-
-FAST = {"TuningMaxJobs": 2, "TuningMaxParallelJobs": 1}
-TINY = {
-    "static_hyperparameters": (
-        ("feature_set", "stats"),
-        ("ensemble_size", "1"),
-        ("max_iter", "40"),
-        ("validation_draws", "2"),
-    )
-}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from cdk_helpers import cdk_json_context
+from cdk_helpers import IMPORTED_NETWORK, cdk_json_context
 
 import settings as settings_module
 from app import build_app
@@ -20,13 +20,7 @@ pytestmark = pytest.mark.slow
 # The default settings create a VPC; these build the app again on an imported one, so that the fields only
 # that mode reads are read too.
 IMPORTED_VPC = {
-    "network": {
-        "mode": "import",
-        "vpc_id": "vpc-0123456789abcdef0",
-        "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
-        "availability_zones": ["eu-west-1a", "eu-west-1b"],
-        "route_table_ids": ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"],
-    },
+    "network": IMPORTED_NETWORK,
     # Optional stacks on, so their settings are read too.
     "tracking": {"mlflow_server": True},
     "serving": {"ab_test": {"enabled": True}},

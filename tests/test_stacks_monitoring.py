@@ -5,9 +5,8 @@ Reads the templates of the whole app, synthesized once per session with the cdk-
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from cdk_helpers import json_text, resources_of
 
 from pipeline_steps import monitoring_names as mnames
 from settings import MonitoringSettings, load_settings
@@ -23,23 +22,12 @@ SETTINGS = load_settings()
 NAMES = SETTINGS.names
 
 
-def resources(templates, kind: str) -> list[dict]:
-    return [
-        resource
-        for template in templates.values()
-        for resource in template.get("Resources", {}).values()
-        if resource["Type"] == kind
-    ]
-
-
-def text(value) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
 def test_the_monitoring_pipeline_is_deployed_inline_with_its_two_steps(templates):
-    pipelines = {p["Properties"]["PipelineName"]: p for p in resources(templates, "AWS::SageMaker::Pipeline")}
+    pipelines = {
+        p["Properties"]["PipelineName"]: p for p in resources_of(templates, "AWS::SageMaker::Pipeline")
+    }
     monitoring = pipelines[NAMES.monitoring_pipeline]["Properties"]
-    body = text(monitoring["PipelineDefinition"]["PipelineDefinitionBody"])
+    body = json_text(monitoring["PipelineDefinition"]["PipelineDefinitionBody"])
     for step in mnames.STEP_NAMES:
         assert step in body
     assert (
@@ -50,27 +38,29 @@ def test_the_monitoring_pipeline_is_deployed_inline_with_its_two_steps(templates
 
 def test_eventbridge_scheduler_starts_it_hourly_as_the_trigger_role(templates):
     (schedule,) = [  # the batch pipeline has a schedule of its own
-        s for s in resources(templates, "AWS::Scheduler::Schedule") if NAMES.monitoring_pipeline in text(s)
+        s
+        for s in resources_of(templates, "AWS::Scheduler::Schedule")
+        if NAMES.monitoring_pipeline in json_text(s)
     ]
     props = schedule["Properties"]
     assert props["ScheduleExpression"] == SETTINGS.monitoring.schedule_cron
     assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
     target = props["Target"]
-    assert f"pipeline/{NAMES.monitoring_pipeline}" in text(target["Arn"])
+    assert f"pipeline/{NAMES.monitoring_pipeline}" in json_text(target["Arn"])
     assert "SageMakerPipelineParameters" in target
     assert "RetryPolicy" in target
-    assert "Trigger" in text(target["RoleArn"]) or NAMES.scheduler_role in text(target["RoleArn"])
+    assert "Trigger" in json_text(target["RoleArn"]) or NAMES.scheduler_role in json_text(target["RoleArn"])
 
 
 def test_finished_monitoring_executions_reach_the_metrics_function(templates):
-    rules = {r["Properties"]["Name"]: r["Properties"] for r in resources(templates, "AWS::Events::Rule")}
+    rules = {r["Properties"]["Name"]: r["Properties"] for r in resources_of(templates, "AWS::Events::Rule")}
     rule = rules[f"{NAMES.prefix}-publish-monitoring-metrics"]
     pattern = rule["EventPattern"]
-    assert f"pipeline/{NAMES.monitoring_pipeline}" in text(pattern["detail"]["pipelineArn"])
+    assert f"pipeline/{NAMES.monitoring_pipeline}" in json_text(pattern["detail"]["pipelineArn"])
     assert pattern["detail"]["currentPipelineExecutionStatus"] == ["Succeeded", "Failed"]
     functions = [
         f["Properties"]
-        for f in resources(templates, "AWS::Lambda::Function")
+        for f in resources_of(templates, "AWS::Lambda::Function")
         if "MONITORING_PIPELINE_NAME" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
     (function,) = functions
@@ -83,7 +73,7 @@ def test_finished_monitoring_executions_reach_the_metrics_function(templates):
 def test_the_metrics_role_puts_only_the_monitoring_namespaces(templates):
     statements = [
         s
-        for policy in resources(templates, "AWS::IAM::ManagedPolicy")
+        for policy in resources_of(templates, "AWS::IAM::ManagedPolicy")
         for s in policy["Properties"]["PolicyDocument"]["Statement"]
         if s.get("Sid") == "PutMonitoringMetrics"
     ]
@@ -94,7 +84,8 @@ def test_the_metrics_role_puts_only_the_monitoring_namespaces(templates):
 
 def test_drift_alarm_reads_the_pipeline_namespace_and_silence_breaches(templates):
     alarms = {
-        a["Properties"]["AlarmName"]: a["Properties"] for a in resources(templates, "AWS::CloudWatch::Alarm")
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in resources_of(templates, "AWS::CloudWatch::Alarm")
     }
     drift = alarms[f"{NAMES.prefix}-drift"]
     assert drift["Namespace"] == PIPELINE_DRIFT_NAMESPACE

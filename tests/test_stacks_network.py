@@ -6,25 +6,14 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from cdk_helpers import template_of
+from cdk_helpers import IMPORTED_NETWORK, template_of
 
 from settings import Settings
 from stacks.network_stack import INTERFACE_ENDPOINTS
 
 pytestmark = pytest.mark.slow
 
-IMPORTED = json.dumps(
-    {
-        "network": {
-            "mode": "import",
-            "vpc_id": "vpc-0123456789abcdef0",
-            "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
-            "availability_zones": ["eu-west-1a", "eu-west-1b"],
-            "route_table_ids": ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"],
-        }
-    },
-    sort_keys=True,
-)
+IMPORTED = json.dumps({"network": IMPORTED_NETWORK}, sort_keys=True)
 
 
 @pytest.fixture(scope="module")
