@@ -10,9 +10,10 @@ and mypy, `pyproject.toml` already puts it there).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
+from pipeline_steps.code import CONTAINERS_DIR
+
+__all__ = ["CONTAINERS_DIR", "use_container_code"]
 
 
 def use_container_code() -> None:

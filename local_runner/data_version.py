@@ -11,12 +11,11 @@ the user set them (`--param DataVersion=...` wins).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Any
 
+from local_runner.container_code import use_container_code
 from local_runner.errors import RunnerError
-from local_runner.execution import CONTAINERS_DIR
 from local_runner.object_store import ObjectStore
 from local_runner.registry import LocalRegistry
 from pipeline_steps.config import PipelineConfig
@@ -35,8 +34,7 @@ class DataVersionError(RunnerError, ValueError):
 def container_lineage() -> Any:
     """The container code's `rul.lineage` module (manifests and data versions are computed there)."""
     # The runner runs the container scripts but does not import them at module level; the hash is theirs.
-    if str(CONTAINERS_DIR) not in sys.path:
-        sys.path.append(str(CONTAINERS_DIR))
+    use_container_code()
     from rul import lineage
 
     return lineage

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_runner.container_code import use_container_code
 from local_runner.demo_report import DemoFacts, Timeline
 from local_runner.endpoint import EndpointProcess
 from local_runner.errors import RunnerError
-from local_runner.execution import CONTAINERS_DIR
 from local_runner.main_job import Workspace
 
 MARKER = ".lifecycle-demo"  # marks a work dir as the demo's own, so a rerun may wipe it
@@ -65,8 +64,7 @@ class Demo:
 
 def _rul() -> Any:
     # The runner does not import the container code at module level; the generator and file format are theirs.
-    if str(CONTAINERS_DIR) not in sys.path:
-        sys.path.append(str(CONTAINERS_DIR))
+    use_container_code()
     import rul.data
     import rul.synthetic
 

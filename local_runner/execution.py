@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from local_runner import jobs
+from local_runner.container_code import CONTAINERS_DIR
 from local_runner.execution_record import RecordWriter, mark_abandoned
 from local_runner.expressions import Context, ExpressionError, evaluate_condition, load_json_text, resolve
 from local_runner.graph import ExecutionError, cast_parameters, flatten_steps
@@ -42,7 +43,6 @@ from local_runner.tuner import TuningError, tune
 from local_runner.tuning_step import trial_runner, tuning_properties
 
 __all__ = ["CONTAINERS_DIR", "ExecutionError", "ExecutionResult", "PipelineExecutor", "StepRecord"]
-CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 # The Model Monitor analyzer image is replaced by the project's own implementation of its contract.
 QUALITY_CHECK_SCRIPT = CONTAINERS_DIR / "baseline.py"
 JOB_STEP_TYPES = {"Processing", "QualityCheck", "Training", "Tuning"}

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from local_runner.container_code import CONTAINERS_DIR
 from local_runner.errors import RunnerError
 from local_runner.work_layout import REGISTRY_FILE, STORE_FOLDER
 
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from local_runner.registry import ModelPackage
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONTAINERS_DIR = PROJECT_ROOT / "containers"
 DEFAULT_WORK_DIR = Path(".work")
 # action -> (script, the inputs it takes: argument name -> input channel folder)
 JOBS = {

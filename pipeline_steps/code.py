@@ -21,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"  # the job scripts and `rul`
+
 SOURCE_BUNDLE_NAME = "sourcedir.tar.gz"
 UNPACKED_PREFIX = "src/"
 _EXCLUDED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}

@@ -16,9 +16,9 @@ from pathlib import Path
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
+from pipeline_steps.code import CONTAINERS_DIR
 from settings import PipelineSettings, Settings
 
-CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 # SageMaker's ML instances (ml.m5, ml.c5, ...) run x86_64 images; a build on an ARM laptop must say so.
 JOB_IMAGE_PLATFORM = ecr_assets.Platform.LINUX_AMD64
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-from pathlib import Path
 
 import boto3
 import botocore.endpoint
@@ -21,7 +20,6 @@ from pipeline_steps import names
 from pipeline_steps.config import PipelineConfig, local_config
 from pipeline_steps.render import render_definition
 
-CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 KMS_KEY = "arn:aws:kms:us-east-1:000000000000:key/11111111-2222-3333-4444-555555555555"
 SECURE = {
     "kms_key_arn": KMS_KEY,

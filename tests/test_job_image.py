@@ -17,9 +17,9 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 
+from pipeline_steps.code import CONTAINERS_DIR
 from settings import load_settings
 from stacks.job_image import (
-    CONTAINERS_DIR,
     asset_repository_name,
     create_job_image_asset,
     job_image_repository_arn,

@@ -10,7 +10,6 @@ import tarfile
 
 import pytest
 from definition_helpers import (
-    CONTAINERS_DIR,
     KMS_KEY,
     PROCESSING_STEPS,
     SECURE,
@@ -21,6 +20,7 @@ from definition_helpers import (
 
 from pipeline_steps import names
 from pipeline_steps.code import (
+    CONTAINERS_DIR,
     SOURCE_BUNDLE_NAME,
     build_source_bundle,
     code_uri_for,

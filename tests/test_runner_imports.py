@@ -71,7 +71,7 @@ def test_no_sys_path_edit_in_the_readers_and_the_core_parts(module):
 
 
 # Still edit `sys.path` themselves; they are to call `container_code.use_container_code()` instead.
-PENDING_SYS_PATH_EDITS = {"data_version", "demo_state"}
+PENDING_SYS_PATH_EDITS: set[str] = set()
 
 
 def _runner_modules() -> list:

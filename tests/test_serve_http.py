@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 import serve
+from pipeline_steps.code import CONTAINERS_DIR
 from rul.data import COLUMNS
 from rul.errors import ConfigurationError
 
-CONTAINERS = Path(__file__).resolve().parent.parent / "containers"
 GOOD_ROW = ",".join(str(value) for value in [1, 1, 0.0, 0.0, 100.0, *range(21)])
 
 
@@ -357,7 +357,7 @@ def gunicorn_server(tmp_path, model_dir):
     port = free_port()
     environ = {
         **os.environ,
-        "PYTHONPATH": str(CONTAINERS),
+        "PYTHONPATH": str(CONTAINERS_DIR),
         "SAGEMAKER_BASE_DIR": str(tmp_path),
         "SAGEMAKER_BIND_TO_PORT": str(port),
         "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
@@ -365,7 +365,7 @@ def gunicorn_server(tmp_path, model_dir):
         "MODEL_VERSION": "11",
     }
     process = subprocess.Popen(
-        [sys.executable, str(CONTAINERS / "serve.py"), "serve"],
+        [sys.executable, str(CONTAINERS_DIR / "serve.py"), "serve"],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

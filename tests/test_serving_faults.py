@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_steps.code import CONTAINERS_DIR
 from rul.data import COLUMNS
 
-CONTAINERS = Path(__file__).resolve().parent.parent / "containers"
 GOOD_ROW = ",".join(str(value) for value in [1, 1, 0.0, 0.0, 100.0, *range(21)])
 TIMEOUT = 1  # the server's header and body timeouts in these tests, seconds
 
@@ -109,7 +109,7 @@ def start_server(base: Path, model_dir: Path, port: int, capture_dir: Path, work
     (base / "model").symlink_to(model_dir)
     environ = {
         **os.environ,
-        "PYTHONPATH": str(CONTAINERS),
+        "PYTHONPATH": str(CONTAINERS_DIR),
         "SAGEMAKER_BASE_DIR": str(base),
         "SAGEMAKER_BIND_TO_PORT": str(port),
         "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
@@ -123,7 +123,7 @@ def start_server(base: Path, model_dir: Path, port: int, capture_dir: Path, work
         "OMP_NUM_THREADS": "1",
     }
     return subprocess.Popen(
-        [sys.executable, str(CONTAINERS / "serve.py"), "serve"],
+        [sys.executable, str(CONTAINERS_DIR / "serve.py"), "serve"],
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -310,10 +310,10 @@ def test_serve_on_a_taken_port_exits_at_once_naming_it(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        environ = {**os.environ, "PYTHONPATH": str(CONTAINERS), "SAGEMAKER_BASE_DIR": str(tmp_path)}
+        environ = {**os.environ, "PYTHONPATH": str(CONTAINERS_DIR), "SAGEMAKER_BASE_DIR": str(tmp_path)}
         command = [
             sys.executable,
-            str(CONTAINERS / "serve.py"),
+            str(CONTAINERS_DIR / "serve.py"),
             "serve",
             "--host",
             "127.0.0.1",

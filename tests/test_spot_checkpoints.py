@@ -27,6 +27,7 @@ import preprocess
 from local_runner.jobs import mount_checkpoints
 from local_runner.object_store import ObjectStore
 from pipeline_steps import job_settings
+from pipeline_steps.code import CONTAINERS_DIR
 from pipeline_steps.config import local_config
 from rul import checkpoints
 from rul.checkpoints import CheckpointStore, checkpointing, fingerprint, open_store
@@ -35,7 +36,6 @@ from rul.hyperparameters import Hyperparameters
 from rul.models import GbmEnsemble, RulPredictor
 from settings.ml import PipelineSettings
 
-CONTAINERS = Path(__file__).resolve().parent.parent / "containers"
 GBM_HPS = {"feature_set": '"stats"', "ensemble_size": "3", "max_iter": "40", "validation_draws": "2"}
 
 
@@ -269,10 +269,10 @@ def job_base(root: Path, channels: Path, hyperparameters: dict, checkpoint: bool
 
 
 def start_train(base: Path) -> subprocess.Popen:
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "PYTHONPATH": str(CONTAINERS)}
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "PYTHONPATH": str(CONTAINERS_DIR)}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
-        [sys.executable, str(CONTAINERS / "train.py")],
+        [sys.executable, str(CONTAINERS_DIR / "train.py")],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
