@@ -53,6 +53,7 @@ class AbTest:
     paths: AbPaths
 
     def stop(self) -> None:
+        """Close the router's socket and stop both variant servers."""
         self.router.server_close()
         for server in self.servers.values():
             server.stop()
@@ -102,9 +103,26 @@ def start_ab_test(
         raise
 
 
+def _check_test_state(paths: AbPaths, state: dict) -> None:
+    """`AbError` naming the file and the field unless the state has what `shift` and `promote` read."""
+    versions, weights, group = state.get("versions"), state.get("weights"), state.get("group")
+    problems = []
+    if not isinstance(group, str) or not group:
+        problems.append("'group' must be the model package group's name")
+    if not isinstance(versions, dict) or any(
+        type(versions.get(variant)) is not int or versions[variant] < 1 for variant in VARIANTS
+    ):
+        problems.append(f"'versions' must map {' and '.join(VARIANTS)} to positive version numbers")
+    if not isinstance(weights, dict):
+        problems.append("'weights' must map the variants to their shares")
+    if problems:
+        raise AbError(f"the A/B state file {paths.state} is not a test's state: {'; '.join(problems)}")
+
+
 def _open_test(paths: AbPaths) -> dict:
     """The state of a test that has not been decided yet; `AbError` after a promotion."""
     state = read_state(paths)
+    _check_test_state(paths, state)
     done = state.get("promoted")
     if done:
         version = state["versions"][done["winner"]]

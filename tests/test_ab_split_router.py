@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from local_runner import ab_endpoint
 from local_runner.ab_split import (
     CHALLENGER,
     CHAMPION,
@@ -208,3 +209,23 @@ def test_the_router_takes_the_model_servers_limits():
     assert serving_limits({MAX_BYTES_VARIABLE: "2048"}).max_bytes == 2048
     with pytest.raises(AbError, match=f"{MAX_BYTES_VARIABLE}='lots' is not an integer"):
         serving_limits({MAX_BYTES_VARIABLE: "lots"})
+
+
+@pytest.mark.parametrize(
+    ("state", "problem"),
+    [
+        ({"weights": {}}, "'group' must be"),
+        ({"group": "g", "weights": {}, "versions": {CHAMPION: 1}}, "'versions' must map"),
+        ({"group": "g", "weights": {}, "versions": {CHAMPION: 1, CHALLENGER: True}}, "'versions' must map"),
+        ({"group": "g", "versions": {CHAMPION: 1, CHALLENGER: 2}}, "'weights' must map"),
+    ],
+)
+def test_shift_and_promote_name_what_a_state_file_lacks_and_change_nothing(tmp_path, state, problem):
+    paths = AbPaths.of(tmp_path)
+    write_state(paths, state)
+    before = paths.state.read_text()
+    with pytest.raises(AbError, match=f"{paths.state} is not a test's state: .*{problem}"):
+        ab_endpoint.shift(tmp_path, 30)
+    with pytest.raises(AbError, match=f"{paths.state} is not a test's state: .*{problem}"):
+        ab_endpoint.promote(tmp_path, "champion")
+    assert paths.state.read_text() == before and not paths.history.exists()
