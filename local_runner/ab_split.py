@@ -72,6 +72,7 @@ class WeightedSplit:
 
     @property
     def weights(self) -> dict[str, float]:
+        """A copy of the current weights, by variant name."""
         return dict(self._weights)
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
@@ -110,17 +111,21 @@ class AbPaths:
 
     @classmethod
     def of(cls, work_dir: str | Path) -> AbPaths:
+        """The A/B test files of the work folder `work_dir`."""
         return cls(Path(work_dir) / "endpoint" / "ab")
 
     @property
     def state(self) -> Path:
+        """The running test's state (weights and backends), which the router follows."""
         return self.root / "state.json"
 
     @property
     def history(self) -> Path:
+        """The JSON-lines audit trail: one line per start, shift and promotion."""
         return self.root / "history.jsonl"
 
     def variant_root(self, variant: str) -> Path:
+        """The endpoint folder of one variant's server: `<work>/endpoint/variants/<variant>`."""
         return self.root.parent / "variants" / variant
 
 
@@ -228,6 +233,7 @@ class RouterState:
         self._seen = moment
 
     def count(self, variant: str) -> None:
+        """Count one request routed to `variant`."""
         with self._lock:
             self.counts[variant] = self.counts.get(variant, 0) + 1
 

@@ -48,9 +48,11 @@ class Timeline:
     started: float = field(default_factory=time.perf_counter)
 
     def elapsed(self) -> float:
+        """Seconds since the timeline started."""
         return time.perf_counter() - self.started
 
     def add(self, stage: str, text: str, ok: bool | None = None, **numbers: Any) -> Event:
+        """Record an event of `stage` at the current time and echo it; returns the event."""
         event = Event(round(self.elapsed(), 1), stage, text, ok, numbers)
         self.events.append(event)
         self.echo(event_line(event))
@@ -66,6 +68,7 @@ class Timeline:
             self.stages[name] = round(self.stages.get(name, 0.0) + time.perf_counter() - begun, 1)
 
     def of(self, stage: str) -> list[Event]:
+        """The events of one stage, in the order they were added."""
         return [event for event in self.events if event.stage == stage]
 
 

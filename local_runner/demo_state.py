@@ -59,6 +59,7 @@ class Demo:
 
     @property
     def work_dir(self) -> Path:
+        """The demo's work folder as an absolute path."""
         return Path(self.options.work_dir).resolve()
 
 

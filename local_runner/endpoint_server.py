@@ -46,30 +46,37 @@ class EndpointPaths:
 
     @classmethod
     def of(cls, work_dir: str | Path) -> EndpointPaths:
+        """The endpoint files of the work folder `work_dir`."""
         return cls(Path(work_dir) / ENDPOINT_FOLDER)
 
     @property
     def releases(self) -> Path:
+        """The folder of unpacked model releases, one subfolder per deployment."""
         return self.root / "releases"
 
     @property
     def current(self) -> Path:
+        """The link to the release being served (the server's SAGEMAKER_BASE_DIR)."""
         return self.root / "current"
 
     @property
     def pid_file(self) -> Path:
+        """Where gunicorn writes its master's process id."""
         return self.root / "gunicorn.pid"
 
     @property
     def state_file(self) -> Path:
+        """The running server's port, pid and options, written at launch."""
         return self.root / "endpoint.json"
 
     @property
     def log_file(self) -> Path:
+        """The server's combined stdout and stderr."""
         return self.root / "server.log"
 
     @property
     def lock_file(self) -> Path:
+        """The file locked while a release is swapped in, so swaps do not interleave."""
         return self.root / "swap.lock"
 
 
@@ -140,6 +147,7 @@ class EndpointProcess:
 
     @property
     def url(self) -> str:
+        """The server's base URL, e.g. `http://127.0.0.1:8080`."""
         return f"http://{self.host}:{self.port}"
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -153,6 +161,7 @@ class EndpointProcess:
         raise EndpointError(f"the server did not answer /ping within {timeout:.0f}s:\n{self.log_tail()}")
 
     def log_tail(self, characters: int = 2000) -> str:
+        """The last `characters` of the server log; '' when there is no log yet."""
         return self.paths.log_file.read_text()[-characters:] if self.paths.log_file.is_file() else ""
 
     def stop(self, timeout: float = 30.0) -> int:

@@ -49,12 +49,14 @@ class LocalSource:
         self.store = store
 
     def read(self, uri: str) -> bytes:
+        """The bytes of a registered artifact in the local store; `MirrorError` when missing or unreadable."""
         try:
             return self.store.path_for(uri).read_bytes()
         except (ObjectStoreError, OSError) as error:
             raise MirrorError(f"cannot read the registered artifact {uri}: {error}") from None
 
     def list(self, prefix_uri: str) -> list[str]:
+        """The URIs of the objects stored under `prefix_uri`."""
         prefix = prefix_uri.rstrip("/")
         return [f"{prefix}/{name}" for name, _ in self.store.objects(prefix)]
 

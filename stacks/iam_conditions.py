@@ -138,15 +138,19 @@ class ProjectArns:
     names: ResourceNames
 
     def sagemaker(self, resource: str, name: str) -> str:
+        """The ARN of the SageMaker `resource` named `name` in the stack's account and region."""
         return self.stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
     def objects(self, bucket: str, prefix: str) -> str:
+        """The ARN of every object under `prefix` in `bucket`."""
         return f"arn:{self.stack.partition}:s3:::{bucket}/{prefix}*"
 
     def bucket(self, bucket: str) -> str:
+        """The ARN of the bucket itself, for bucket-level actions."""
         return f"arn:{self.stack.partition}:s3:::{bucket}"
 
     def artifacts(self, prefix: str) -> str:
+        """The ARN of the artifacts bucket's objects under `prefix`."""
         return self.objects(self.names.artifacts_bucket, prefix)
 
     def pipeline_names(self) -> tuple[str, ...]:
@@ -154,17 +158,21 @@ class ProjectArns:
         return (self.names.pipeline, self.names.monitoring_pipeline, self.names.batch_pipeline)
 
     def pipelines(self) -> list[str]:
+        """The ARNs of the project pipelines."""
         return [self.sagemaker("pipeline", name) for name in self.pipeline_names()]
 
     def pipeline_executions(self) -> list[str]:
+        """The ARNs of every execution of the project pipelines."""
         names = self.pipeline_names()
         return [self.sagemaker("pipeline", f"{name}/execution/*") for name in names]
 
     def model_packages(self) -> list[str]:
+        """The ARNs of the model package group and of every package in it."""
         group = self.names.model_package_group
         return [self.sagemaker("model-package-group", group), self.sagemaker("model-package", f"{group}/*")]
 
     def log_groups(self, name_pattern: str) -> str:
+        """The ARN of the log groups matching `name_pattern` in the stack's account and region."""
         return self.stack.format_arn(
             service="logs",
             resource="log-group",

@@ -70,12 +70,14 @@ class ConditionNormalizer:
     stds: np.ndarray | None = None
 
     def conditions(self, settings: np.ndarray) -> np.ndarray:
+        """The operating-condition index of each settings row (all 0 with one condition)."""
         if self.n_conditions == 1:
             return np.zeros(len(settings), dtype=np.int64)
         assert self.clusters is not None and self.scaler is not None  # fitted
         return self.clusters.predict(self.scaler.transform(settings)).astype(np.int64)
 
     def fit(self, settings: np.ndarray, sensors: np.ndarray) -> ConditionNormalizer:
+        """Learn the conditions from `settings` and each condition's sensor mean and std; returns self."""
         if self.n_conditions > 1:
             self.scaler = StandardScaler().fit(settings)
             self.clusters = KMeans(self.n_conditions, n_init=10, random_state=0).fit(
@@ -92,6 +94,7 @@ class ConditionNormalizer:
         return self
 
     def transform(self, settings: np.ndarray, sensors: np.ndarray) -> np.ndarray:
+        """`sensors` z-scored with the mean and std of each row's operating condition."""
         labels = self.conditions(settings)
         assert self.means is not None and self.stds is not None  # fitted
         return (sensors - self.means[labels]) / self.stds[labels]
@@ -192,6 +195,7 @@ class FeatureTransformer:
             raise ConfigurationError(f"window must be at least 1, got {self.window}")
 
     def fit(self, train: pd.DataFrame) -> FeatureTransformer:
+        """Find the conditions (unless set), drop near-constant sensors, fit the normalizer; returns self."""
         settings = train[SETTING_COLUMNS].to_numpy(dtype=np.float64)
         if self.n_conditions <= 0:
             self.n_conditions = detect_condition_count(settings)

@@ -54,6 +54,7 @@ class Fleet:
 
     @property
     def units(self) -> int:
+        """The number of engines (units) in the fleet."""
         return len(self.unit_files)
 
 

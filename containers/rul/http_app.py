@@ -126,6 +126,7 @@ class InferenceApp:
         self._inline = None if invoke_many is None else LoopBatch(invoke_many, limits.inline_batch)
 
     async def __call__(self, scope, receive, send) -> None:
+        """ASGI entry: lifespan starts and stops the app, HTTP requests are routed, other scopes ignored."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":

@@ -91,6 +91,7 @@ class ServingModel:
 
     @property
     def window(self) -> int:
+        """The window length (cycles) of the model's feature transformer."""
         return self.predictor.transformer.window
 
     @property

@@ -54,6 +54,7 @@ class Prediction:
 
     @cached_property
     def frame(self) -> pd.DataFrame:
+        """`columns` as a DataFrame (built once, on first use)."""
         return pd.DataFrame(self.columns)
 
 

@@ -104,10 +104,12 @@ class Service:
 
     @property
     def model(self):
+        """The loaded `ServingModel`, or None while no model has loaded."""
         return self._active[0]
 
     @property
     def batcher(self):
+        """The loaded model's `BatchingPredictor`, or None while no model has loaded."""
         return self._active[1]
 
     def _load(self, check: bool) -> bool:

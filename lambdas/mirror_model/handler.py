@@ -66,6 +66,7 @@ class S3Source:
         return location.bucket, location.key
 
     def read(self, uri: str) -> bytes:
+        """The bytes of the object at an s3:// `uri`; `MirrorError` when it is no S3 URI or unreadable."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         bucket, key = self._split(uri)
@@ -75,6 +76,7 @@ class S3Source:
             raise MirrorError(f"cannot read the registered artifact {uri}: {error}") from None
 
     def list(self, prefix_uri: str) -> list[str]:
+        """The s3:// URIs of the objects under `prefix_uri` in key order, folder markers left out."""
         bucket, prefix = self._split(prefix_uri.rstrip("/") + "/")
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         keys = [item["Key"] for page in pages for item in page.get("Contents", [])]

@@ -32,9 +32,11 @@ CONTENT_TYPES = {".gz": "application/gzip", ".json": "application/json"}
 class Source(Protocol):
     """Where the registered artifacts are read from."""
 
-    def read(self, uri: str) -> bytes: ...
+    def read(self, uri: str) -> bytes:
+        """The bytes of the artifact at `uri`; `MirrorError` when it cannot be read."""
 
-    def list(self, prefix_uri: str) -> list[str]: ...
+    def list(self, prefix_uri: str) -> list[str]:
+        """The URIs of the artifacts under the folder `prefix_uri`."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class MirrorResult:
 
     @property
     def uploaded(self) -> int:
+        """How many objects this run uploaded (the others were skipped as present)."""
         return sum(1 for status in self.objects.values() if status == "uploaded")
 
 

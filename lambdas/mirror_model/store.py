@@ -40,6 +40,7 @@ class Destination:
     checksum: str = "md5"
 
     def where(self, key: str) -> str:
+        """Where `key` is, for messages: the endpoint, bucket and key (never credentials)."""
         return f"{self.endpoint_url} bucket {self.bucket!r} key {key!r}"
 
 
@@ -94,19 +95,32 @@ class StoreSettings(Protocol):
     """
 
     @property
-    def endpoint_url(self) -> str: ...
+    def endpoint_url(self) -> str:
+        """The store's S3 API URL."""
+
     @property
-    def bucket(self) -> str: ...
+    def bucket(self) -> str:
+        """The destination bucket."""
+
     @property
-    def region(self) -> str: ...
+    def region(self) -> str:
+        """The signing region: a region name or 'auto'."""
+
     @property
-    def prefix(self) -> str: ...
+    def prefix(self) -> str:
+        """The key prefix the mirror writes under."""
+
     @property
-    def path_style(self) -> bool: ...
+    def path_style(self) -> bool:
+        """Whether the bucket goes in the URL path (True) or in the host name."""
+
     @property
-    def checksum(self) -> str: ...
+    def checksum(self) -> str:
+        """How uploads are checked by the store: 'md5' (Content-MD5) or 'sha256'."""
+
     @property
-    def timeout_seconds(self) -> int: ...
+    def timeout_seconds(self) -> int:
+        """The connect and read timeout of each store call."""
 
 
 def open_destination(settings: StoreSettings, access_key_id: str, secret_access_key: str) -> Destination:

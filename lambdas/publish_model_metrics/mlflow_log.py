@@ -82,6 +82,7 @@ class MlflowRestClient:
         self.target, self.credentials, self.session = target, credentials, session
 
     def signed_request(self, method: str, path: str, body: dict | None = None, query: dict | None = None):
+        """A prepared request to the MLflow REST API `path`, SigV4-signed for the tracking server."""
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
@@ -93,6 +94,7 @@ class MlflowRestClient:
         return request.prepare()
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
+        """Send a signed request; its JSON answer ({} when empty), or `MlflowError` for a non-200 status."""
         response = self.session.send(self.signed_request(method, path, body, query))
         text = response.content.decode("utf-8", "replace")
         if response.status_code != 200:

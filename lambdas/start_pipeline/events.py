@@ -39,6 +39,7 @@ class StartRequest:
 
     @property
     def input_data_uri(self) -> str:
+        """The input folder as an s3:// URI."""
         return f"s3://{self.bucket}/{self.prefix}"
 
 
