@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from local_runner.container_code import CONTAINERS_DIR
 from local_runner.errors import RunnerError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONTAINERS_DIR = PROJECT_ROOT / "containers"
 SERVE_SCRIPT = CONTAINERS_DIR / "serve.py"
 ENDPOINT_FOLDER = "endpoint"
 DEFAULT_ENDPOINT_NAME = "turbofan-rul-local"

@@ -34,7 +34,6 @@ from local_runner.work_layout import REGISTRY_FILE, STORE_FOLDER
 if TYPE_CHECKING:
     from local_runner.registry import ModelPackage
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORK_DIR = Path(".work")
 # action -> (script, the inputs it takes: argument name -> input channel folder)
 JOBS = {
