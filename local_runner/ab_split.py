@@ -238,7 +238,7 @@ class RouterState:
             self.counts[variant] = self.counts.get(variant, 0) + 1
 
 
-class _Refused(Exception):
+class _Refused(AbError):
     """A request the router answers itself with `status` and `message`."""
 
     def __init__(self, status: int, message: str) -> None:

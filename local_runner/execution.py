@@ -163,7 +163,7 @@ class PipelineExecutor:
         return failure
 
     def _submit_ready(self, pool: ThreadPoolExecutor, running: dict[Future, str], finished: set[str]) -> bool:
-        records, submitted = self._records, False
+        records, starting = self._records, []
         for name, (step, depends) in self.graph.items():
             record = records[name]
             if record.status != "NotStarted" or name in self._skipped:
@@ -172,14 +172,16 @@ class PipelineExecutor:
                 self._skipped.add(name)
                 continue
             ready = all(d in finished and records[d].status == "Succeeded" for d in depends)
-            if ready and len(running) < self.max_parallel:
+            if ready and len(running) + len(starting) < self.max_parallel:
                 record.status = "Executing"
                 record.started_at = datetime.now(UTC).isoformat()
                 if step["Type"] in JOB_STEP_TYPES:
-                    RUNNING.reserve_step()  # siblings scheduled together share the cores from the start
-                running[pool.submit(self._run_step, name, record)] = name
-                submitted = True
-        return submitted
+                    RUNNING.reserve_step()
+                starting.append(name)
+        # Every sibling is reserved before the first one starts, so they share the cores from the start.
+        for name in starting:
+            running[pool.submit(self._run_step, name, records[name])] = name
+        return bool(starting)
 
     def _step_ended(self, future: Future, record: StepRecord, failure: str) -> str:
         if record.type in JOB_STEP_TYPES:

@@ -359,11 +359,6 @@ class LocalRegistry:
         return {"ModelPackageSummaryList": [summary_shape(package) for package in packages]}
 
 
-def _timestamp(text: str) -> datetime:
-    # boto3 returns timestamps as timezone-aware datetimes.
-    return datetime.fromisoformat(text)
-
-
 def summary_shape(package: ModelPackage) -> dict[str, Any]:
     """botocore's ModelPackageSummary; a versioned package's name is its group's name."""
     return {
@@ -371,7 +366,7 @@ def summary_shape(package: ModelPackage) -> dict[str, Any]:
         "ModelPackageGroupName": package.group,
         "ModelPackageVersion": package.version,
         "ModelPackageArn": package.arn,
-        "CreationTime": _timestamp(package.created_at),
+        "CreationTime": datetime.fromisoformat(package.created_at),  # aware, as boto3 returns
         "ModelPackageStatus": "Completed",
         "ModelApprovalStatus": package.approval_status,
     }
@@ -388,7 +383,7 @@ def describe_shape(package: ModelPackage) -> dict[str, Any]:
         },
         "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
         "CertifyForMarketplace": False,
-        "LastModifiedTime": _timestamp(package.updated_at),
+        "LastModifiedTime": datetime.fromisoformat(package.updated_at),
     }
     optional = {
         "ModelMetrics": package.metrics,

@@ -28,9 +28,9 @@ from lambdas.backup_registry import config as backup_config
 from lambdas.backup_registry.handler import ENDPOINT_EVENT, IN_SERVICE, LATEST_FILE
 from settings import MonitoringSettings, ResourceNames
 from settings.backup import BackupSettings
-from stacks.monitoring_dashboard import queue_alarm
 from stacks.ops_common import EVENTS, FunctionSpec, LambdaNetwork, OpsFunction, add_rule
 from stacks.platform import Platform
+from stacks.queue_alarm import queue_alarm
 
 ENDPOINT_STATE_CHANGE = ENDPOINT_EVENT[1]  # the rule matches what the handler accepts
 

@@ -236,21 +236,21 @@ def create_operator_role(arns: ProjectArns, key: kms.IKey, security: SecuritySet
         ],
         wildcard_reason="the deploy function names a config and model per version with the project prefix",
     )
-    role.allow(
-        "ShiftOrPromoteAbTest",
-        ["lambda:InvokeFunction"],
-        [
-            arns.stack.format_arn(
-                service="lambda",
-                resource="function",
-                resource_name=names.deploy_function,
-                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-            )
-        ],
-    )
+    _allow_ab_commands(role, arns)
     _allow_observe(role, arns, key)
     _allow_register_restored_versions(role, arns)
     return role
+
+
+def _allow_ab_commands(role: LeastPrivilegeRole, arns: ProjectArns) -> None:
+    """Shift or promote an A/B test: invoke the deploy function with an operator command."""
+    deploy_function = arns.stack.format_arn(
+        service="lambda",
+        resource="function",
+        resource_name=arns.names.deploy_function,
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+    role.allow("ShiftOrPromoteAbTest", ["lambda:InvokeFunction"], [deploy_function])
 
 
 def _allow_register_restored_versions(role: LeastPrivilegeRole, arns: ProjectArns) -> None:

@@ -33,7 +33,6 @@ from constructs import Construct
 from lambdas.mirror_model import config as mirror_env
 from settings import ResourceNames
 from settings.mirror import ModelMirrorSettings
-from stacks.monitoring_dashboard import queue_alarm
 from stacks.nag import NIST_R5, acknowledge, skip_checkov
 from stacks.ops_common import (
     EVENTS,
@@ -46,6 +45,7 @@ from stacks.ops_common import (
     lambda_code,
 )
 from stacks.platform import Platform
+from stacks.queue_alarm import queue_alarm
 from stacks.roles import LeastPrivilegeRole
 
 FUNCTION_NAME = "mirror-model"

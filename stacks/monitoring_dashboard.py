@@ -24,9 +24,9 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.deploy_on_approval.endpoint import VARIANT_NAME
 from settings import MonitoringSettings, ResourceNames, ServingSettings
 from settings.ab_testing import CHALLENGER_VARIANT, CHAMPION_VARIANT
 
@@ -43,7 +43,6 @@ QUALITY_METRICS = ("RMSE", "PHM08Score")
 # lambdas/publish_model_metrics: evaluation.json of each finished pipeline execution, by pipeline.
 EVALUATION_DIMENSION = "PipelineName"
 EVALUATION_METRICS = ("RMSE", "MAE", "RMSECappedTruth", "PHM08Score", "Registered")
-VARIANT_NAME = "AllTraffic"  # lambdas/deploy_on_approval/endpoint.py
 AB_VARIANTS = (CHAMPION_VARIANT, CHALLENGER_VARIANT)
 PIPELINE_EXECUTION_METRICS = ("ExecutionStarted", "ExecutionSucceeded", "ExecutionFailed", "ExecutionStopped")
 MICROSECONDS_PER_MILLISECOND = 1000
@@ -248,27 +247,6 @@ class ServingAlarms(Construct):
         )
         alarm.add_alarm_action(self.action)
         return alarm
-
-
-def queue_alarm(
-    scope: Construct, construct_id: str, *, queue: sqs.Queue, name: str, topic: sns.ITopic
-) -> cloudwatch.Alarm:
-    """Any message in a dead-letter queue is an event or invocation that was lost: tell the team."""
-    alarm = cloudwatch.Alarm(
-        scope,
-        construct_id,
-        alarm_name=name,
-        alarm_description=f"Messages wait in the dead-letter queue {name}: inspect and redrive them",
-        metric=queue.metric_approximate_number_of_messages_visible(
-            period=cdk.Duration.minutes(5), statistic="Maximum"
-        ),
-        threshold=1,
-        comparison_operator=AT_OR_ABOVE,
-        evaluation_periods=1,
-        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-    )
-    alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-    return alarm
 
 
 class OpsDashboard(Construct):

@@ -35,11 +35,12 @@ from stacks.backup import add_registry_backup
 from stacks.deployment import DeployOnApproval
 from stacks.model_metrics import ModelMetricsPublisher
 from stacks.model_mirror import add_model_mirror
-from stacks.monitoring_dashboard import QUALITY_NAMESPACE, OpsDashboard, ServingAlarms, queue_alarm
+from stacks.monitoring_dashboard import QUALITY_NAMESPACE, OpsDashboard, ServingAlarms
 from stacks.monitoring_schedule import MonitoringSchedule
 from stacks.network_stack import HTTPS, NetworkStack
 from stacks.ops_common import LambdaNetwork, add_rule, encrypted_queue
 from stacks.platform import Platform
+from stacks.queue_alarm import queue_alarm
 from stacks.triggers import PipelineTriggers
 
 # Fields of "SageMaker Model Building Pipeline Execution Status Change" events, for the alert text.

@@ -120,7 +120,12 @@ def test_ab_report_compares_the_variants_from_captures_and_late_labels(tmp_path)
 def test_ab_cli_shift_and_status_and_errors(tmp_path):
     assert run_cli(["endpoint", "ab-shift", "40", "--work-dir", str(tmp_path)])[0] == 1  # no test started
     write_state(
-        AbPaths.of(tmp_path), {"group": "g", "versions": {}, "weights": {"Champion": 50, "Challenger": 50}}
+        AbPaths.of(tmp_path),
+        {
+            "group": "g",
+            "versions": {"Champion": 1, "Challenger": 2},
+            "weights": {"Champion": 50, "Challenger": 50},
+        },
     )
 
     code, text = run_cli(["endpoint", "ab-shift", "40", "--reason", "ramp up", "--work-dir", str(tmp_path)])
