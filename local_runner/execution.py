@@ -163,7 +163,8 @@ class PipelineExecutor:
         return failure
 
     def _submit_ready(self, pool: ThreadPoolExecutor, running: dict[Future, str], finished: set[str]) -> bool:
-        records, starting = self._records, []
+        records = self._records
+        starting: list[str] = []
         for name, (step, depends) in self.graph.items():
             record = records[name]
             if record.status != "NotStarted" or name in self._skipped:
