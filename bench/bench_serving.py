@@ -206,7 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-dir", type=Path, default=None, help="serve this model folder instead of training one"
     )
-    parser.add_argument("--cycles", type=int, default=None, help="send only the unit's last N cycles")
+    parser.add_argument(
+        "--cycles",
+        type=int,
+        default=None,
+        help="send only the unit's last N cycles, renumbered from cycle 1 (so any N is served)",
+    )
     parser.add_argument(
         "--containers",
         type=Path,

@@ -109,8 +109,8 @@ def input_fn(request_body: bytes | str, request_content_type: str | None):
 
 
 def predict_fn(input_data, model):
-    """RUL at each unit's last cycle; RequestError (400) for a unit that starts after cycle 1 when the
-    model's features need each unit's whole history (the model is known only here, not in `input_fn`)."""
+    """RUL at each unit's last cycle; RequestError (400) for a unit that starts after cycle 1 with fewer
+    rows than the model reads (`check_whole_history`; the model is known only here, not in `input_fn`)."""
     from rul.inference import RequestError, check_whole_history, predict
 
     try:

@@ -31,7 +31,7 @@ class DemoOptions:
     training_units: int = 60  # synthetic run-to-failure units of v1's training data
     fleet_units: int = 48  # units in service sending traffic, per window
     new_units: int = 40  # the drifted fleet's run-to-failure histories added for retraining
-    cycles_sent: int = 40  # recent cycles each unit sends (at least the model's window of 30)
+    cycles_sent: int = 60  # recent cycles each unit sends: what the rich model reads (its history_cycles)
     tuning_max_jobs: int = 2
     # A small training budget (static hyperparameters of every trial) so two runs fit in minutes.
     budget: tuple[tuple[str, str], ...] = (("ensemble_size", "1"), ("max_iter", "150"))

@@ -20,7 +20,8 @@ from settings import load_settings
 
 
 def fleet_requests(units, cycles: int) -> list[bytes]:
-    """One CSV request per unit: its last `cycles` cycles (fewer if the unit has not run that long)."""
+    """One CSV request per unit: its last `cycles` cycles, or its whole history when shorter. A unit cut
+    after cycle 1 must carry the cycles the model reads (`DemoOptions.cycles_sent`), or serving refuses it."""
     columns = _rul().data.COLUMNS
     recent = units.groupby("unit", group_keys=False).tail(cycles)
     return [rows[columns].to_csv(index=False).encode() for _, rows in recent.groupby("unit")]

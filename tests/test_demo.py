@@ -108,7 +108,6 @@ SMALL = DemoOptions(
     training_units=40,
     fleet_units=48,
     new_units=30,
-    cycles_sent=30,
     tuning_max_jobs=1,
     budget=(("ensemble_size", "1"), ("max_iter", "80")),
     canary_requests=4,

@@ -1,5 +1,7 @@
-"""Whole-history features (issue #19): a `regime` model reads each unit from cycle 1, so serving and batch
-scoring refuse a unit that starts later, while `rich` and `stats` models keep taking trailing windows."""
+"""How much history a request needs (issue #19): a unit sent from cycle 1 is always taken; one sent from a
+later cycle must carry the rows the model reads (`history_cycles`: 60 for `rich`, the window for `stats`
+and deep models), and a `regime` model, which reads each unit from cycle 1, refuses it whatever its
+length. Serving (both paths) and batch scoring apply the one rule."""
 
 from __future__ import annotations
 
@@ -12,18 +14,20 @@ import pytest
 from test_batch_fleet import champion_folder
 
 import serve
+from local_runner.demo_state import DemoOptions
 from rul.capture import CaptureConfig, DataCapture, read_window
 from rul.data import COLUMNS, write_trajectories
 from rul.errors import DataFormatError
 from rul.features import BASELINE_CYCLES, FeatureTransformer, late_starts
 from rul.fleet import check_whole_histories, read_fleet
 from rul.hyperparameters import Hyperparameters
-from rul.inference import RequestError, ServingModel, load_model
+from rul.inference import RequestError, ServingModel, late_start_problem, load_model
 from rul.models import RulPredictor, fit_predictor
 
 # The smallest gbm the regime tests train; the feature set and caps stay `auto`, chosen from the data.
 TINY = {"ensemble_size": 1, "max_iter": 20}
 TRAILING = 31  # rows of a trailing window: more than the window of 30 cycles
+RICH_HISTORY = 60  # the longest span of the `rich` features: `slope60`
 
 
 def sorted_units(frame: pd.DataFrame) -> pd.DataFrame:
@@ -200,14 +204,138 @@ def test_the_batched_and_toolkit_paths_refuse_the_same_request(regime_model_dir,
     assert status == 400 and "(and 2 more units start after cycle 1)" in json.loads(body)["error"]
 
 
-def test_a_rich_model_accepts_trailing_windows(rich_model_dir, small_subset):
+def stretch(frame: pd.DataFrame, first: int, rows: int) -> pd.DataFrame:
+    """`rows` cycles of the longest unit from cycle `first`: a client that sends a later stretch of it."""
+    unit = longest_unit(sorted_units(frame))
+    return unit[unit["cycle"] >= first].head(rows).reset_index(drop=True)
+
+
+def test_a_rich_model_refuses_a_late_unit_with_too_few_rows_before_predicting_or_capturing(
+    tmp_path, rich_model_dir, small_subset
+):
+    capture = DataCapture(CaptureConfig(tmp_path, "e", seed=0))
+    service = serve.Service(serve.ServerSettings(model_dir=rich_model_dir), capture)
+    short = stretch(small_subset.test, 50, 30)
+    number = int(short["unit"].iloc[0])
+    status, body, content_type = service.invoke(csv_body(short), "text/csv", None)
+    answer = json.loads(body)
+    assert (status, content_type, answer["status"]) == (400, "application/json", 400)
+    message = answer["error"]
+    assert message.startswith(
+        f"unit {number} starts at cycle 50 with 30 rows, fewer than the 60 the model needs: "
+    )
+    assert (
+        "feature set 'rich' computes rolling statistics over 60 cycles and exponentially weighted" in message
+    )
+    assert message.endswith("send the unit's last 60 cycles or its whole history")
+    assert read_window(tmp_path).requests == ()
+    with pytest.raises(RequestError) as caught:
+        serve.predict_fn(serve.input_fn(csv_body(short), "text/csv"), service.model)
+    assert (caught.value.status, caught.value.message) == (400, message)
+
+
+def test_a_rich_model_takes_a_late_unit_with_its_history_and_any_unit_from_cycle_one(
+    tmp_path, rich_model_dir, small_subset
+):
+    capture = DataCapture(CaptureConfig(tmp_path, "e", seed=0))
+    service = serve.Service(serve.ServerSettings(model_dir=rich_model_dir), capture)
+    enough = stretch(small_subset.test, 50, RICH_HISTORY)
+    young = stretch(small_subset.test, 1, 20)
+    for rows, padded in ((enough, False), (young, True)):
+        status, body, _ = service.invoke(csv_body(rows), "text/csv", None)
+        assert status == 200
+        answer = json.loads(body)["predictions"][0]
+        expected = service.model.predictor.predict_last(rows)["predicted_rul"].iloc[0]
+        assert answer["predicted_rul"] == pytest.approx(expected) and answer["padded"] is padded
+        toolkit = serve.predict_fn(serve.input_fn(csv_body(rows), "text/csv"), service.model)
+        assert toolkit.frame["predicted_rul"].iloc[0] == pytest.approx(expected)
+    assert len(read_window(tmp_path).requests) == 2
+
+
+def test_a_request_names_the_first_short_unit_and_counts_the_others(rich_model_dir, small_subset):
     service = serve.Service(serve.ServerSettings(model_dir=rich_model_dir))
+    test = sorted_units(small_subset.test)
+    units = [test[test["unit"] == unit] for unit in (2, 3, 5)]
+    request = pd.concat([units[0], trailing(units[1], 59), trailing(units[2], 40)])
+    status, body, _ = service.invoke(csv_body(request), "text/csv", None)
+    message = json.loads(body)["error"]
+    assert status == 400 and message.startswith("unit 3 starts at cycle ")
+    assert "with 59 rows" in message and "(and 1 more units start after cycle 1 with too few rows)" in message
+    request = pd.concat([units[0], trailing(units[1], 60), trailing(units[2], 120)])
+    assert service.invoke(csv_body(request), "text/csv", None)[0] == 200
+
+
+def serving_model(transformer: FeatureTransformer, family: str, directory) -> ServingModel:
+    """A model around `transformer` with no estimator: enough to ask what its requests need."""
+    hp = Hyperparameters.from_dict({"model_family": family, "feature_set": transformer.feature_set})
+    return ServingModel(RulPredictor(transformer, hp, estimator=None), None, family, directory)
+
+
+@pytest.mark.parametrize(
+    ("feature_set", "family", "needed", "reason"),
+    [
+        ("stats", "gbm", 45, "feature set 'stats' computes rolling statistics over 45 cycles, so"),
+        ("rich", "cnn", 45, "model family 'cnn' reads windows of the last 45 cycles, so"),
+        ("regime", "lstm", 45, "model family 'lstm' reads windows of the last 45 cycles, so"),
+    ],
+)
+def test_stats_and_deep_models_need_their_window(
+    feature_set, family, needed, reason, small_subset, rich_model_dir
+):
+    model = serving_model(FeatureTransformer(45, feature_set).fit(small_subset.train), family, rich_model_dir)
+    assert model.history_cycles == needed
     unit = longest_unit(sorted_units(small_subset.test))
-    window = trailing(unit, TRAILING)
-    status, body, _ = service.invoke(csv_body(window), "text/csv", None)
-    assert status == 200
-    expected = service.model.predictor.predict_last(window)["predicted_rul"].iloc[0]
-    assert json.loads(body)["predictions"][0]["predicted_rul"] == pytest.approx(expected)
+    for rows, refused in ((needed - 1, True), (needed, False), (len(unit), False)):
+        window = trailing(unit, rows)
+        problem = late_start_problem(model, window["unit"].to_numpy(), window["cycle"].to_numpy())
+        assert (problem is not None) is refused
+    short = trailing(unit, needed - 1)
+    problem = late_start_problem(model, short["unit"].to_numpy(), short["cycle"].to_numpy())
+    assert problem is not None and problem[0] == int(unit["unit"].iloc[0])
+    assert f"with {needed - 1} rows, fewer than the {needed} the model needs: {reason}" in problem[1]
+    young = unit.head(needed - 1)  # as few rows, but from cycle 1: padded, as in training
+    assert late_start_problem(model, young["unit"].to_numpy(), young["cycle"].to_numpy()) is None
+
+
+# --- how many rows a model reads ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("feature_set", "window", "cycles"),
+    [
+        ("rich", 30, RICH_HISTORY),
+        ("rich", 80, 80),
+        ("stats", 30, 30),
+        ("stats", 45, 45),
+        ("regime", 30, None),
+    ],
+)
+def test_history_cycles_is_the_longest_span_the_features_read(feature_set, window, cycles, small_subset):
+    assert FeatureTransformer(window, feature_set).fit(small_subset.train).history_cycles == cycles
+
+
+@pytest.mark.parametrize(("feature_set", "window"), [("rich", 30), ("stats", 45)])
+def test_the_last_history_cycles_rows_give_the_whole_history_windowed_features(
+    feature_set, window, small_subset
+):
+    """With `history_cycles` trailing rows every windowed feature equals the whole history's; with one row
+    fewer some do not (the exponentially weighted means only fade: see the `rich` test above)."""
+    train = sorted_units(small_subset.train)
+    transformer = FeatureTransformer(window, feature_set).fit(train)
+    needed = transformer.history_cycles
+    assert needed is not None
+    unit = longest_unit(train)
+    columns = [name for name in transformer.feature_names if ":ewm" not in name]
+    full = last_row_features(transformer, unit)[columns]
+    enough = last_row_features(transformer, trailing(unit, needed))[columns]
+    np.testing.assert_allclose(enough, full, rtol=1e-5, atol=1e-4)
+    short = last_row_features(transformer, trailing(unit, needed - 1))[columns]
+    assert not np.allclose(short, full, rtol=1e-5, atol=1e-4)
+
+
+def test_the_demo_fleet_sends_what_the_default_model_reads(small_subset):
+    needed = FeatureTransformer().fit(small_subset.train).history_cycles
+    assert needed is not None and DemoOptions().cycles_sent >= needed
 
 
 # --- batch scoring ---------------------------------------------------------------------------------------
@@ -252,7 +380,16 @@ def test_batch_scoring_refuses_a_late_unit_naming_its_file(
     assert batch_score.main([*whole, "--output-dir", str(tmp_path / "scored")]) == 0
 
 
-def test_batch_scoring_takes_trailing_windows_for_a_rich_model(rich_model_dir, small_subset, tmp_path):
+def test_batch_scoring_refuses_a_short_late_unit_of_a_rich_model_and_takes_its_history(
+    rich_model_dir, small_subset, tmp_path
+):
     test = sorted_units(small_subset.test)
-    write_fleet(tmp_path / "fleet", test[test["cycle"] > 10])
-    check_whole_histories(read_fleet(tmp_path / "fleet"), load_model(rich_model_dir))
+    model = load_model(rich_model_dir)
+    late = pd.concat([test[test["unit"] != 5], trailing(test[test["unit"] == 5], 30)])
+    write_fleet(tmp_path / "fleet", sorted_units(late))
+    with pytest.raises(DataFormatError) as caught:
+        check_whole_histories(read_fleet(tmp_path / "fleet"), model)
+    assert caught.value.path == "a.txt"
+    assert caught.value.problem.startswith("unit 5 starts at cycle 202 with 30 rows, fewer than the 60 ")
+    write_fleet(tmp_path / "recent", test.groupby("unit").tail(RICH_HISTORY))
+    check_whole_histories(read_fleet(tmp_path / "recent"), model)

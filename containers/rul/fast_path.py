@@ -8,9 +8,9 @@ computing. This module gives the same answer with less work:
 
 - `rul.serving_forest.CompiledForest` predicts every tree of the ensemble in a few numpy steps, with the
   same floats as the estimator.
-- `last_row_features` evaluates the `rich` and `stats` feature sets at each unit's last row only. The
-  running sums are taken over the whole block exactly as `FeatureTransformer.tabular` takes them (the
-  float results depend on it), once per quantity instead of once per window width.
+- `last_row_features` evaluates the `rich` and `stats` feature sets at each unit's last row only, with
+  `FeatureTransformer.tabular`'s own per-unit running sums and window arithmetic (`rul.running_sums`),
+  every window width at once.
 - `FastPredictor` works on the request's float table (`rul.serving_request.RequestRows`, or a frame's
   columns) and answers numpy columns, with no DataFrame on the way.
 
@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from rul.data import COLUMNS, SETTING_COLUMNS
-from rul.features import ewm, unit_positions
+from rul.features import ewm
 from rul.models import FEATURE_BLOCK_ROWS, GbmEnsemble, RulPredictor
+from rul.running_sums import RunningSums, window_statistics_at
 from rul.serving_forest import CompiledForest, compile_forest
 from rul.serving_request import RequestRows
 
@@ -43,49 +44,20 @@ _RICH_ALPHAS = (0.05, 0.1, 0.3)
 _PROBE_ROWS = 64
 
 
-def _trailing(cumulative: np.ndarray, at: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """`rul.features`' trailing sums, evaluated at rows `at` only (`first`: widths x rows)."""
-    return cumulative[at + 1][None] - cumulative[first]
-
-
-def _cumulative(values: np.ndarray) -> np.ndarray:
-    return np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
-
-
-def _window_statistics(sums: dict[str, np.ndarray], at, start_rows, widths: tuple[int, ...]) -> dict:
-    """`rul.features.window_statistics` at rows `at` for each of `widths` at once (arrays of shape
-    (widths, rows, sensors)), from the running sums of the whole block; the same elementwise arithmetic."""
-    first = np.maximum(at[None, :] - np.asarray(widths)[:, None] + 1, start_rows[at][None, :])
-    n = (at[None, :] - first + 1)[..., None].astype(np.float64)
-    sum_x, sum_xx, sum_tx, sum_t, sum_tt = (
-        _trailing(sums[key], at, first) for key in ("x", "xx", "tx", "t", "tt")
-    )
-    mean = sum_x / n
-    std = np.sqrt(np.maximum(sum_xx / n - mean**2, 0.0))
-    denominator = n * sum_tt - sum_t**2
-    slope = np.divide(
-        n * sum_tx - sum_t * sum_x, denominator, out=np.zeros_like(sum_x), where=denominator > 0
-    )
-    return {"mean": mean, "std": std, "slope": slope}
-
-
 def last_row_features(
     feature_set: str, window: int, values: np.ndarray, units: np.ndarray, cycles: np.ndarray
 ) -> np.ndarray:
     """`FeatureTransformer.tabular` of normalised `values` (one block sorted by unit), at each unit's last
     row only; `feature_set` is one of `FAST_FEATURE_SETS`."""
-    start_rows, positions = unit_positions(units)
     at = np.flatnonzero(np.r_[units[1:] != units[:-1], True])
-    t = positions[:, None].astype(np.float64)
-    sums = {"x": values, "xx": values**2, "tx": values * t, "t": t, "tt": t**2}
-    sums = {key: _cumulative(array) for key, array in sums.items()}
+    running = RunningSums.of(values, units)
     columns = [cycles.astype(np.float64)[at, None], values[at]]
     if feature_set == "stats":
-        stats = _window_statistics(sums, at, start_rows, (window,))
+        stats = window_statistics_at(running, at, (window,))
         columns += [stats["mean"][0], stats["std"][0], stats["slope"][0]]
     elif feature_set == "rich":
         widths = (5, 10, 20, 30, 60)
-        stats = _window_statistics(sums, at, start_rows, widths)
+        stats = window_statistics_at(running, at, widths)
         columns += [stats["mean"][widths.index(width)] for width in _RICH_MEANS]
         columns += [stats["std"][widths.index(width)] for width in _RICH_STDS]
         columns += [stats["slope"][widths.index(width)] for width in _RICH_SLOPES]

@@ -8,6 +8,8 @@ Windows look back over the last `window` cycles of a unit. A unit observed for f
 window is front-padded by repeating its first cycle (deep models) or summarised over the cycles it has
 (tabular features); `padded` tells which predictions saw fewer cycles than the window. Training keeps
 every k-th window of a unit (`thinning_mask`, `effective_stride`): neighbouring windows nearly repeat.
+A row's features are a function of its own unit's rows only, bit for bit: the running sums behind them
+restart at each unit (`rul.running_sums`), so a unit gets the same features alone as with other units.
 
 Feature sets: `stats` (last value, mean, std and slope over the window), `rich` (means, stds, slopes and
 exponentially weighted means over several spans) and `regime`, for multi-condition subsets: `rich` plus
@@ -29,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from rul.data import SENSOR_COLUMNS, SETTING_COLUMNS
 from rul.errors import ConfigurationError, DataFormatError
 from rul.hyperparameters import FEATURE_SETS
+from rul.running_sums import RunningSums, unit_cumsum, unit_positions, unit_starts, window_statistics_at
 
 # Cycles at the start of a unit whose mean is its own baseline (the `regime` feature set).
 BASELINE_CYCLES = 20
@@ -114,62 +117,32 @@ def near_constant_sensors(
     return constant
 
 
-def unit_positions(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For rows sorted by unit: the row index where each row's unit starts, and the position within it."""
-    starts = np.r_[True, units[1:] != units[:-1]]
-    start_rows = np.maximum.accumulate(np.where(starts, np.arange(len(units)), 0))
-    return start_rows, np.arange(len(units)) - start_rows
-
-
-def _rolling(values: np.ndarray, start_rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Trailing sums over at most `width` rows of the same unit, and the number of rows summed."""
-    cumulative = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
-    rows = np.arange(len(values))
-    first = np.maximum(rows - width + 1, start_rows)
-    return cumulative[rows + 1] - cumulative[first], (rows - first + 1)[:, None].astype(np.float64)
-
-
 def window_statistics(values: np.ndarray, units: np.ndarray, width: int) -> dict[str, np.ndarray]:
-    """Trailing mean, standard deviation and least-squares slope (per cycle) over `width` cycles."""
-    start_rows, positions = unit_positions(units)
-    t = positions[:, None].astype(np.float64)
-    sum_x, n = _rolling(values, start_rows, width)
-    sum_xx, _ = _rolling(values**2, start_rows, width)
-    sum_tx, _ = _rolling(values * t, start_rows, width)
-    sum_t, _ = _rolling(t, start_rows, width)
-    sum_tt, _ = _rolling(t**2, start_rows, width)
-    mean = sum_x / n
-    std = np.sqrt(np.maximum(sum_xx / n - mean**2, 0.0))
-    denominator = n * sum_tt - sum_t**2
-    slope = np.divide(
-        n * sum_tx - sum_t * sum_x, denominator, out=np.zeros_like(sum_x), where=denominator > 0
-    )
-    return {"mean": mean, "std": std, "slope": slope}
+    """Trailing mean, standard deviation and least-squares slope (per cycle) over `width` cycles, at every
+    row of `values` sorted by unit (`rul.running_sums.window_statistics_at`)."""
+    stats = window_statistics_at(RunningSums.of(values, units), np.arange(len(values)), (width,))
+    return {name: columns[0] for name, columns in stats.items()}
 
 
 def unit_baseline(values: np.ndarray, units: np.ndarray, cycles: int) -> np.ndarray:
     """Per row, the mean of its unit's first `cycles` rows, or of the rows seen so far if fewer."""
     start_rows, positions = unit_positions(units)
-    cumulative = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
     last = start_rows + np.minimum(positions, cycles - 1)
     counts = (last - start_rows + 1)[:, None].astype(np.float64)
-    return (cumulative[last + 1] - cumulative[start_rows]) / counts
+    return unit_cumsum(values, units)[last] / counts
 
 
 def regime_history(conditions: np.ndarray, units: np.ndarray, n_conditions: int) -> np.ndarray:
     """Per row, the cycles its unit has spent in each operating condition up to and including the row."""
     one_hot = np.zeros((len(conditions), n_conditions))
     one_hot[np.arange(len(conditions)), conditions] = 1.0
-    start_rows, _ = unit_positions(units)
-    cumulative = np.cumsum(one_hot, axis=0)
-    before_start = np.vstack([np.zeros((1, n_conditions)), cumulative])[start_rows]
-    return cumulative - before_start
+    return unit_cumsum(one_hot, units)
 
 
 def ewm(values: np.ndarray, units: np.ndarray, alpha: float) -> np.ndarray:
     """Exponentially weighted mean restarted at each unit (pandas' `ewm(alpha, adjust=False)`)."""
     result = np.empty_like(values)
-    starts = np.flatnonzero(np.r_[True, units[1:] != units[:-1]])
+    starts = unit_starts(units)
     for start, end in zip(starts, np.r_[starts[1:], len(units)], strict=True):
         block = values[start:end]
         # y[n] = (1 - alpha) y[n-1] + alpha x[n], started at y[0] = x[0]
@@ -260,10 +233,27 @@ class FeatureTransformer:
             )
         return f"feature set {self.feature_set!r} " + " and ".join(reasons)
 
+    @property
+    def history_cycles(self) -> int | None:
+        """The trailing rows a unit must carry to get the training features when its rows do not start
+        at cycle 1: the longest span a windowed kind (`mean`, `std`, `slope`) of the fitted transformer
+        reads, at least `window`; None when no trailing window is enough (`needs_whole_history`). The
+        exponentially weighted means have no span; by 60 rows their start's weight is below 5 %, and
+        docs/model.md ("How much history a request needs") measures the error that leaves."""
+        if self.needs_whole_history:
+            return None
+        spans = [
+            int(kind.removeprefix(name))
+            for kind in self._kinds
+            for name in ("mean", "std", "slope")
+            if kind.startswith(name) and kind.removeprefix(name).isdigit()
+        ]
+        return max([self.window, *spans])
+
     def tabular(self, frame: pd.DataFrame) -> np.ndarray:
         """One float32 feature row per input row, summarising the unit's trailing cycles (frame sorted by
-        unit). Columns are written into the result as they are computed, so memory holds the result and
-        one window width's statistics, not every intermediate at once."""
+        unit). Columns are written into the result as they are computed, so memory holds the result, the
+        per-unit running sums and one window width's statistics, not every intermediate at once."""
         values = self.normalized(frame)
         units = frame["unit"].to_numpy()
         kinds, width = self._kinds, len(self.sensors)
@@ -277,12 +267,13 @@ class FeatureTransformer:
 
         put("last", values)
         spans = (self.window,) if self.feature_set == "stats" else (5, 10, 20, 30, 60)
+        running, rows = RunningSums.of(values, units), np.arange(len(frame))
         for span in spans:
-            stats = window_statistics(values, units, span)
+            stats = window_statistics_at(running, rows, (span,))
             for name, columns in stats.items():
-                put(f"{name}{span}", columns)
+                put(f"{name}{span}", columns[0])
             if span == 10 and self.feature_set == "regime":
-                put(DRIFT_KIND, stats["mean"] - unit_baseline(values, units, BASELINE_CYCLES))
+                put(DRIFT_KIND, stats["mean"][0] - unit_baseline(values, units, BASELINE_CYCLES))
         if self.feature_set != "stats":
             for alpha in (0.05, 0.1, 0.3):
                 put(f"ewm{alpha}", ewm(values, units, alpha))

@@ -7,11 +7,11 @@ rows are split over two files and an empty fleet, and versions the input like th
 (`rul.lineage`: names, sizes and SHA-256 of the files). `score_fleet` predicts each unit's RUL at its last
 cycle with `RulPredictor.predict_last`, a block of units at a time (each unit's features depend on its own
 rows only, so the blocks bound memory without changing a prediction); the interval columns `rul_lower` and
-`rul_upper` are kept whenever the model returns them. A model whose features need each unit's whole
-history (`rul.inference.ServingModel.needs_whole_history`) must be given every unit from cycle 1:
-`check_whole_histories` refuses a unit that starts later, naming its file. `maintenance_list` ranks the
-engines by the lower bound when there is one, else by the predicted RUL, ascending, and flags those due
-within a threshold.
+`rul_upper` are kept whenever the model returns them. A unit that starts after cycle 1 must carry the rows
+the model reads (`rul.inference.ServingModel.history_cycles`; a model whose features need each unit's whole
+history takes units from cycle 1 only): `check_whole_histories` refuses one that does not, naming its
+file. `maintenance_list` ranks the engines by the lower bound when there is one, else by the predicted
+RUL, ascending, and flags those due within a threshold.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def read_fleet(folder: str | Path) -> Fleet:
 
 
 def check_whole_histories(fleet: Fleet, model: ServingModel) -> None:
-    """`DataFormatError` naming the file of the first unit that starts after cycle 1, when the model's
-    features need each unit's whole history (`rul.inference.late_start_problem`)."""
+    """`DataFormatError` naming the file of the first unit that starts after cycle 1 with fewer rows than
+    the model reads (`rul.inference.late_start_problem`)."""
     problem = late_start_problem(model, fleet.frame["unit"].to_numpy(), fleet.frame["cycle"].to_numpy())
     if problem is not None:
         unit, message = problem

@@ -12,9 +12,12 @@ fast path does not take, by the predictor itself (`RulPredictor.predict_last`). 
 lets the concurrent requests of one worker share a prediction. `health_check` predicts once on a canned
 healthy window, the check the local endpoint runs before it swaps models.
 
-A model whose features use each unit's whole history (`ServingModel.needs_whole_history`, the `regime`
-feature set) gets different features from a unit sent from a later cycle than from the same unit sent
-from cycle 1; `check_whole_history` refuses such a request (400) before it is predicted, naming the unit.
+Training sees every unit from cycle 1, so a unit sent from cycle 1 is always taken (padded when short).
+A unit sent from a later cycle gets the training features only when it carries the trailing rows the
+model reads (`ServingModel.history_cycles`: the longest span of its features, 60 cycles for `rich`, or a
+deep model's window); a model whose features use each unit's whole history (`needs_whole_history`, the
+`regime` feature set) needs its rows from cycle 1. `check_whole_history` refuses any other request (400)
+before it is predicted, naming the unit, its first cycle, the rows sent and the rows needed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TypeAlias, cast
 
@@ -100,6 +104,23 @@ class ServingModel:
         whole-history features (a deep model reads its sensor windows only)."""
         return not self.predictor.deep and self.predictor.transformer.needs_whole_history
 
+    @cached_property
+    def history_cycles(self) -> int | None:
+        """The rows a unit that starts after cycle 1 must carry: a deep model's window, else the longest
+        span of its transformer's features (`FeatureTransformer.history_cycles`); None when every unit
+        must start at cycle 1 (`needs_whole_history`)."""
+        return self.window if self.predictor.deep else self.predictor.transformer.history_cycles
+
+    def history_reason(self) -> str:
+        """What the model reads of each unit's trailing rows (`history_cycles`), in words."""
+        if self.predictor.deep:
+            return f"model family {self.model_family!r} reads windows of the last {self.window} cycles"
+        transformer, cycles = self.predictor.transformer, self.history_cycles
+        reason = f"feature set {transformer.feature_set!r} computes rolling statistics over {cycles} cycles"
+        if any(":ewm" in name for name in transformer.feature_names):
+            reason += " and exponentially weighted means"
+        return reason
+
 
 def load_model(model_dir: str | Path, environ: Mapping[str, str] | None = None) -> ServingModel:
     """Load a model folder; the version is metadata.json's `model_version`, else `$MODEL_VERSION`."""
@@ -116,24 +137,38 @@ def load_model(model_dir: str | Path, environ: Mapping[str, str] | None = None) 
 
 
 def late_start_problem(model: ServingModel, units: np.ndarray, cycles: np.ndarray) -> tuple[int, str] | None:
-    """For a model that needs whole histories, the first unit whose rows start after cycle 1 and the
-    problem in words; None when the model does not need them or every unit starts at cycle 1."""
-    if not model.needs_whole_history:
-        return None
+    """The first unit the model cannot predict as it was trained, and the problem in words; None when
+    every unit starts at cycle 1 or carries the model's `history_cycles` rows. A `regime` model (no
+    trailing window is enough) refuses every unit that starts after cycle 1."""
     late, first = late_starts(units, cycles)
     if not len(late):
         return None
-    more = f" (and {len(late) - 1} more units start after cycle 1)" if len(late) > 1 else ""
-    unit, reason = int(late[0]), model.predictor.transformer.whole_history_reason()
+    needed = model.history_cycles
+    if needed is None:
+        more = f" (and {len(late) - 1} more units start after cycle 1)" if len(late) > 1 else ""
+        unit, reason = int(late[0]), model.predictor.transformer.whole_history_reason()
+        return unit, (
+            f"unit {unit} starts at cycle {first[0]}{more}: {reason}, so rows that start later give other "
+            "features than the model was trained on; send the unit's rows from cycle 1"
+        )
+    unit_ids, counts = np.unique(np.asarray(units), return_counts=True)
+    sent = counts[np.searchsorted(unit_ids, late)]
+    short = sent < needed
+    if not short.any():
+        return None
+    late, first, sent = late[short], first[short], sent[short]
+    more = f" (and {len(late) - 1} more units start after cycle 1 with too few rows)" if len(late) > 1 else ""
+    unit = int(late[0])
     return unit, (
-        f"unit {unit} starts at cycle {first[0]}{more}: {reason}, so rows that start later give other "
-        "features than the model was trained on; send the unit's rows from cycle 1"
+        f"unit {unit} starts at cycle {first[0]} with {sent[0]} rows, fewer than the {needed} the model "
+        f"needs{more}: {model.history_reason()}, so fewer rows give other features than the model was "
+        f"trained on; send the unit's last {needed} cycles or its whole history"
     )
 
 
 def check_whole_history(model: ServingModel, rows: Rows) -> None:
-    """`RequestError` 400 (`late_start_problem`) when the model needs whole histories and a unit of the
-    request starts after cycle 1."""
+    """`RequestError` 400 (`late_start_problem`) when a unit of the request starts after cycle 1 with
+    fewer rows than the model reads (`ServingModel.history_cycles`)."""
     if isinstance(rows, RequestRows):
         units, cycles = rows.values[:, 0], rows.values[:, 1]
     else:

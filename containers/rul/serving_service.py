@@ -3,10 +3,10 @@
 `Service.ping()` and `Service.invoke(...)` answer as (status, body, content type), so the behaviour is
 testable without a server; `rul.http_app` puts them behind HTTP. Bad input answers 4xx with
 `{"error": message, "status": code}`; the server's own faults answer 500 with a message and never kill
-the worker; a model that failed to load answers 503 with the reason. A model whose features need each
-unit's whole history answers 400 to a unit that starts after cycle 1 (`check_whole_history`), before
-predicting. Only successful invocations are captured (`rul.capture`), and a capture fault never fails the
-invocation.
+the worker; a model that failed to load answers 503 with the reason. A unit that starts after cycle 1
+with fewer rows than the model reads (all of them, for a model whose features need each unit's whole
+history) answers 400 (`check_whole_history`), before predicting. Only successful invocations are
+captured (`rul.capture`), and a capture fault never fails the invocation.
 
 This module imports the model libraries: `serve.py` imports it only once `OMP_NUM_THREADS` is set.
 """
