@@ -10,6 +10,7 @@ spells the sentinel and the job names again; a test keeps them equal.
 
 from __future__ import annotations
 
+from lambdas.common.pipeline_names import METRICS_FILE as METRICS_FILE
 from pipeline_steps.names import CODE_INPUT, LIBRARY_INPUT, PROCESSING_INSTANCE_TYPE, PROCESSING_ROOT
 
 # Steps; they run side by side, so a failure of one (no labels, no requests) does not hide the other.
@@ -57,7 +58,6 @@ DRIFT_JOB = "drift"
 QUALITY_JOB = "quality"
 JOB_OF_STEP = {DRIFT_STEP: DRIFT_JOB, QUALITY_STEP: QUALITY_JOB}
 # PutMetricData requests, one JSON object per line, that each job writes into its report output.
-METRICS_FILE = "metrics.jsonl"
 DRIFT_REPORT_FILE = "drift_report.json"
 QUALITY_REPORT_FILE = "model_quality_report.json"
 

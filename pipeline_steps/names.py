@@ -10,6 +10,14 @@ from __future__ import annotations
 
 import re
 
+# Names the functions read too; their asset holds only lambdas/, so they are spelled there.
+from lambdas.common.pipeline_names import DATA_VERSION as DATA_VERSION
+from lambdas.common.pipeline_names import DATA_VERSION_METADATA_KEY as DATA_VERSION_METADATA_KEY
+from lambdas.common.pipeline_names import EVALUATION_FILE as EVALUATION_FILE
+from lambdas.common.pipeline_names import EVALUATION_OUTPUT as EVALUATION_OUTPUT
+from lambdas.common.pipeline_names import INPUT_DATA_URI as INPUT_DATA_URI
+from lambdas.common.pipeline_names import REGISTERED_DATA_VERSION as REGISTERED_DATA_VERSION
+
 # Steps, in pipeline order.
 PREPROCESS_STEP = "PreprocessData"
 BASELINE_STEP = "DataQualityBaseline"
@@ -37,7 +45,6 @@ STEP_NAMES = (
 )
 
 # Pipeline parameters.
-INPUT_DATA_URI = "InputDataUri"
 SUBSET = "Subset"
 PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
 PROCESSING_INSTANCE_COUNT = "ProcessingInstanceCount"
@@ -53,13 +60,6 @@ SCORE_THRESHOLD = "ScoreThreshold"
 CHAMPION_TOLERANCE = "ChampionTolerance"
 CHAMPION_MODEL_URI = "ChampionModelUri"
 MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
-# Content hash of the input data (rul.lineage's data version), computed by whoever starts a run: part of
-# the step arguments, so SageMaker's step cache is keyed by the data and not only by the S3 prefix.
-DATA_VERSION = "DataVersion"
-# The DataVersion of the newest registered model package, set by the starter: equal data, nothing to register.
-REGISTERED_DATA_VERSION = "RegisteredDataVersion"
-# CustomerMetadataProperties key of a registered package holding the DataVersion it was trained on.
-DATA_VERSION_METADATA_KEY = "DataVersion"
 DEFAULT_DATA_VERSION = "unversioned"
 # The quality gate's parameters: declared only when the config lets a caller override the gate (the local
 # runner); the deployed definition renders them as literals fixed at deploy time.
@@ -118,7 +118,6 @@ DATA_MANIFEST_METADATA_KEY = "DataManifestUri"
 # Outputs a registered model package refers to: written under the kept registry prefix, not the
 # expiring per-execution prefix (the other outputs are scratch).
 REGISTERED_PREPROCESS_OUTPUTS = (MANIFEST_OUTPUT,)
-EVALUATION_OUTPUT = "evaluation"
 # Output of the DataQualityBaseline processing job (statistics.json, constraints.json).
 DATA_QUALITY_OUTPUT = "baseline"
 STATISTICS_FILE = "statistics.json"
@@ -166,7 +165,6 @@ BASELINE_SCRIPT = "baseline.py"
 
 # Evaluation report, read by the quality gate through JsonGet.
 EVALUATION_PROPERTY_FILE = "EvaluationReport"
-EVALUATION_FILE = "evaluation.json"
 # The gate compares size-independent figures on the truth capped at the training cap (a model capped at
 # 125 cannot be blamed for units whose true RUL is above it): RMSE, and the PHM08 score per 100 units
 # (the sum over the test units grows with their number). evaluate.py documents the basis in the report.

@@ -277,10 +277,6 @@ def test_config_defaults_and_names_match_the_pipeline_definition():
     config = publisher.load_config(ENVIRONMENT)
     assert (config.evaluate_step, config.register_step) == (names.EVALUATE_STEP, names.REGISTER_STEP)
     assert names.REGISTER_STEP_JSON_NAME.startswith(names.REGISTER_STEP + "-")
-    assert (publisher.EVALUATION_OUTPUT, publisher.EVALUATION_FILE) == (
-        names.EVALUATION_OUTPUT,
-        names.EVALUATION_FILE,
-    )
     # The gate's figures are published under these names (the uncapped ones too, for comparison).
     assert ".".join(publisher.METRIC_PATHS["RMSECappedTruth"]) == names.RMSE_JSON_PATH
     assert ".".join(publisher.METRIC_PATHS["PHM08ScorePer100Units"]) == names.SCORE_JSON_PATH

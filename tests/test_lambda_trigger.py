@@ -377,10 +377,3 @@ def test_bad_configuration_names_every_variable():
     for name in ENVIRONMENT:
         assert name in message
     assert "'5'" in message
-
-
-def test_names_match_the_pipeline():
-    assert events.INPUT_DATA_URI == names.INPUT_DATA_URI
-    assert trigger.DATA_VERSION == names.DATA_VERSION
-    assert trigger.REGISTERED_DATA_VERSION == names.REGISTERED_DATA_VERSION
-    assert registry.DATA_VERSION_METADATA_KEY == names.DATA_VERSION_METADATA_KEY

@@ -42,6 +42,7 @@ from lambdas.common.decisions import DecisionLog, Ignored, Skipped
 from lambdas.common.events import PIPELINE_EXECUTION_STATUS_CHANGE as EVENT_DETAIL_TYPE
 from lambdas.common.events import SAGEMAKER_SOURCE as EVENT_SOURCE
 from lambdas.common.handler import run_logged
+from lambdas.common.pipeline_names import EVALUATION_FILE, EVALUATION_OUTPUT
 from lambdas.common.s3uri import S3UriError, parse_s3_uri
 
 from .config import ConfigError as ConfigError  # raised by load_config, caught by callers
@@ -55,9 +56,6 @@ decide = DECISIONS.decide
 # Failed is published only when EvaluateModel succeeded (the quality gate rejected the model).
 HANDLED_STATUSES = ("Succeeded", "Failed")
 SUCCEEDED = "Succeeded"
-# Same values as pipeline_steps.names (a test keeps them equal; this package stands alone).
-EVALUATION_OUTPUT = "evaluation"
-EVALUATION_FILE = "evaluation.json"
 DIMENSION = "PipelineName"
 # CloudWatch metric name -> path in evaluation.json.
 METRIC_PATHS: dict[str, tuple[str, ...]] = {

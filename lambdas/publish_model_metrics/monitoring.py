@@ -21,13 +21,13 @@ from datetime import datetime
 from typing import Any
 
 from lambdas.common.config import BUCKET_PATTERN, ConfigError
+from lambdas.common.pipeline_names import METRICS_FILE
 
 from .config import ENV_MONITORING_BUCKET as ENV_BUCKET
 from .config import ENV_MONITORING_NAMESPACES as ENV_NAMESPACES
 from .config import ENV_MONITORING_PIPELINE as ENV_PIPELINE
 from .config import ENV_MONITORING_PREFIX as ENV_PREFIX
 
-METRICS_FILE = "metrics.jsonl"  # pipeline_steps.monitoring_names.METRICS_FILE (a test keeps them equal)
 HANDLED_STATUSES = ("Succeeded", "Failed")
 _EXECUTION_ID = re.compile(r":pipeline/([^/]+)/execution/([A-Za-z0-9]+)$")
 _PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]+/$")

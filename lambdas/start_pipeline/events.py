@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdas.common.decisions import Ignored
+from lambdas.common.pipeline_names import INPUT_DATA_URI
 
 from .config import TriggerConfig
 
-# Same value as pipeline_steps.names.INPUT_DATA_URI (a test keeps them equal; this package stands alone).
-INPUT_DATA_URI = "InputDataUri"
 EVENT_SOURCE = "aws.s3"
 EVENT_DETAIL_TYPE = "Object Created"
 # Why a run starts; each is a word without hyphens, the first part of the execution's display name.

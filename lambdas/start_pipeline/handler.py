@@ -49,6 +49,7 @@ from typing import Any
 from lambdas.common.clients import make_clients
 from lambdas.common.decisions import DecisionLog
 from lambdas.common.handler import run_logged
+from lambdas.common.pipeline_names import DATA_VERSION, REGISTERED_DATA_VERSION
 
 from .config import ConfigError, TriggerConfig, load_config
 from .data_version import list_data_objects, listing_version
@@ -59,10 +60,6 @@ __all__ = ["ConfigError", "TriggerConfig", "handler", "load_config", "run"]
 
 DECISIONS = DecisionLog("start_pipeline")
 decide = DECISIONS.decide
-
-# Same values as pipeline_steps.names.DATA_VERSION / REGISTERED_DATA_VERSION (a test keeps them equal).
-DATA_VERSION = "DataVersion"
-REGISTERED_DATA_VERSION = "RegisteredDataVersion"
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Same value as pipeline_steps.names.DATA_VERSION_METADATA_KEY (a test keeps them equal).
-DATA_VERSION_METADATA_KEY = "DataVersion"
+from lambdas.common.pipeline_names import DATA_VERSION_METADATA_KEY
 
 
 def registered_data_version(sagemaker: Any, group: str) -> str:
