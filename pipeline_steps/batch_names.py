@@ -10,6 +10,7 @@ this package, so it spells the file names and the bounds again; a test keeps the
 from __future__ import annotations
 
 from pipeline_steps.names import CODE_INPUT, LIBRARY_INPUT, PROCESSING_INSTANCE_TYPE, PROCESSING_ROOT
+from settings.names import ResourceNames
 
 SCORE_STEP = "ScoreFleet"
 STEP_NAMES = (SCORE_STEP,)
@@ -36,7 +37,6 @@ MAINTENANCE_FILE = "maintenance_list.csv"
 SUMMARY_FILE = "summary.json"
 OUTPUT_FILES = (PREDICTIONS_FILE, MAINTENANCE_FILE, SUMMARY_FILE)
 
-# Key prefixes: the fleet's recent cycles in the data bucket, the outputs in the artifacts bucket
-# (equal to settings.ResourceNames.fleet_prefix and batch_prefix; a test keeps them equal).
-FLEET_PREFIX = "fleet/"
-OUTPUT_PREFIX = "batch/"
+# Key prefixes: the fleet's recent cycles in the data bucket, the outputs in the artifacts bucket.
+FLEET_PREFIX = ResourceNames.fleet_prefix
+OUTPUT_PREFIX = ResourceNames.batch_prefix

@@ -32,15 +32,15 @@ from pipeline_steps import names
 from pipeline_steps.code import library_uri
 from pipeline_steps.config import PipelineConfig
 from pipeline_steps.parameters import PipelineParameters
+from settings.names import ResourceNames
 
 # A fixed job-name base: the SDK appends a timestamp to it, which render_definition normalises.
 JOB_NAME_BASE = "turbofan-rul"
 # Artifacts-bucket prefix of what registered model packages refer to besides their model data; no
-# lifecycle rule touches it (equal to settings.ResourceNames.registry_prefix without the slash; a test
-# keeps them equal).
-REGISTRY_PREFIX = "registry"
-# Under the intermediates prefix `<pipeline>/` (equal to stacks.iam_job_roles.CHECKPOINTS_KEY; a test keeps
-# them equal); the job's folder of it, SageMaker's default LocalPath.
+# lifecycle rule touches it.
+REGISTRY_PREFIX = ResourceNames.registry_prefix.rstrip("/")
+# Under the intermediates prefix `<pipeline>/` (the job role may delete there: stacks.iam_job_roles); the
+# job's folder of it, SageMaker's default LocalPath.
 CHECKPOINTS_PREFIX = "checkpoints"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 

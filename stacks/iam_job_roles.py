@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_kms as kms
 
+from pipeline_steps.job_settings import CHECKPOINTS_PREFIX
 from stacks.iam_conditions import (
     EC2_DESCRIBE_ACTIONS,
     ECR_PULL_ACTIONS,
@@ -38,9 +39,8 @@ from stacks.network_stack import JobNetwork
 from stacks.roles import LeastPrivilegeRole
 
 JOB_LOG_GROUPS = ("ProcessingJobs", "TrainingJobs")
-# Managed spot training checkpoints, under the intermediates prefix (pipeline_steps.job_settings'
-# CHECKPOINTS_PREFIX; a test keeps them equal).
-CHECKPOINTS_KEY = "checkpoints/"
+# Managed spot training checkpoints, under the intermediates prefix.
+CHECKPOINTS_KEY = f"{CHECKPOINTS_PREFIX}/"
 ENDPOINT_LOG_GROUPS = ("Endpoints/", "ProcessingJobs")
 
 

@@ -11,7 +11,7 @@ from pipeline_steps import batch_names as bnames
 from pipeline_steps.batch_config import BatchPipelineConfig, local_batch_config
 from pipeline_steps.batch_pipeline import render_batch_definition
 from pipeline_steps.names import CODE_INPUT, PROCESSING_INSTANCE_TYPE
-from settings import BatchSettings, ResourceNames, Settings, SettingsError, load_settings
+from settings import BatchSettings, Settings, SettingsError, load_settings
 
 SUBNETS = ("subnet-0123456789abcdef0", "subnet-0123456789abcdef1")
 GROUPS = ("sg-0123456789abcdef0",)
@@ -123,11 +123,6 @@ def test_config_type_and_unknown_overrides():
     assert isinstance(local_batch_config(), BatchPipelineConfig)
     with pytest.raises(ValueError, match="unknown field"):
         local_batch_config(fleet="s3://x/")
-
-
-def test_shared_prefixes_equal_the_resource_names():
-    assert ResourceNames.fleet_prefix == bnames.FLEET_PREFIX
-    assert ResourceNames.batch_prefix == bnames.OUTPUT_PREFIX
 
 
 def test_batch_settings_defaults_and_bounds():

@@ -14,11 +14,10 @@ from definition_helpers import all_steps, gets
 
 from pipeline_steps import names
 from pipeline_steps.config import local_config
-from pipeline_steps.job_settings import REGISTRY_PREFIX
 from pipeline_steps.render import render_definition
 from pipeline_steps.tuning import TUNING_RANGES, hyperparameter_ranges
 from rul.hyperparameters import BOUNDS, FAMILY_HYPERPARAMETERS, MODEL_FAMILIES, Hyperparameters
-from settings import MonitoringSettings, Settings, load_settings
+from settings import MonitoringSettings, load_settings
 from stacks.ml_stack import pipeline_config
 
 FIXED = {"gate_overridable": False, "max_runtime_minutes": 17}
@@ -157,10 +156,6 @@ def test_scratch_outputs_still_expire(fixed):
     prefixes = {o["OutputName"]: static_prefix(o["S3Output"]["S3Uri"], steps) for o in outputs}
     assert prefixes[names.TRAIN_OUTPUT] == "s3://local-artifacts/turbofan-rul/<run>/PreprocessData/train"
     assert prefixes[names.MANIFEST_OUTPUT].startswith("s3://local-artifacts/registry/")
-
-
-def test_the_registry_prefix_is_the_settings_prefix():
-    assert f"{REGISTRY_PREFIX}/" == Settings().names.registry_prefix
 
 
 def test_the_model_monitor_baselines_are_registered_from_the_check_properties(model_monitor):
