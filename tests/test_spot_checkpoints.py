@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import botocore.session
@@ -32,6 +33,7 @@ from pipeline_steps.config import local_config
 from rul import checkpoints
 from rul.checkpoints import CheckpointStore, checkpointing, fingerprint, open_store
 from rul.contract import TrainingContext, run_entrypoint
+from rul.errors import ConfigurationError
 from rul.hyperparameters import Hyperparameters
 from rul.models import GbmEnsemble, RulPredictor
 from settings.ml import PipelineSettings
@@ -330,6 +332,10 @@ def test_an_interrupted_deep_fit_resumes_to_the_same_network(family, tmp_path, m
     hp = Hyperparameters.from_dict(
         {"model_family": family, "epochs": 5, "batch_size": 64, "units": 16, "filters": 8, "patience": 2}
     )
+    # `auto` caps (0) are resolved from the training units before a fit; unresolved, labels / cap is inf
+    with pytest.raises(ConfigurationError, match="rul_cap must be resolved"):
+        KerasRegressor(hp).fit(windows, labels, validation)
+    hp = replace(hp, rul_cap=125.0, inner_cap=125.0)
     expected = KerasRegressor(hp).fit(windows, labels, validation).predict(windows)
     written = interrupt_after(monkeypatch, saves=2)
     with checkpointing(tmp_path), pytest.raises(Interrupted):

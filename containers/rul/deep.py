@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rul.checkpoints import CheckpointStore, open_store, save_arrays
+from rul.errors import ConfigurationError
 from rul.hyperparameters import Hyperparameters
 from rul.progress import MetricsCallback, log
 
@@ -108,11 +109,15 @@ class KerasRegressor:
         on_metrics: MetricsCallback | None = None,
     ) -> KerasRegressor:
         """Train epoch by epoch (resuming a checkpoint), stop early on val_loss, keep the best weights."""
-        keras = import_keras()
         hp = self.hyperparameters
+        cap = hp.rul_cap
+        if not cap > 0:  # AUTO_CAP: `rul.auto_settings` resolves it from the training units first
+            raise ConfigurationError(
+                f"rul_cap must be resolved to a positive cap before a deep fit, got {cap}"
+            )
+        keras = import_keras()
         keras.utils.set_random_seed(hp.seed)
         self.model = build_keras_model(hp.model_family, windows.shape[1], windows.shape[2], hp)
-        cap = hp.rul_cap
         scaled = labels / cap
         validation_data = None if validation is None else (validation[0], validation[1] / cap)
         arrays = (windows, labels, *(validation if validation is not None else (None, None)))
