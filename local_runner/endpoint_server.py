@@ -43,6 +43,10 @@ class EndpointPaths:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        # Absolute: the server runs with the containers folder as its working directory.
+        object.__setattr__(self, "root", Path(self.root).absolute())
+
     @classmethod
     def of(cls, work_dir: str | Path) -> EndpointPaths:
         """The endpoint files of the work folder `work_dir`."""

@@ -83,3 +83,10 @@ def test_serve_applies_the_same_rule_to_an_explicit_version(work_dir, capsys):
     _, err = capsys.readouterr()
     assert "version 2 is Rejected, not Approved" in err and "--force" in err
     assert parser.parse_args([*words, "--force"]).force
+
+
+def test_a_relative_work_dir_names_absolute_endpoint_files(tmp_path, monkeypatch):
+    """The server runs in the containers folder, so a relative `.work` must not reach it as relative."""
+    monkeypatch.chdir(tmp_path)
+    paths = EndpointPaths.of(".work")
+    assert paths.root == tmp_path / ".work" / "endpoint" and paths.pid_file.is_absolute()
